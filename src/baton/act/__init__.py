@@ -1,0 +1,1 @@
+"""Runbooks as data: loading, validation, actions, execution, verification, rollback."""

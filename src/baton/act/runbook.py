@@ -1,0 +1,259 @@
+"""Runbook documents: schema validation with file/line errors, content-hash versions,
+parameter resolution that validates every value before it is used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from jsonschema import Draft202012Validator
+
+SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
+TIERS = ("observe", "recommend", "approve", "auto")
+_TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+MAX_PARAM_LEN = 256
+
+
+class RunbookError(ValueError):
+    """A runbook that does not validate; the message names file, line and field."""
+
+    def __init__(self, path: str, line: int | None, field_path: str, message: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {field_path or 'document'}: {message}")
+        self.path, self.line, self.field_path, self.message = path, line, field_path, message
+
+
+class ParamError(ValueError):
+    """A parameter value that fails its declared type or pattern."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"param {param!r}: {message}")
+        self.param = param
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    version: str
+    doc: dict[str, Any]
+    path: str = ""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.doc["title"]
+
+    @property
+    def owner(self) -> str | None:
+        return self.doc.get("owner")
+
+    @property
+    def risk(self) -> str:
+        return self.doc["risk"]
+
+    @property
+    def reversible(self) -> bool:
+        return bool(self.doc["reversible"])
+
+    def ceiling(self, env: str) -> str:
+        autonomy = self.doc["autonomy"]
+        return autonomy.get(env, autonomy["default"])
+
+    def gates(self) -> tuple[float, float]:
+        """(recommend_below, observe_below) confidence thresholds."""
+        conf = self.doc.get("confidence", {})
+        return float(conf.get("recommend_below", 0.6)), float(conf.get("observe_below", 0.3))
+
+
+def content_version(doc: dict[str, Any]) -> str:
+    """Version = hash of the canonical document, so formatting changes do not count."""
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
+    """Line (1-based) of the YAML node at `path`, or of its nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """Checks a JSON Schema cannot express: templates refer to declared params."""
+    problems: list[tuple[list[Any], str]] = []
+    declared = set(doc.get("params", {}))
+    for section in ("steps", "verify", "rollback"):
+        for i, item in enumerate(doc.get(section, [])):
+            text = orjson.dumps(item.get("with", {})).decode()
+            for name in _TEMPLATE.findall(text):
+                if name not in declared:
+                    problems.append(
+                        ([section, i, "with"], f"uses {{{{ {name} }}}} but no such param")
+                    )
+    for name, spec in doc.get("params", {}).items():
+        if "pattern" in spec:
+            try:
+                re.compile(spec["pattern"])
+            except re.error as exc:
+                problems.append((["params", name, "pattern"], f"not a valid regex: {exc}"))
+    return problems
+
+
+def parse(text: str, path: str = "<string>") -> Runbook:
+    """Validate one runbook document; raise RunbookError naming file, line and field."""
+    try:
+        node = yaml.compose(text)
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise RunbookError(
+            path, mark.line + 1 if mark else None, "", f"not valid YAML: {exc}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise RunbookError(path, 1, "", "a runbook must be a YAML mapping")
+    errors = sorted(
+        Draft202012Validator(schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        err = errors[0]
+        loc = list(err.absolute_path)
+        raise RunbookError(path, _line_of(node, loc), ".".join(map(str, loc)), err.message)
+    for loc, message in _semantic_errors(doc):
+        raise RunbookError(path, _line_of(node, loc), ".".join(map(str, loc)), message)
+    return Runbook(
+        id=doc["id"], version=content_version(doc), doc=doc, path=path, params=doc.get("params", {})
+    )
+
+
+@dataclass
+class Catalogue:
+    """Runbooks loaded from a directory; invalid files are reported, never loaded."""
+
+    runbooks: dict[str, Runbook] = field(default_factory=dict)
+    errors: list[RunbookError] = field(default_factory=list)
+
+    def get(self, runbook_id: str) -> Runbook | None:
+        return self.runbooks.get(runbook_id)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.runbooks.values())
+
+
+def load_dir(directory: Path) -> Catalogue:
+    """Load every *.yaml / *.yml in `directory` (not policy files)."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"runbook directory {directory} does not exist")
+    catalogue = Catalogue()
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        if path.stem == "policy":
+            continue
+        try:
+            rb = parse(path.read_text(), str(path))
+        except RunbookError as exc:
+            catalogue.errors.append(exc)
+            continue
+        if rb.id in catalogue.runbooks:
+            catalogue.errors.append(
+                RunbookError(
+                    str(path),
+                    1,
+                    "id",
+                    f"duplicate id {rb.id!r} (also in {catalogue.runbooks[rb.id].path})",
+                )
+            )
+            continue
+        catalogue.runbooks[rb.id] = rb
+    return catalogue
+
+
+def validate_value(name: str, spec: dict[str, Any], value: Any) -> str | int:
+    """Check one value against its param spec; it is used only if this passes."""
+    if spec["type"] == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ParamError(name, "must be an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise ParamError(name, f"must be an integer, got {str(value)[:40]!r}") from None
+    if not isinstance(value, str):
+        raise ParamError(name, "must be a string")
+    if not value or len(value) > MAX_PARAM_LEN:
+        raise ParamError(name, f"must be 1-{MAX_PARAM_LEN} characters")
+    if not value.isprintable():
+        raise ParamError(name, "contains control characters")
+    if value.startswith("-") and not spec.get("allow_leading_dash"):
+        raise ParamError(name, "must not start with '-'")
+    if "enum" in spec and value not in spec["enum"]:
+        raise ParamError(name, f"must be one of {spec['enum']}")
+    if "pattern" in spec and not re.fullmatch(spec["pattern"], value):
+        raise ParamError(name, f"does not match pattern {spec['pattern']!r}")
+    return value
+
+
+def resolve_params(
+    runbook: Runbook,
+    *,
+    origin_service: str | None,
+    labels: dict[str, str],
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fill params from their sources (or human overrides) and validate each one."""
+    values: dict[str, Any] = {}
+    overrides = overrides or {}
+    for name, spec in runbook.params.items():
+        source = spec["source"]
+        if name in overrides:
+            raw = overrides[name]
+        elif source == "incident.origin_service":
+            raw = origin_service
+        elif source.startswith("label:"):
+            raw = labels.get(source.split(":", 1)[1])
+        else:
+            raw = source.split(":", 1)[1]
+        if raw is None:
+            if spec.get("required", True):
+                raise ParamError(name, f"required but {source} gave no value")
+            continue
+        values[name] = validate_value(name, spec, raw)
+    unknown = set(overrides) - set(runbook.params)
+    if unknown:
+        raise ParamError(sorted(unknown)[0], "is not a parameter of this runbook")
+    return values
+
+
+def render(template: Any, params: dict[str, Any]) -> Any:
+    """Substitute {{ name }} in string leaves; a whole-string template keeps the value's type.
+
+    Substitution happens per leaf value: a parameter can never add keys, list items or
+    arguments, whatever characters it holds.
+    """
+    if isinstance(template, dict):
+        return {k: render(v, params) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, params) for v in template]
+    if isinstance(template, str):
+        whole = _TEMPLATE.fullmatch(template.strip())
+        if whole:
+            return params.get(whole.group(1))
+        return _TEMPLATE.sub(lambda m: str(params.get(m.group(1), "")), template)
+    return template

@@ -1,0 +1,162 @@
+"""Services, tokens, KPIs and the audit ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from baton.api.deps import actor_of, platform, require, session
+from baton.api.errors import ApiError
+from baton.correlate.topology import ServiceDef, load_topology
+from baton.correlate.topology import to_dict as service_dict
+from baton.govern import audit
+from baton.govern.rbac import Permission, Principal, create_token, list_tokens, revoke_token
+from baton.learn.kpis import kpis
+from baton.runtime.pipeline import Platform
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+READ = Depends(require(Permission.READ))
+GOVERN = Depends(require(Permission.GOVERN))
+ADMIN = Depends(require(Permission.ADMIN))
+
+
+@router.get("/services")
+def services(_: Principal = READ, s: Session = Depends(session)) -> list[dict[str, Any]]:
+    return [service_dict(d) for d in load_topology(s).services.values()]
+
+
+class ServiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")
+    kind: str = "service"
+    host: str | None = None
+    owner: str | None = None
+    env: str = "prod"
+    tier: int = Field(default=2, ge=1, le=4)
+    user_facing: bool = False
+    depends_on: list[str] = Field(default_factory=list)
+
+
+@router.put("/services", summary="Declare services and dependencies (upsert)")
+def put_services(
+    items: list[ServiceIn], who: Principal = ADMIN, p: Platform = Depends(platform)
+) -> dict[str, int]:
+    defs = [ServiceDef(**{**i.model_dump(), "depends_on": tuple(i.depends_on)}) for i in items]
+    try:
+        count = p.register_services(defs)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    with p.db.session() as s:
+        audit.append(
+            s,
+            actor=actor_of(who),
+            action="services.declared",
+            subject="services",
+            at=p.clock.now(),
+            inputs={"services": [d.name for d in defs]},
+            decision="upserted",
+        )
+    return {"services": count}
+
+
+@router.get("/kpis")
+def kpi(_: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
+    return kpis(s)
+
+
+@router.get("/audit")
+def audit_records(
+    since: datetime | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+    after_seq: int = 0,
+    limit: int = Query(100, ge=1, le=1000),
+    _: Principal = GOVERN,
+    s: Session = Depends(session),
+) -> list[dict[str, Any]]:
+    rows = audit.records(
+        s, since=since, subject=subject, action=action, limit=limit, after_seq=after_seq
+    )
+    return [audit.to_dict(r) for r in rows]
+
+
+@router.get("/audit/verify")
+def audit_verify(_: Principal = GOVERN, s: Session = Depends(session)) -> dict[str, Any]:
+    result = audit.verify(s)
+    return {
+        "ok": result.ok,
+        "records": result.records,
+        "problem": result.problem,
+        "broken_seq": result.broken_seq,
+    }
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    role: str
+
+
+@router.get("/tokens")
+def tokens(_: Principal = ADMIN, s: Session = Depends(session)) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "role": t.role,
+            "prefix": t.prefix,
+            "created_at": t.created_at,
+            "last_used_at": t.last_used_at,
+            "revoked_at": t.revoked_at,
+        }
+        for t in list_tokens(s)
+    ]
+
+
+@router.post("/tokens", status_code=201, summary="Create a token; the secret is shown only here")
+def new_token(
+    body: TokenIn,
+    who: Principal = ADMIN,
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    try:
+        token, secret = create_token(s, name=body.name, role=body.role, at=p.clock.now())
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    audit.append(
+        s,
+        actor=actor_of(who),
+        action="token.created",
+        subject=f"token:{token.id}",
+        at=p.clock.now(),
+        inputs={"name": body.name, "role": body.role},
+        decision="created",
+    )
+    return {"id": token.id, "name": token.name, "role": token.role, "token": secret}
+
+
+@router.delete("/tokens/{token_id}")
+def delete_token(
+    token_id: int,
+    who: Principal = ADMIN,
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    try:
+        token = revoke_token(s, token_id, p.clock.now())
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    audit.append(
+        s,
+        actor=actor_of(who),
+        action="token.revoked",
+        subject=f"token:{token.id}",
+        at=p.clock.now(),
+        decision="revoked",
+    )
+    return {"id": token.id, "revoked_at": token.revoked_at}

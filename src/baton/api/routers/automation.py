@@ -1,0 +1,208 @@
+"""Runbooks, proposals, decisions, approvals, executions and the kill switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.act.executor import to_dict as execution_dict
+from baton.act.runbook import schema
+from baton.api.deps import actor_of, platform, require, session
+from baton.api.errors import ApiError
+from baton.govern import killswitch
+from baton.govern.flows import ApprovalError
+from baton.govern.flows import to_dict as approval_dict
+from baton.govern.rbac import Permission, Principal
+from baton.learn.kpis import trust
+from baton.runtime.pipeline import Platform
+from baton.store.models import Approval, Decision, Execution, Proposal
+from baton.triage.propose import to_dict as proposal_dict
+
+router = APIRouter(prefix="/api/v1", tags=["automation"])
+READ = Depends(require(Permission.READ))
+OPERATE = Depends(require(Permission.OPERATE))
+GOVERN = Depends(require(Permission.GOVERN))
+
+
+@router.get("/runbooks")
+def runbooks(
+    _: Principal = READ, p: Platform = Depends(platform), s: Session = Depends(session)
+) -> dict[str, Any]:
+    items = [
+        {
+            "id": rb.id,
+            "version": rb.version,
+            "title": rb.title,
+            "owner": rb.owner,
+            "risk": rb.risk,
+            "reversible": rb.reversible,
+            "autonomy": rb.doc["autonomy"],
+            "trust": trust(s, rb.id),
+        }
+        for rb in p.catalogue
+    ]
+    errors = [str(e) for e in p.catalogue.errors]
+    return {"runbooks": items, "errors": errors}
+
+
+@router.get("/runbooks/schema", summary="The runbook JSON Schema, for editors")
+def runbook_schema(_: Principal = READ) -> dict[str, Any]:
+    return schema()
+
+
+@router.get("/runbooks/{runbook_id}")
+def runbook(
+    runbook_id: str,
+    _: Principal = READ,
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    rb = p.catalogue.get(runbook_id)
+    if rb is None:
+        raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
+    return {"id": rb.id, "version": rb.version, "document": rb.doc, "trust": trust(s, rb.id)}
+
+
+@router.post("/runbooks/reload", summary="Reload runbooks and policy from disk")
+def reload(_: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str, Any]:
+    catalogue = p.reload_runbooks()
+    return {"loaded": len(catalogue.runbooks), "errors": [str(e) for e in catalogue.errors]}
+
+
+@router.get("/proposals")
+def proposals(
+    limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    return [
+        proposal_dict(x)
+        for x in s.scalars(select(Proposal).order_by(Proposal.id.desc()).limit(limit))
+    ]
+
+
+@router.get("/decisions")
+def decisions(
+    limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    rows = s.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit))
+    return [
+        {
+            "id": d.id,
+            "proposal_id": d.proposal_id,
+            "tier": d.tier,
+            "reasons": d.reasons,
+            "decided_by": d.decided_by,
+            "decided_at": d.decided_at,
+        }
+        for d in rows
+    ]
+
+
+@router.get("/executions")
+def executions(
+    status: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    _: Principal = READ,
+    s: Session = Depends(session),
+) -> list[dict[str, Any]]:
+    query = select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if status:
+        query = query.where(Execution.status == status)
+    return [execution_dict(e) for e in s.scalars(query)]
+
+
+@router.get("/executions/{execution_id}")
+def execution(
+    execution_id: int, _: Principal = READ, s: Session = Depends(session)
+) -> dict[str, Any]:
+    row = s.get(Execution, execution_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no execution {execution_id}")
+    return execution_dict(row, with_steps=True)
+
+
+@router.get("/approvals")
+def approvals(
+    status: str | None = "pending", _: Principal = READ, s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    query = select(Approval).order_by(Approval.id)
+    if status:
+        query = query.where(Approval.status == status)
+    out = []
+    for a in s.scalars(query):
+        item = approval_dict(a)
+        decision = s.get(Decision, a.decision_id)
+        proposal = s.get(Proposal, decision.proposal_id)
+        item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
+        item["proposal"] = proposal_dict(proposal)
+        out.append(item)
+    return out
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/approvals/{approval_id}/approve")
+def approve(
+    approval_id: int, body: Verdict, who: Principal = OPERATE, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    try:
+        execution = p.approve(approval_id, actor_of(who), body.reason)
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ApprovalError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return {"approval": approval_id, "execution": execution.id if execution else None}
+
+
+@router.post("/approvals/{approval_id}/reject")
+def reject(
+    approval_id: int, body: Verdict, who: Principal = OPERATE, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    try:
+        p.reject(approval_id, actor_of(who), body.reason)
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ApprovalError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return {"approval": approval_id, "status": "rejected"}
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: str = Field(pattern="^(all|runbook|service)$")
+    target: str | None = Field(default=None, max_length=128)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _switch(fn: Any, body: PauseIn, who: Principal, p: Platform) -> dict[str, Any]:
+    try:
+        with p.db.session() as s:
+            fn(s, body.scope, body.target, actor_of(who), body.reason, p.clock.now())
+            return {"paused": killswitch.active(s)}
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+
+
+@router.get("/automation")
+def automation(_: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
+    return {"paused": killswitch.active(s)}
+
+
+@router.post("/automation/pause", summary="Kill switch: technicians and up may pause")
+def pause(
+    body: PauseIn, who: Principal = OPERATE, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    return _switch(killswitch.pause, body, who, p)
+
+
+@router.post("/automation/resume", summary="Only leads and admins may resume")
+def resume(
+    body: PauseIn, who: Principal = GOVERN, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    return _switch(killswitch.resume, body, who, p)

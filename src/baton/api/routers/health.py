@@ -1,0 +1,42 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from baton.api.deps import platform, require
+from baton.api.errors import ApiError
+from baton.govern.rbac import Permission
+from baton.runtime.pipeline import Platform
+from baton.store.migrate import is_current
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable and migrated")
+def readyz(p: Platform = Depends(platform)) -> dict[str, object]:
+    try:
+        with p.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        migrated = is_current(p.db.engine)
+    except Exception as exc:
+        raise ApiError(
+            503, "unavailable", f"database not reachable: {type(exc).__name__}"
+        ) from None
+    if not migrated:
+        raise ApiError(503, "unavailable", "database schema is not current; run `baton db upgrade`")
+    return {"status": "ready", "runbooks": len(p.catalogue.runbooks)}
+
+
+@router.get("/metrics", summary="Prometheus metrics (viewer token unless metrics_public)")
+def metrics(request: Request, p: Platform = Depends(platform)) -> Response:
+    if not p.settings.metrics_public:
+        require(Permission.READ)(request, p)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

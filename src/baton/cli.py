@@ -1,0 +1,436 @@
+"""The `baton` command line (Typer + Rich): a thin edge over the runtime and domains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from baton import __version__
+from baton.runtime.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="Baton: AI runs the tasks; humans hold the baton.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (bearer auth).", no_args_is_help=True)
+runbooks_app = typer.Typer(help="Runbook catalogue tools.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(runbooks_app, name="runbooks")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def _database(s: Settings):  # type: ignore[no-untyped-def]
+    from baton.store.db import Database
+    from baton.store.migrate import upgrade
+
+    upgrade(s.db_url)
+    return Database(s.db_url)
+
+
+def _now() -> datetime:
+    from baton.runtime.clock import default_clock
+
+    return default_clock().now()
+
+
+def _json(data: Any) -> str:
+    return orjson.dumps(data, default=str).decode()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+# --- serve ------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    tick_s: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
+) -> None:
+    """Run the API server and the scheduler (triage, decide, verify) on real time."""
+    import uvicorn
+
+    from baton.api.app import create_app
+    from baton.runtime.clock import SystemClock
+    from baton.runtime.logging import configure_logging
+    from baton.runtime.pipeline import Platform
+
+    cfg = settings(host=host, port=port)
+    configure_logging(cfg.log_level, cfg.log_format)
+    platform = Platform(cfg, SystemClock()).start()
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(tick_s):
+            try:
+                platform.tick()
+            except Exception:  # keep the heartbeat alive; the error is logged
+                import logging
+
+                logging.getLogger("baton.scheduler").exception("tick failed")
+
+    threading.Thread(target=heartbeat, name="baton-scheduler", daemon=True).start()
+    try:
+        uvicorn.run(create_app(platform), host=cfg.host, port=cfg.port, log_level="warning")
+    finally:
+        stop.set()
+        platform.close()
+
+
+# --- db ---------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (SQLite by default, PostgreSQL via BATON_DATABASE_URL)."""
+    from baton.store.migrate import upgrade
+
+    cfg = settings()
+    try:
+        upgrade(cfg.db_url)
+    except Exception as exc:
+        raise fail(f"migration failed on {cfg.db_url.split('@')[-1]}: {exc}") from None
+    out.print(f"database at {cfg.db_url.split('@')[-1]} is up to date")
+
+
+# --- tokens -----------------------------------------------------------------------------
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
+) -> None:
+    """Create an API token and print it once (only its hash is stored)."""
+    from baton.govern.audit import Actor, append
+    from baton.govern.rbac import create_token, parse_role
+
+    try:
+        parse_role(role)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    db = _database(settings())
+    with db.session() as s:
+        try:
+            token, secret = create_token(s, name=name, role=role, at=_now())
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        append(
+            s,
+            actor=Actor(os.environ.get("USER", "cli"), "human"),
+            action="token.created",
+            subject=f"token:{token.id}",
+            at=_now(),
+            inputs={"name": name, "role": role},
+            decision="created",
+        )
+    out.print(secret, soft_wrap=True)
+    err.print(f"token {token.id} for {name!r} ({role}); store it now, it is not shown again")
+
+
+@token_app.command("list")
+def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List tokens (never their secrets)."""
+    from baton.govern.rbac import list_tokens
+
+    db = _database(settings())
+    with db.session() as s:
+        rows = [
+            {
+                "id": t.id,
+                "name": t.name,
+                "role": t.role,
+                "prefix": t.prefix,
+                "revoked": t.revoked_at is not None,
+            }
+            for t in list_tokens(s)
+        ]
+    if as_json:
+        out.print(_json(rows), soft_wrap=True)
+        return
+    table = Table("id", "name", "role", "prefix", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["role"], r["prefix"], str(r["revoked"]))
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    from baton.govern.rbac import revoke_token
+
+    db = _database(settings())
+    with db.session() as s:
+        try:
+            revoke_token(s, token_id, _now())
+        except LookupError as exc:
+            raise fail(str(exc)) from None
+    out.print(f"token {token_id} revoked")
+
+
+# --- runbooks ---------------------------------------------------------------------------
+@runbooks_app.command("validate")
+def runbooks_validate(
+    directory: Annotated[Path, typer.Argument(help="Runbook directory.")],
+) -> None:
+    """Validate every runbook in DIR; each error names file, line and field."""
+    from baton.act.runbook import load_dir
+    from baton.govern.config import load_policy
+
+    try:
+        catalogue = load_dir(directory)
+        load_policy(directory / "policy.yaml")
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for rb in catalogue:
+        out.print(f"[green]ok[/]   {rb.path}  {rb.id}@{rb.version}")
+    for problem in catalogue.errors:
+        out.print(f"[red]FAIL[/] {problem}", soft_wrap=True)
+    if catalogue.errors:
+        raise typer.Exit(1)
+    if not catalogue.runbooks:
+        raise fail(f"no runbooks found in {directory}", 1)
+
+
+@runbooks_app.command("schema")
+def runbooks_schema() -> None:
+    """Print the runbook JSON Schema (for editors and CI)."""
+    from baton.act.runbook import schema
+
+    print(orjson.dumps(schema(), option=orjson.OPT_INDENT_2).decode())
+
+
+# --- audit ------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; name the first edited, deleted or reordered record."""
+    from baton.govern.audit import verify
+
+    db = _database(settings())
+    with db.session() as s:
+        result = verify(s)
+    if result.ok:
+        out.print(f"[green]audit chain intact[/]: {result.records} records verified")
+        return
+    raise fail(f"audit chain broken: {result.problem}", 1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        datetime | None, typer.Option(help="Only records at or after this time.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Only 'jsonl'.")] = "jsonl",
+) -> None:
+    """Export audit records as JSON lines."""
+    from baton.govern.audit import records, to_dict
+
+    if fmt != "jsonl":
+        raise fail(f"unknown format {fmt!r}; only 'jsonl' is supported")
+    db = _database(settings())
+    after = 0
+    with db.session() as s:
+        while batch := records(s, since=since, after_seq=after, limit=1000):
+            for r in batch:
+                sys.stdout.write(_json(to_dict(r)) + "\n")
+            after = batch[-1].seq
+
+
+# --- kill switch ------------------------------------------------------------------------
+def _scope(all_: bool, runbook: str | None, service: str | None) -> tuple[str, str | None]:
+    chosen = [(n, v) for n, v in (("all", all_), ("runbook", runbook), ("service", service)) if v]
+    if len(chosen) != 1:
+        raise fail("give exactly one of --all, --runbook ID, --service NAME")
+    name, value = chosen[0]
+    return name, None if name == "all" else str(value)
+
+
+@app.command()
+def pause(
+    all_: Annotated[bool, typer.Option("--all", help="Pause every automation.")] = False,
+    runbook: Annotated[str | None, typer.Option(help="Pause one runbook.")] = None,
+    service: Annotated[str | None, typer.Option(help="Pause automation on one service.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (audited).")] = "paused from the CLI",
+) -> None:
+    """Kill switch: stop new automated actions at once (running ones stop at the next step)."""
+    from baton.govern import killswitch
+    from baton.govern.audit import Actor
+
+    scope, target = _scope(all_, runbook, service)
+    db = _database(settings())
+    with db.session() as s:
+        killswitch.pause(
+            s, scope, target, Actor(os.environ.get("USER", "cli"), "human"), reason, _now()
+        )
+        active = killswitch.active(s)
+    out.print(f"paused: {', '.join(active)}")
+
+
+@app.command()
+def resume(
+    all_: Annotated[bool, typer.Option("--all", help="Resume the global switch.")] = False,
+    runbook: Annotated[str | None, typer.Option(help="Resume one runbook.")] = None,
+    service: Annotated[str | None, typer.Option(help="Resume one service.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (audited).")] = "resumed from the CLI",
+) -> None:
+    """Lift a pause set with `baton pause`."""
+    from baton.govern import killswitch
+    from baton.govern.audit import Actor
+
+    scope, target = _scope(all_, runbook, service)
+    db = _database(settings())
+    with db.session() as s:
+        found = killswitch.resume(
+            s, scope, target, Actor(os.environ.get("USER", "cli"), "human"), reason, _now()
+        )
+        active = killswitch.active(s)
+    out.print(
+        ("resumed" if found else "was not paused")
+        + f"; still paused: {', '.join(active) or 'nothing'}"
+    )
+
+
+# --- bench ------------------------------------------------------------------------------
+@app.command(name="bench")
+def bench_cmd(
+    name: Annotated[str, typer.Argument(help="Bench to run; `baton bench list` lists them.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of figures.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for simulated data.")] = 1,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset path (default ../shared/datasets).")
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,
+) -> None:
+    """Measure speed or quality and print the figures."""
+    from baton.runtime import bench
+
+    if name == "list":
+        for key, (description, _) in sorted(bench.BENCHES.items()):
+            out.print(f"{key:12} {description}")
+        return
+    if name not in bench.BENCHES:
+        raise fail(f"unknown bench {name!r}; available: {', '.join(sorted(bench.BENCHES))}")
+    with Progress(
+        TextColumn(f"bench {name}"), BarColumn(), TaskProgressColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task(name, total=None)
+        args = bench.BenchArgs(
+            seed=seed,
+            data=data,
+            size=size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        result = bench.run(name, args)
+    table = Table("figure", "value", title=f"bench {name}")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    out.print(table)
+    if as_json:
+        print(_json(result))
+
+
+# --- demo -------------------------------------------------------------------------------
+@app.command()
+def demo(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run a fixed scenario set and exit.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated estate.")] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with a JSON line of counts.")
+    ] = False,
+    speed: Annotated[
+        float, typer.Option(help="Live mode: simulated seconds per real second.")
+    ] = 30.0,
+    port: Annotated[int | None, typer.Option(help="Live mode: API port (default 8000).")] = None,
+    reset: Annotated[
+        bool, typer.Option(help="Wipe a database that a demo did not create.")
+    ] = False,
+) -> None:
+    """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
+    from baton.cli_view import DemoView
+    from baton.runtime.demo import Demo, DemoPlan, DemoRefused
+
+    cfg = settings(port=port)
+    view = DemoView(out)
+    try:
+        runner = Demo(cfg, DemoPlan(seed=seed), observer=view, reset=reset)
+    except DemoRefused as exc:
+        raise fail(str(exc)) from None
+    view.banner(cfg, once)
+    try:
+        if once:
+            summary = runner.run_once()
+            view.summary(summary)
+            if as_json:
+                print(_json(summary))
+            return
+        _run_live(runner, cfg, view, speed)
+    finally:
+        runner.close()
+
+
+def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
+    import uvicorn
+
+    from baton.api.app import create_app
+    from baton.govern.rbac import create_token
+
+    with runner.platform.db.session() as s:
+        _, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runner.platform), host=cfg.host, port=cfg.port, log_level="warning"
+        )
+    )
+    threading.Thread(target=server.run, name="baton-api", daemon=True).start()
+    view.live_intro(cfg, secret)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runner.run_live(stop.is_set, speed)
+    server.should_exit = True
+    view.summary(runner.summary())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""How `baton demo` shows what happens, as it happens, in the terminal (Rich)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+STYLES = {
+    "fault.injected": ("FAULT", "magenta"),
+    "incident.opened": ("INCIDENT", "bold red"),
+    "incident.grew": ("GROUPED", "red"),
+    "incident.origin_changed": ("ORIGIN", "yellow"),
+    "incident.resolved": ("RESOLVED", "bold green"),
+    "ticket": ("TICKET", "cyan"),
+    "proposal": ("PROPOSES", "blue"),
+    "triage.no_match": ("NO RUNBOOK", "yellow"),
+    "decision": ("DECIDES", "bold blue"),
+    "human.approves": ("HUMAN", "bold cyan"),
+    "execution.queued": ("RUNS", "white"),
+    "execution.ran": ("STEPS", "white"),
+    "execution.finished": ("RESULT", "bold"),
+}
+
+
+class DemoView:
+    """An observer for the platform's notes that prints one line per happening."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        label, style = STYLES.get(kind, (kind.upper(), "white"))
+        at: datetime | None = data.get("at")
+        clock = at.strftime("%a %H:%M") if at else "--:--"
+        text = self._describe(kind, data)
+        if text:
+            self.console.print(
+                f"[dim]{clock}[/] [{style}]{label:<10}[/] {escape(text)}", soft_wrap=True
+            )
+
+    @staticmethod
+    def _describe(kind: str, d: dict[str, Any]) -> str | None:
+        if kind == "fault.injected":
+            return f"the sandbox breaks something ({d['scenario']}); Baton is not told what"
+        if kind.startswith("incident."):
+            services = ", ".join(d.get("services", []))
+            return (
+                f"#{d['incident']} {d['title']} — origin {d.get('origin')} — services: {services}"
+            )
+        if kind == "ticket":
+            linked = f" → incident #{d['incident']}" if d.get("incident") else ""
+            return f"#{d['ticket']} [{d['category']}] {d['subject']}{linked}"
+        if kind == "proposal":
+            return (
+                f"incident #{d['incident']}: run {d['runbook']} {d['params']} "
+                f"(confidence {d['confidence']:.2f}) because {d['rationale']}"
+            )
+        if kind == "triage.no_match":
+            return f"incident #{d['incident']}: no runbook fits {d['origin']}; left to humans"
+        if kind == "decision":
+            wait = (
+                f" — waiting for a human (approval #{d['approval']})" if d.get("approval") else ""
+            )
+            return f"{d['runbook']}: {d['tier'].upper()} — {'; '.join(d['reasons'])}{wait}"
+        if kind == "human.approves":
+            return f"{d['by']} approves #{d['approval']}"
+        if kind == "execution.queued":
+            return f"execution #{d['execution']} {d['runbook']} {d['params']}"
+        if kind == "execution.ran":
+            return f"execution #{d['execution']} steps done → {d['status']}"
+        if kind == "execution.finished":
+            mark = "verified fix" if d.get("verified") else d["status"]
+            trust = d.get("trust", {})
+            return (
+                f"execution #{d['execution']} {d['runbook']}: {mark} — {d.get('summary')} "
+                f"(track record {trust.get('succeeded')}/{trust.get('runs')})"
+            )
+        return None
+
+    def banner(self, settings: Any, once: bool) -> None:
+        mode = "once through a fixed scenario set" if once else "live"
+        self.console.rule(f"[bold]Baton demo[/] — {mode}")
+        self.console.print(f"database: {settings.db_url}; runbooks: {settings.runbooks_path}")
+
+    def live_intro(self, settings: Any, token: str) -> None:
+        url = f"http://{settings.host}:{settings.port}"
+        self.console.print(f"API: {url}  (docs at {url}/docs)")
+        self.console.print(f"admin token: [bold]{token}[/]")
+        self.console.print(f"try: curl -H 'Authorization: Bearer {token}' {url}/api/v1/approvals")
+        self.console.print("Ctrl-C stops the demo.")
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        table = Table("figure", "value", title="demo summary")
+        for key, value in summary.items():
+            table.add_row(key, str(value))
+        self.console.print(table)

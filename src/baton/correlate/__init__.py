@@ -1,0 +1,1 @@
+"""Fingerprints, dedup and grouping of events into incidents over the service topology."""

@@ -1,0 +1,249 @@
+"""Grouping events into incidents and choosing each incident's probable origin.
+
+A new firing event joins an open incident when it is recent (time proximity) and its
+service is the same as, upstream of, or downstream of a service already in it (the
+dependency graph). The origin is the most upstream firing service. Every join records
+which rule grouped it and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.correlate.topology import Topology
+from baton.govern.audit import Actor, append
+from baton.sense.service import SEVERITY_RANK
+from baton.store.models import Event, Incident
+
+CORRELATOR = Actor("baton.correlate", "ai", "topology-window/1")
+OPEN_STATES = ("open", "acknowledged")
+
+
+@dataclass(frozen=True)
+class IncidentChange:
+    incident_id: int
+    kind: str  # opened | grew | origin_changed | resolved
+
+
+def open_incidents(session: Session) -> list[Incident]:
+    return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
+
+
+def _firing_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
+    rows = session.execute(
+        select(Event.service, Event.first_seen, Event.severity).where(
+            Event.incident_id == incident_id, Event.status == "firing"
+        )
+    ).all()
+    return [(r.service or "unknown", r.first_seen, r.severity) for r in rows]
+
+
+def choose_origin(
+    firing: list[tuple[str, datetime, str]], graph: Topology
+) -> tuple[str | None, str]:
+    """The most upstream firing service; ties go to the earliest, then the most severe."""
+    services = {s for s, _, _ in firing}
+    if not services:
+        return None, "no firing events"
+    roots = [s for s in services if not (graph.upstream(s) & services)]
+    first_seen = {s: min(t for n, t, _ in firing if n == s) for s in services}
+    worst = {s: max(SEVERITY_RANK.get(v, 1) for n, _, v in firing if n == s) for s in services}
+    roots.sort(key=lambda s: (first_seen[s], -worst[s], s))
+    origin = roots[0]
+    others = sorted(services - {origin})
+    if len(roots) == 1 and others:
+        why = f"{origin} is upstream of every other failing service ({', '.join(others)})"
+    elif len(roots) == 1:
+        why = f"{origin} is the only failing service"
+    else:
+        why = (
+            f"{len(roots)} failing services have no failing dependency "
+            f"({', '.join(sorted(roots))}); {origin} failed first"
+        )
+    return origin, why
+
+
+def _candidates(
+    event: Event, incidents: list[Incident], graph: Topology, now: datetime, window: timedelta
+) -> list[tuple[Incident, dict[str, Any]]]:
+    found = []
+    service = event.service or "unknown"
+    for inc in incidents:
+        if now - inc.updated_at > window:
+            continue
+        linked = [s for s in inc.services if graph.related(service, s)]
+        if linked:
+            found.append(
+                (
+                    inc,
+                    {
+                        "rule": "topology" if service not in inc.services else "same-service",
+                        "detail": graph.path_note(service, linked[0]),
+                        "score": round(len(linked) / max(1, len(inc.services)), 3),
+                        "event_id": event.id,
+                        "window_s": int(window.total_seconds()),
+                    },
+                )
+            )
+    found.sort(key=lambda pair: (-pair[1]["score"], pair[0].id))
+    return found
+
+
+def _retitle(inc: Incident, session: Session) -> None:
+    names = session.scalars(
+        select(Event.name)
+        .where(Event.incident_id == inc.id, Event.service == inc.origin_service)
+        .order_by(Event.id)
+    ).first()
+    extra = len(inc.services) - 1
+    suffix = f" (+{extra} related service{'s' if extra != 1 else ''})" if extra > 0 else ""
+    inc.title = f"{names or 'Problem'} on {inc.origin_service}{suffix}"
+
+
+def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetime) -> bool:
+    origin, why = choose_origin(_firing_services(session, inc.id), graph)
+    if origin is None or origin == inc.origin_service:
+        return False
+    previous = inc.origin_service
+    inc.origin_service = origin
+    _retitle(inc, session)
+    append(
+        session,
+        actor=CORRELATOR,
+        action="incident.origin",
+        subject=f"incident:{inc.id}",
+        at=at,
+        inputs={"previous": previous, "services": inc.services},
+        decision=origin,
+        rationale=why,
+    )
+    return previous is not None
+
+
+def correlate(
+    session: Session,
+    events: list[Event],
+    graph: Topology,
+    at: datetime,
+    window: timedelta = timedelta(minutes=15),
+    resolve_with_alerts: bool = True,
+) -> list[IncidentChange]:
+    """Place changed events into incidents; resolve incidents whose events all resolved."""
+    incidents = open_incidents(session)
+    changes: dict[int, str] = {}
+    touched: dict[int, Incident] = {}
+    for event in events:
+        if event.status == "firing" and event.incident_id is None:
+            inc = _place(session, event, incidents, graph, at, window)
+            if inc not in incidents:
+                incidents.append(inc)
+                changes[inc.id] = "opened"
+            else:
+                changes.setdefault(inc.id, "grew")
+            touched[inc.id] = inc
+        elif event.status == "resolved" and event.incident_id is not None:
+            inc = session.get(Incident, event.incident_id)
+            if inc is not None and inc.status in OPEN_STATES:
+                touched[inc.id] = inc
+    for inc in touched.values():
+        if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
+            changes[inc.id] = "origin_changed"
+        if resolve_with_alerts and not _firing_services(session, inc.id):
+            inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
+            changes[inc.id] = "resolved"
+            append(
+                session,
+                actor=CORRELATOR,
+                action="incident.resolved",
+                subject=f"incident:{inc.id}",
+                at=at,
+                decision="resolved",
+                rationale="every grouped alert has resolved",
+            )
+    session.flush()
+    return [IncidentChange(i, k) for i, k in changes.items()]
+
+
+def _place(
+    session: Session,
+    event: Event,
+    incidents: list[Incident],
+    graph: Topology,
+    at: datetime,
+    window: timedelta,
+) -> Incident:
+    service = event.service or "unknown"
+    candidates = _candidates(event, incidents, graph, at, window)
+    if candidates:
+        inc, reason = candidates[0]
+        if service not in inc.services:
+            inc.services = [*inc.services, service]
+        if SEVERITY_RANK.get(event.severity, 1) > SEVERITY_RANK.get(inc.severity, 1):
+            inc.severity = event.severity
+        inc.grouping = [*inc.grouping, reason]
+        inc.updated_at = at
+        event.incident_id = inc.id
+        append(
+            session,
+            actor=CORRELATOR,
+            action="incident.grouped",
+            subject=f"incident:{inc.id}",
+            at=at,
+            inputs={"event": event.id, "alert": event.name, "service": service},
+            decision="joined",
+            rationale=f"{reason['rule']}: {reason['detail']}",
+        )
+        return inc
+    reason = {
+        "rule": "new",
+        "detail": f"no open incident related to {service}",
+        "score": 0.0,
+        "event_id": None,
+    }
+    inc = Incident(
+        title=f"{event.name} on {service}",
+        status="open",
+        severity=event.severity,
+        origin_service=None,
+        services=[service],
+        grouping=[reason],
+        opened_at=at,
+        updated_at=at,
+    )
+    session.add(inc)
+    session.flush()
+    reason["event_id"] = event.id
+    event.incident_id = inc.id
+    append(
+        session,
+        actor=CORRELATOR,
+        action="incident.opened",
+        subject=f"incident:{inc.id}",
+        at=at,
+        inputs={"event": event.id, "alert": event.name, "service": service, "labels": event.labels},
+        decision="opened",
+        rationale=reason["detail"],
+    )
+    return inc
+
+
+def to_dict(inc: Incident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "title": inc.title,
+        "status": inc.status,
+        "severity": inc.severity,
+        "origin_service": inc.origin_service,
+        "services": inc.services,
+        "grouping": inc.grouping,
+        "opened_at": inc.opened_at,
+        "updated_at": inc.updated_at,
+        "acknowledged_at": inc.acknowledged_at,
+        "acknowledged_by": inc.acknowledged_by,
+        "resolved_at": inc.resolved_at,
+    }

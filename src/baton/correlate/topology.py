@@ -1,0 +1,147 @@
+"""The service catalogue and its dependency graph (edges point upstream)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.store.models import Service, ServiceDependency
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """A service as declared by a catalogue, the sandbox or the API."""
+
+    name: str
+    kind: str = "service"
+    host: str | None = None
+    owner: str | None = None
+    env: str = "prod"
+    tier: int = 2
+    user_facing: bool = False
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass
+class Topology:
+    """An in-memory view of the graph for fast upstream/downstream questions."""
+
+    services: dict[str, ServiceDef] = field(default_factory=dict)
+
+    @cached_property
+    def _upstream(self) -> dict[str, frozenset[str]]:
+        memo: dict[str, frozenset[str]] = {}
+
+        def visit(name: str, trail: frozenset[str]) -> frozenset[str]:
+            if name in memo:
+                return memo[name]
+            spec = self.services.get(name)
+            found: set[str] = set()
+            for dep in spec.depends_on if spec else ():
+                if dep in trail:
+                    continue  # tolerate a cycle rather than recurse forever
+                found.add(dep)
+                found |= visit(dep, trail | {dep})
+            memo[name] = frozenset(found)
+            return memo[name]
+
+        return {name: visit(name, frozenset({name})) for name in self.services}
+
+    def upstream(self, name: str) -> frozenset[str]:
+        """Everything `name` needs, directly or transitively."""
+        return self._upstream.get(name, frozenset())
+
+    def related(self, a: str, b: str) -> bool:
+        """True when one of the two depends (transitively) on the other."""
+        return a == b or b in self.upstream(a) or a in self.upstream(b)
+
+    def path_note(self, a: str, b: str) -> str:
+        if a == b:
+            return f"same service {a}"
+        if b in self.upstream(a):
+            return f"{a} depends on {b}"
+        return f"{b} depends on {a}"
+
+    def kind(self, name: str) -> str | None:
+        spec = self.services.get(name)
+        return spec.kind if spec else None
+
+    def owner(self, name: str) -> str | None:
+        spec = self.services.get(name)
+        return spec.owner if spec else None
+
+    def env(self, name: str) -> str:
+        spec = self.services.get(name)
+        return spec.env if spec else "prod"
+
+
+def validate_defs(defs: Iterable[ServiceDef]) -> list[ServiceDef]:
+    """Check names are unique and every dependency is declared; ValueError otherwise."""
+    items = list(defs)
+    names = [d.name for d in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"service declared twice: {', '.join(dupes)}")
+    known = set(names)
+    for d in items:
+        missing = [dep for dep in d.depends_on if dep not in known]
+        if missing:
+            raise ValueError(
+                f"service {d.name} depends on unknown service(s): {', '.join(missing)}"
+            )
+    return items
+
+
+def upsert_services(session: Session, defs: Iterable[ServiceDef]) -> int:
+    """Create or update services and replace their dependency edges; returns the count."""
+    items = validate_defs(defs)
+    existing = {s.name: s for s in session.scalars(select(Service))}
+    for d in items:
+        row = existing.get(d.name) or Service(name=d.name)
+        row.kind, row.host, row.owner, row.env = d.kind, d.host, d.owner, d.env
+        row.tier, row.user_facing = d.tier, d.user_facing
+        session.add(row)
+        existing[d.name] = row
+    session.flush()
+    for d in items:
+        row = existing[d.name]
+        row.dependencies = [
+            ServiceDependency(service_id=row.id, depends_on_id=existing[dep].id)
+            for dep in d.depends_on
+        ]
+    session.flush()
+    return len(items)
+
+
+def load_topology(session: Session) -> Topology:
+    services = {}
+    for row in session.scalars(select(Service)):
+        services[row.name] = ServiceDef(
+            name=row.name,
+            kind=row.kind,
+            host=row.host,
+            owner=row.owner,
+            env=row.env,
+            tier=row.tier,
+            user_facing=row.user_facing,
+            depends_on=tuple(sorted(dep.depends_on.name for dep in row.dependencies)),
+        )
+    return Topology(services)
+
+
+def to_dict(d: ServiceDef) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "kind": d.kind,
+        "host": d.host,
+        "owner": d.owner,
+        "env": d.env,
+        "tier": d.tier,
+        "user_facing": d.user_facing,
+        "depends_on": list(d.depends_on),
+    }

@@ -1,0 +1,1 @@
+"""Autonomy policy, approvals, kill switch, RBAC and the audit ledger."""

@@ -1,0 +1,214 @@
+"""The tamper-evident audit ledger.
+
+Each record carries the hash of the one before it; the hash is SHA-256 over a canonical
+JSON encoding of the record's fields. Editing, deleting or reordering any row breaks the
+chain at that row, and `verify` names it. The application only ever appends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from baton.store.models import AuditRecord
+
+GENESIS = "0" * 64
+ACTOR_KINDS = ("human", "ai", "system")
+
+# Values under keys like these are replaced before anything is written.
+_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential|private[_-]?key)", re.I)
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a person, or an AI component with its model and version."""
+
+    name: str
+    kind: str = "system"
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTOR_KINDS:
+            raise ValueError(f"actor kind must be one of {ACTOR_KINDS}, not {self.kind!r}")
+
+
+def mask_secrets(value: Any) -> Any:
+    """Copy of `value` with secret-looking keys masked, recursively."""
+    if isinstance(value, dict):
+        return {
+            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_hash(record: AuditRecord) -> str:
+    """SHA-256 of the canonical encoding of every field but the hash itself."""
+    body = {
+        "seq": record.seq,
+        "ts": _ts(record.ts),
+        "actor": record.actor,
+        "actor_kind": record.actor_kind,
+        "actor_version": record.actor_version,
+        "action": record.action,
+        "subject": record.subject,
+        "inputs": record.inputs,
+        "decision": record.decision,
+        "rationale": record.rationale,
+        "outcome": record.outcome,
+        "prev_hash": record.prev_hash,
+    }
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialise appends until the caller commits, across threads and processes.
+
+    Updating one well-known row takes PostgreSQL's row lock and SQLite's write lock,
+    both held to the end of the transaction, so no two appends read the same head.
+    """
+    session.execute(text("UPDATE meta SET value = value WHERE key = 'audit.lock'"))
+
+
+def append(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    subject: str,
+    at: datetime,
+    inputs: dict[str, Any] | None = None,
+    decision: str | None = None,
+    rationale: str | None = None,
+    outcome: str | None = None,
+) -> AuditRecord:
+    """Append one record to the chain inside the caller's transaction."""
+    _lock_chain(session)
+    last = session.execute(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    record = AuditRecord(
+        seq=(last.seq + 1) if last else 1,
+        ts=at.astimezone(UTC),
+        actor=actor.name,
+        actor_kind=actor.kind,
+        actor_version=actor.version,
+        action=action,
+        subject=subject,
+        inputs=orjson.loads(orjson.dumps(mask_secrets(inputs or {}), default=str)),
+        decision=decision,
+        rationale=rationale,
+        outcome=outcome,
+        prev_hash=last.hash if last else GENESIS,
+    )
+    record.hash = record_hash(record)
+    session.add(record)
+    session.flush()
+    return record
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    problem: str | None = None
+    broken_seq: int | None = None
+
+
+def _walk(session: Session, batch: int = 2000) -> Iterator[AuditRecord]:
+    last_seq = 0
+    while True:
+        rows = session.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.seq > last_seq)
+            .order_by(AuditRecord.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last_seq = rows[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session) -> VerifyResult:
+    """Walk the chain from the start; report the first record that does not hold."""
+    prev_hash, expected_seq, count = GENESIS, 1, 0
+    for record in _walk(session):
+        if record.seq != expected_seq:
+            return VerifyResult(
+                False,
+                count,
+                f"record {expected_seq} is missing (next is {record.seq}): deleted or reordered",
+                expected_seq,
+            )
+        if record.prev_hash != prev_hash:
+            return VerifyResult(
+                False,
+                count,
+                f"record {record.seq} does not follow record {record.seq - 1}: "
+                "the chain was reordered or a record before it was altered",
+                record.seq,
+            )
+        if record_hash(record) != record.hash:
+            return VerifyResult(
+                False,
+                count,
+                f"record {record.seq} was altered: its content does not match its hash",
+                record.seq,
+            )
+        prev_hash, expected_seq, count = record.hash, expected_seq + 1, count + 1
+    return VerifyResult(True, count)
+
+
+def records(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+    after_seq: int = 0,
+) -> list[AuditRecord]:
+    """Query the ledger, oldest first."""
+    query = select(AuditRecord).where(AuditRecord.seq > after_seq).order_by(AuditRecord.seq)
+    if since is not None:
+        query = query.where(AuditRecord.ts >= since)
+    if subject is not None:
+        query = query.where(AuditRecord.subject == subject)
+    if action is not None:
+        query = query.where(AuditRecord.action == action)
+    return list(session.scalars(query.limit(limit)))
+
+
+def to_dict(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "ts": _ts(record.ts),
+        "actor": record.actor,
+        "actor_kind": record.actor_kind,
+        "actor_version": record.actor_version,
+        "action": record.action,
+        "subject": record.subject,
+        "inputs": record.inputs,
+        "decision": record.decision,
+        "rationale": record.rationale,
+        "outcome": record.outcome,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }

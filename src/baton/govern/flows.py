@@ -1,0 +1,203 @@
+"""Deciding proposals and the approval queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.act.runbook import Runbook
+from baton.govern import killswitch
+from baton.govern.audit import Actor, append
+from baton.govern.config import PolicyConfig
+from baton.govern.policy import PolicyInputs, Tier, decide
+from baton.store.models import Approval, Decision, Proposal
+
+POLICY = Actor("baton.govern.policy", "system", "tiers/1")
+
+
+class ApprovalError(ValueError):
+    """An approval action that is not allowed; the message says why."""
+
+
+def decide_proposal(
+    session: Session,
+    proposal: Proposal,
+    runbook: Runbook,
+    *,
+    service: str | None,
+    env: str,
+    policy: PolicyConfig,
+    at: datetime,
+) -> tuple[Decision, Approval | None]:
+    """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
+    cap, cap_source = policy.cap(service, env)
+    freeze = policy.frozen(service, at)
+    recommend_below, observe_below = runbook.gates()
+    inputs = PolicyInputs(
+        runbook_ceiling=Tier.parse(runbook.ceiling(env)),
+        confidence=proposal.confidence,
+        recommend_below=recommend_below,
+        observe_below=observe_below,
+        service_cap=cap,
+        has_owner=bool(runbook.owner),
+        frozen=freeze is not None,
+        paused=killswitch.paused_scope(session, runbook.id, service),
+    )
+    verdict = decide(inputs)
+    reasons = list(verdict.reasons)
+    if freeze is not None:
+        reasons = [r if "freeze" not in r else f"{r}: {freeze.reason}" for r in reasons]
+    reasons = [r.replace("service/environment cap", f"cap of {cap_source}") for r in reasons]
+    decision = Decision(
+        proposal_id=proposal.id,
+        tier=verdict.tier.label,
+        reasons=reasons,
+        decided_by=f"{POLICY.name}/{POLICY.version}",
+        decided_at=at,
+    )
+    session.add(decision)
+    proposal.status = "decided"
+    session.flush()
+    append(
+        session,
+        actor=POLICY,
+        action="decision.made",
+        subject=f"proposal:{proposal.id}",
+        at=at,
+        inputs={
+            "runbook": runbook.id,
+            "version": runbook.version,
+            "env": env,
+            "service": service,
+            "confidence": proposal.confidence,
+            "ceiling": inputs.runbook_ceiling.label,
+            "cap": cap.label,
+            "owner": runbook.owner,
+            "paused": inputs.paused,
+            "frozen": inputs.frozen,
+        },
+        decision=verdict.tier.label,
+        rationale="; ".join(reasons),
+    )
+    approval = None
+    if verdict.tier == Tier.APPROVE:
+        approval = Approval(
+            decision_id=decision.id,
+            status="pending",
+            requested_by=proposal.proposer,
+            required_approvals=2 if runbook.risk == "high" else 1,
+            approvers=[],
+            created_at=at,
+            expires_at=at + timedelta(seconds=policy.approval_ttl_s),
+        )
+        session.add(approval)
+        session.flush()
+        append(
+            session,
+            actor=POLICY,
+            action="approval.requested",
+            subject=f"approval:{approval.id}",
+            at=at,
+            inputs={"decision": decision.id, "runbook": runbook.id, "risk": runbook.risk},
+            decision="pending",
+            rationale=f"{approval.required_approvals} approver(s) needed ({runbook.risk} risk)",
+        )
+    return decision, approval
+
+
+def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise LookupError(f"no approval {approval_id}")
+    if approval.status != "pending":
+        raise ApprovalError(f"approval {approval_id} is {approval.status}, not pending")
+    if approval.expires_at is not None and at >= approval.expires_at:
+        raise ApprovalError(f"approval {approval_id} expired at {approval.expires_at.isoformat()}")
+    return approval
+
+
+def approve(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> bool:
+    """Add an approval; True when enough distinct approvers have said yes."""
+    approval = _pending(session, approval_id, at)
+    requester = approval.requested_by.split("/")[0]
+    if approver.name in (approval.requested_by, requester):
+        raise ApprovalError("the requester cannot approve its own request")
+    if approver.name in approval.approvers:
+        raise ApprovalError(f"{approver.name} has already approved; another person must")
+    approval.approvers = [*approval.approvers, approver.name]
+    done = len(approval.approvers) >= approval.required_approvals
+    if done:
+        approval.status, approval.decided_by, approval.decided_at = "approved", approver.name, at
+        approval.reason = reason
+    append(
+        session,
+        actor=approver,
+        action="approval.approved" if done else "approval.partial",
+        subject=f"approval:{approval.id}",
+        at=at,
+        inputs={"approvers": approval.approvers, "required": approval.required_approvals},
+        decision="approved" if done else "approved (awaiting another approver)",
+        rationale=reason,
+    )
+    return done
+
+
+def reject(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> None:
+    approval = _pending(session, approval_id, at)
+    approval.status, approval.decided_by, approval.decided_at = "rejected", approver.name, at
+    approval.reason = reason
+    append(
+        session,
+        actor=approver,
+        action="approval.rejected",
+        subject=f"approval:{approval.id}",
+        at=at,
+        decision="rejected",
+        rationale=reason,
+    )
+
+
+def expire_approvals(session: Session, at: datetime) -> list[Approval]:
+    """Expire approvals that waited too long, and escalate each."""
+    stale = list(
+        session.scalars(
+            select(Approval).where(Approval.status == "pending", Approval.expires_at <= at)
+        )
+    )
+    for approval in stale:
+        approval.status, approval.decided_at = "expired", at
+        append(
+            session,
+            actor=POLICY,
+            action="approval.expired",
+            subject=f"approval:{approval.id}",
+            at=at,
+            decision="escalate",
+            rationale="nobody approved in time; escalated to the owner and on-call",
+        )
+    return stale
+
+
+def pending_approvals(session: Session) -> list[Approval]:
+    return list(
+        session.scalars(select(Approval).where(Approval.status == "pending").order_by(Approval.id))
+    )
+
+
+def to_dict(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "decision_id": a.decision_id,
+        "status": a.status,
+        "requested_by": a.requested_by,
+        "required_approvals": a.required_approvals,
+        "approvers": a.approvers,
+        "decided_by": a.decided_by,
+        "reason": a.reason,
+        "created_at": a.created_at,
+        "expires_at": a.expires_at,
+        "decided_at": a.decided_at,
+    }

@@ -1,0 +1,82 @@
+"""The autonomy policy: how far a proposal may go on its own.
+
+The effective tier is the lowest of every limit that applies; `decide` returns it with
+the reasons of each limit that held it down, so a human can see exactly why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Tier(IntEnum):
+    OBSERVE = 0  # shadow: decide and record only
+    RECOMMEND = 1  # show to a human
+    APPROVE = 2  # run after a human approves (two for high risk)
+    AUTO = 3  # run, notify; a human may veto or roll back
+
+    @classmethod
+    def parse(cls, name: str) -> Tier:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            valid = ", ".join(t.name.lower() for t in cls)
+            raise ValueError(f"unknown autonomy tier {name!r}; valid: {valid}") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """Everything that may limit a proposal's autonomy."""
+
+    runbook_ceiling: Tier
+    confidence: float
+    recommend_below: float = 0.6
+    observe_below: float = 0.3
+    service_cap: Tier = Tier.AUTO
+    has_owner: bool = True
+    frozen: bool = False
+    paused: str | None = None  # kill switch scope that applies, if any
+    breaker_open: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    tier: Tier
+    reasons: tuple[str, ...]
+
+
+def decide(p: PolicyInputs) -> Verdict:
+    """Effective tier = min over all limits; reasons list each limit below `auto`."""
+    limits: list[tuple[Tier, str]] = [
+        (p.runbook_ceiling, f"runbook ceiling is {p.runbook_ceiling.label}"),
+        (p.service_cap, f"service/environment cap is {p.service_cap.label}"),
+    ]
+    if p.confidence < p.observe_below:
+        limits.append(
+            (Tier.OBSERVE, f"confidence {p.confidence:.2f} < observe gate {p.observe_below:.2f}")
+        )
+    elif p.confidence < p.recommend_below:
+        limits.append(
+            (
+                Tier.RECOMMEND,
+                f"confidence {p.confidence:.2f} < recommend gate {p.recommend_below:.2f}",
+            )
+        )
+    if not p.has_owner:
+        limits.append((Tier.RECOMMEND, "no accountable owner: at most recommend"))
+    if p.frozen:
+        limits.append((Tier.OBSERVE, "a freeze window is active"))
+    if p.paused:
+        limits.append((Tier.OBSERVE, f"automation paused ({p.paused})"))
+    if p.breaker_open:
+        limits.append((Tier.OBSERVE, "circuit breaker is open"))
+    tier = min(t for t, _ in limits)
+    reasons = tuple(why for t, why in limits if t == tier)
+    if tier == Tier.AUTO:
+        reasons = ("every limit allows auto",)
+    return Verdict(tier, reasons)

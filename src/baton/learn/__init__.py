@@ -1,0 +1,1 @@
+"""KPIs, trust per runbook, and feedback from outcomes."""

@@ -1,0 +1,1 @@
+"""Settings, clock, logging, task backends and the pipeline that wires the domains."""

@@ -1,0 +1,291 @@
+"""`baton demo`: the sandbox estate feeding a live Baton in simulated time.
+
+The estate only talks to the platform the way a real estate would — Alertmanager-format
+alerts and users' tickets — and the platform acts back on it only through runbooks. The
+ground truth (which fault, where) is read here solely to score the run at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from baton.correlate.topology import ServiceDef
+from baton.govern import audit
+from baton.govern.audit import Actor
+from baton.govern.flows import pending_approvals
+from baton.runtime.clock import SimulatedClock
+from baton.runtime.pipeline import Observer, Platform
+from baton.runtime.settings import Settings
+from baton.sandbox import Estate
+from baton.store.migrate import upgrade
+from baton.store.models import (
+    Approval,
+    Decision,
+    Event,
+    Execution,
+    Incident,
+    Meta,
+    Proposal,
+    Ticket,
+)
+
+DEMO_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday morning
+DEMO_MARK = "origin"
+SIM_APPROVERS = (Actor("sim-lead", "human"), Actor("sim-oncall", "human"))
+
+
+class DemoRefused(RuntimeError):
+    """The target database holds data that is not a demo's; the demo will not touch it."""
+
+
+@dataclass
+class DemoPlan:
+    seed: int = 1
+    step_s: float = 30.0
+    baseline_min: int = 20
+    spacing_min: int = 50
+    tail_min: int = 90
+    approve_after_min: float = 5.0  # simulated humans approve in --once mode
+    scenarios: list[str] = field(default_factory=list)  # empty = every scenario
+
+
+def _services(estate: Estate) -> list[ServiceDef]:
+    return [
+        ServiceDef(
+            name=s.name,
+            kind=s.kind,
+            host=s.host,
+            owner=s.owner,
+            env=s.env,
+            tier=s.tier,
+            user_facing=s.user_facing,
+            depends_on=tuple(s.depends_on),
+        )
+        for s in estate.topology()
+    ]
+
+
+class EstateTarget:
+    """The estate as a runbook target; a lock keeps the executor and the feed apart."""
+
+    def __init__(self, estate: Estate) -> None:
+        self.estate = estate
+        self.lock = threading.RLock()
+
+    def remediate(self, action: str, service: str, **params: Any) -> Any:
+        with self.lock:
+            return self.estate.remediate(action, service, **params)
+
+    def observe(self, service: str, metric: str) -> float:
+        with self.lock:
+            return self.estate.observe(service, metric)
+
+
+def prepare_database(settings: Settings, reset: bool) -> None:
+    """Start from an empty demo database; refuse to wipe data a demo did not create."""
+    from baton.store.db import Database  # local: only the demo ever drops tables
+
+    db = Database(settings.db_url)
+    try:
+        upgrade(db.url)
+        with db.session() as s:
+            marked = s.get(Meta, DEMO_MARK)
+            has_data = (s.scalar(select(func.count()).select_from(Event)) or 0) > 0
+        if has_data and (marked is None or marked.value != "demo") and not reset:
+            raise DemoRefused(
+                f"the database at {settings.db_url} holds data that no demo created; "
+                "set BATON_HOME to another directory or pass --reset to wipe it"
+            )
+        from baton.store.models import Base
+
+        Base.metadata.drop_all(db.engine)
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(db.url)
+        with db.session() as s:
+            s.add(Meta(key=DEMO_MARK, value="demo"))
+    finally:
+        db.dispose()
+
+
+class Demo:
+    """Runs the estate and the platform together on one simulated clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: DemoPlan,
+        observer: Observer | None = None,
+        reset: bool = False,
+    ) -> None:
+        prepare_database(settings, reset)
+        self.plan = plan
+        self.clock = SimulatedClock(DEMO_START)
+        self.estate = Estate(seed=plan.seed, start=DEMO_START, step_seconds=plan.step_s)
+        self.target = EstateTarget(self.estate)
+        self.observer = observer or (lambda kind, data: None)
+        self.platform = Platform(
+            settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
+        ).start()
+        self.platform.register_services(_services(self.estate))
+        self.injected: list[dict[str, Any]] = []
+        self._approval_seen: dict[int, datetime] = {}
+
+    def _observe(self, kind: str, data: dict[str, Any]) -> None:
+        self.observer(kind, {**data, "at": self.clock.now()})
+
+    # --- one step of simulated time ----------------------------------------------------
+    def step(self) -> None:
+        until = self.clock.now() + timedelta(seconds=self.plan.step_s)
+        with self.target.lock:
+            signals = self.estate.step(until)
+        self.clock.set(until)
+        if signals.alerts:
+            self.platform.ingest_alertmanager(signals.alerts, source="alertmanager")
+        for draft in signals.tickets:
+            self.platform.file_ticket(draft.reporter, draft.subject, draft.body)
+        self.platform.tick()
+        self.platform.backend.drain(timeout=30)
+
+    def inject(self, scenario: str) -> str:
+        with self.target.lock:
+            fault_id = self.estate.inject(scenario)
+        self.injected.append({"fault_id": fault_id, "scenario": scenario, "at": self.clock.now()})
+        self.observer("fault.injected", {"scenario": scenario, "at": self.clock.now()})
+        return fault_id
+
+    def simulated_humans(self, delay: timedelta) -> None:
+        """Stand-ins for people in --once mode: approve requests after `delay`."""
+        now = self.clock.now()
+        with self.platform.db.session() as s:
+            waiting = [(a.id, a.created_at, list(a.approvers)) for a in pending_approvals(s)]
+        for approval_id, created, approvers in waiting:
+            due = created + delay * (len(approvers) + 1)
+            if now < due:
+                continue
+            approver = next(a for a in SIM_APPROVERS if a.name not in approvers)
+            self.observer(
+                "human.approves", {"approval": approval_id, "by": approver.name, "at": now}
+            )
+            self.platform.approve(approval_id, approver, "simulated on-call approval (demo)")
+        self.platform.backend.drain(timeout=30)
+
+    def run_for(
+        self,
+        minutes: float,
+        humans: bool,
+        stop: Callable[[], bool] = lambda: False,
+        pace_s: float = 0.0,
+    ) -> None:
+        steps = int(minutes * 60 / self.plan.step_s)
+        for _ in range(steps):
+            if stop():
+                return
+            self.step()
+            if humans:
+                self.simulated_humans(timedelta(minutes=self.plan.approve_after_min))
+            if pace_s:
+                time.sleep(pace_s)
+
+    def scenario_list(self) -> list[str]:
+        return self.plan.scenarios or list(self.estate.scenario_names())
+
+    # --- modes -------------------------------------------------------------------------
+    def run_once(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.run_for(self.plan.baseline_min, humans=True)
+        for scenario in self.scenario_list():
+            self.inject(scenario)
+            self.run_for(self.plan.spacing_min, humans=True)
+        self.run_for(self.plan.tail_min, humans=True)
+        summary = self.summary()
+        summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+        return summary
+
+    def run_live(self, stop: Callable[[], bool], speed: float) -> None:
+        """Inject scenarios in turn, forever, pacing simulated time at `speed` times real time."""
+        pace = self.plan.step_s / speed
+        names = self.scenario_list()
+        self.run_for(self.plan.baseline_min / 2, humans=False, stop=stop, pace_s=pace)
+        i = 0
+        while not stop():
+            self.inject(names[i % len(names)])
+            i += 1
+            self.run_for(self.plan.spacing_min, humans=False, stop=stop, pace_s=pace)
+
+    def close(self) -> None:
+        self.platform.close()
+
+    # --- the score -----------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        truth = self.estate.ground_truth()
+        with self.platform.db.session() as s:
+
+            def count(model: Any, *where: Any) -> int:
+                return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+            incidents = list(s.scalars(select(Incident).order_by(Incident.id)))
+            tiers = dict(
+                s.execute(select(Decision.tier, func.count()).group_by(Decision.tier))
+                .tuples()
+                .all()
+            )
+            scored = _score(truth, incidents)
+            verdict = audit.verify(s)
+            return {
+                "seed": self.plan.seed,
+                "sim_hours": round((self.clock.now() - DEMO_START).total_seconds() / 3600, 2),
+                "scenarios": len(self.injected),
+                "scenarios_with_incident": scored["with_incident"],
+                "origin_accuracy": scored["origin_accuracy"],
+                "faults_fixed": sum(1 for t in truth if t.get("fixed_at")),
+                "alerts": count(Event),
+                "incidents": len(incidents),
+                "incidents_resolved": sum(1 for i in incidents if i.status == "resolved"),
+                "tickets": count(Ticket),
+                "tickets_linked": count(Ticket, Ticket.incident_id.is_not(None)),
+                "proposals": count(Proposal),
+                "decisions": sum(tiers.values()),
+                "decisions_by_tier": tiers,
+                "approvals_requested": count(Approval),
+                "approvals_pending": count(Approval, Approval.status == "pending"),
+                "executions": count(Execution),
+                "executions_succeeded": count(Execution, Execution.status == "succeeded"),
+                "executions_failed": count(
+                    Execution, Execution.status.in_(("failed", "rolled_back"))
+                ),
+                "verified_fixes": count(Execution, Execution.verified.is_(True)),
+                "audit_records": verdict.records,
+                "audit_ok": verdict.ok,
+            }
+
+
+def _score(truth: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, Any]:
+    """Match each fault to the first incident that contains its root service after it began."""
+    with_incident, correct = 0, 0
+    for fault in truth:
+        start, root = fault["started_at"], fault["root_service"]
+        affected = set(fault.get("affected") or ()) | {root}
+        match = next(
+            (
+                i
+                for i in incidents
+                if i.opened_at >= start - timedelta(minutes=1) and affected & set(i.services)
+            ),
+            None,
+        )
+        if match is None:
+            continue
+        with_incident += 1
+        correct += match.origin_service == root
+    return {
+        "with_incident": with_incident,
+        "origin_accuracy": round(correct / with_incident, 3) if with_incident else None,
+    }

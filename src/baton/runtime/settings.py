@@ -1,0 +1,114 @@
+"""Settings from environment variables (BATON_*) and an optional `baton.yaml`.
+
+Precedence: environment > baton.yaml > defaults. The YAML file is looked up in
+`BATON_CONFIG`, else `./baton.yaml`, else `$BATON_HOME/baton.yaml`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the problem."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATON_", extra="forbid")
+
+    home: Path = Field(default=Path(".baton"), description="Data directory")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///$BATON_HOME/baton.db"
+    )
+    broker_url: str | None = Field(default=None, description="Celery broker (later)")
+    runbooks_dir: Path | None = Field(default=None, description="Runbook YAML directory")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    task_workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics without a token (for simple scrapers)"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'baton.db').resolve()}"
+
+    @property
+    def runbooks_path(self) -> Path:
+        """Runbook directory: configured, else ./runbooks, else the checkout's catalogue."""
+        if self.runbooks_dir is not None:
+            return self.runbooks_dir
+        local = Path("runbooks")
+        if local.is_dir():
+            return local
+        return Path(__file__).resolve().parents[3] / "runbooks"
+
+
+def _yaml_path() -> Path | None:
+    explicit = os.environ.get("BATON_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"BATON_CONFIG points at {path}, which is not a file")
+        return path
+    for candidate in (
+        Path("baton.yaml"),
+        Path(os.environ.get("BATON_HOME", ".baton")) / "baton.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of setting: value at the top level")
+    return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; raise ConfigError naming the bad setting."""
+    path = _yaml_path()
+    file_values = _read_yaml(path) if path else {}
+    env_keys = {k[len("BATON_") :].lower() for k in os.environ if k.startswith("BATON_")}
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

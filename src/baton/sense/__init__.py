@@ -1,0 +1,1 @@
+"""Receivers and normalisation of every incoming signal to one `Event` shape."""

@@ -1,0 +1,1 @@
+"""Tickets, self-service catalogue, knowledge base and chat intake."""

@@ -1,0 +1,1 @@
+"""System of record: SQLAlchemy models, Alembic migrations, engines and sessions."""

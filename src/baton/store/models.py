@@ -1,0 +1,284 @@
+"""SQLAlchemy 2 models for Baton's domain words (DESIGN.md §3).
+
+Times are stored as UTC. JSON columns hold labels, evidence and parameters that vary
+by source; everything a query filters on is a real column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always hand back timezone-aware UTC, even from SQLite which forgets the zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class Meta(Base):
+    """Key/value facts about this database (e.g. that a demo created it)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="service")
+    host: Mapped[str | None] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(128))
+    env: Mapped[str] = mapped_column(String(32), default="prod")
+    tier: Mapped[int] = mapped_column(Integer, default=2)
+    user_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    dependencies: Mapped[list[ServiceDependency]] = relationship(
+        foreign_keys="ServiceDependency.service_id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class ServiceDependency(Base):
+    """`service` needs `depends_on`: edges point upstream."""
+
+    __tablename__ = "service_dependencies"
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on: Mapped[Service] = relationship(foreign_keys=[depends_on_id], lazy="joined")
+
+
+class Event(Base):
+    """A normalised signal, deduplicated by fingerprint while it is active."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    service: Mapped[str | None] = mapped_column(String(128))
+    resource: Mapped[str | None] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    status: Mapped[str] = mapped_column(String(16), default="firing")
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    __table_args__ = (Index("ix_events_fingerprint_status", "fingerprint", "status"),)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    title: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    origin_service: Mapped[str | None] = mapped_column(String(128))
+    services: Mapped[list[Any]] = mapped_column(default=list)
+    grouping: Mapped[list[Any]] = mapped_column(default=list)
+    triaged_origin: Mapped[str | None] = mapped_column(String(128))
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None]
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reporter: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(512))
+    body: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    service: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RunbookRecord(Base):
+    """One version (content hash) of a runbook as it was loaded."""
+
+    __tablename__ = "runbooks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    runbook_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(256))
+    owner: Mapped[str | None] = mapped_column(String(128))
+    risk: Mapped[str] = mapped_column(String(16))
+    reversible: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    loaded_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("runbook_id", "version"),)
+
+
+class Proposal(Base):
+    """What triage suggests doing, with evidence; only a proposal until decided."""
+
+    __tablename__ = "proposals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    runbook_id: Mapped[str] = mapped_column(String(128))
+    runbook_version: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    confidence: Mapped[float] = mapped_column(Float)
+    rationale: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    proposer: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime]
+
+
+class Decision(Base):
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime]
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+    approvers: Mapped[list[Any]] = mapped_column(default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+
+
+class Execution(Base):
+    __tablename__ = "executions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    runbook_id: Mapped[str] = mapped_column(String(128))
+    runbook_version: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    verify_deadline: Mapped[datetime | None]
+    summary: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[ExecutionStep]] = relationship(
+        order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class ExecutionStep(Base):
+    __tablename__ = "execution_steps"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    rendered: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class AuditRecord(Base):
+    """One link of the tamper-evident audit chain. Never updated, never deleted."""
+
+    __tablename__ = "audit_records"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_version: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decision: Mapped[str | None] = mapped_column(Text)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored, the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Classification, similar cases and runbook proposals with evidence."""

@@ -1,0 +1,176 @@
+"""Runbook proposals for incidents: which runbook fits the origin's symptoms, with the
+evidence and a confidence a human (and the policy gate) can judge.
+
+A proposal is only a proposal; it goes through `decide` like everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.act.runbook import Catalogue, ParamError, Runbook, resolve_params
+from baton.correlate.topology import Topology
+from baton.govern.audit import Actor, append
+from baton.store.models import Event, Incident, Proposal
+
+PROPOSER = Actor("baton.triage", "ai", "symptom-match/1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    runbook: Runbook
+    confidence: float
+    matched: tuple[str, ...]
+    explained: float
+
+
+def score(runbook: Runbook, alert_names: list[str], kind: str | None) -> Candidate | None:
+    """How well a runbook's declared symptoms explain the origin's firing alerts."""
+    match = runbook.doc["match"]
+    kinds = match.get("service_kinds") or []
+    if kinds and kind not in kinds:
+        return None
+    wanted = set(match["alertnames"])
+    matched = tuple(sorted({n for n in alert_names if n in wanted}))
+    if not matched:
+        return None
+    explained = sum(1 for n in alert_names if n in wanted) / len(alert_names)
+    confidence = 0.45 + 0.35 * explained + (0.15 if kinds else 0.0) + 0.05 * min(len(matched), 1)
+    return Candidate(runbook, round(min(confidence, 0.99), 3), matched, round(explained, 3))
+
+
+def _origin_events(session: Session, incident: Incident) -> list[Event]:
+    return list(
+        session.scalars(
+            select(Event)
+            .where(
+                Event.incident_id == incident.id,
+                Event.service == incident.origin_service,
+                Event.status == "firing",
+            )
+            .order_by(Event.id)
+        )
+    )
+
+
+def propose(
+    session: Session,
+    incident: Incident,
+    catalogue: Catalogue,
+    graph: Topology,
+    at: datetime,
+) -> Proposal | None:
+    """Propose the best-fitting runbook for the incident's origin, or record that none fits."""
+    events = _origin_events(session, incident)
+    names = [e.name for e in events]
+    kind = graph.kind(incident.origin_service or "")
+    ranked = sorted(
+        (c for rb in catalogue if (c := score(rb, names, kind)) is not None),
+        key=lambda c: (-c.confidence, c.runbook.id),
+    )
+    subject = f"incident:{incident.id}"
+    if not ranked:
+        append(
+            session,
+            actor=PROPOSER,
+            action="triage.no_match",
+            subject=subject,
+            at=at,
+            inputs={"origin": incident.origin_service, "alerts": names, "kind": kind},
+            decision="none",
+            rationale="no runbook declares these symptoms; left to humans",
+        )
+        return None
+    best = ranked[0]
+    labels = events[0].labels if events else {}
+    try:
+        params = resolve_params(best.runbook, origin_service=incident.origin_service, labels=labels)
+    except ParamError as exc:
+        append(
+            session,
+            actor=PROPOSER,
+            action="triage.rejected_params",
+            subject=subject,
+            at=at,
+            inputs={"runbook": best.runbook.id, "labels": labels},
+            decision="none",
+            rationale=f"runbook {best.runbook.id} fits but its params do not validate: {exc}",
+        )
+        return None
+    evidence: list[dict[str, Any]] = [
+        {
+            "kind": "alert",
+            "event_id": e.id,
+            "name": e.name,
+            "service": e.service,
+            "summary": e.annotations.get("summary", ""),
+            "occurrences": e.occurrences,
+        }
+        for e in events
+    ]
+    evidence.append(
+        {
+            "kind": "topology",
+            "origin": incident.origin_service,
+            "services": incident.services,
+            "grouping": incident.grouping[-3:],
+        }
+    )
+    alternatives = [{"runbook": c.runbook.id, "confidence": c.confidence} for c in ranked[1:4]]
+    rationale = (
+        f"{incident.origin_service} ({kind}) is the probable origin; its alerts "
+        f"{', '.join(best.matched)} match runbook {best.runbook.id} "
+        f"({best.explained:.0%} of its firing alerts explained)"
+    )
+    proposal = Proposal(
+        incident_id=incident.id,
+        runbook_id=best.runbook.id,
+        runbook_version=best.runbook.version,
+        params=params,
+        confidence=best.confidence,
+        rationale=rationale,
+        evidence=[*evidence, {"kind": "alternatives", "runbooks": alternatives}],
+        proposer=f"{PROPOSER.name}/{PROPOSER.version}",
+        status="new",
+        created_at=at,
+    )
+    session.add(proposal)
+    session.flush()
+    append(
+        session,
+        actor=PROPOSER,
+        action="triage.proposed",
+        subject=subject,
+        at=at,
+        inputs={
+            "origin": incident.origin_service,
+            "alerts": names,
+            "kind": kind,
+            "alternatives": alternatives,
+        },
+        decision=f"proposal:{proposal.id} {best.runbook.id} {params}",
+        rationale=f"{rationale}; confidence {best.confidence}",
+    )
+    return proposal
+
+
+def to_dict(p: Proposal) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "incident_id": p.incident_id,
+        "ticket_id": p.ticket_id,
+        "runbook_id": p.runbook_id,
+        "runbook_version": p.runbook_version,
+        "params": p.params,
+        "confidence": p.confidence,
+        "rationale": p.rationale,
+        "evidence": p.evidence,
+        "proposer": p.proposer,
+        "status": p.status,
+        "created_at": p.created_at,
+    }

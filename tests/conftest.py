@@ -1,0 +1,88 @@
+"""Shared fixtures: every storage test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from BATON_TEST_POSTGRES_URL (default: the local server's `postgres`
+user over TCP). Elsewhere it is skipped when unreachable; with CI set it must be there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from baton.runtime.clock import SimulatedClock
+from baton.runtime.pipeline import Platform
+from baton.runtime.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get(
+    "BATON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _pg_admin_engine():
+    return create_engine(PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+def _pg_available() -> str | None:
+    try:
+        with _pg_admin_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required on CI but not reachable at {PG_URL}: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = f"baton_test_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'baton.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(START)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, database_url=db_url, runbooks_dir=ROOT / "runbooks")
+
+
+@pytest.fixture
+def platform(settings: Settings, clock: SimulatedClock) -> Iterator[Platform]:
+    p = Platform(settings, clock).start()
+    yield p
+    p.close()
