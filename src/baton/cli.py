@@ -54,7 +54,11 @@ def _database(s: Settings):  # type: ignore[no-untyped-def]
     from baton.store.db import Database
     from baton.store.migrate import upgrade
 
-    upgrade(s.db_url)
+    try:
+        upgrade(s.db_url)
+    except Exception as exc:
+        where = s.db_url.split("@")[-1]
+        raise fail(f"cannot open the database at {where}: {type(exc).__name__}: {exc}") from None
     return Database(s.db_url)
 
 
@@ -118,13 +122,8 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (SQLite by default, PostgreSQL via BATON_DATABASE_URL)."""
-    from baton.store.migrate import upgrade
-
     cfg = settings()
-    try:
-        upgrade(cfg.db_url)
-    except Exception as exc:
-        raise fail(f"migration failed on {cfg.db_url.split('@')[-1]}: {exc}") from None
+    _database(cfg).dispose()
     out.print(f"database at {cfg.db_url.split('@')[-1]} is up to date")
 
 

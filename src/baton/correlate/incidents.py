@@ -34,22 +34,24 @@ def open_incidents(session: Session) -> list[Incident]:
     return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
 
 
-def _firing_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
-    rows = session.execute(
-        select(Event.service, Event.first_seen, Event.severity).where(
-            Event.incident_id == incident_id, Event.status == "firing"
-        )
-    ).all()
-    return [(r.service or "unknown", r.first_seen, r.severity) for r in rows]
+def _event_services(
+    session: Session, incident_id: int, firing_only: bool
+) -> list[tuple[str, datetime, str]]:
+    query = select(Event.service, Event.first_seen, Event.severity).where(
+        Event.incident_id == incident_id
+    )
+    if firing_only:
+        query = query.where(Event.status == "firing")
+    return [(r.service or "unknown", r.first_seen, r.severity) for r in session.execute(query)]
 
 
 def choose_origin(
     firing: list[tuple[str, datetime, str]], graph: Topology
 ) -> tuple[str | None, str]:
-    """The most upstream firing service; ties go to the earliest, then the most severe."""
+    """The most upstream affected service; ties go to the earliest, then the most severe."""
     services = {s for s, _, _ in firing}
     if not services:
-        return None, "no firing events"
+        return None, "no events"
     roots = [s for s in services if not (graph.upstream(s) & services)]
     first_seen = {s: min(t for n, t, _ in firing if n == s) for s in services}
     worst = {s: max(SEVERITY_RANK.get(v, 1) for n, _, v in firing if n == s) for s in services}
@@ -106,7 +108,9 @@ def _retitle(inc: Incident, session: Session) -> None:
 
 
 def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetime) -> bool:
-    origin, why = choose_origin(_firing_services(session, inc.id), graph)
+    # Every event counts, resolved ones too: fixing the origin must not hand the title
+    # to the downstream symptoms that are still recovering.
+    origin, why = choose_origin(_event_services(session, inc.id, firing_only=False), graph)
     if origin is None or origin == inc.origin_service:
         return False
     previous = inc.origin_service
@@ -153,7 +157,7 @@ def correlate(
     for inc in touched.values():
         if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
             changes[inc.id] = "origin_changed"
-        if resolve_with_alerts and not _firing_services(session, inc.id):
+        if resolve_with_alerts and not _event_services(session, inc.id, firing_only=True):
             inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
             changes[inc.id] = "resolved"
             append(

@@ -26,22 +26,43 @@ class Candidate:
     runbook: Runbook
     confidence: float
     matched: tuple[str, ...]
-    explained: float
+    strength: float
 
 
-def score(runbook: Runbook, alert_names: list[str], kind: str | None) -> Candidate | None:
-    """How well a runbook's declared symptoms explain the origin's firing alerts."""
+def specificity(catalogue: Catalogue) -> dict[str, float]:
+    """How strongly an alert points at one runbook: 1 / number of runbooks that list it.
+
+    An alert no runbook lists (a pure symptom such as latency) points nowhere and weighs 0.
+    """
+    counts: dict[str, int] = {}
+    for rb in catalogue:
+        for name in set(rb.doc["match"]["alertnames"]):
+            counts[name] = counts.get(name, 0) + 1
+    return {name: 1.0 / n for name, n in counts.items()}
+
+
+def score(
+    runbook: Runbook, alert_names: list[str], kind: str | None, spec: dict[str, float]
+) -> Candidate | None:
+    """How well a runbook's declared causes explain the origin's firing alerts.
+
+    Evidence is the specificity of the alerts it matches; alerts that point clearly at
+    another runbook (specificity 1) and that it does not match count against it.
+    """
     match = runbook.doc["match"]
     kinds = match.get("service_kinds") or []
     if kinds and kind not in kinds:
         return None
     wanted = set(match["alertnames"])
-    matched = tuple(sorted({n for n in alert_names if n in wanted}))
+    present = set(alert_names)
+    matched = tuple(sorted(present & wanted))
     if not matched:
         return None
-    explained = sum(1 for n in alert_names if n in wanted) / len(alert_names)
-    confidence = 0.45 + 0.35 * explained + (0.15 if kinds else 0.0) + 0.05 * min(len(matched), 1)
-    return Candidate(runbook, round(min(confidence, 0.99), 3), matched, round(explained, 3))
+    strength = sum(spec.get(n, 0.0) for n in matched)
+    against = sum(1.0 for n in present - wanted if spec.get(n, 0.0) >= 1.0)
+    share = strength / (strength + against)
+    confidence = 0.4 + 0.55 * share * min(1.0, max(spec.get(n, 0.0) for n in matched) + 0.3)
+    return Candidate(runbook, round(confidence, 3), matched, round(strength, 3))
 
 
 def _origin_events(session: Session, incident: Incident) -> list[Event]:
@@ -69,9 +90,10 @@ def propose(
     events = _origin_events(session, incident)
     names = [e.name for e in events]
     kind = graph.kind(incident.origin_service or "")
+    spec = specificity(catalogue)
     ranked = sorted(
-        (c for rb in catalogue if (c := score(rb, names, kind)) is not None),
-        key=lambda c: (-c.confidence, c.runbook.id),
+        (c for rb in catalogue if (c := score(rb, names, kind, spec)) is not None),
+        key=lambda c: (-c.strength, -c.confidence, c.runbook.id),
     )
     subject = f"incident:{incident.id}"
     if not ranked:
@@ -124,8 +146,8 @@ def propose(
     alternatives = [{"runbook": c.runbook.id, "confidence": c.confidence} for c in ranked[1:4]]
     rationale = (
         f"{incident.origin_service} ({kind}) is the probable origin; its alerts "
-        f"{', '.join(best.matched)} match runbook {best.runbook.id} "
-        f"({best.explained:.0%} of its firing alerts explained)"
+        f"{', '.join(best.matched)} are causes runbook {best.runbook.id} fixes "
+        f"(evidence strength {best.strength}; firing there: {', '.join(sorted(set(names)))})"
     )
     proposal = Proposal(
         incident_id=incident.id,

@@ -34,8 +34,8 @@ def _accept(p: Platform, source: str, fn: Any, payload: Any) -> dict[str, Any]:
     "/api/v2/alerts", summary="Alertmanager API v2: post alerts (Prometheus can target Baton)"
 )
 def post_alerts(
-    payload: Any = Depends(json_body),
     _: Principal = Depends(require(Permission.INGEST)),
+    payload: Any = Depends(json_body),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     return _accept(p, "alertmanager", p.ingest_alertmanager, payload)
@@ -43,8 +43,8 @@ def post_alerts(
 
 @router.post("/api/v1/events", summary="Generic JSON events")
 def post_events(
-    payload: Any = Depends(json_body),
     _: Principal = Depends(require(Permission.INGEST)),
+    payload: Any = Depends(json_body),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     return _accept(p, "generic", p.ingest_generic, payload)

@@ -1,0 +1,241 @@
+"""API behaviour: auth on every route, the RBAC matrix, errors, ingest and reads."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from baton.api.app import create_app
+from baton.govern.rbac import GRANTS, Permission, Role, create_token
+
+R, I, O, G, A = (
+    Permission.READ,
+    Permission.INGEST,
+    Permission.OPERATE,
+    Permission.GOVERN,
+    Permission.ADMIN,
+)
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+# Written by hand on purpose: a new route must be added here with the permission it needs.
+EXPECTED: dict[tuple[str, str], Permission] = {
+    ("GET", "/metrics"): R,
+    ("POST", "/api/v2/alerts"): I,
+    ("POST", "/api/v1/events"): I,
+    ("POST", "/api/v1/tickets"): I,
+    ("GET", "/api/v1/incidents"): R,
+    ("GET", "/api/v1/incidents/{incident_id}"): R,
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): O,
+    ("GET", "/api/v1/events"): R,
+    ("GET", "/api/v1/tickets"): R,
+    ("GET", "/api/v1/runbooks"): R,
+    ("GET", "/api/v1/runbooks/schema"): R,
+    ("GET", "/api/v1/runbooks/{runbook_id}"): R,
+    ("POST", "/api/v1/runbooks/reload"): G,
+    ("GET", "/api/v1/proposals"): R,
+    ("GET", "/api/v1/decisions"): R,
+    ("GET", "/api/v1/executions"): R,
+    ("GET", "/api/v1/executions/{execution_id}"): R,
+    ("GET", "/api/v1/approvals"): R,
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): O,
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): O,
+    ("GET", "/api/v1/automation"): R,
+    ("POST", "/api/v1/automation/pause"): O,
+    ("POST", "/api/v1/automation/resume"): G,
+    ("GET", "/api/v1/services"): R,
+    ("PUT", "/api/v1/services"): A,
+    ("GET", "/api/v1/kpis"): R,
+    ("GET", "/api/v1/audit"): G,
+    ("GET", "/api/v1/audit/verify"): G,
+    ("GET", "/api/v1/tokens"): A,
+    ("POST", "/api/v1/tokens"): A,
+    ("DELETE", "/api/v1/tokens/{token_id}"): A,
+}
+
+
+@pytest.fixture
+def client(platform):
+    return TestClient(create_app(platform))
+
+
+@pytest.fixture
+def tokens(platform):
+    out = {}
+    with platform.db.session() as s:
+        for role in Role:
+            _, secret = create_token(
+                s, name=f"user-{role.value}", role=role.value, at=platform.clock.now()
+            )
+            out[role] = secret
+    return out
+
+
+def _routes(app):
+    for path, operations in app.openapi()["paths"].items():
+        for method in operations:
+            yield method.upper(), path
+
+
+def _url(path):
+    return (
+        path.replace("{incident_id}", "999")
+        .replace("{execution_id}", "999")
+        .replace("{approval_id}", "999")
+        .replace("{token_id}", "999")
+        .replace("{runbook_id}", "nope")
+    )
+
+
+def test_every_route_is_in_the_matrix(client):
+    routes = set(_routes(client.app))
+    assert routes - PUBLIC == set(EXPECTED), "update EXPECTED for new or removed routes"
+
+
+def test_rbac_matrix(client, tokens):
+    for method, path in EXPECTED:
+        url = _url(path)
+        anon = client.request(method, url)
+        assert anon.status_code == 401, (method, path)
+        assert anon.json()["error"]["code"] == "unauthorized"
+        bad = client.request(method, url, headers={"Authorization": "Bearer bt_not-a-token"})
+        assert bad.status_code == 401, (method, path)
+        for role, secret in tokens.items():
+            resp = client.request(
+                method,
+                url,
+                headers={"Authorization": f"Bearer {secret}"},
+                json={} if method in ("POST", "PUT") else None,
+            )
+            allowed = EXPECTED[(method, path)] in GRANTS[role]
+            if allowed:
+                assert resp.status_code not in (401, 403), (method, path, role, resp.text)
+            else:
+                assert resp.status_code == 403, (method, path, role, resp.text)
+                assert "lacks" in resp.json()["error"]["message"]
+
+
+def test_public_health_endpoints(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["runbooks"] >= 7
+
+
+def auth(tokens, role):
+    return {"Authorization": f"Bearer {tokens[role]}"}
+
+
+def test_revoked_token_is_refused(client, tokens):
+    admin = auth(tokens, Role.ADMIN)
+    made = client.post("/api/v1/tokens", json={"name": "temp", "role": "viewer"}, headers=admin)
+    assert made.status_code == 201
+    temp = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/api/v1/incidents", headers=temp).status_code == 200
+    assert client.delete(f"/api/v1/tokens/{made.json()['id']}", headers=admin).status_code == 200
+    assert client.get("/api/v1/incidents", headers=temp).status_code == 401
+    listed = client.get("/api/v1/tokens", headers=admin).json()
+    assert all("token" not in row and "token_hash" not in row for row in listed)
+
+
+def test_unknown_role_is_a_clear_422(client, tokens):
+    resp = client.post(
+        "/api/v1/tokens", json={"name": "x", "role": "wizard"}, headers=auth(tokens, Role.ADMIN)
+    )
+    assert resp.status_code == 422 and "unknown role 'wizard'" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"{not json", "malformed JSON"),
+        (b"", "empty body"),
+        (b'{"alerts": 5}', "expected a JSON array"),
+        (b'[{"labels": {}}]', "alerts[0].labels"),
+        (b'[{"labels": {"service": "x"}}]', "alertname"),
+        (b'[{"labels": {"alertname": 7}}]', "alerts[0].labels.alertname"),
+        (b'[{"labels": {"alertname": "A"}, "startsAt": "yesterday"}]', "alerts[0].startsAt"),
+    ],
+)
+def test_bad_alert_batches_are_rejected_whole(client, tokens, platform, body, field):
+    good = b'{"labels": {"alertname": "Good", "service": "s"}}'
+    payload = body if not body.startswith(b"[") else body[:-1] + b"," + good + b"]"
+    resp = client.post("/api/v2/alerts", content=payload, headers=auth(tokens, Role.INGEST))
+    assert resp.status_code == 400, resp.text
+    assert field in resp.json()["error"]["message"]
+    events = client.get("/api/v1/events", headers=auth(tokens, Role.VIEWER)).json()
+    assert events == []  # nothing of a rejected batch is stored
+
+
+def test_oversized_body_is_413(client, tokens, platform):
+    platform.settings.max_body_bytes = 2048
+    big = b'[{"labels": {"alertname": "A", "x": "' + b"y" * 4096 + b'"}}]'
+    resp = client.post("/api/v2/alerts", content=big, headers=auth(tokens, Role.INGEST))
+    assert resp.status_code == 413
+
+
+def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
+    from baton.correlate.topology import ServiceDef
+
+    platform.register_services(
+        [ServiceDef("db", kind="database"), ServiceDef("api", kind="api", depends_on=("db",))]
+    )
+    batch = [
+        {"labels": {"alertname": "HighErrorRate", "service": "api", "severity": "critical"}},
+        {"labels": {"alertname": "DBConnectionsExhausted", "service": "db"}},
+    ]
+    resp = client.post("/api/v2/alerts", json=batch, headers=auth(tokens, Role.INGEST))
+    assert resp.status_code == 200 and resp.json()["accepted"] == 2
+    incidents = client.get("/api/v1/incidents", headers=auth(tokens, Role.VIEWER)).json()
+    assert len(incidents) == 1
+    assert incidents[0]["origin_service"] == "db"
+    assert set(incidents[0]["services"]) == {"api", "db"}
+    detail = client.get(
+        f"/api/v1/incidents/{incidents[0]['id']}", headers=auth(tokens, Role.VIEWER)
+    ).json()
+    assert len(detail["events"]) == 2
+    metrics = client.get("/metrics", headers=auth(tokens, Role.VIEWER)).text
+    assert 'baton_events_received_total{source="alertmanager"}' in metrics
+
+
+def test_generic_events_and_tickets(client, tokens):
+    resp = client.post(
+        "/api/v1/events",
+        headers=auth(tokens, Role.INGEST),
+        json={"events": [{"name": "BackupFailed", "service": "backup", "severity": "error"}]},
+    )
+    assert resp.status_code == 200
+    bad = client.post(
+        "/api/v1/events",
+        headers=auth(tokens, Role.INGEST),
+        json={"events": [{"name": "X", "bogus": 1}]},
+    )
+    assert bad.status_code == 400 and "events[0].bogus" in bad.json()["error"]["message"]
+    ticket = client.post(
+        "/api/v1/tickets",
+        headers=auth(tokens, Role.TECHNICIAN),
+        json={"reporter": "maria", "subject": "Outlook won't send", "body": "mail stuck in outbox"},
+    )
+    assert ticket.status_code == 201 and ticket.json()["category"] == "email"
+
+
+def test_kill_switch_roles(client, tokens):
+    body = {"scope": "all", "reason": "drill"}
+    assert client.post(
+        "/api/v1/automation/pause", json=body, headers=auth(tokens, Role.TECHNICIAN)
+    ).json()["paused"] == ["all"]
+    assert (
+        client.post(
+            "/api/v1/automation/resume", json=body, headers=auth(tokens, Role.TECHNICIAN)
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post("/api/v1/automation/resume", json=body, headers=auth(tokens, Role.LEAD)).json()[
+            "paused"
+        ]
+        == []
+    )
+    bad = client.post(
+        "/api/v1/automation/pause",
+        json={"scope": "runbook", "reason": "x"},
+        headers=auth(tokens, Role.LEAD),
+    )
+    assert bad.status_code == 422

@@ -1,0 +1,176 @@
+"""One signal's whole journey through the pipeline, against the sandbox estate, on both
+databases: sense → correlate → triage → decide → act → verify → learn, audited throughout."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from baton.act.executor import create_execution
+from baton.govern.audit import Actor, verify
+from baton.govern.flows import ApprovalError
+from baton.govern.killswitch import pause
+from baton.runtime.demo import Demo, DemoPlan
+from baton.store.models import Approval, AuditRecord, Execution
+
+from .conftest import ROOT
+
+
+@pytest.fixture
+def demo(settings):
+    d = Demo(settings, DemoPlan(seed=3))
+    yield d
+    d.close()
+
+
+def _actions(demo):
+    with demo.platform.db.session() as s:
+        return [r.action for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq))]
+
+
+def _run_until(demo, predicate, minutes=60):
+    for _ in range(int(minutes * 2)):
+        demo.step()
+        if predicate():
+            return True
+    return False
+
+
+def _executions(demo):
+    with demo.platform.db.session() as s:
+        return list(s.scalars(select(Execution).order_by(Execution.id)))
+
+
+def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
+    demo.run_for(10, humans=False)
+    demo.inject("disk_full")
+    assert _run_until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=90)
+    execution = next(e for e in _executions(demo) if e.verified)
+    assert execution.runbook_id == "clear-disk" and execution.status == "succeeded"
+    assert _run_until(demo, lambda: not demo.estate.active_faults(), minutes=10)
+    truth = demo.estate.ground_truth()[0]
+    assert truth["fixed_by"] == "clear_disk"
+    actions = _actions(demo)
+    for stage_action in (
+        "events.received",
+        "incident.opened",
+        "triage.proposed",
+        "decision.made",
+        "execution.queued",
+        "execution.started",
+        "execution.step",
+        "execution.verify",
+        "execution.succeeded",
+        "learn.outcome",
+    ):
+        assert stage_action in actions, stage_action
+    with demo.platform.db.session() as s:
+        assert verify(s).ok
+
+
+def test_approval_rules(demo):
+    demo.run_for(10, humans=False)
+    demo.inject("upstream_outage")  # high risk: two people must approve
+    assert _run_until(demo, lambda: _pending(demo), minutes=60)
+    approval_id = _pending(demo)[0]
+    p = demo.platform
+    with pytest.raises(ApprovalError, match="requester"):
+        p.approve(approval_id, Actor("baton.triage", "ai"), "self")
+    assert p.approve(approval_id, Actor("alice", "human"), "looks right") is None
+    with pytest.raises(ApprovalError, match="already approved"):
+        p.approve(approval_id, Actor("alice", "human"), "again")
+    execution = p.approve(approval_id, Actor("bob", "human"), "agreed")
+    assert execution is not None
+    p.backend.drain(5)
+    assert _run_until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=10)
+
+
+def _pending(demo):
+    with demo.platform.db.session() as s:
+        return [a.id for a in s.scalars(select(Approval).where(Approval.status == "pending"))]
+
+
+def test_expired_approvals_escalate(demo):
+    demo.run_for(10, humans=False)
+    demo.inject("bad_deploy")
+    assert _run_until(demo, lambda: _pending(demo), minutes=60)
+    demo.clock.advance(timedelta(hours=2))
+    demo.platform.tick()
+    assert not _pending(demo)
+    assert "approval.expired" in _actions(demo)
+
+
+def test_kill_switch_holds_automation_at_observe(demo):
+    with demo.platform.db.session() as s:
+        pause(s, "all", None, Actor("alice", "human"), "drill", demo.clock.now())
+    demo.run_for(10, humans=False)
+    demo.inject("disk_full")
+    demo.run_for(60, humans=True)
+    assert _executions(demo) == []
+    with demo.platform.db.session() as s:
+        decisions = s.scalars(select(AuditRecord).where(AuditRecord.action == "decision.made"))
+        assert {d.decision for d in decisions} == {"observe"}
+
+
+def test_same_incident_runbook_and_params_never_run_twice(demo):
+    runbook = demo.platform.catalogue.get("clear-disk")
+    with demo.platform.db.session() as s:
+        first, created = create_execution(
+            s,
+            runbook=runbook,
+            params={"service": "file-storage"},
+            incident_id=None,
+            decision_id=None,
+            at=demo.clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+        again, created_again = create_execution(
+            s,
+            runbook=runbook,
+            params={"service": "file-storage"},
+            incident_id=None,
+            decision_id=None,
+            at=demo.clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+    assert created and not created_again and first.id == again.id
+
+
+@pytest.fixture
+def wrong_fix_settings(settings, tmp_path):
+    """A catalogue whose only error-rate runbook restarts (wrong for a bad deploy)."""
+    book = tmp_path / "books"
+    book.mkdir()
+    text = (ROOT / "runbooks" / "scale-out.yaml").read_text()
+    text = (
+        text.replace("id: scale-out", "id: restart-on-errors")
+        .replace("alertnames: [HighCPU]", "alertnames: [HighErrorRate]")
+        .replace("metric: cpu_pct, below: 75", "metric: error_rate, below: 0.02")
+    )
+    (book / "restart-on-errors.yaml").write_text(text)
+    shutil.copy(ROOT / "runbooks" / "policy.yaml", book / "policy.yaml")
+    settings.runbooks_dir = book
+    return settings
+
+
+def test_failed_verification_rolls_back_and_escalates(wrong_fix_settings):
+    demo = Demo(wrong_fix_settings, DemoPlan(seed=3))
+    try:
+        demo.run_for(10, humans=False)
+        demo.inject("bad_deploy")
+        assert _run_until(
+            demo,
+            lambda: any(e.status in ("rolled_back", "failed") for e in _executions(demo)),
+            minutes=60,
+        )
+        execution = _executions(demo)[0]
+        assert execution.status == "rolled_back" and execution.verified is False
+        phases = [st.phase for st in execution.steps]
+        assert phases == ["step", "verify", "rollback"]
+        assert "execution.escalated" in _actions(demo)
+        assert demo.estate.active_faults()  # the wrong fix did not fix it
+    finally:
+        demo.close()

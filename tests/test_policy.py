@@ -1,0 +1,74 @@
+"""Properties of `decide()`: the autonomy policy a human can rely on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from baton.govern.policy import PolicyInputs, Tier, decide
+
+tiers = st.sampled_from(list(Tier))
+inputs = st.builds(
+    PolicyInputs,
+    runbook_ceiling=tiers,
+    confidence=st.floats(0, 1),
+    recommend_below=st.floats(0, 1),
+    observe_below=st.floats(0, 1),
+    service_cap=tiers,
+    has_owner=st.booleans(),
+    frozen=st.booleans(),
+    paused=st.sampled_from([None, "all", "runbook:x", "service:y"]),
+    breaker_open=st.booleans(),
+)
+
+
+@given(inputs)
+def test_never_above_ceiling_or_cap(p):
+    verdict = decide(p)
+    assert verdict.tier <= p.runbook_ceiling
+    assert verdict.tier <= p.service_cap
+    assert verdict.reasons
+
+
+@given(inputs)
+def test_kill_switch_freeze_and_breaker_always_win(p):
+    for forced in (
+        replace(p, paused="all"),
+        replace(p, frozen=True),
+        replace(p, breaker_open=True),
+    ):
+        assert decide(forced).tier == Tier.OBSERVE
+
+
+@given(inputs)
+def test_no_owner_means_at_most_recommend(p):
+    assert decide(replace(p, has_owner=False)).tier <= Tier.RECOMMEND
+
+
+@given(inputs, st.data())
+def test_lowering_any_input_never_raises_the_tier(p, data):
+    base = decide(p).tier
+    lower_tier = data.draw(st.sampled_from([t for t in Tier if t <= p.runbook_ceiling]))
+    lower_cap = data.draw(st.sampled_from([t for t in Tier if t <= p.service_cap]))
+    lower_conf = data.draw(st.floats(0, p.confidence))
+    for worse in (
+        replace(p, runbook_ceiling=lower_tier),
+        replace(p, service_cap=lower_cap),
+        replace(p, confidence=lower_conf),
+        replace(p, has_owner=False),
+    ):
+        assert decide(worse).tier <= base
+
+
+def test_reasons_name_the_binding_limit():
+    verdict = decide(
+        PolicyInputs(
+            runbook_ceiling=Tier.AUTO, confidence=0.5, recommend_below=0.6, observe_below=0.3
+        )
+    )
+    assert verdict.tier == Tier.RECOMMEND
+    assert any("confidence 0.50 < recommend gate" in r for r in verdict.reasons)
+    auto = decide(PolicyInputs(runbook_ceiling=Tier.AUTO, confidence=0.9))
+    assert auto.tier == Tier.AUTO and auto.reasons == ("every limit allows auto",)

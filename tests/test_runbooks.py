@@ -1,0 +1,109 @@
+"""Runbook documents: the starter catalogue, validation errors and safe parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from baton.act.runbook import (
+    ParamError,
+    RunbookError,
+    load_dir,
+    parse,
+    render,
+    resolve_params,
+)
+from baton.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = (ROOT / "runbooks" / "restart-service.yaml").read_text()
+
+
+def test_starter_catalogue_is_valid():
+    catalogue = load_dir(ROOT / "runbooks")
+    assert not catalogue.errors
+    assert len(catalogue.runbooks) >= 7
+    for rb in catalogue:
+        assert rb.owner and rb.doc.get("verify"), rb.id
+
+
+def test_version_is_a_content_hash():
+    a = parse(GOOD)
+    b = parse(GOOD.replace("risk: low", "risk:   low"))  # formatting only
+    c = parse(GOOD.replace("risk: low", "risk: medium"))
+    assert a.version == b.version != c.version
+
+
+@pytest.mark.parametrize(
+    "edit, line, field",
+    [
+        (("risk: low", "risk: extreme"), 7, "risk"),
+        (("    action: sandbox", "    action: shell"), 19, "steps.0.action"),
+        (("owner: team-platform\n", ""), 1, "document: 'owner' is a required property"),
+        (
+            (
+                'with: {remediation: restart, service: "{{ service }}"}',
+                'with: {remediation: restart, service: "{{ host }}"}',
+            ),
+            20,
+            "steps.0.with: uses {{ host }}",
+        ),
+    ],
+)
+def test_invalid_runbook_names_line_and_field(edit, line, field):
+    with pytest.raises(RunbookError) as info:
+        parse(GOOD.replace(*edit), "x.yaml")
+    assert info.value.line == line
+    assert str(info.value).startswith(f"x.yaml:{line}: {field}")
+
+
+def test_bad_file_does_not_stop_the_others(tmp_path):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text("id: [unclosed\n")
+    catalogue = load_dir(tmp_path)
+    assert list(catalogue.runbooks) == ["restart-service"]
+    assert "bad.yaml:" in str(catalogue.errors[0]) and "not valid YAML" in str(catalogue.errors[0])
+
+
+def test_cli_validate_exit_codes(tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["runbooks", "validate", str(ROOT / "runbooks")])
+    assert ok.exit_code == 0, ok.output
+    (tmp_path / "r.yaml").write_text(GOOD.replace("reversible: false", "reversible: maybe"))
+    bad = runner.invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert bad.exit_code == 1
+    assert "r.yaml:" in bad.output and "reversible" in bad.output
+    missing = runner.invoke(app, ["runbooks", "validate", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "web; rm -rf /",
+        "a && b",
+        "$(id)",
+        "`id`",
+        "x\ny",
+        "x\x00y",
+        "'quoted'",
+        "-rf",
+        "../etc",
+        "a" * 300,
+        "UPPER",
+    ],
+)
+def test_hostile_values_never_become_params(value):
+    rb = parse(GOOD)
+    with pytest.raises(ParamError):
+        resolve_params(rb, origin_service=value, labels={})
+
+
+def test_render_keeps_values_whole():
+    rendered = render(
+        {"argv": ["restart", "{{ service }}"], "msg": "svc={{ service }}"}, {"service": "a b"}
+    )
+    assert rendered == {"argv": ["restart", "a b"], "msg": "svc=a b"}
