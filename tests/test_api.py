@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from baton.api.app import create_app
 from baton.govern.rbac import GRANTS, Permission, Role, create_token
 
-R, I, O, G, A = (
+R, ING, OPS, G, A = (
     Permission.READ,
     Permission.INGEST,
     Permission.OPERATE,
@@ -19,12 +19,12 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 # Written by hand on purpose: a new route must be added here with the permission it needs.
 EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/metrics"): R,
-    ("POST", "/api/v2/alerts"): I,
-    ("POST", "/api/v1/events"): I,
-    ("POST", "/api/v1/tickets"): I,
+    ("POST", "/api/v2/alerts"): ING,
+    ("POST", "/api/v1/events"): ING,
+    ("POST", "/api/v1/tickets"): ING,
     ("GET", "/api/v1/incidents"): R,
     ("GET", "/api/v1/incidents/{incident_id}"): R,
-    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): O,
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): OPS,
     ("GET", "/api/v1/events"): R,
     ("GET", "/api/v1/tickets"): R,
     ("GET", "/api/v1/runbooks"): R,
@@ -36,10 +36,10 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/executions"): R,
     ("GET", "/api/v1/executions/{execution_id}"): R,
     ("GET", "/api/v1/approvals"): R,
-    ("POST", "/api/v1/approvals/{approval_id}/approve"): O,
-    ("POST", "/api/v1/approvals/{approval_id}/reject"): O,
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): OPS,
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): OPS,
     ("GET", "/api/v1/automation"): R,
-    ("POST", "/api/v1/automation/pause"): O,
+    ("POST", "/api/v1/automation/pause"): OPS,
     ("POST", "/api/v1/automation/resume"): G,
     ("GET", "/api/v1/services"): R,
     ("PUT", "/api/v1/services"): A,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from baton.correlate.topology import Topology
@@ -22,6 +22,7 @@ from baton.store.models import Event, Incident
 
 CORRELATOR = Actor("baton.correlate", "ai", "topology-window/1")
 OPEN_STATES = ("open", "acknowledged")
+MAX_REASONS = 50  # grouping reasons kept on the incident; the audit ledger keeps them all
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,19 @@ def open_incidents(session: Session) -> list[Incident]:
     return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
 
 
-def _event_services(
-    session: Session, incident_id: int, firing_only: bool
-) -> list[tuple[str, datetime, str]]:
-    query = select(Event.service, Event.first_seen, Event.severity).where(
-        Event.incident_id == incident_id
+def _event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
+    """(service, first seen, severity) per service and severity: a handful of rows."""
+    rows = session.execute(
+        select(Event.service, func.min(Event.first_seen), Event.severity)
+        .where(Event.incident_id == incident_id)
+        .group_by(Event.service, Event.severity)
     )
-    if firing_only:
-        query = query.where(Event.status == "firing")
-    return [(r.service or "unknown", r.first_seen, r.severity) for r in session.execute(query)]
+    return [(service or "unknown", first, severity) for service, first, severity in rows]
+
+
+def _still_firing(session: Session, incident_id: int) -> bool:
+    query = select(Event.id).where(Event.incident_id == incident_id, Event.status == "firing")
+    return session.scalar(query.limit(1)) is not None
 
 
 def choose_origin(
@@ -110,7 +115,7 @@ def _retitle(inc: Incident, session: Session) -> None:
 def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetime) -> bool:
     # Every event counts, resolved ones too: fixing the origin must not hand the title
     # to the downstream symptoms that are still recovering.
-    origin, why = choose_origin(_event_services(session, inc.id, firing_only=False), graph)
+    origin, why = choose_origin(_event_services(session, inc.id), graph)
     if origin is None or origin == inc.origin_service:
         return False
     previous = inc.origin_service
@@ -141,23 +146,27 @@ def correlate(
     incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}
+    joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == "firing" and event.incident_id is None:
-            inc = _place(session, event, incidents, graph, at, window)
+            inc, reason = _place(session, event, incidents, graph, at, window)
             if inc not in incidents:
                 incidents.append(inc)
                 changes[inc.id] = "opened"
             else:
                 changes.setdefault(inc.id, "grew")
+                joined.setdefault(inc.id, []).append((event, reason))
             touched[inc.id] = inc
         elif event.status == "resolved" and event.incident_id is not None:
             inc = session.get(Incident, event.incident_id)
             if inc is not None and inc.status in OPEN_STATES:
                 touched[inc.id] = inc
+    for incident_id, items in joined.items():
+        _audit_grouped(session, incident_id, items, at)
     for inc in touched.values():
         if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
             changes[inc.id] = "origin_changed"
-        if resolve_with_alerts and not _event_services(session, inc.id, firing_only=True):
+        if resolve_with_alerts and not _still_firing(session, inc.id):
             inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
             changes[inc.id] = "resolved"
             append(
@@ -180,7 +189,7 @@ def _place(
     graph: Topology,
     at: datetime,
     window: timedelta,
-) -> Incident:
+) -> tuple[Incident, dict[str, Any]]:
     service = event.service or "unknown"
     candidates = _candidates(event, incidents, graph, at, window)
     if candidates:
@@ -189,25 +198,16 @@ def _place(
             inc.services = [*inc.services, service]
         if SEVERITY_RANK.get(event.severity, 1) > SEVERITY_RANK.get(inc.severity, 1):
             inc.severity = event.severity
-        inc.grouping = [*inc.grouping, reason]
+        if len(inc.grouping) < MAX_REASONS:
+            inc.grouping = [*inc.grouping, reason]
         inc.updated_at = at
         event.incident_id = inc.id
-        append(
-            session,
-            actor=CORRELATOR,
-            action="incident.grouped",
-            subject=f"incident:{inc.id}",
-            at=at,
-            inputs={"event": event.id, "alert": event.name, "service": service},
-            decision="joined",
-            rationale=f"{reason['rule']}: {reason['detail']}",
-        )
-        return inc
+        return inc, reason
     reason = {
         "rule": "new",
         "detail": f"no open incident related to {service}",
         "score": 0.0,
-        "event_id": None,
+        "event_id": event.id,
     }
     inc = Incident(
         title=f"{event.name} on {service}",
@@ -221,7 +221,6 @@ def _place(
     )
     session.add(inc)
     session.flush()
-    reason["event_id"] = event.id
     event.incident_id = inc.id
     append(
         session,
@@ -233,7 +232,30 @@ def _place(
         decision="opened",
         rationale=reason["detail"],
     )
-    return inc
+    return inc, reason
+
+
+def _audit_grouped(
+    session: Session, incident_id: int, items: list[tuple[Event, dict[str, Any]]], at: datetime
+) -> None:
+    """One audit record per incident and batch, listing what joined and why."""
+    rules = sorted({f"{r['rule']}: {r['detail']}" for _, r in items})
+    append(
+        session,
+        actor=CORRELATOR,
+        action="incident.grouped",
+        subject=f"incident:{incident_id}",
+        at=at,
+        inputs={
+            "joined": len(items),
+            "events": [{"id": e.id, "alert": e.name, "service": e.service} for e, _ in items][
+                :MAX_REASONS
+            ],
+        },
+        decision="joined",
+        rationale="; ".join(rules[:10])
+        + (f" (+{len(rules) - 10} more)" if len(rules) > 10 else ""),
+    )
 
 
 def to_dict(inc: Incident) -> dict[str, Any]:

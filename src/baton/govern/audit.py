@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from baton.store.models import AuditRecord
@@ -76,6 +76,14 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+_HEAD = "baton.audit.head"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, _transaction: Any) -> None:
+    session.info.pop(_HEAD, None)
+
+
 def _lock_chain(session: Session) -> None:
     """Serialise appends until the caller commits, across threads and processes.
 
@@ -98,12 +106,15 @@ def append(
     outcome: str | None = None,
 ) -> AuditRecord:
     """Append one record to the chain inside the caller's transaction."""
-    _lock_chain(session)
-    last = session.execute(
-        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-    ).first()
+    head = session.info.get(_HEAD)
+    if head is None:  # first append of this transaction: lock, then read the head once
+        _lock_chain(session)
+        last = session.execute(
+            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+        ).first()
+        head = (last.seq, last.hash) if last else (0, GENESIS)
     record = AuditRecord(
-        seq=(last.seq + 1) if last else 1,
+        seq=head[0] + 1,
         ts=at.astimezone(UTC),
         actor=actor.name,
         actor_kind=actor.kind,
@@ -114,11 +125,11 @@ def append(
         decision=decision,
         rationale=rationale,
         outcome=outcome,
-        prev_hash=last.hash if last else GENESIS,
+        prev_hash=head[1],
     )
     record.hash = record_hash(record)
     session.add(record)
-    session.flush()
+    session.info[_HEAD] = (record.seq, record.hash)
     return record
 
 

@@ -103,8 +103,9 @@ class CorrelateStage:
 
     def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
         changes = correlate(ctx.session, items, ctx.platform.graph(ctx.session), ctx.at)
-        for change in changes:
-            ctx.platform.notify(f"incident.{change.kind}", _incident_note(ctx.session, change))
+        if ctx.platform.observer is not None:
+            for change in changes:
+                ctx.platform.notify(f"incident.{change.kind}", _incident_note(ctx.session, change))
         return changes
 
 

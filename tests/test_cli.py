@@ -1,0 +1,107 @@
+"""The command line as a user runs it: demo, audit verify, tokens, kill switch, bench."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from baton.cli import app
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BATON_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BATON_CONFIG", raising=False)
+    return tmp_path / "home"
+
+
+def run(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_help_on_every_command():
+    for cmd in (["--help"], ["serve", "--help"], ["db", "upgrade", "--help"],
+                ["token", "create", "--help"], ["demo", "--help"],
+                ["runbooks", "validate", "--help"], ["audit", "verify", "--help"],
+                ["bench", "--help"], ["pause", "--help"], ["resume", "--help"]):
+        result = run(*cmd)
+        assert result.exit_code == 0 and "Usage" in result.output, cmd
+
+
+def test_demo_once_then_audit_verify_and_tamper(env):
+    result = run("demo", "--once", "--seed", "1", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["scenarios"] >= 6
+    assert summary["scenarios_with_incident"] == summary["scenarios"]
+    assert summary["proposals"] >= summary["scenarios"]
+    assert summary["decisions"] >= summary["proposals"]
+    assert summary["verified_fixes"] >= 1 and summary["faults_fixed"] >= 1
+    assert summary["audit_ok"] is True
+    assert "INCIDENT" in result.output and "DECIDES" in result.output
+
+    ok = run("audit", "verify")
+    assert ok.exit_code == 0 and "intact" in ok.output
+
+    conn = sqlite3.connect(env / "baton.db")
+    conn.execute("UPDATE audit_records SET rationale = 'edited' WHERE seq = 7")
+    conn.commit()
+    edited = run("audit", "verify")
+    assert edited.exit_code == 1 and "record 7 was altered" in edited.output
+    conn.execute("DELETE FROM audit_records WHERE seq = 3")
+    conn.commit()
+    conn.close()
+    deleted = run("audit", "verify")
+    assert deleted.exit_code == 1 and "record 3 is missing" in deleted.output
+
+
+def test_demo_refuses_foreign_data(env):
+    from baton.cli import settings
+    from baton.runtime.clock import SimulatedClock
+    from baton.runtime.pipeline import Platform
+
+    from .conftest import START
+
+    p = Platform(settings(), SimulatedClock(START)).start()
+    p.ingest_generic({"events": [{"name": "RealAlert", "service": "prod-db"}]})
+    p.close()
+    refused = run("demo", "--once")
+    assert refused.exit_code == 2 and "--reset" in refused.output
+
+
+def test_token_create_and_bad_role(env):
+    made = run("token", "create", "--name", "ci", "--role", "ingest")
+    assert made.exit_code == 0 and made.stdout.strip().startswith("bt_")
+    bad = run("token", "create", "--name", "x", "--role", "root")
+    assert bad.exit_code == 2 and "unknown role 'root'" in bad.output
+    listed = run("token", "list", "--json")
+    assert json.loads(listed.stdout)[0]["role"] == "ingest"
+
+
+def test_pause_and_resume(env):
+    assert "paused: all" in run("pause", "--all", "--reason", "drill").output
+    assert run("pause").exit_code == 2
+    assert "still paused: nothing" in run("resume", "--all").output
+
+
+def test_bench_registry(env):
+    listed = run("bench", "list")
+    assert "pipeline" in listed.output and "demo" in listed.output
+    unknown = run("bench", "nope")
+    assert unknown.exit_code == 2 and "available" in unknown.output
+    result = run("bench", "pipeline", "--json", "--size", "20")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["alerts"] == 1000 and figures["alerts_per_s"] > 0
+
+
+def test_invalid_config_exits_cleanly(env, tmp_path, monkeypatch):
+    bad = tmp_path / "baton.yaml"
+    bad.write_text("port: nope\n")
+    monkeypatch.setenv("BATON_CONFIG", str(bad))
+    result = run("db", "upgrade")
+    assert result.exit_code == 2 and "port" in result.output
