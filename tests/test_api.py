@@ -239,3 +239,45 @@ def test_kill_switch_roles(client, tokens):
         headers=auth(tokens, Role.LEAD),
     )
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tickets",
+        "/api/v1/approvals/1/approve",
+        "/api/v1/automation/pause",
+        "/api/v2/alerts",
+    ],
+)
+def test_anonymous_garbage_gets_401_not_a_parse_error(client, path):
+    resp = client.post(path, content=b"{garbage")
+    assert resp.status_code == 401
+
+
+def test_body_limit_applies_to_every_route_and_to_chunked_bodies(client, tokens, platform):
+    platform.settings.max_body_bytes = 2048
+    ticket = {"reporter": "a", "subject": "b", "body": "x" * 19000}
+    resp = client.post("/api/v1/tickets", json=ticket, headers=auth(tokens, Role.TECHNICIAN))
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 1024
+
+    chunked = client.post("/api/v2/alerts", content=chunks(), headers=auth(tokens, Role.INGEST))
+    assert chunked.status_code == 413
+
+
+def test_unexpected_errors_keep_the_json_shape(platform, tokens, monkeypatch):
+    client = TestClient(create_app(platform), raise_server_exceptions=False)
+
+    def boom(*_a, **_k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr("baton.api.routers.admin.kpis", boom)
+    resp = client.get("/api/v1/kpis", headers=auth(tokens, Role.VIEWER))
+    assert resp.status_code == 500
+    assert resp.json() == {
+        "error": {"code": "internal", "message": "internal error; see the server log"}
+    }

@@ -24,10 +24,18 @@ def run(*args):
 
 
 def test_help_on_every_command():
-    for cmd in (["--help"], ["serve", "--help"], ["db", "upgrade", "--help"],
-                ["token", "create", "--help"], ["demo", "--help"],
-                ["runbooks", "validate", "--help"], ["audit", "verify", "--help"],
-                ["bench", "--help"], ["pause", "--help"], ["resume", "--help"]):
+    for cmd in (
+        ["--help"],
+        ["serve", "--help"],
+        ["db", "upgrade", "--help"],
+        ["token", "create", "--help"],
+        ["demo", "--help"],
+        ["runbooks", "validate", "--help"],
+        ["audit", "verify", "--help"],
+        ["bench", "--help"],
+        ["pause", "--help"],
+        ["resume", "--help"],
+    ):
         result = run(*cmd)
         assert result.exit_code == 0 and "Usage" in result.output, cmd
 

@@ -77,8 +77,14 @@ def test_approval_rules(demo):
     assert _run_until(demo, lambda: _pending(demo), minutes=60)
     approval_id = _pending(demo)[0]
     p = demo.platform
-    with pytest.raises(ApprovalError, match="requester"):
-        p.approve(approval_id, Actor("baton.triage", "ai"), "self")
+    with pytest.raises(ApprovalError, match="only a person"):
+        p.approve(approval_id, Actor("baton.triage", "ai"), "the AI approving itself")
+    with p.db.session() as s:  # as if alice had asked for this run herself
+        s.get(Approval, approval_id).requested_by = "alice"
+    with pytest.raises(ApprovalError, match="requester cannot approve"):
+        p.approve(approval_id, Actor("alice", "human"), "my own request")
+    with p.db.session() as s:
+        s.get(Approval, approval_id).requested_by = "baton.triage/symptom-match/1"
     assert p.approve(approval_id, Actor("alice", "human"), "looks right") is None
     with pytest.raises(ApprovalError, match="already approved"):
         p.approve(approval_id, Actor("alice", "human"), "again")
@@ -174,3 +180,89 @@ def test_failed_verification_rolls_back_and_escalates(wrong_fix_settings):
         assert demo.estate.active_faults()  # the wrong fix did not fix it
     finally:
         demo.close()
+
+
+def test_two_deliveries_of_one_execution_run_it_once(demo):
+    import threading
+
+    from baton.act.executor import run_execution
+
+    calls = []
+    original = demo.target.remediate
+
+    def counting(action, service, **params):
+        calls.append(action)
+        return original(action, service, **params)
+
+    demo.target.remediate = counting
+    runbook = demo.platform.catalogue.get("scale-out")
+    with demo.platform.db.session() as s:
+        execution, _ = create_execution(
+            s,
+            runbook=runbook,
+            params={"service": "catalog-api"},
+            incident_id=None,
+            decision_id=None,
+            at=demo.clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+    ctx = demo.platform.action_context()
+    threads = [
+        threading.Thread(
+            target=run_execution, args=(demo.platform.db, execution.id, ctx, demo.clock.now)
+        )
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["scale_out"]
+
+
+def test_pending_approval_cannot_be_used_while_paused(demo):
+    demo.run_for(10, humans=False)
+    demo.inject("bad_deploy")
+    assert _run_until(demo, lambda: _pending(demo), minutes=60)
+    with demo.platform.db.session() as s:
+        pause(
+            s, "service", "checkout-api", Actor("lead", "human"), "investigating", demo.clock.now()
+        )
+    with pytest.raises(ApprovalError, match=r"paused \(service:checkout-api\)"):
+        demo.platform.approve(_pending(demo)[0], Actor("alice", "human"), "go")
+    assert _executions(demo) == []
+
+
+def test_restart_marks_half_done_executions_interrupted(settings, clock):
+    from baton.runtime.pipeline import Platform
+
+    p = Platform(settings, clock).start()
+    runbook = p.catalogue.get("scale-out")
+    with p.db.session() as s:
+        execution, _ = create_execution(
+            s,
+            runbook=runbook,
+            params={"service": "catalog-api"},
+            incident_id=None,
+            decision_id=None,
+            at=clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+        execution.status = "running"  # as if the process died mid-step
+    p.close()
+    again = Platform(settings, clock).start()
+    try:
+        with again.db.session() as s:
+            row = s.get(Execution, execution.id)
+            escalated = s.scalars(
+                select(AuditRecord).where(
+                    AuditRecord.subject == f"execution:{execution.id}",
+                    AuditRecord.action == "execution.escalated",
+                )
+            ).all()
+        if again.db.is_sqlite:
+            assert row.status == "interrupted" and escalated
+        else:
+            assert row.status == "running"  # another replica may own it
+    finally:
+        again.close()

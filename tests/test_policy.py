@@ -72,3 +72,36 @@ def test_reasons_name_the_binding_limit():
     assert any("confidence 0.50 < recommend gate" in r for r in verdict.reasons)
     auto = decide(PolicyInputs(runbook_ceiling=Tier.AUTO, confidence=0.9))
     assert auto.tier == Tier.AUTO and auto.reasons == ("every limit allows auto",)
+
+
+def test_freeze_window_without_zone_means_utc(tmp_path):
+    from datetime import UTC, datetime
+
+    from baton.govern.config import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "freeze:\n  - start: 2026-12-20 00:00:00\n    end: 2027-01-03 00:00:00\n"
+        "    reason: year end\n"
+    )
+    policy = load_policy(path)
+    assert policy.frozen("web", datetime(2026, 12, 24, tzinfo=UTC)).reason == "year end"
+    assert policy.frozen("web", datetime(2027, 1, 5, tzinfo=UTC)) is None
+
+
+def test_invalid_policy_names_the_field(tmp_path):
+    import pytest
+
+    from baton.govern.config import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("services:\n  web: yolo\n")
+    with pytest.raises(ValueError, match="services"):
+        load_policy(path)
+
+
+def test_ticket_keywords_match_whole_words():
+    from baton.servicedesk.tickets import classify
+
+    assert classify("Printer", "it goes through the tray")[0] == "other"
+    assert classify("HR portal down", "")[0] == "application"

@@ -107,3 +107,13 @@ def test_render_keeps_values_whole():
         {"argv": ["restart", "{{ service }}"], "msg": "svc={{ service }}"}, {"service": "a b"}
     )
     assert rendered == {"argv": ["restart", "a b"], "msg": "svc=a b"}
+
+
+def test_label_params_must_be_constrained():
+    loose = GOOD.replace(
+        "    source: incident.origin_service\n    type: string\n"
+        '    pattern: "^[a-z][a-z0-9-]{1,62}$"\n',
+        "    source: label:instance\n    type: string\n",
+    )
+    with pytest.raises(RunbookError, match=r"params\.service"):
+        parse(loose)

@@ -98,6 +98,41 @@ def test_tampering_is_detected_and_named(db, clock, sql, seq, words):
     assert words in result.problem and str(seq) in result.problem
 
 
+def test_deleting_the_newest_records_is_detected(db, clock):
+    _chain(db, clock)
+    _tamper(db, "DELETE FROM audit_records WHERE seq >= 4")
+    with db.session() as s:
+        result = verify(s)
+    assert not result.ok and result.broken_seq == 4
+    assert "record 4 is missing" in result.problem and "newest" in result.problem
+
+
+def test_models_match_migrations(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from baton.store.models import Base
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_secrets_in_free_text_are_masked(db, clock):
+    with db.session() as s:
+        append(
+            s,
+            actor=Actor("t", "human"),
+            action="x",
+            subject="y",
+            at=clock.now(),
+            rationale="login with password=hunter2 and bt_abcdefghijklmnopqrstuvwxyz",
+        )
+    with db.session() as s:
+        text_ = s.execute(text("SELECT rationale FROM audit_records")).scalar_one()
+    assert "hunter2" not in text_ and "bt_abc" not in text_
+
+
 def test_reordering_is_detected(db, clock):
     _chain(db, clock)
     # swap the contents of records 2 and 3 (keeping their sequence numbers)

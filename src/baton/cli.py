@@ -17,7 +17,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__
+from baton.govern.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
+from baton.store.db import redact_url
 
 app = typer.Typer(
     help="Baton: AI runs the tasks; humans hold the baton.",
@@ -57,7 +59,7 @@ def _database(s: Settings):  # type: ignore[no-untyped-def]
     try:
         upgrade(s.db_url)
     except Exception as exc:
-        where = s.db_url.split("@")[-1]
+        where = redact_url(s.db_url)
         raise fail(f"cannot open the database at {where}: {type(exc).__name__}: {exc}") from None
     return Database(s.db_url)
 
@@ -66,6 +68,11 @@ def _now() -> datetime:
     from baton.runtime.clock import default_clock
 
     return default_clock().now()
+
+
+def _cli_actor() -> Actor:
+    """The person at the terminal (from $USER): local CLI access is admin access."""
+    return Actor(os.environ.get("USER", "cli"), "human")
 
 
 def _json(data: Any) -> str:
@@ -124,7 +131,7 @@ def db_upgrade() -> None:
     """Apply every pending migration (SQLite by default, PostgreSQL via BATON_DATABASE_URL)."""
     cfg = settings()
     _database(cfg).dispose()
-    out.print(f"database at {cfg.db_url.split('@')[-1]} is up to date")
+    out.print(f"database at {redact_url(cfg.db_url)} is up to date")
 
 
 # --- tokens -----------------------------------------------------------------------------
@@ -134,7 +141,7 @@ def token_create(
     role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
 ) -> None:
     """Create an API token and print it once (only its hash is stored)."""
-    from baton.govern.audit import Actor, append
+    from baton.govern.audit import append
     from baton.govern.rbac import create_token, parse_role
 
     try:
@@ -149,7 +156,7 @@ def token_create(
             raise fail(str(exc)) from None
         append(
             s,
-            actor=Actor(os.environ.get("USER", "cli"), "human"),
+            actor=_cli_actor(),
             action="token.created",
             subject=f"token:{token.id}",
             at=_now(),
@@ -189,6 +196,7 @@ def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @token_app.command("revoke")
 def token_revoke(token_id: int) -> None:
     """Revoke a token by id."""
+    from baton.govern.audit import append
     from baton.govern.rbac import revoke_token
 
     db = _database(settings())
@@ -197,6 +205,14 @@ def token_revoke(token_id: int) -> None:
             revoke_token(s, token_id, _now())
         except LookupError as exc:
             raise fail(str(exc)) from None
+        append(
+            s,
+            actor=_cli_actor(),
+            action="token.revoked",
+            subject=f"token:{token_id}",
+            at=_now(),
+            decision="revoked",
+        )
     out.print(f"token {token_id} revoked")
 
 
@@ -286,14 +302,11 @@ def pause(
 ) -> None:
     """Kill switch: stop new automated actions at once (running ones stop at the next step)."""
     from baton.govern import killswitch
-    from baton.govern.audit import Actor
 
     scope, target = _scope(all_, runbook, service)
     db = _database(settings())
     with db.session() as s:
-        killswitch.pause(
-            s, scope, target, Actor(os.environ.get("USER", "cli"), "human"), reason, _now()
-        )
+        killswitch.pause(s, scope, target, _cli_actor(), reason, _now())
         active = killswitch.active(s)
     out.print(f"paused: {', '.join(active)}")
 
@@ -307,14 +320,11 @@ def resume(
 ) -> None:
     """Lift a pause set with `baton pause`."""
     from baton.govern import killswitch
-    from baton.govern.audit import Actor
 
     scope, target = _scope(all_, runbook, service)
     db = _database(settings())
     with db.session() as s:
-        found = killswitch.resume(
-            s, scope, target, Actor(os.environ.get("USER", "cli"), "human"), reason, _now()
-        )
+        found = killswitch.resume(s, scope, target, _cli_actor(), reason, _now())
         active = killswitch.active(s)
     out.print(
         ("resumed" if found else "was not paused")
@@ -408,10 +418,21 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     import uvicorn
 
     from baton.api.app import create_app
-    from baton.govern.rbac import create_token
+    from baton.govern.audit import append
+    from baton.govern.rbac import create_token, revoke_token
 
     with runner.platform.db.session() as s:
-        _, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())
+        token, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())
+        append(
+            s,
+            actor=_cli_actor(),
+            action="token.created",
+            subject=f"token:{token.id}",
+            at=runner.clock.now(),
+            inputs={"name": "demo-admin", "role": "admin"},
+            decision="created",
+            rationale="live demo token, revoked when the demo stops",
+        )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runner.platform), host=cfg.host, port=cfg.port, log_level="warning"
@@ -422,8 +443,21 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runner.run_live(stop.is_set, speed)
-    server.should_exit = True
+    try:
+        runner.run_live(stop.is_set, speed)
+    finally:
+        server.should_exit = True
+        with runner.platform.db.session() as s:
+            revoke_token(s, token.id, runner.clock.now())
+            append(
+                s,
+                actor=_cli_actor(),
+                action="token.revoked",
+                subject=f"token:{token.id}",
+                at=runner.clock.now(),
+                decision="revoked",
+                rationale="live demo stopped",
+            )
     view.summary(runner.summary())
 
 

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from baton.store.db import redact_url
+
 STYLES = {
     "fault.injected": ("FAULT", "magenta"),
     "incident.opened": ("INCIDENT", "bold red"),
@@ -84,7 +86,9 @@ class DemoView:
     def banner(self, settings: Any, once: bool) -> None:
         mode = "once through a fixed scenario set" if once else "live"
         self.console.rule(f"[bold]Baton demo[/] — {mode}")
-        self.console.print(f"database: {settings.db_url}; runbooks: {settings.runbooks_path}")
+        self.console.print(
+            f"database: {redact_url(settings.db_url)}; runbooks: {settings.runbooks_path}"
+        )
 
     def live_intro(self, settings: Any, token: str) -> None:
         url = f"http://{settings.host}:{settings.port}"

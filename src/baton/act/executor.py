@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from baton.act.actions import ActionContext, run_action, run_check
+from baton.act.actions import ActionContext, Outcome, run_action, run_check
 from baton.act.runbook import Runbook, render
 from baton.act.service import get_version
 from baton.govern.audit import Actor, append
@@ -25,11 +26,20 @@ from baton.store.models import Execution, ExecutionStep
 
 EXECUTOR = Actor("baton.act", "system", "executor/1")
 FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted")
+Clock = Callable[[], datetime]
 
 
-def idempotency_key(incident_id: int | None, runbook: Runbook, params: dict[str, Any]) -> str:
-    """The same incident, runbook and params never start two executions."""
-    body = {"incident": incident_id, "runbook": runbook.id, "params": params}
+def idempotency_key(
+    incident_id: int | None, decision_id: int | None, runbook: Runbook, params: dict[str, Any]
+) -> str:
+    """One decision about one incident, runbook and params never starts two executions;
+    a new decision (a retry a human asked for) may."""
+    body = {
+        "incident": incident_id,
+        "decision": decision_id,
+        "runbook": runbook.id,
+        "params": params,
+    }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -44,8 +54,9 @@ def create_execution(
     requested_by: Actor,
 ) -> tuple[Execution, bool]:
     """Queue an execution; return (execution, created). A repeat returns the original."""
-    key = idempotency_key(incident_id, runbook, params)
-    existing = session.scalar(select(Execution).where(Execution.idempotency_key == key))
+    key = idempotency_key(incident_id, decision_id, runbook, params)
+    by_key = select(Execution).where(Execution.idempotency_key == key)
+    existing = session.scalar(by_key)
     if existing is not None:
         return existing, False
     execution = Execution(
@@ -62,8 +73,11 @@ def create_execution(
         with session.begin_nested():
             session.add(execution)
             session.flush()
-    except IntegrityError:  # a concurrent request won the race for this key
-        return session.scalar(select(Execution).where(Execution.idempotency_key == key)), False
+    except IntegrityError:
+        winner = session.scalar(by_key)
+        if winner is None:  # not the race on the key: a real integrity problem
+            raise
+        return winner, False
     append(
         session,
         actor=requested_by,
@@ -90,11 +104,12 @@ def _record_step(
     phase: str,
     item: dict[str, Any],
     rendered: dict[str, Any],
-    outcome_ok: bool,
-    output: str,
+    outcome: Outcome,
     started: datetime,
     finished: datetime,
 ) -> None:
+    kind = item.get("action") or item.get("check", "")
+    status = "ok" if outcome.ok else "failed"
     with db.session() as s:
         s.add(
             ExecutionStep(
@@ -102,10 +117,10 @@ def _record_step(
                 seq=seq,
                 phase=phase,
                 name=item["name"],
-                action=item.get("action") or item.get("check", ""),
-                status="ok" if outcome_ok else "failed",
+                action=kind,
+                status=status,
                 rendered=rendered,
-                output=output,
+                output=outcome.output,
                 started_at=started,
                 finished_at=finished,
             )
@@ -117,10 +132,19 @@ def _record_step(
             subject=f"execution:{execution_id}",
             at=finished,
             inputs={"step": item["name"], "rendered": rendered},
-            decision=item.get("action") or item.get("check"),
-            outcome="ok" if outcome_ok else "failed",
-            rationale=output[:500],
+            decision=kind,
+            outcome=status,
+            rationale=outcome.output[:500],
         )
+
+
+@dataclass(frozen=True)
+class StepsResult:
+    ok: bool
+    next_seq: int
+    completed: int  # steps that ran to success (and so may have changed something)
+    summary: str
+    stopped: bool = False
 
 
 def _run_steps(
@@ -130,25 +154,32 @@ def _run_steps(
     phase: str,
     params: dict[str, Any],
     ctx: ActionContext,
-    now: Callable[[], datetime],
+    now: Clock,
     first_seq: int,
     should_stop: Callable[[], str | None],
-) -> tuple[bool, int, str]:
-    seq = first_seq
+) -> StepsResult:
+    seq, completed = first_seq, 0
     for item in steps:
         reason = should_stop()
         if reason:
-            return False, seq, f"stopped before step {item['name']!r}: {reason}"
+            return StepsResult(
+                False,
+                seq,
+                completed,
+                f"stopped before step {item['name']!r}: {reason}",
+                stopped=True,
+            )
         rendered = render(item.get("with", {}), params)
         started = now()
         outcome = run_action(item["action"], rendered, ctx)
-        _record_step(
-            db, execution_id, seq, phase, item, rendered, outcome.ok, outcome.output, started, now()
-        )
+        _record_step(db, execution_id, seq, phase, item, rendered, outcome, started, now())
         seq += 1
         if not outcome.ok:
-            return False, seq, f"step {item['name']!r} failed: {outcome.output}"
-    return True, seq, "all steps ok"
+            return StepsResult(
+                False, seq, completed, f"step {item['name']!r} failed: {outcome.output}"
+            )
+        completed += 1
+    return StepsResult(True, seq, completed, "all steps ok")
 
 
 def _finish(
@@ -175,11 +206,31 @@ def _finish(
     )
 
 
+def _claim(db: Database, execution_id: int, at: datetime) -> bool:
+    """Atomically move queued → running: of two deliveries only one wins."""
+    with db.session() as s:
+        done = s.execute(
+            update(Execution)
+            .where(Execution.id == execution_id, Execution.status == "queued")
+            .values(status="running", started_at=at)
+        ).rowcount
+        if done == 1:
+            append(
+                s,
+                actor=EXECUTOR,
+                action="execution.started",
+                subject=f"execution:{execution_id}",
+                at=at,
+                decision="running",
+            )
+    return done == 1
+
+
 def run_execution(
     db: Database,
     execution_id: int,
     ctx: ActionContext,
-    now: Callable[[], datetime],
+    now: Clock,
     should_stop: Callable[[], str | None] = lambda: None,
 ) -> str:
     """Run the steps of a queued execution; leave it `verifying` or finished. Returns status."""
@@ -187,32 +238,41 @@ def run_execution(
         execution = s.get(Execution, execution_id)
         if execution is None:
             raise LookupError(f"no execution {execution_id}")
-        if execution.status != "queued":
-            return execution.status  # redelivery of a started execution never re-runs it
+        status = execution.status
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
-        if runbook is None:
-            _finish(s, execution, "failed", "runbook version not found", now())
-            return "failed"
-        execution.status, execution.started_at = "running", now()
         params = dict(execution.params)
-        append(
-            s,
-            actor=EXECUTOR,
-            action="execution.started",
-            subject=f"execution:{execution_id}",
-            at=execution.started_at,
-            inputs={"runbook": runbook.id, "params": params},
-            decision="running",
-        )
-    ok, seq, summary = _run_steps(
+    if status != "queued" or not _claim(db, execution_id, now()):
+        return _status(db, execution_id)  # redelivery never runs an execution twice
+    if runbook is None:
+        with db.session() as s:
+            _finish(s, s.get(Execution, execution_id), "failed", "runbook version not found", now())
+        return "failed"
+    result = _run_steps(
         db, execution_id, runbook.doc["steps"], "step", params, ctx, now, 1, should_stop
     )
+    if not result.ok:
+        with db.session() as s:
+            _finish(
+                s,
+                s.get(Execution, execution_id),
+                "cancelled" if result.stopped else "failed",
+                result.summary,
+                now(),
+            )
+        undo_and_escalate(
+            db,
+            execution_id,
+            runbook,
+            ctx,
+            now,
+            result.next_seq,
+            result.summary,
+            changed=result.completed > 0,
+        )
+        return _status(db, execution_id)
     with db.session() as s:
         execution = s.get(Execution, execution_id)
-        if not ok:
-            status = "cancelled" if summary.startswith("stopped") else "failed"
-            _finish(s, execution, status, summary, now())
-        elif runbook.doc.get("verify"):
+        if runbook.doc.get("verify"):
             within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
             execution.status = "verifying"
             execution.verify_deadline = now() + timedelta(seconds=within)
@@ -228,30 +288,36 @@ def run_execution(
             )
         else:
             _finish(s, execution, "succeeded", "steps done; runbook has no verify checks", now())
-        status = execution.status
-    if status == "failed":
-        rollback(db, execution_id, runbook, ctx, now, seq, "steps failed")
-    return status
+    return _status(db, execution_id)
 
 
-def rollback(
+def _status(db: Database, execution_id: int) -> str:
+    with db.session() as s:
+        return s.get(Execution, execution_id).status
+
+
+def undo_and_escalate(
     db: Database,
     execution_id: int,
     runbook: Runbook,
     ctx: ActionContext,
-    now: Callable[[], datetime],
+    now: Clock,
     first_seq: int,
     why: str,
+    changed: bool = True,
 ) -> bool:
-    """Run rollback steps if the runbook is reversible; escalate either way."""
+    """Roll back what may have changed (if the runbook is reversible); always escalate."""
     steps = runbook.doc.get("rollback", [])
-    rolled, summary = False, "no rollback possible"
-    if runbook.reversible and steps:
+    rolled, note = False, "nothing had changed, so nothing to roll back"
+    if changed and runbook.reversible and steps:
         with db.session() as s:
             params = dict(s.get(Execution, execution_id).params)
-        rolled, _, summary = _run_steps(
+        result = _run_steps(
             db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda: None
         )
+        rolled, note = result.ok, "rolled back" if result.ok else f"rollback {result.summary}"
+    elif changed:
+        note = "the runbook is not reversible: no rollback possible"
     with db.session() as s:
         execution = s.get(Execution, execution_id)
         if rolled:
@@ -264,19 +330,55 @@ def rollback(
             at=now(),
             inputs={"why": why, "rolled_back": rolled},
             decision="escalate",
-            rationale=f"{why}; "
-            + ("rolled back" if rolled else summary)
-            + f"; needs a human (owner: {runbook.owner or 'nobody'})",
+            rationale=f"{why}; {note}; needs a human (owner: {runbook.owner or 'nobody'})",
         )
     return rolled
 
 
-def check_verifications(
+def _evaluate(
+    runbook: Runbook, params: dict[str, Any], ctx: ActionContext
+) -> list[tuple[dict[str, Any], dict[str, Any], Outcome]]:
+    results = []
+    for check in runbook.doc["verify"]:
+        rendered = render(check.get("with", {}), params)
+        results.append((check, rendered, run_check(check["check"], rendered, ctx)))
+    return results
+
+
+def _conclude(
     db: Database,
+    execution_id: int,
+    runbook: Runbook,
     ctx: ActionContext,
-    now: Callable[[], datetime],
-) -> list[int]:
-    """Evaluate verify checks of executions awaiting them; return ids that finished."""
+    now: Clock,
+    results: list[tuple[dict[str, Any], dict[str, Any], Outcome]],
+) -> None:
+    """Record the verify outcome; on failure roll back and escalate."""
+    with db.session() as s:
+        seq = len(s.get(Execution, execution_id).steps) + 1
+    for offset, (check, rendered, outcome) in enumerate(results):
+        _record_step(
+            db, execution_id, seq + offset, "verify", check, rendered, outcome, now(), now()
+        )
+    passed = all(r.ok for _, _, r in results)
+    detail = "; ".join(r.output for _, _, r in results)
+    with db.session() as s:
+        execution = s.get(Execution, execution_id)
+        if passed:
+            _finish(s, execution, "succeeded", f"verified: {detail}", now(), verified=True)
+        else:
+            _finish(s, execution, "failed", f"verify failed: {detail}", now(), verified=False)
+    if not passed:
+        undo_and_escalate(
+            db, execution_id, runbook, ctx, now, seq + len(results), "verification failed"
+        )
+
+
+def check_verifications(db: Database, ctx: ActionContext, now: Clock) -> list[int]:
+    """Evaluate verify checks of executions awaiting them; return ids that finished.
+
+    An execution finishes when every check passes, or when its deadline passes first.
+    """
     with db.session() as s:
         waiting = [
             (e.id, e.runbook_id, e.runbook_version, dict(e.params), e.verify_deadline)
@@ -286,41 +388,31 @@ def check_verifications(
     for execution_id, runbook_id, version, params, deadline in waiting:
         with db.session() as s:
             runbook = get_version(s, runbook_id, version)
-        results = []
-        for check in runbook.doc["verify"]:
-            rendered = render(check.get("with", {}), params)
-            results.append((check, rendered, run_check(check["check"], rendered, ctx)))
-        passed = all(r.ok for _, _, r in results)
+        results = _evaluate(runbook, params, ctx)
         expired = deadline is not None and now() >= deadline
-        if not passed and not expired:
-            continue
-        with db.session() as s:
-            execution = s.get(Execution, execution_id)
-            seq = len(execution.steps) + 1
-        for offset, (check, rendered, outcome) in enumerate(results):
-            _record_step(
-                db,
-                execution_id,
-                seq + offset,
-                "verify",
-                check,
-                rendered,
-                outcome.ok,
-                outcome.output,
-                now(),
-                now(),
-            )
-        detail = "; ".join(r.output for _, _, r in results)
-        with db.session() as s:
-            execution = s.get(Execution, execution_id)
-            if passed:
-                _finish(s, execution, "succeeded", f"verified: {detail}", now(), verified=True)
-            else:
-                _finish(s, execution, "failed", f"verify failed: {detail}", now(), verified=False)
-        if not passed:
-            rollback(db, execution_id, runbook, ctx, now, seq + len(results), "verification failed")
-        finished.append(execution_id)
+        if all(r.ok for _, _, r in results) or expired:
+            _conclude(db, execution_id, runbook, ctx, now, results)
+            finished.append(execution_id)
     return finished
+
+
+def mark_interrupted(db: Database, now: Clock) -> list[int]:
+    """After a crash: executions left `running` are never re-run blindly; they are marked
+    interrupted and escalated for a human to look at."""
+    with db.session() as s:
+        stranded = list(s.scalars(select(Execution).where(Execution.status == "running")))
+        for execution in stranded:
+            _finish(s, execution, "interrupted", "the process running it stopped mid-way", now())
+            append(
+                s,
+                actor=EXECUTOR,
+                action="execution.escalated",
+                subject=f"execution:{execution.id}",
+                at=now(),
+                decision="escalate",
+                rationale="interrupted mid-way; steps are not re-run automatically",
+            )
+        return [e.id for e in stranded]
 
 
 def to_dict(execution: Execution, with_steps: bool = False) -> dict[str, Any]:

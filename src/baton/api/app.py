@@ -9,6 +9,7 @@ from prometheus_client import Counter, Histogram
 
 from baton import __version__
 from baton.api import errors
+from baton.api.limits import BodyLimit
 from baton.api.routers import admin, automation, health, incidents, signals
 from baton.runtime.pipeline import Platform
 
@@ -26,6 +27,7 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
     for module in (health, signals, incidents, automation, admin):
         app.include_router(module.router)
 

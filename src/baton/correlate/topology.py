@@ -22,7 +22,7 @@ class ServiceDef:
     host: str | None = None
     owner: str | None = None
     env: str = "prod"
-    tier: int = 2
+    criticality: int = 2
     user_facing: bool = False
     depends_on: tuple[str, ...] = ()
 
@@ -104,7 +104,7 @@ def upsert_services(session: Session, defs: Iterable[ServiceDef]) -> int:
     for d in items:
         row = existing.get(d.name) or Service(name=d.name)
         row.kind, row.host, row.owner, row.env = d.kind, d.host, d.owner, d.env
-        row.tier, row.user_facing = d.tier, d.user_facing
+        row.criticality, row.user_facing = d.criticality, d.user_facing
         session.add(row)
         existing[d.name] = row
     session.flush()
@@ -127,7 +127,7 @@ def load_topology(session: Session) -> Topology:
             host=row.host,
             owner=row.owner,
             env=row.env,
-            tier=row.tier,
+            criticality=row.criticality,
             user_facing=row.user_facing,
             depends_on=tuple(sorted(dep.depends_on.name for dep in row.dependencies)),
         )
@@ -141,7 +141,7 @@ def to_dict(d: ServiceDef) -> dict[str, Any]:
         "host": d.host,
         "owner": d.owner,
         "env": d.env,
-        "tier": d.tier,
+        "criticality": d.criticality,
         "user_facing": d.user_facing,
         "depends_on": list(d.depends_on),
     }

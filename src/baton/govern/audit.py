@@ -41,6 +41,20 @@ class Actor:
             raise ValueError(f"actor kind must be one of {ACTOR_KINDS}, not {self.kind!r}")
 
 
+_SECRET_TEXT = re.compile(
+    r"(?i)\b(pass(?:word)?|secret|token|api[_-]?key)(\s*[=:]\s*)(\S+)|\bbt_[A-Za-z0-9_-]{16,}"
+)
+
+
+def mask_text(value: str | None) -> str | None:
+    """Mask `password=...`-style pairs and Baton tokens inside free text."""
+    if not value:
+        return value
+    return _SECRET_TEXT.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{MASK}" if m.group(1) else MASK, value
+    )
+
+
 def mask_secrets(value: Any) -> Any:
     """Copy of `value` with secret-looking keys masked, recursively."""
     if isinstance(value, dict):
@@ -50,6 +64,8 @@ def mask_secrets(value: Any) -> Any:
         }
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
     return value
 
 
@@ -77,11 +93,24 @@ def record_hash(record: AuditRecord) -> str:
 
 
 _HEAD = "baton.audit.head"
+LOCK_KEY = "audit.lock"
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_head(session: Session, _transaction: Any) -> None:
-    session.info.pop(_HEAD, None)
+def _forget_head(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # savepoints inside the transaction keep the head
+        session.info.pop(_HEAD, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _store_head(session: Session) -> None:
+    """Record the chain's head beside it, so deleting the newest records shows too."""
+    head = session.info.get(_HEAD)
+    if head is not None:
+        session.execute(
+            text("UPDATE meta SET value = :v WHERE key = :k"),
+            {"v": f"{head[0]}:{head[1]}", "k": LOCK_KEY},
+        )
 
 
 def _lock_chain(session: Session) -> None:
@@ -90,7 +119,11 @@ def _lock_chain(session: Session) -> None:
     Updating one well-known row takes PostgreSQL's row lock and SQLite's write lock,
     both held to the end of the transaction, so no two appends read the same head.
     """
-    session.execute(text("UPDATE meta SET value = value WHERE key = 'audit.lock'"))
+    done = session.execute(
+        text("UPDATE meta SET value = value WHERE key = :k"), {"k": LOCK_KEY}
+    ).rowcount
+    if done != 1:
+        raise RuntimeError("the audit chain's lock row is missing; run `baton db upgrade`")
 
 
 def append(
@@ -122,9 +155,9 @@ def append(
         action=action,
         subject=subject,
         inputs=orjson.loads(orjson.dumps(mask_secrets(inputs or {}), default=str)),
-        decision=decision,
-        rationale=rationale,
-        outcome=outcome,
+        decision=mask_text(decision),
+        rationale=mask_text(rationale),
+        outcome=mask_text(outcome),
         prev_hash=head[1],
     )
     record.hash = record_hash(record)
@@ -184,6 +217,27 @@ def verify(session: Session) -> VerifyResult:
                 record.seq,
             )
         prev_hash, expected_seq, count = record.hash, expected_seq + 1, count + 1
+    return _check_head(session, count, prev_hash)
+
+
+def _check_head(session: Session, count: int, last_hash: str) -> VerifyResult:
+    """The stored head must be the last record we walked: catches deleted tails."""
+    stored = session.scalar(text("SELECT value FROM meta WHERE key = :k"), {"k": LOCK_KEY})
+    if not stored:
+        return VerifyResult(True, count)
+    seq_text, _, head_hash = stored.partition(":")
+    head_seq = int(seq_text)
+    if head_seq > count:
+        first = count + 1
+        return VerifyResult(
+            False,
+            count,
+            f"record {first} is missing: the chain ends at {count} but its head says {head_seq} "
+            "(the newest records were deleted)",
+            first,
+        )
+    if head_seq == count and head_hash != last_hash:
+        return VerifyResult(False, count, f"record {count} was altered or replaced", count)
     return VerifyResult(True, count)
 
 

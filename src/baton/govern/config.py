@@ -3,7 +3,7 @@ freeze windows, and how long approvals may wait."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,12 @@ class FreezeWindow(BaseModel):
     end: datetime
     reason: str = "change freeze"
     services: list[str] = Field(default_factory=list, description="empty = every service")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        """A time written without a zone means UTC (YAML timestamps often omit it)."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
     def covers(self, service: str | None, at: datetime) -> bool:
         in_time = self.start <= at < self.end

@@ -13,7 +13,8 @@ from baton.govern import killswitch
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig
 from baton.govern.policy import PolicyInputs, Tier, decide
-from baton.store.models import Approval, Decision, Proposal
+from baton.store.db import lock_row
+from baton.store.models import Approval, Decision, Incident, Proposal
 
 POLICY = Actor("baton.govern.policy", "system", "tiers/1")
 
@@ -109,9 +110,10 @@ def decide_proposal(
 
 
 def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
-    approval = session.get(Approval, approval_id)
-    if approval is None:
+    """The approval, locked for this transaction, if it can still be decided."""
+    if not lock_row(session, Approval, approval_id):
         raise LookupError(f"no approval {approval_id}")
+    approval = session.get(Approval, approval_id)
     if approval.status != "pending":
         raise ApprovalError(f"approval {approval_id} is {approval.status}, not pending")
     if approval.expires_at is not None and at >= approval.expires_at:
@@ -119,8 +121,33 @@ def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
     return approval
 
 
+def blocked_reason(
+    session: Session, approval_id: int, policy: PolicyConfig, at: datetime
+) -> str | None:
+    """Why approving now would be wrong even though the request is still pending."""
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        return None  # `approve` reports the missing approval
+    proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
+    service = proposal.params.get("service")
+    incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    if incident is not None and incident.status == "resolved":
+        return f"incident {incident.id} has resolved; nothing to fix"
+    if proposal.status == "superseded":
+        return "the proposal was superseded by a newer diagnosis"
+    scope = killswitch.paused_scope(session, proposal.runbook_id, service)
+    if scope:
+        return f"automation is paused ({scope})"
+    freeze = policy.frozen(service, at)
+    if freeze is not None:
+        return f"a freeze window is active: {freeze.reason}"
+    return None
+
+
 def approve(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> bool:
     """Add an approval; True when enough distinct approvers have said yes."""
+    if approver.kind != "human":
+        raise ApprovalError("only a person can approve; AI and system actors cannot")
     approval = _pending(session, approval_id, at)
     requester = approval.requested_by.split("/")[0]
     if approver.name in (approval.requested_by, requester):
@@ -158,6 +185,28 @@ def reject(session: Session, approval_id: int, approver: Actor, reason: str, at:
         decision="rejected",
         rationale=reason,
     )
+
+
+def cancel_pending(session: Session, incident_id: int, why: str, at: datetime) -> list[int]:
+    """Withdraw every pending approval about an incident (re-triaged or resolved)."""
+    rows = session.scalars(
+        select(Approval)
+        .join(Decision, Decision.id == Approval.decision_id)
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .where(Proposal.incident_id == incident_id, Approval.status == "pending")
+    ).all()
+    for approval in rows:
+        approval.status, approval.decided_at, approval.reason = "withdrawn", at, why
+        append(
+            session,
+            actor=POLICY,
+            action="approval.withdrawn",
+            subject=f"approval:{approval.id}",
+            at=at,
+            decision="withdrawn",
+            rationale=why,
+        )
+    return [a.id for a in rows]
 
 
 def expire_approvals(session: Session, at: datetime) -> list[Approval]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -44,6 +44,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.INGEST: frozenset({Permission.INGEST}),
 }
 
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 TOKEN_PREFIX = "bt_"  # noqa: S105 - a public marker, not a secret
 
 
@@ -107,7 +108,8 @@ def authenticate(session: Session, secret: str, at: datetime) -> Principal | Non
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if token is None or token.revoked_at is not None:
         return None
-    token.last_used_at = at
+    if token.last_used_at is None or at - token.last_used_at > LAST_USED_GRANULARITY:
+        token.last_used_at = at  # coarse on purpose: reads should not all become writes
     return Principal(name=token.name, role=Role(token.role), token_id=token.id)
 
 

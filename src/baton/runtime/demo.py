@@ -24,9 +24,11 @@ from baton.runtime.clock import SimulatedClock
 from baton.runtime.pipeline import Observer, Platform
 from baton.runtime.settings import Settings
 from baton.sandbox import Estate
+from baton.store.db import Database, redact_url
 from baton.store.migrate import upgrade
 from baton.store.models import (
     Approval,
+    Base,
     Decision,
     Event,
     Execution,
@@ -64,7 +66,7 @@ def _services(estate: Estate) -> list[ServiceDef]:
             host=s.host,
             owner=s.owner,
             env=s.env,
-            tier=s.tier,
+            criticality=s.criticality,
             user_facing=s.user_facing,
             depends_on=tuple(s.depends_on),
         )
@@ -90,20 +92,22 @@ class EstateTarget:
 
 def prepare_database(settings: Settings, reset: bool) -> None:
     """Start from an empty demo database; refuse to wipe data a demo did not create."""
-    from baton.store.db import Database  # local: only the demo ever drops tables
-
     db = Database(settings.db_url)
     try:
         upgrade(db.url)
         with db.session() as s:
             marked = s.get(Meta, DEMO_MARK)
-            has_data = (s.scalar(select(func.count()).select_from(Event)) or 0) > 0
-        if has_data and (marked is None or marked.value != "demo") and not reset:
+            holding = [
+                t.name
+                for t in Base.metadata.sorted_tables
+                if t.name != "meta" and s.execute(select(t).limit(1)).first() is not None
+            ]
+        if holding and (marked is None or marked.value != "demo") and not reset:
             raise DemoRefused(
-                f"the database at {settings.db_url} holds data that no demo created; "
-                "set BATON_HOME to another directory or pass --reset to wipe it"
+                f"the database at {redact_url(settings.db_url)} holds data that no demo created "
+                f"({', '.join(holding)}); set BATON_HOME to another directory or pass --reset "
+                "to wipe it"
             )
-        from baton.store.models import Base
 
         Base.metadata.drop_all(db.engine)
         with db.engine.begin() as conn:

@@ -103,6 +103,11 @@ class CorrelateStage:
 
     def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
         changes = correlate(ctx.session, items, ctx.platform.graph(ctx.session), ctx.at)
+        for change in changes:
+            if change.kind == "resolved":
+                governance.cancel_pending(
+                    ctx.session, change.incident_id, "the incident resolved on its own", ctx.at
+                )
         if ctx.platform.observer is not None:
             for change in changes:
                 ctx.platform.notify(f"incident.{change.kind}", _incident_note(ctx.session, change))
@@ -118,12 +123,16 @@ class TriageStage:
         graph = ctx.platform.graph(ctx.session)
         out = []
         for incident in items:
-            for old in ctx.session.scalars(
+            stale = ctx.session.scalars(
                 select(Proposal).where(
-                    Proposal.incident_id == incident.id, Proposal.status == "new"
+                    Proposal.incident_id == incident.id, Proposal.status.in_(("new", "decided"))
                 )
-            ):
+            )
+            for old in stale:
                 old.status = "superseded"
+            governance.cancel_pending(
+                ctx.session, incident.id, f"origin is now {incident.origin_service}", ctx.at
+            )
             incident.triaged_origin = incident.origin_service
             proposal = propose(ctx.session, incident, ctx.platform.catalogue, graph, ctx.at)
             if proposal is not None:
@@ -190,11 +199,7 @@ class ActStage:
             if decision.tier != "auto":
                 continue
             execution = ctx.platform.queue_execution(
-                ctx.session,
-                proposal,
-                decision.id,
-                ctx.at,
-                Actor("baton.govern.policy", "system", "tiers/1"),
+                ctx.session, proposal, decision.id, ctx.at, governance.POLICY
             )
             if execution is not None:
                 queued.append(execution)
@@ -253,15 +258,53 @@ class Platform:
         if migrate:
             upgrade(self.db.url)
         self.reload_runbooks()
+        self.recover()
         return self
 
-    def reload_runbooks(self) -> Catalogue:
-        path = self.settings.runbooks_path
-        self.catalogue = load_dir(path)
-        self.policy = load_policy(path / "policy.yaml")
+    def recover(self) -> None:
+        """After a restart: never re-run a half-done execution; deliver queued ones.
+
+        Only the embedded (SQLite, single-process) deployment can tell that a `running`
+        execution has lost its process; with shared PostgreSQL another replica may own it.
+        """
+        if self.db.is_sqlite:
+            for execution_id in executor.mark_interrupted(self.db, self.clock.now):
+                self.notify(
+                    "execution.finished", {"execution": execution_id, "status": "interrupted"}
+                )
         with self.db.session() as s:
-            sync_catalogue(s, self.catalogue, self.clock.now())
-        return self.catalogue
+            queued = s.scalars(select(Execution.id).where(Execution.status == "queued")).all()
+        for execution_id in queued:
+            self.backend.submit("execute", {"execution_id": execution_id})
+
+    def reload_runbooks(self, actor: Actor = INTAKE) -> Catalogue:
+        """Load runbooks and policy from disk; audit what changed and who asked."""
+        path = self.settings.runbooks_path
+        catalogue = load_dir(path)
+        policy = load_policy(path / "policy.yaml")
+        before = {rb.id: rb.version for rb in self.catalogue}
+        after = {rb.id: rb.version for rb in catalogue}
+        changed = sorted(k for k in after if before.get(k) != after[k])
+        self.catalogue, self.policy = catalogue, policy
+        with self.db.session() as s:
+            sync_catalogue(s, catalogue, self.clock.now())
+            append(
+                s,
+                actor=actor,
+                action="runbooks.loaded",
+                subject="runbooks",
+                at=self.clock.now(),
+                inputs={
+                    "path": str(path),
+                    "versions": after,
+                    "policy": policy.model_dump(mode="json"),
+                    "errors": [str(e) for e in catalogue.errors],
+                },
+                decision=f"{len(after)} loaded, {len(catalogue.errors)} rejected",
+                rationale=f"new or changed: {', '.join(changed) or 'none'}; "
+                f"removed: {', '.join(sorted(set(before) - set(after))) or 'none'}",
+            )
+        return catalogue
 
     def close(self) -> None:
         self.backend.close()
@@ -278,9 +321,19 @@ class Platform:
             self._graph = (now, topology.load_topology(session))
         return self._graph[1]
 
-    def register_services(self, defs: list[topology.ServiceDef]) -> int:
+    def register_services(self, defs: list[topology.ServiceDef], actor: Actor = INTAKE) -> int:
+        """Declare services (upsert) and audit who did, in one transaction."""
         with self.db.session() as s:
             n = topology.upsert_services(s, defs)
+            append(
+                s,
+                actor=actor,
+                action="services.declared",
+                subject="services",
+                at=self.clock.now(),
+                inputs={"services": [d.name for d in defs]},
+                decision="upserted",
+            )
         self._graph = None
         return n
 
@@ -416,6 +469,9 @@ class Platform:
         at = self.clock.now()
         execution_id = None
         with self.db.session() as s:
+            blocked = governance.blocked_reason(s, approval_id, self.policy, at)
+            if blocked:
+                raise governance.ApprovalError(f"cannot approve now: {blocked}")
             if governance.approve(s, approval_id, approver, reason, at):
                 approval = s.get(Approval, approval_id)
                 decision = s.get(Decision, approval.decision_id)

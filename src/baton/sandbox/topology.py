@@ -21,7 +21,7 @@ class ServiceSpec:
     owner: str | None
     user_facing: bool
     env: str = "prod"
-    tier: int = 2
+    criticality: int = 2
 
 
 def _svc(
@@ -31,23 +31,23 @@ def _svc(
     deps: tuple[str, ...] = (),
     owner: str | None = None,
     user_facing: bool = False,
-    tier: int = 2,
+    criticality: int = 2,
 ) -> ServiceSpec:
-    return ServiceSpec(name, kind, host, deps, owner, user_facing, "prod", tier)
+    return ServiceSpec(name, kind, host, deps, owner, user_facing, "prod", criticality)
 
 
 # Listed dependencies-first, so this order is also a valid evaluation order.
 _SERVICES: tuple[ServiceSpec, ...] = (
-    _svc("dns", "dns", "infra-01", (), "team-network", tier=1),
+    _svc("dns", "dns", "infra-01", (), "team-network", criticality=1),
     _svc("monitoring", "monitoring", "infra-01", ("dns",), "team-platform"),
-    _svc("directory-ldap", "directory", "idm-01", ("dns",), "team-identity", tier=1),
-    _svc("users-db", "database", "db-02", (), "team-identity", tier=1),
-    _svc("orders-db", "database", "db-01", (), "team-commerce", tier=1),
+    _svc("directory-ldap", "directory", "idm-01", ("dns",), "team-identity", criticality=1),
+    _svc("users-db", "database", "db-02", (), "team-identity", criticality=1),
+    _svc("orders-db", "database", "db-01", (), "team-commerce", criticality=1),
     _svc("cache-redis", "cache", "cache-01", (), "team-platform"),
     _svc("queue-rabbit", "queue", "mq-01", (), "team-platform"),
     _svc("search", "search", "cache-01", (), "team-commerce"),
     _svc("object-storage", "storage", "fs-01", (), "team-infra"),
-    _svc("payment-provider", "external", "psp.example.net", (), "team-payments", tier=1),
+    _svc("payment-provider", "external", "psp.example.net", (), "team-payments", criticality=1),
     _svc(
         "auth-sso",
         "auth",
@@ -55,7 +55,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         ("directory-ldap", "users-db", "cache-redis"),
         "team-identity",
         user_facing=True,
-        tier=1,
+        criticality=1,
     ),
     _svc(
         "email-smtp",
@@ -64,9 +64,9 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         ("dns", "directory-ldap"),
         "team-messaging",
         user_facing=True,
-        tier=1,
+        criticality=1,
     ),
-    _svc("vpn", "vpn", "edge-01", ("dns", "directory-ldap"), "team-network", True, tier=1),
+    _svc("vpn", "vpn", "edge-01", ("dns", "directory-ldap"), "team-network", True, criticality=1),
     _svc("file-storage", "storage", "fs-01", ("directory-ldap",), "team-infra", True),
     _svc("catalog-api", "api", "app-02", ("search", "cache-redis"), "team-commerce"),
     _svc("inventory-api", "api", "app-02", ("orders-db", "cache-redis"), "team-commerce"),
@@ -76,7 +76,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "app-03",
         ("payment-provider", "orders-db"),
         "team-payments",
-        tier=1,
+        criticality=1,
     ),
     _svc(
         "orders-api",
@@ -84,7 +84,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "app-01",
         ("orders-db", "queue-rabbit", "cache-redis", "inventory-api"),
         "team-commerce",
-        tier=1,
+        criticality=1,
     ),
     _svc(
         "checkout-api",
@@ -92,7 +92,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "app-01",
         ("orders-api", "payments-api", "auth-sso"),
         "team-commerce",
-        tier=1,
+        criticality=1,
     ),
     _svc(
         "api-gateway",
@@ -100,7 +100,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "gw-01",
         ("auth-sso", "catalog-api", "orders-api", "checkout-api"),
         "team-platform",
-        tier=1,
+        criticality=1,
     ),
     _svc(
         "web-portal",
@@ -109,9 +109,11 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         ("api-gateway", "auth-sso", "object-storage"),
         "team-web",
         user_facing=True,
-        tier=1,
+        criticality=1,
     ),
-    _svc("lb-public", "load_balancer", "lb-01", ("dns", "web-portal"), "team-network", tier=1),
+    _svc(
+        "lb-public", "load_balancer", "lb-01", ("dns", "web-portal"), "team-network", criticality=1
+    ),
     _svc("worker-email", "worker", "worker-01", ("queue-rabbit", "email-smtp"), "team-messaging"),
     # Nobody owns the billing worker or reporting: the usual gaps an inventory has.
     _svc("worker-billing", "worker", "worker-01", ("queue-rabbit", "payments-api", "orders-db")),
@@ -123,9 +125,21 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "team-hr-it",
         user_facing=True,
     ),
-    _svc("wiki", "web", "app-04", ("auth-sso", "file-storage"), "team-it-support", True, tier=3),
     _svc(
-        "reporting", "reporting", "app-04", ("orders-db", "object-storage", "file-storage"), tier=3
+        "wiki",
+        "web",
+        "app-04",
+        ("auth-sso", "file-storage"),
+        "team-it-support",
+        True,
+        criticality=3,
+    ),
+    _svc(
+        "reporting",
+        "reporting",
+        "app-04",
+        ("orders-db", "object-storage", "file-storage"),
+        criticality=3,
     ),
     _svc(
         "backup",
@@ -133,7 +147,7 @@ _SERVICES: tuple[ServiceSpec, ...] = (
         "fs-01",
         ("orders-db", "users-db", "object-storage", "file-storage"),
         "team-infra",
-        tier=3,
+        criticality=3,
     ),
 )
 

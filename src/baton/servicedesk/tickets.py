@@ -67,7 +67,7 @@ def classify(subject: str, body: str) -> tuple[str, str, list[str]]:
     text = f"{subject} {body}".lower()
     best, hits = "other", []
     for category, (words, _) in CATEGORIES.items():
-        found = [w for w in words if w in text]
+        found = [w for w in words if re.search(rf"\b{re.escape(w)}\b", text)]
         if len(found) > len(hits):
             best, hits = category, found
     priority = "high" if URGENT.search(text) else "normal"

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url, update
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -59,3 +59,28 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def lock_row(session: Session, model: Any, row_id: int) -> bool:
+    """Take the write lock on one row before reading it (PostgreSQL row lock, SQLite's
+    database lock), so read-modify-write on it cannot lose a concurrent update.
+    Returns False when the row does not exist."""
+    table = model.__table__
+    key = next(iter(table.primary_key.columns))
+    session.flush()
+    done = session.execute(
+        update(table)
+        .where(key == row_id)
+        .values({key.name: key})
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return done.rowcount == 1
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: the password is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

@@ -69,7 +69,7 @@ class Service(Base):
     host: Mapped[str | None] = mapped_column(String(128))
     owner: Mapped[str | None] = mapped_column(String(128))
     env: Mapped[str] = mapped_column(String(32), default="prod")
-    tier: Mapped[int] = mapped_column(Integer, default=2)
+    criticality: Mapped[int] = mapped_column(Integer, default=2)  # 1 = most critical
     user_facing: Mapped[bool] = mapped_column(Boolean, default=False)
     dependencies: Mapped[list[ServiceDependency]] = relationship(
         foreign_keys="ServiceDependency.service_id", cascade="all, delete-orphan", lazy="selectin"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from baton.api.deps import actor_of, platform, require, session
+from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
@@ -36,30 +36,22 @@ class ServiceIn(BaseModel):
     host: str | None = None
     owner: str | None = None
     env: str = "prod"
-    tier: int = Field(default=2, ge=1, le=4)
+    criticality: int = Field(default=2, ge=1, le=4)
     user_facing: bool = False
     depends_on: list[str] = Field(default_factory=list)
 
 
 @router.put("/services", summary="Declare services and dependencies (upsert)")
 def put_services(
-    items: list[ServiceIn], who: Principal = ADMIN, p: Platform = Depends(platform)
+    who: Principal = ADMIN,
+    items: list[ServiceIn] = Depends(parsed(list[ServiceIn])),
+    p: Platform = Depends(platform),
 ) -> dict[str, int]:
     defs = [ServiceDef(**{**i.model_dump(), "depends_on": tuple(i.depends_on)}) for i in items]
     try:
-        count = p.register_services(defs)
+        count = p.register_services(defs, actor_of(who))
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
-    with p.db.session() as s:
-        audit.append(
-            s,
-            actor=actor_of(who),
-            action="services.declared",
-            subject="services",
-            at=p.clock.now(),
-            inputs={"services": [d.name for d in defs]},
-            decision="upserted",
-        )
     return {"services": count}
 
 
@@ -119,8 +111,8 @@ def tokens(_: Principal = ADMIN, s: Session = Depends(session)) -> list[dict[str
 
 @router.post("/tokens", status_code=201, summary="Create a token; the secret is shown only here")
 def new_token(
-    body: TokenIn,
     who: Principal = ADMIN,
+    body: TokenIn = Depends(parsed(TokenIn)),
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from baton.act.executor import to_dict as execution_dict
 from baton.act.runbook import schema
-from baton.api.deps import actor_of, platform, require, session
+from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import killswitch
 from baton.govern.flows import ApprovalError
@@ -68,8 +68,8 @@ def runbook(
 
 
 @router.post("/runbooks/reload", summary="Reload runbooks and policy from disk")
-def reload(_: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str, Any]:
-    catalogue = p.reload_runbooks()
+def reload(who: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str, Any]:
+    catalogue = p.reload_runbooks(actor_of(who))
     return {"loaded": len(catalogue.runbooks), "errors": [str(e) for e in catalogue.errors]}
 
 
@@ -142,14 +142,17 @@ def approvals(
     return out
 
 
-class Verdict(BaseModel):
+class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
 
 
 @router.post("/approvals/{approval_id}/approve")
 def approve(
-    approval_id: int, body: Verdict, who: Principal = OPERATE, p: Platform = Depends(platform)
+    approval_id: int,
+    who: Principal = OPERATE,
+    body: ReasonIn = Depends(parsed(ReasonIn)),
+    p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     try:
         execution = p.approve(approval_id, actor_of(who), body.reason)
@@ -162,7 +165,10 @@ def approve(
 
 @router.post("/approvals/{approval_id}/reject")
 def reject(
-    approval_id: int, body: Verdict, who: Principal = OPERATE, p: Platform = Depends(platform)
+    approval_id: int,
+    who: Principal = OPERATE,
+    body: ReasonIn = Depends(parsed(ReasonIn)),
+    p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     try:
         p.reject(approval_id, actor_of(who), body.reason)
@@ -196,13 +202,17 @@ def automation(_: Principal = READ, s: Session = Depends(session)) -> dict[str, 
 
 @router.post("/automation/pause", summary="Kill switch: technicians and up may pause")
 def pause(
-    body: PauseIn, who: Principal = OPERATE, p: Platform = Depends(platform)
+    who: Principal = OPERATE,
+    body: PauseIn = Depends(parsed(PauseIn)),
+    p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     return _switch(killswitch.pause, body, who, p)
 
 
 @router.post("/automation/resume", summary="Only leads and admins may resume")
 def resume(
-    body: PauseIn, who: Principal = GOVERN, p: Platform = Depends(platform)
+    who: Principal = GOVERN,
+    body: PauseIn = Depends(parsed(PauseIn)),
+    p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     return _switch(killswitch.resume, body, who, p)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from baton.api.deps import json_body, platform, require
+from baton.api.deps import json_body, parsed, platform, require
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.pipeline import Platform
@@ -59,8 +59,8 @@ class TicketIn(BaseModel):
 
 @router.post("/api/v1/tickets", status_code=201, summary="File a ticket")
 def post_ticket(
-    ticket: TicketIn,
     _: Principal = Depends(require(Permission.INGEST)),
+    ticket: TicketIn = Depends(parsed(TicketIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     return ticket_dict(p.file_ticket(ticket.reporter, ticket.subject, ticket.body))

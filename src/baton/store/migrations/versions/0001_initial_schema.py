@@ -93,7 +93,7 @@ def upgrade() -> None:
         sa.Column("host", sa.String(length=128), nullable=True),
         sa.Column("owner", sa.String(length=128), nullable=True),
         sa.Column("env", sa.String(length=32), nullable=False),
-        sa.Column("tier", sa.Integer(), nullable=False),
+        sa.Column("criticality", sa.Integer(), nullable=False),
         sa.Column("user_facing", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
