@@ -193,6 +193,12 @@ def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
     assert len(detail["events"]) == 2
     metrics = client.get("/metrics", headers=auth(tokens, Role.VIEWER)).text
     assert 'baton_events_received_total{source="alertmanager"}' in metrics
+    # without a sandbox attached, the starter (sandbox) runbooks can only be observed
+    platform.clock.advance(120)
+    platform.tick()
+    decisions = client.get("/api/v1/decisions", headers=auth(tokens, Role.VIEWER)).json()
+    assert decisions and decisions[0]["tier"] == "observe"
+    assert "sandbox target" in decisions[0]["reasons"][0]
 
 
 def test_generic_events_and_tickets(client, tokens):

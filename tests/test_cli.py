@@ -52,33 +52,36 @@ def test_demo_once_then_audit_verify_and_tamper(env):
     assert summary["audit_ok"] is True
     assert "INCIDENT" in result.output and "DECIDES" in result.output
 
-    ok = run("audit", "verify")
+    demo_home = env / "demo"
+    verify_env = {"BATON_HOME": str(demo_home)}
+    ok = CliRunner().invoke(app, ["audit", "verify"], env=verify_env)
     assert ok.exit_code == 0 and "intact" in ok.output
 
-    conn = sqlite3.connect(env / "baton.db")
+    conn = sqlite3.connect(demo_home / "baton.db")
     conn.execute("UPDATE audit_records SET rationale = 'edited' WHERE seq = 7")
     conn.commit()
-    edited = run("audit", "verify")
+    edited = CliRunner().invoke(app, ["audit", "verify"], env=verify_env)
     assert edited.exit_code == 1 and "record 7 was altered" in edited.output
     conn.execute("DELETE FROM audit_records WHERE seq = 3")
     conn.commit()
     conn.close()
-    deleted = run("audit", "verify")
+    deleted = CliRunner().invoke(app, ["audit", "verify"], env=verify_env)
     assert deleted.exit_code == 1 and "record 3 is missing" in deleted.output
 
 
-def test_demo_refuses_foreign_data(env):
-    from baton.cli import settings
-    from baton.runtime.clock import SimulatedClock
-    from baton.runtime.pipeline import Platform
+def test_demo_keeps_its_own_database_and_never_wipes_used_data(env, monkeypatch):
+    assert run("token", "create", "--name", "alice", "--role", "lead").exit_code == 0
+    assert run("demo", "--once").exit_code == 0
+    assert run("demo", "--once").exit_code == 0  # its own untouched database: re-run is fine
+    listed = json.loads(run("token", "list", "--json").stdout)
+    assert [t["name"] for t in listed] == ["alice"]  # the real database was not touched
 
-    from .conftest import START
-
-    p = Platform(settings(), SimulatedClock(START)).start()
-    p.ingest_generic({"events": [{"name": "RealAlert", "service": "prod-db"}]})
-    p.close()
+    monkeypatch.setenv("BATON_HOME", str(env / "demo"))  # now use the demo's database for real
+    assert run("token", "create", "--name", "bob", "--role", "viewer").exit_code == 0
+    monkeypatch.setenv("BATON_DATABASE_URL", f"sqlite:///{env / 'demo' / 'baton.db'}")
     refused = run("demo", "--once")
-    assert refused.exit_code == 2 and "--reset" in refused.output
+    assert refused.exit_code == 2
+    assert "used after the last demo" in refused.output and "--reset" in refused.output
 
 
 def test_token_create_and_bad_role(env):

@@ -144,6 +144,7 @@ def test_reordering_is_detected(db, clock):
     assert not result.ok and result.broken_seq == 2
 
 
+@pytest.mark.postgres
 def test_postgres_refuses_audit_updates(pg_url, clock):
     upgrade(pg_url)
     db = Database(pg_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
@@ -36,12 +38,13 @@ app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -79,13 +82,22 @@ def _json(data: Any) -> str:
     return orjson.dumps(data, default=str).decode()
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         out.print(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Baton: AI runs the tasks; humans hold the baton."""
 
 
 # --- serve ------------------------------------------------------------------------------
@@ -105,7 +117,14 @@ def serve(
 
     cfg = settings(host=host, port=port)
     configure_logging(cfg.log_level, cfg.log_format)
-    platform = Platform(cfg, SystemClock()).start()
+    log = logging.getLogger("baton.pipeline")
+    platform = Platform(
+        cfg,
+        SystemClock(),
+        observer=lambda kind, data: log.info(
+            kind, extra={"event": kind, **{k: v for k, v in data.items() if k != "at"}}
+        ),
+    ).start()
     stop = threading.Event()
 
     def heartbeat() -> None:
@@ -113,9 +132,18 @@ def serve(
             try:
                 platform.tick()
             except Exception:  # keep the heartbeat alive; the error is logged
-                import logging
-
                 logging.getLogger("baton.scheduler").exception("tick failed")
+
+    log.info(
+        "Baton is serving",
+        extra={
+            "url": f"http://{cfg.host}:{cfg.port}",
+            "docs": f"http://{cfg.host}:{cfg.port}/docs",
+            "database": redact_url(cfg.db_url),
+            "runbooks": len(platform.catalogue.runbooks),
+            "runbook_errors": [str(e) for e in platform.catalogue.errors],
+        },
+    )
 
     threading.Thread(target=heartbeat, name="baton-scheduler", daemon=True).start()
     try:
@@ -131,7 +159,7 @@ def db_upgrade() -> None:
     """Apply every pending migration (SQLite by default, PostgreSQL via BATON_DATABASE_URL)."""
     cfg = settings()
     _database(cfg).dispose()
-    out.print(f"database at {redact_url(cfg.db_url)} is up to date")
+    out.print(f"database at {redact_url(cfg.db_url)} is up to date", markup=False)
 
 
 # --- tokens -----------------------------------------------------------------------------
@@ -163,8 +191,12 @@ def token_create(
             inputs={"name": name, "role": role},
             decision="created",
         )
-    out.print(secret, soft_wrap=True)
-    err.print(f"token {token.id} for {name!r} ({role}); store it now, it is not shown again")
+    print(secret)
+    err.print(
+        f"token {token.id} for {name!r} ({role}); store it now, it is not shown again",
+        markup=False,
+        highlight=False,
+    )
 
 
 @token_app.command("list")
@@ -185,11 +217,11 @@ def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
             for t in list_tokens(s)
         ]
     if as_json:
-        out.print(_json(rows), soft_wrap=True)
+        print(_json(rows))
         return
     table = Table("id", "name", "role", "prefix", "revoked")
     for r in rows:
-        table.add_row(str(r["id"]), r["name"], r["role"], r["prefix"], str(r["revoked"]))
+        table.add_row(str(r["id"]), escape(r["name"]), r["role"], r["prefix"], str(r["revoked"]))
     out.print(table)
 
 
@@ -231,9 +263,10 @@ def runbooks_validate(
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     for rb in catalogue:
-        out.print(f"[green]ok[/]   {rb.path}  {rb.id}@{rb.version}")
-    for problem in catalogue.errors:
-        out.print(f"[red]FAIL[/] {problem}", soft_wrap=True)
+        out.print(f"[green]ok[/]   {escape(rb.path)}  {rb.id}@{rb.version}", highlight=False)
+    for error in catalogue.errors:
+        for problem in error.all:
+            out.print(f"[red]FAIL[/] {escape(str(problem))}", highlight=False)
     if catalogue.errors:
         raise typer.Exit(1)
     if not catalogue.runbooks:
@@ -277,11 +310,15 @@ def audit_export(
         raise fail(f"unknown format {fmt!r}; only 'jsonl' is supported")
     db = _database(settings())
     after = 0
-    with db.session() as s:
-        while batch := records(s, since=since, after_seq=after, limit=1000):
-            for r in batch:
-                sys.stdout.write(_json(to_dict(r)) + "\n")
-            after = batch[-1].seq
+    try:
+        with db.session() as s:
+            while batch := records(s, since=since, after_seq=after, limit=1000):
+                for r in batch:
+                    sys.stdout.write(_json(to_dict(r)) + "\n")
+                after = batch[-1].seq
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head` closed the pipe: that is the reader's choice
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # --- kill switch ------------------------------------------------------------------------
@@ -308,7 +345,7 @@ def pause(
     with db.session() as s:
         killswitch.pause(s, scope, target, _cli_actor(), reason, _now())
         active = killswitch.active(s)
-    out.print(f"paused: {', '.join(active)}")
+    out.print(f"paused: {', '.join(active)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -328,14 +365,15 @@ def resume(
         active = killswitch.active(s)
     out.print(
         ("resumed" if found else "was not paused")
-        + f"; still paused: {', '.join(active) or 'nothing'}"
+        + f"; still paused: {', '.join(active) or 'nothing'}",
+        markup=False,
     )
 
 
 # --- bench ------------------------------------------------------------------------------
 @app.command(name="bench")
 def bench_cmd(
-    name: Annotated[str, typer.Argument(help="Bench to run; `baton bench list` lists them.")],
+    name: Annotated[str, typer.Argument(help="Bench to run, or `list` to list them.")],
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line of figures.")
     ] = False,
@@ -349,7 +387,11 @@ def bench_cmd(
     from baton.runtime import bench
 
     if name == "list":
-        for key, (description, _) in sorted(bench.BENCHES.items()):
+        rows = {key: description for key, (description, _) in sorted(bench.BENCHES.items())}
+        if as_json:
+            print(_json(rows))
+            return
+        for key, description in rows.items():
             out.print(f"{key:12} {description}")
         return
     if name not in bench.BENCHES:
@@ -385,7 +427,7 @@ def demo(
     ] = False,
     speed: Annotated[
         float, typer.Option(help="Live mode: simulated seconds per real second.")
-    ] = 30.0,
+    ] = 60.0,
     port: Annotated[int | None, typer.Option(help="Live mode: API port (default 8000).")] = None,
     reset: Annotated[
         bool, typer.Option(help="Wipe a database that a demo did not create.")
@@ -393,9 +435,9 @@ def demo(
 ) -> None:
     """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
     from baton.cli_view import DemoView
-    from baton.runtime.demo import Demo, DemoPlan, DemoRefused
+    from baton.runtime.demo import Demo, DemoPlan, DemoRefused, demo_settings
 
-    cfg = settings(port=port)
+    cfg = demo_settings(settings(port=port))
     view = DemoView(out)
     try:
         runner = Demo(cfg, DemoPlan(seed=seed), observer=view, reset=reset)

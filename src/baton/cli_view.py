@@ -33,8 +33,20 @@ class DemoView:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._shown: dict[int, tuple[str, ...]] = {}
+
+    def _unchanged(self, kind: str, data: dict[str, Any]) -> bool:
+        """A 'grew' note whose services did not change adds nothing for a reader."""
+        if not kind.startswith("incident.") or "incident" not in data:
+            return False
+        services = tuple(data.get("services", ()))
+        before = self._shown.get(data["incident"])
+        self._shown[data["incident"]] = services
+        return kind == "incident.grew" and before == services
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self._unchanged(kind, data):
+            return
         label, style = STYLES.get(kind, (kind.upper(), "white"))
         at: datetime | None = data.get("at")
         clock = at.strftime("%a %H:%M") if at else "--:--"
@@ -69,7 +81,12 @@ class DemoView:
             )
             return f"{d['runbook']}: {d['tier'].upper()} — {'; '.join(d['reasons'])}{wait}"
         if kind == "human.approves":
-            return f"{d['by']} approves #{d['approval']}"
+            if d.get("execution") is None and d.get("count", 1) < d.get("required", 1):
+                return (
+                    f"{d['by']} approves #{d['approval']} ({d['count']} of {d['required']}: "
+                    "high risk needs another person)"
+                )
+            return f"{d['by']} approves #{d['approval']} → execution #{d['execution']}"
         if kind == "execution.queued":
             return f"execution #{d['execution']} {d['runbook']} {d['params']}"
         if kind == "execution.ran":

@@ -78,6 +78,20 @@ CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
 }
 
 
+# Which attached target each action or check works through.
+TARGET_OF: dict[str, str] = {"sandbox": "sandbox", "sandbox_metric": "sandbox"}
+
+
+def missing_targets(doc: dict[str, Any], targets: dict[str, Any]) -> list[str]:
+    """Targets a runbook's steps and checks need that this instance does not have."""
+    kinds = [
+        item.get("action") or item.get("check")
+        for section in ("steps", "verify", "rollback")
+        for item in doc.get(section, [])
+    ]
+    return sorted({TARGET_OF[k] for k in kinds if k in TARGET_OF and TARGET_OF[k] not in targets})
+
+
 def run_action(name: str, args: dict[str, Any], ctx: ActionContext) -> Outcome:
     """Run one action; an exception becomes a failed outcome with its message."""
     try:

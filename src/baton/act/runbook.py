@@ -22,12 +22,27 @@ MAX_PARAM_LEN = 256
 
 
 class RunbookError(ValueError):
-    """A runbook that does not validate; the message names file, line and field."""
+    """A runbook that does not validate; the message names file, line and field.
 
-    def __init__(self, path: str, line: int | None, field_path: str, message: str) -> None:
+    The first problem is the error itself; `others` holds the rest found in the same file.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        line: int | None,
+        field_path: str,
+        message: str,
+        others: list[RunbookError] | None = None,
+    ) -> None:
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {field_path or 'document'}: {message}")
         self.path, self.line, self.field_path, self.message = path, line, field_path, message
+        self.others = others or []
+
+    @property
+    def all(self) -> list[RunbookError]:
+        return [self, *self.others]
 
 
 class ParamError(ValueError):
@@ -131,15 +146,19 @@ def parse(text: str, path: str = "<string>") -> Runbook:
         ) from None
     if not isinstance(doc, dict):
         raise RunbookError(path, 1, "", "a runbook must be a YAML mapping")
-    errors = sorted(
-        Draft202012Validator(schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
-    )
-    if errors:
-        err = errors[0]
-        loc = list(err.absolute_path)
-        raise RunbookError(path, _line_of(node, loc), ".".join(map(str, loc)), err.message)
-    for loc, message in _semantic_errors(doc):
-        raise RunbookError(path, _line_of(node, loc), ".".join(map(str, loc)), message)
+    found = [
+        (list(e.absolute_path), e.message) for e in Draft202012Validator(schema()).iter_errors(doc)
+    ]
+    if not found:
+        found = _semantic_errors(doc)
+    if found:
+        found.sort(key=lambda item: (_line_of(node, item[0]) or 0, str(item[0])))
+        problems = [
+            RunbookError(path, _line_of(node, loc), ".".join(map(str, loc)), message)
+            for loc, message in found
+        ]
+        first = problems[0]
+        raise RunbookError(first.path, first.line, first.field_path, first.message, problems[1:])
     return Runbook(
         id=doc["id"], version=content_version(doc), doc=doc, path=path, params=doc.get("params", {})
     )

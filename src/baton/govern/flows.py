@@ -32,6 +32,7 @@ def decide_proposal(
     env: str,
     policy: PolicyConfig,
     at: datetime,
+    missing_target: str | None = None,
 ) -> tuple[Decision, Approval | None]:
     """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
     cap, cap_source = policy.cap(service, env)
@@ -46,6 +47,7 @@ def decide_proposal(
         has_owner=bool(runbook.owner),
         frozen=freeze is not None,
         paused=killswitch.paused_scope(session, runbook.id, service),
+        missing_target=missing_target,
     )
     verdict = decide(inputs)
     reasons = list(verdict.reasons)

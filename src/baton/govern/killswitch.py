@@ -30,7 +30,7 @@ def pause(
     key = _key(scope, target)
     row = session.get(Meta, key)
     if row is None:
-        session.add(Meta(key=key, value=reason or "paused"))
+        session.add(Meta(key=key, value=f"{actor.name}: {reason or 'paused'}"))
     append(
         session,
         actor=actor,
@@ -67,6 +67,12 @@ def active(session: Session) -> list[str]:
             select(Meta.key).where(Meta.key.like(f"{PREFIX}%")).order_by(Meta.key)
         )
     ]
+
+
+def details(session: Session) -> list[dict[str, str]]:
+    """Active pauses with the reason given when each was set."""
+    rows = session.scalars(select(Meta).where(Meta.key.like(f"{PREFIX}%")).order_by(Meta.key))
+    return [{"scope": m.key.removeprefix(PREFIX), "reason": m.value} for m in rows]
 
 
 def paused_scope(session: Session, runbook_id: str | None, service: str | None) -> str | None:

@@ -42,6 +42,7 @@ class PolicyInputs:
     frozen: bool = False
     paused: str | None = None  # kill switch scope that applies, if any
     breaker_open: bool = False
+    missing_target: str | None = None  # e.g. the runbook acts on a target not attached
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def decide(p: PolicyInputs) -> Verdict:
         limits.append((Tier.OBSERVE, f"automation paused ({p.paused})"))
     if p.breaker_open:
         limits.append((Tier.OBSERVE, "circuit breaker is open"))
+    if p.missing_target:
+        limits.append((Tier.OBSERVE, f"cannot act here: {p.missing_target}"))
     tier = min(t for t, _ in limits)
     reasons = tuple(why for t, why in limits if t == tier)
     if tier == Tier.AUTO:

@@ -28,6 +28,7 @@ from baton.store.db import Database, redact_url
 from baton.store.migrate import upgrade
 from baton.store.models import (
     Approval,
+    AuditRecord,
     Base,
     Decision,
     Event,
@@ -90,31 +91,48 @@ class EstateTarget:
             return self.estate.observe(service, metric)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The demo keeps its own database under $BATON_HOME/demo unless a URL is given, so
+    trying the demo never touches the data of a Baton you run for real."""
+    if settings.database_url:
+        return settings
+    return settings.model_copy(update={"home": settings.home / "demo"})
+
+
+def _audit_head(session: Any) -> int:
+    return int(session.scalar(select(func.max(AuditRecord.seq))) or 0)
+
+
 def prepare_database(settings: Settings, reset: bool) -> None:
-    """Start from an empty demo database; refuse to wipe data a demo did not create."""
+    """Start from an empty demo database; refuse to wipe data a demo did not leave.
+
+    A database counts as the demo's own only if a demo created it and nothing was
+    written to it after the demo finished (its audit head is where the demo left it).
+    """
     db = Database(settings.db_url)
     try:
         upgrade(db.url)
         with db.session() as s:
-            marked = s.get(Meta, DEMO_MARK)
+            mark = s.get(Meta, DEMO_MARK)
             holding = [
                 t.name
                 for t in Base.metadata.sorted_tables
                 if t.name != "meta" and s.execute(select(t).limit(1)).first() is not None
             ]
-        if holding and (marked is None or marked.value != "demo") and not reset:
+            head = _audit_head(s)
+        ours = mark is not None and mark.value in ("demo:running", f"demo:{head}")
+        if holding and not ours and not reset:
+            why = "no demo created it" if mark is None else "it was used after the last demo"
             raise DemoRefused(
-                f"the database at {redact_url(settings.db_url)} holds data that no demo created "
-                f"({', '.join(holding)}); set BATON_HOME to another directory or pass --reset "
-                "to wipe it"
+                f"the database at {redact_url(settings.db_url)} holds data ({', '.join(holding)})"
+                f" and {why}; set BATON_HOME to another directory or pass --reset to wipe it"
             )
-
         Base.metadata.drop_all(db.engine)
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         upgrade(db.url)
         with db.session() as s:
-            s.add(Meta(key=DEMO_MARK, value="demo"))
+            s.add(Meta(key=DEMO_MARK, value="demo:running"))
     finally:
         db.dispose()
 
@@ -169,16 +187,28 @@ class Demo:
         """Stand-ins for people in --once mode: approve requests after `delay`."""
         now = self.clock.now()
         with self.platform.db.session() as s:
-            waiting = [(a.id, a.created_at, list(a.approvers)) for a in pending_approvals(s)]
-        for approval_id, created, approvers in waiting:
-            due = created + delay * (len(approvers) + 1)
-            if now < due:
+            waiting = [
+                (a.id, a.created_at, list(a.approvers), a.required_approvals)
+                for a in pending_approvals(s)
+            ]
+        for approval_id, created, approvers, required in waiting:
+            if now < created + delay * (len(approvers) + 1):
                 continue
             approver = next(a for a in SIM_APPROVERS if a.name not in approvers)
-            self.observer(
-                "human.approves", {"approval": approval_id, "by": approver.name, "at": now}
+            execution = self.platform.approve(
+                approval_id, approver, "simulated on-call approval (demo)"
             )
-            self.platform.approve(approval_id, approver, "simulated on-call approval (demo)")
+            self.observer(
+                "human.approves",
+                {
+                    "approval": approval_id,
+                    "by": approver.name,
+                    "at": now,
+                    "count": len(approvers) + 1,
+                    "required": required,
+                    "execution": execution.id if execution else None,
+                },
+            )
         self.platform.backend.drain(timeout=30)
 
     def run_for(
@@ -214,10 +244,15 @@ class Demo:
         return summary
 
     def run_live(self, stop: Callable[[], bool], speed: float) -> None:
-        """Inject scenarios in turn, forever, pacing simulated time at `speed` times real time."""
+        """Inject scenarios in turn until stopped, pacing simulated time at `speed` times
+        real time. It opens with a fix that needs approval, so a newcomer sees Baton wait
+        for them at once; no simulated person approves in live mode."""
         pace = self.plan.step_s / speed
         names = self.scenario_list()
-        self.run_for(self.plan.baseline_min / 2, humans=False, stop=stop, pace_s=pace)
+        if "bad_deploy" in names:
+            first = names.index("bad_deploy")
+            names = names[first:] + names[:first]
+        self.run_for(2, humans=False, stop=stop, pace_s=pace)
         i = 0
         while not stop():
             self.inject(names[i % len(names)])
@@ -225,6 +260,10 @@ class Demo:
             self.run_for(self.plan.spacing_min, humans=False, stop=stop, pace_s=pace)
 
     def close(self) -> None:
+        """Stop the platform and mark where the demo left the audit chain."""
+        self.platform.backend.drain(timeout=30)
+        with self.platform.db.session() as s:
+            s.get(Meta, DEMO_MARK).value = f"demo:{_audit_head(s)}"
         self.platform.close()
 
     # --- the score -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act import executor
-from baton.act.actions import ActionContext
+from baton.act.actions import ActionContext, missing_targets
 from baton.act.runbook import Catalogue, load_dir
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
@@ -165,6 +165,7 @@ class DecideStage:
         for proposal in items:
             runbook = get_version(ctx.session, proposal.runbook_id, proposal.runbook_version)
             service = proposal.params.get("service")
+            missing = missing_targets(runbook.doc, ctx.platform.targets)
             decision, approval = governance.decide_proposal(
                 ctx.session,
                 proposal,
@@ -173,6 +174,12 @@ class DecideStage:
                 env=graph.env(service or ""),
                 policy=ctx.platform.policy,
                 at=ctx.at,
+                missing_target=(
+                    f"the runbook acts on the {', '.join(missing)} target, which this "
+                    "instance does not have"
+                )
+                if missing
+                else None,
             )
             ctx.platform.notify(
                 "decision",

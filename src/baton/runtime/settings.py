@@ -90,6 +90,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _source_of(loc: tuple[Any, ...], env_keys: set[str]) -> str:
+    """Name a bad setting the way the user wrote it: BATON_X if it came from the env."""
+    name = ".".join(str(p) for p in loc) or "settings"
+    return f"BATON_{name.upper()}" if name in env_keys else name
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings; raise ConfigError naming the bad setting."""
     path = _yaml_path()
@@ -102,8 +108,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         where = f" in {path}" if path else ""
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
+            f"{_source_of(err['loc'], env_keys)}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc
 

@@ -197,7 +197,7 @@ def _switch(fn: Any, body: PauseIn, who: Principal, p: Platform) -> dict[str, An
 
 @router.get("/automation")
 def automation(_: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
-    return {"paused": killswitch.active(s)}
+    return {"paused": killswitch.active(s), "details": killswitch.details(s)}
 
 
 @router.post("/automation/pause", summary="Kill switch: technicians and up may pause")
