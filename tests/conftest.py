@@ -7,6 +7,7 @@ user over TCP). Elsewhere it is skipped when unreachable; with CI set it must be
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from baton.runtime.clock import SimulatedClock
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +78,16 @@ def clock() -> SimulatedClock:
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, database_url=db_url, runbooks_dir=ROOT / "runbooks")
+def runbooks_dir(tmp_path: Path) -> Path:
+    """A copy of the starter catalogue: tests may edit the policy without touching the repo."""
+    target = tmp_path / "runbooks"
+    shutil.copytree(ROOT / "runbooks", target)
+    return target
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, runbooks_dir: Path) -> Settings:
+    return Settings(home=tmp_path, database_url=db_url, runbooks_dir=runbooks_dir)
 
 
 @pytest.fixture

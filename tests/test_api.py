@@ -41,6 +41,18 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/automation"): R,
     ("POST", "/api/v1/automation/pause"): OPS,
     ("POST", "/api/v1/automation/resume"): G,
+    ("POST", "/api/v1/executions/{execution_id}/veto"): OPS,
+    ("POST", "/api/v1/executions/{execution_id}/cancel"): OPS,
+    ("POST", "/api/v1/executions/{execution_id}/rollback"): OPS,
+    ("GET", "/api/v1/overrides"): R,
+    ("GET", "/api/v1/oncall/{service}"): R,
+    ("PUT", "/api/v1/oncall/rotations"): G,
+    ("PUT", "/api/v1/oncall/escalation-policies"): G,
+    ("POST", "/api/v1/oncall/overrides"): OPS,
+    ("GET", "/api/v1/escalations"): R,
+    ("POST", "/api/v1/escalations/{escalation_id}/acknowledge"): OPS,
+    ("GET", "/api/v1/policy"): R,
+    ("PUT", "/api/v1/policy"): G,
     ("GET", "/api/v1/services"): R,
     ("PUT", "/api/v1/services"): A,
     ("GET", "/api/v1/kpis"): R,
@@ -82,6 +94,8 @@ def _url(path):
         .replace("{approval_id}", "999")
         .replace("{token_id}", "999")
         .replace("{runbook_id}", "nope")
+        .replace("{escalation_id}", "999")
+        .replace("{service}", "web")
     )
 
 

@@ -234,7 +234,7 @@ def test_pending_approval_cannot_be_used_while_paused(demo):
 
 
 def test_restart_marks_half_done_executions_interrupted(settings, clock):
-    from baton.runtime.pipeline import Platform
+    from baton.runtime.platform import Platform
 
     p = Platform(settings, clock).start()
     runbook = p.catalogue.get("scale-out")

@@ -113,7 +113,7 @@ def serve(
     from baton.api.app import create_app
     from baton.runtime.clock import SystemClock
     from baton.runtime.logging import configure_logging
-    from baton.runtime.pipeline import Platform
+    from baton.runtime.platform import Platform
 
     cfg = settings(host=host, port=port)
     configure_logging(cfg.log_level, cfg.log_format)

@@ -21,11 +21,11 @@ from baton.act.actions import ActionContext, Outcome, run_action, run_check
 from baton.act.runbook import Runbook, render
 from baton.act.service import get_version
 from baton.govern.audit import Actor, append
-from baton.store.db import Database
+from baton.store.db import Database, lock_row
 from baton.store.models import Execution, ExecutionStep
 
 EXECUTOR = Actor("baton.act", "system", "executor/1")
-FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted")
+FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "vetoed")
 Clock = Callable[[], datetime]
 
 
@@ -52,8 +52,12 @@ def create_execution(
     decision_id: int | None,
     at: datetime,
     requested_by: Actor,
+    not_before: datetime | None = None,
 ) -> tuple[Execution, bool]:
-    """Queue an execution; return (execution, created). A repeat returns the original."""
+    """Queue an execution; return (execution, created). A repeat returns the original.
+
+    `not_before` holds it for a veto window: it is not started before that time.
+    """
     key = idempotency_key(incident_id, decision_id, runbook, params)
     by_key = select(Execution).where(Execution.idempotency_key == key)
     existing = session.scalar(by_key)
@@ -68,6 +72,7 @@ def create_execution(
         idempotency_key=key,
         status="queued",
         created_at=at,
+        not_before=not_before,
     )
     try:
         with session.begin_nested():
@@ -92,9 +97,74 @@ def create_execution(
             "decision": decision_id,
         },
         decision="queued",
-        rationale=f"runbook {runbook.id} queued for incident {incident_id}",
+        rationale=f"runbook {runbook.id} queued for incident {incident_id}"
+        + (f"; runs at {not_before.isoformat()} unless vetoed" if not_before else ""),
     )
     return execution, True
+
+
+def due(session: Session, at: datetime) -> list[int]:
+    """Queued executions whose veto window has passed (or that have none)."""
+    rows = session.scalars(
+        select(Execution.id).where(
+            Execution.status == "queued",
+            Execution.not_before.is_(None) | (Execution.not_before <= at),
+        )
+    )
+    return list(rows)
+
+
+def _locked(session: Session, execution_id: int) -> Execution:
+    if not lock_row(session, Execution, execution_id):
+        raise LookupError(f"no execution {execution_id}")
+    return session.get(Execution, execution_id)
+
+
+def veto(session: Session, execution_id: int, at: datetime) -> Execution:
+    """Stop a queued execution before it starts; ValueError if it already started."""
+    execution = _locked(session, execution_id)
+    if execution.status != "queued":
+        raise ValueError(
+            f"execution {execution_id} is {execution.status}; only a queued execution can be "
+            "vetoed (cancel a running one, roll back a finished one)"
+        )
+    _finish(session, execution, "vetoed", "vetoed by a human before it started", at)
+    return execution
+
+
+def request_cancel(session: Session, execution_id: int) -> Execution:
+    """Ask a running execution to stop at its next step boundary."""
+    execution = _locked(session, execution_id)
+    if execution.status not in ("running", "verifying"):
+        raise ValueError(
+            f"execution {execution_id} is {execution.status}; only a running one can be cancelled"
+        )
+    execution.cancel_requested = True
+    return execution
+
+
+def check_rollback(session: Session, execution_id: int) -> Runbook:
+    """The runbook to undo a finished execution with; ValueError if it cannot be undone."""
+    execution = session.get(Execution, execution_id)
+    if execution is None:
+        raise LookupError(f"no execution {execution_id}")
+    if execution.status != "succeeded":
+        raise ValueError(
+            f"execution {execution_id} is {execution.status}; only a succeeded one can be "
+            "rolled back"
+        )
+    runbook = get_version(session, execution.runbook_id, execution.runbook_version)
+    if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
+        raise ValueError(f"runbook {execution.runbook_id} is not reversible")
+    return runbook
+
+
+def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str) -> bool:
+    """Undo a finished execution on a human's request (see `check_rollback`)."""
+    with db.session() as s:
+        runbook = check_rollback(s, execution_id)
+        seq = len(s.get(Execution, execution_id).steps) + 1
+    return undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
 
 
 def _record_step(
@@ -243,6 +313,14 @@ def run_execution(
         params = dict(execution.params)
     if status != "queued" or not _claim(db, execution_id, now()):
         return _status(db, execution_id)  # redelivery never runs an execution twice
+    outer_stop = should_stop
+
+    def should_stop() -> str | None:
+        with db.session() as s:
+            if s.get(Execution, execution_id).cancel_requested:
+                return "a human cancelled it"
+        return outer_stop()
+
     if runbook is None:
         with db.session() as s:
             _finish(s, s.get(Execution, execution_id), "failed", "runbook version not found", now())

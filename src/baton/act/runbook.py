@@ -276,3 +276,18 @@ def render(template: Any, params: dict[str, Any]) -> Any:
             return params.get(whole.group(1))
         return _TEMPLATE.sub(lambda m: str(params.get(m.group(1), "")), template)
     return template
+
+
+def dry_run(runbook: Runbook, params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Exactly what would run, check and undo with these params, rendered, nothing run."""
+    return {
+        section: [
+            {
+                "name": render(item["name"], params),
+                "action": item.get("action") or item.get("check"),
+                "with": render(item.get("with", {}), params),
+            }
+            for item in runbook.doc.get(section, [])
+        ]
+        for section in ("steps", "verify", "rollback")
+    }

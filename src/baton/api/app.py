@@ -10,8 +10,8 @@ from prometheus_client import Counter, Histogram
 from baton import __version__
 from baton.api import errors
 from baton.api.limits import BodyLimit
-from baton.api.routers import admin, automation, health, incidents, signals
-from baton.runtime.pipeline import Platform
+from baton.api.routers import admin, automation, health, incidents, oversight, signals
+from baton.runtime.platform import Platform
 
 REQUESTS = Counter("baton_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("baton_http_request_seconds", "HTTP request latency", ["route"])
@@ -28,7 +28,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     errors.install(app)
     app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
-    for module in (health, signals, incidents, automation, admin):
+    for module in (health, signals, incidents, automation, oversight, admin):
         app.include_router(module.router)
 
     @app.middleware("http")

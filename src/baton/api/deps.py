@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from baton.api.errors import ApiError
 from baton.govern.audit import Actor
 from baton.govern.rbac import Permission, Principal, authenticate
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 
 
 def platform(request: Request) -> Platform:

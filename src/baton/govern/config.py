@@ -1,65 +1,105 @@
 """The policy file (`policy.yaml` beside the runbooks): caps per environment and service,
-freeze windows, and how long approvals may wait."""
+per-runbook autonomy set by people, freeze windows, veto windows and approval timeouts.
+
+It is edited through the API by leads and admins; every change is audited with its
+author and a diff, and written atomically so a reader never sees half a file.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import difflib
+import os
+import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from baton.govern.policy import Tier
+from baton.runtime.clock import UtcDatetime
 
-_TIERS = ("observe", "recommend", "approve", "auto")
+TierName = Literal["observe", "recommend", "approve", "auto"]
 
 
 class FreezeWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: datetime
-    end: datetime
+    start: UtcDatetime
+    end: UtcDatetime
     reason: str = "change freeze"
     services: list[str] = Field(default_factory=list, description="empty = every service")
-
-    @field_validator("start", "end")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        """A time written without a zone means UTC (YAML timestamps often omit it)."""
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
     def covers(self, service: str | None, at: datetime) -> bool:
         in_time = self.start <= at < self.end
         return in_time and (not self.services or service in self.services)
 
 
+class RunbookPolicy(BaseModel):
+    """What people decided for one automation; it wins over the runbook file's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    autonomy: dict[str, TierName] = Field(
+        default_factory=dict, description="ceiling per environment; 'default' for the rest"
+    )
+    recommend_below: float | None = Field(default=None, ge=0, le=1)
+    observe_below: float | None = Field(default=None, ge=0, le=1)
+    veto_window_s: int | None = Field(default=None, ge=0, le=86400)
+
+
 class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    environments: dict[str, str] = Field(default_factory=dict)
-    services: dict[str, str] = Field(default_factory=dict)
+    environments: dict[str, TierName] = Field(default_factory=dict)
+    services: dict[str, TierName] = Field(default_factory=dict)
+    runbooks: dict[str, RunbookPolicy] = Field(default_factory=dict)
     freeze: list[FreezeWindow] = Field(default_factory=list)
     approval_ttl_s: int = Field(default=3600, ge=60)
-
-    @field_validator("environments", "services")
-    @classmethod
-    def _tiers(cls, caps: dict[str, str]) -> dict[str, str]:
-        for name, tier in caps.items():
-            if tier not in _TIERS:
-                raise ValueError(f"{name}: {tier!r} is not a tier ({', '.join(_TIERS)})")
-        return caps
+    veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
+    retriage_after_veto_s: int = Field(default=600, ge=0)
 
     def cap(self, service: str | None, env: str) -> tuple[Tier, str]:
         """The tighter of the service's and the environment's caps."""
         env_cap = Tier.parse(self.environments.get(env, "auto"))
         svc_cap = Tier.parse(self.services.get(service or "", "auto"))
+        if svc_cap < env_cap:
+            return svc_cap, f"service {service}"
+        return env_cap, f"environment {env}"
+
+    def ceiling(self, runbook_id: str, env: str, file_ceiling: str) -> tuple[Tier, str]:
+        """The runbook's ceiling: the policy's if people set one, else the file's."""
+        chosen = self.runbooks.get(runbook_id)
+        if chosen and chosen.autonomy:
+            tier = chosen.autonomy.get(env, chosen.autonomy.get("default"))
+            if tier is not None:
+                return Tier.parse(tier), "policy"
+        return Tier.parse(file_ceiling), "runbook"
+
+    def gates(self, runbook_id: str, file_gates: tuple[float, float]) -> tuple[float, float]:
+        chosen = self.runbooks.get(runbook_id)
+        if chosen is None:
+            return file_gates
         return (
-            (svc_cap, f"service {service}")
-            if svc_cap < env_cap
-            else (env_cap, f"environment {env}")
+            file_gates[0] if chosen.recommend_below is None else chosen.recommend_below,
+            file_gates[1] if chosen.observe_below is None else chosen.observe_below,
         )
+
+    def veto_window(self, runbook_id: str) -> int:
+        chosen = self.runbooks.get(runbook_id)
+        if chosen is not None and chosen.veto_window_s is not None:
+            return chosen.veto_window_s
+        return self.veto_window_s
 
     def frozen(self, service: str | None, at: datetime) -> FreezeWindow | None:
         return next((w for w in self.freeze if w.covers(service, at)), None)
+
+
+def _validate(data: Any, where: str) -> PolicyConfig:
+    try:
+        return PolicyConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{where}: {loc}: {err['msg']}") from None
 
 
 def load_policy(path: Path) -> PolicyConfig:
@@ -68,10 +108,30 @@ def load_policy(path: Path) -> PolicyConfig:
         return PolicyConfig()
     try:
         data: Any = yaml.safe_load(path.read_text()) or {}
-        return PolicyConfig.model_validate(data)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{path}: {loc}: {err['msg']}") from None
+    return _validate(data, str(path))
+
+
+def render(policy: PolicyConfig) -> str:
+    return yaml.safe_dump(policy.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+
+
+def save_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
+    """Validate `data`, write it atomically to `path`; return it and the unified diff."""
+    policy = _validate(data, "policy")
+    before = path.read_text() if path.is_file() else ""
+    after = render(policy)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".yaml")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(after)
+    os.replace(tmp, path)
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(True),
+            after.splitlines(True),
+            "policy.yaml (before)",
+            "policy.yaml (after)",
+        )
+    )
+    return policy, diff

@@ -37,9 +37,10 @@ def decide_proposal(
     """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
     cap, cap_source = policy.cap(service, env)
     freeze = policy.frozen(service, at)
-    recommend_below, observe_below = runbook.gates()
+    recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
+    ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
     inputs = PolicyInputs(
-        runbook_ceiling=Tier.parse(runbook.ceiling(env)),
+        runbook_ceiling=ceiling,
         confidence=proposal.confidence,
         recommend_below=recommend_below,
         observe_below=observe_below,
@@ -53,7 +54,12 @@ def decide_proposal(
     reasons = list(verdict.reasons)
     if freeze is not None:
         reasons = [r if "freeze" not in r else f"{r}: {freeze.reason}" for r in reasons]
-    reasons = [r.replace("service/environment cap", f"cap of {cap_source}") for r in reasons]
+    reasons = [
+        r.replace("service/environment cap", f"cap of {cap_source}").replace(
+            "runbook ceiling", f"runbook ceiling (set in the {ceiling_source})"
+        )
+        for r in reasons
+    ]
     decision = Decision(
         proposal_id=proposal.id,
         tier=verdict.tier.label,

@@ -66,7 +66,7 @@ def _alert_batch(i: int, batch: int, now: datetime) -> list[dict[str, Any]]:
 
 @bench("pipeline", "in-process ingest (sense + correlate, durable commit) on a temp SQLite")
 def pipeline_bench(args: BenchArgs) -> dict[str, Any]:
-    from baton.runtime.pipeline import Platform
+    from baton.runtime.platform import Platform
 
     batches, batch = (args.size or 200), 50
     with tempfile.TemporaryDirectory() as home:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
+
+from pydantic import AfterValidator
 
 
 class Clock(Protocol):
@@ -78,3 +80,11 @@ def use_clock(clock: Clock) -> Clock:
     global _default
     previous, _default = _default, clock
     return previous
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time without a zone is taken as UTC (YAML and JSON timestamps often omit it)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]

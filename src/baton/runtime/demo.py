@@ -21,7 +21,8 @@ from baton.govern import audit
 from baton.govern.audit import Actor
 from baton.govern.flows import pending_approvals
 from baton.runtime.clock import SimulatedClock
-from baton.runtime.pipeline import Observer, Platform
+from baton.runtime.pipeline import Observer
+from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.sandbox import Estate
 from baton.store.db import Database, redact_url

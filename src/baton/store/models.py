@@ -122,6 +122,7 @@ class Incident(Base):
     services: Mapped[list[Any]] = mapped_column(default=list)
     grouping: Mapped[list[Any]] = mapped_column(default=list)
     triaged_origin: Mapped[str | None] = mapped_column(String(128))
+    triage_after: Mapped[datetime | None]  # set by a veto: propose again no earlier than this
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
@@ -219,6 +220,8 @@ class Execution(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     verify_deadline: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]  # end of the veto window of an `auto` execution
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[str | None] = mapped_column(Text)
     steps: Mapped[list[ExecutionStep]] = relationship(
         order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="selectin"
@@ -282,3 +285,69 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class Override(Base):
+    """A human overruling an automation: veto, cancel or roll back, with a reason."""
+
+    __tablename__ = "overrides"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # veto | cancel | rollback
+    category: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class EscalationPolicy(Base):
+    """Who to wake, in which order, for a service ('*' is the default policy)."""
+
+    __tablename__ = "escalation_policies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    service: Mapped[str] = mapped_column(String(128), unique=True)
+    levels: Mapped[list[Any]] = mapped_column(default=list)
+    ack_timeout_s: Mapped[int] = mapped_column(Integer, default=900)
+    updated_at: Mapped[datetime]
+
+
+class Rotation(Base):
+    """A weekly (or other period) on-call rotation; hand-over at `start` + k * period."""
+
+    __tablename__ = "rotations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    services: Mapped[list[Any]] = mapped_column(default=list)
+    members: Mapped[list[Any]] = mapped_column(default=list)
+    start: Mapped[datetime]
+    period_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
+    updated_at: Mapped[datetime]
+
+
+class OncallOverride(Base):
+    """A temporary swap: `user` holds the rotation between start and end."""
+
+    __tablename__ = "oncall_overrides"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rotation_id: Mapped[int] = mapped_column(ForeignKey("rotations.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(128))
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Escalation(Base):
+    """Something a human must look at, climbing the service's levels until acknowledged."""
+
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    service: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    notified: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+    next_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None]

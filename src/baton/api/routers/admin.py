@@ -16,7 +16,7 @@ from baton.correlate.topology import to_dict as service_dict
 from baton.govern import audit
 from baton.govern.rbac import Permission, Principal, create_token, list_tokens, revoke_token
 from baton.learn.kpis import kpis
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 READ = Depends(require(Permission.READ))

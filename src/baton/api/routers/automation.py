@@ -10,16 +10,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.executor import to_dict as execution_dict
-from baton.act.runbook import schema
+from baton.act.runbook import dry_run, schema
+from baton.act.service import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import killswitch
 from baton.govern.flows import ApprovalError
 from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
 from baton.learn.kpis import trust
-from baton.runtime.pipeline import Platform
-from baton.store.models import Approval, Decision, Execution, Proposal
+from baton.runtime.platform import Platform
+from baton.store.models import Approval, Decision, Execution, Incident, Proposal
 from baton.triage.propose import to_dict as proposal_dict
 
 router = APIRouter(prefix="/api/v1", tags=["automation"])
@@ -131,15 +133,31 @@ def approvals(
     query = select(Approval).order_by(Approval.id)
     if status:
         query = query.where(Approval.status == status)
-    out = []
-    for a in s.scalars(query):
-        item = approval_dict(a)
-        decision = s.get(Decision, a.decision_id)
-        proposal = s.get(Proposal, decision.proposal_id)
-        item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
-        item["proposal"] = proposal_dict(proposal)
-        out.append(item)
-    return out
+    return [_approval_view(s, a) for a in s.scalars(query)]
+
+
+def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
+    """Everything a person needs to decide: incident and evidence, the exact runbook
+    version and what it would run, its risk, reversibility and track record."""
+    item = approval_dict(a)
+    decision = s.get(Decision, a.decision_id)
+    proposal = s.get(Proposal, decision.proposal_id)
+    runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
+    incident = s.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
+    item["proposal"] = proposal_dict(proposal)
+    item["incident"] = incident_dict(incident) if incident else None
+    item["runbook"] = {
+        "id": runbook.id,
+        "version": runbook.version,
+        "title": runbook.title,
+        "owner": runbook.owner,
+        "risk": runbook.risk,
+        "reversible": runbook.reversible,
+        "track_record": trust(s, runbook.id),
+    }
+    item["dry_run"] = dry_run(runbook, proposal.params)
+    return item
 
 
 class ReasonIn(BaseModel):
@@ -147,15 +165,21 @@ class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class ApproveIn(ReasonIn):
+    params: dict[str, Any] | None = Field(
+        default=None, description="changed params; validated like the proposal's"
+    )
+
+
 @router.post("/approvals/{approval_id}/approve")
 def approve(
     approval_id: int,
     who: Principal = OPERATE,
-    body: ReasonIn = Depends(parsed(ReasonIn)),
+    body: ApproveIn = Depends(parsed(ApproveIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     try:
-        execution = p.approve(approval_id, actor_of(who), body.reason)
+        execution = p.approve(approval_id, actor_of(who), body.reason, body.params)
     except LookupError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except ApprovalError as exc:
@@ -186,11 +210,9 @@ class PauseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _switch(fn: Any, body: PauseIn, who: Principal, p: Platform) -> dict[str, Any]:
+def _switch(fn: Any, body: PauseIn, who: Principal) -> dict[str, Any]:
     try:
-        with p.db.session() as s:
-            fn(s, body.scope, body.target, actor_of(who), body.reason, p.clock.now())
-            return {"paused": killswitch.active(s)}
+        return {"paused": fn(body.scope, body.target, actor_of(who), body.reason)}
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
 
@@ -206,7 +228,7 @@ def pause(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(killswitch.pause, body, who, p)
+    return _switch(p.pause, body, who)
 
 
 @router.post("/automation/resume", summary="Only leads and admins may resume")
@@ -215,4 +237,4 @@ def resume(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(killswitch.resume, body, who, p)
+    return _switch(p.resume, body, who)

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from baton.api.deps import platform, require
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 from baton.store.migrate import is_current
 
 router = APIRouter(tags=["health"])

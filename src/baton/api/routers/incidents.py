@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from baton.api.deps import actor_of, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.incidents import to_dict as incident_dict
+from baton.govern import escalation
 from baton.govern.audit import append
 from baton.govern.rbac import Permission, Principal
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 from baton.sense.service import list_events
 from baton.sense.service import to_dict as event_dict
 from baton.servicedesk.tickets import to_dict as ticket_dict
@@ -74,6 +75,7 @@ def acknowledge(
         raise ApiError(409, "conflict", f"incident {incident_id} is {inc.status}")
     at = p.clock.now()
     inc.status, inc.acknowledged_at, inc.acknowledged_by = "acknowledged", at, who.name
+    escalation.close_for(s, f"incident:{inc.id}", f"acknowledged by {who.name}", at)
     append(
         s,
         actor=actor_of(who),

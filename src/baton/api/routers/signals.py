@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from baton.api.deps import json_body, parsed, platform, require
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal
-from baton.runtime.pipeline import Platform
+from baton.runtime.platform import Platform
 from baton.sense.normalize import SignalError
 from baton.servicedesk.tickets import to_dict as ticket_dict
 

@@ -1,0 +1,172 @@
+"""How people hold the baton: overrides, on-call and escalation, and the policy itself."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.act.executor import to_dict as execution_dict
+from baton.api.deps import actor_of, parsed, platform, require, session
+from baton.api.errors import ApiError
+from baton.govern import escalation, oncall
+from baton.govern.config import render
+from baton.govern.overrides import CATEGORIES, OverrideError
+from baton.govern.overrides import to_dict as override_dict
+from baton.govern.rbac import Permission, Principal
+from baton.runtime.platform import Platform
+from baton.store.models import Escalation, Override
+
+router = APIRouter(prefix="/api/v1", tags=["oversight"])
+READ = Depends(require(Permission.READ))
+OPERATE = Depends(require(Permission.OPERATE))
+GOVERN = Depends(require(Permission.GOVERN))
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: Literal[CATEGORIES]  # type: ignore[valid-type]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _override(
+    p: Platform, execution_id: int, kind: str, body: OverrideIn, who: Principal
+) -> dict[str, Any]:
+    try:
+        execution = p.override(execution_id, kind, body.category, body.reason, actor_of(who))
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except (ValueError, OverrideError) as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return execution_dict(execution)
+
+
+@router.post("/executions/{execution_id}/veto", summary="Stop an auto execution in its veto window")
+def veto(
+    execution_id: int,
+    who: Principal = OPERATE,
+    body: OverrideIn = Depends(parsed(OverrideIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    return _override(p, execution_id, "veto", body, who)
+
+
+@router.post("/executions/{execution_id}/cancel", summary="Stop a running execution")
+def cancel(
+    execution_id: int,
+    who: Principal = OPERATE,
+    body: OverrideIn = Depends(parsed(OverrideIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    return _override(p, execution_id, "cancel", body, who)
+
+
+@router.post("/executions/{execution_id}/rollback", summary="Undo a finished execution")
+def rollback(
+    execution_id: int,
+    who: Principal = OPERATE,
+    body: OverrideIn = Depends(parsed(OverrideIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    return _override(p, execution_id, "rollback", body, who)
+
+
+@router.get("/overrides")
+def overrides(_: Principal = READ, s: Session = Depends(session)) -> list[dict[str, Any]]:
+    return [override_dict(o) for o in s.scalars(select(Override).order_by(Override.id.desc()))]
+
+
+@router.get("/oncall/{service}", summary="Who is on call for a service right now")
+def who(
+    service: str,
+    _: Principal = READ,
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    return oncall.to_dict(oncall.who_is_on_call(s, service, p.clock.now()))
+
+
+@router.put("/oncall/rotations")
+def put_rotation(
+    who: Principal = GOVERN,
+    body: oncall.RotationIn = Depends(parsed(oncall.RotationIn)),
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    row = oncall.put_rotation(s, body, actor_of(who), p.clock.now())
+    return {"id": row.id, "name": row.name}
+
+
+@router.put("/oncall/escalation-policies")
+def put_escalation_policy(
+    who: Principal = GOVERN,
+    body: oncall.EscalationPolicyIn = Depends(parsed(oncall.EscalationPolicyIn)),
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    row = oncall.put_policy(s, body, actor_of(who), p.clock.now())
+    return {"id": row.id, "service": row.service}
+
+
+@router.post("/oncall/overrides", status_code=201, summary="Temporarily take someone's shift")
+def add_oncall_override(
+    who: Principal = OPERATE,
+    body: oncall.OverrideIn = Depends(parsed(oncall.OverrideIn)),
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    try:
+        row = oncall.add_override(s, body, actor_of(who), p.clock.now())
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    return {"id": row.id}
+
+
+@router.get("/escalations")
+def escalations(
+    status: str | None = "open", _: Principal = READ, s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    query = select(Escalation).order_by(Escalation.id.desc())
+    if status:
+        query = query.where(Escalation.status == status)
+    return [escalation.to_dict(e) for e in s.scalars(query)]
+
+
+@router.post("/escalations/{escalation_id}/acknowledge")
+def acknowledge(
+    escalation_id: int,
+    who: Principal = OPERATE,
+    p: Platform = Depends(platform),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    try:
+        return escalation.to_dict(
+            escalation.acknowledge(s, escalation_id, actor_of(who), p.clock.now())
+        )
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+
+
+@router.get("/policy", summary="The autonomy policy in force")
+def get_policy(_: Principal = READ, p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"policy": p.policy.model_dump(mode="json"), "yaml": render(p.policy)}
+
+
+@router.put("/policy", summary="Replace the policy (leads and admins; audited with a diff)")
+def put_policy(
+    who: Principal = GOVERN,
+    body: Any = Depends(parsed(dict[str, Any])),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    try:
+        policy, diff = p.update_policy(body, actor_of(who))
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    return {"policy": policy.model_dump(mode="json"), "diff": diff}

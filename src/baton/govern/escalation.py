@@ -1,0 +1,184 @@
+"""Escalation: something a human must look at climbs the service's levels until someone
+acknowledges it. Levels name people or `oncall` (whoever holds the rotation right now).
+
+The domain decides who and when; delivering the messages (webhooks, chat) is the
+runtime's job, so no transaction ever waits on a network call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.govern.audit import Actor, append
+from baton.govern.oncall import policy_for, who_is_on_call
+from baton.store.models import Escalation
+
+ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message to deliver on one channel."""
+
+    escalation_id: int
+    channel: str
+    text: str
+
+
+def _targets(session: Session, names: list[str], service: str | None, at: datetime) -> list[str]:
+    out = []
+    for name in names:
+        if name == "oncall":
+            holder = who_is_on_call(session, service or "", at).user
+            out.append(holder or "nobody on call")
+        else:
+            out.append(name)
+    return out
+
+
+def _notify_level(session: Session, esc: Escalation, at: datetime) -> list[Notice]:
+    """Record who level `esc.level` reaches and return the messages to send."""
+    policy = policy_for(session, esc.service)
+    if policy is None or not policy.levels:
+        targets, channels, delay = _targets(session, ["oncall"], esc.service, at), [], None
+    else:
+        level = policy.levels[min(esc.level, len(policy.levels) - 1)]
+        targets = _targets(session, level["targets"], esc.service, at)
+        channels = list(level.get("channels", []))
+        more = esc.level + 1 < len(policy.levels)
+        delay = level.get("delay_s", 900) if more else None
+    esc.next_at = at + timedelta(seconds=delay) if delay is not None else None
+    esc.notified = [
+        *esc.notified,
+        {"level": esc.level, "targets": targets, "channels": channels, "at": at.isoformat()},
+    ]
+    text = (
+        f"[Baton] level {esc.level + 1} escalation #{esc.id} for {', '.join(targets)}: "
+        f"{esc.reason} ({esc.subject}, service {esc.service or 'unknown'})"
+    )
+    append(
+        session,
+        actor=ESCALATOR,
+        action="escalation.notified",
+        subject=f"escalation:{esc.id}",
+        at=at,
+        inputs={"level": esc.level, "targets": targets, "channels": channels},
+        decision=f"level {esc.level + 1}",
+        rationale=esc.reason,
+    )
+    return [Notice(esc.id, channel, text) for channel in channels]
+
+
+def open_escalation(
+    session: Session,
+    *,
+    subject: str,
+    service: str | None,
+    reason: str,
+    at: datetime,
+) -> tuple[Escalation, list[Notice]]:
+    """Escalate `subject` (once: an open escalation for it is reused)."""
+    existing = session.scalar(
+        select(Escalation).where(Escalation.subject == subject, Escalation.status == "open")
+    )
+    if existing is not None:
+        return existing, []
+    esc = Escalation(
+        subject=subject,
+        service=service,
+        reason=reason,
+        level=0,
+        status="open",
+        notified=[],
+        created_at=at,
+    )
+    session.add(esc)
+    session.flush()
+    append(
+        session,
+        actor=ESCALATOR,
+        action="escalation.opened",
+        subject=f"escalation:{esc.id}",
+        at=at,
+        inputs={"about": subject, "service": service},
+        decision="open",
+        rationale=reason,
+    )
+    return esc, _notify_level(session, esc, at)
+
+
+def advance(session: Session, at: datetime) -> list[Notice]:
+    """Move unacknowledged escalations whose level timed out to the next level."""
+    notices: list[Notice] = []
+    due = session.scalars(
+        select(Escalation).where(
+            Escalation.status == "open", Escalation.next_at.is_not(None), Escalation.next_at <= at
+        )
+    )
+    for esc in due:
+        esc.level += 1
+        notices += _notify_level(session, esc, at)
+    return notices
+
+
+def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime) -> Escalation:
+    esc = session.get(Escalation, escalation_id)
+    if esc is None:
+        raise LookupError(f"no escalation {escalation_id}")
+    if esc.status != "open":
+        raise ValueError(f"escalation {escalation_id} is already {esc.status}")
+    esc.status, esc.acknowledged_by, esc.acknowledged_at, esc.next_at = (
+        "acknowledged",
+        actor.name,
+        at,
+        None,
+    )
+    append(
+        session,
+        actor=actor,
+        action="escalation.acknowledged",
+        subject=f"escalation:{esc.id}",
+        at=at,
+        decision="acknowledged",
+    )
+    return esc
+
+
+def close_for(session: Session, subject: str, why: str, at: datetime) -> int:
+    """Close open escalations about `subject` (it was acknowledged or resolved)."""
+    rows = session.scalars(
+        select(Escalation).where(Escalation.subject == subject, Escalation.status == "open")
+    ).all()
+    for esc in rows:
+        esc.status, esc.next_at = "closed", None
+        append(
+            session,
+            actor=ESCALATOR,
+            action="escalation.closed",
+            subject=f"escalation:{esc.id}",
+            at=at,
+            decision="closed",
+            rationale=why,
+        )
+    return len(rows)
+
+
+def to_dict(e: Escalation) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "subject": e.subject,
+        "service": e.service,
+        "reason": e.reason,
+        "level": e.level + 1,
+        "status": e.status,
+        "notified": e.notified,
+        "created_at": e.created_at,
+        "next_at": e.next_at,
+        "acknowledged_by": e.acknowledged_by,
+        "acknowledged_at": e.acknowledged_at,
+    }

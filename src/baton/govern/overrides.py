@@ -1,0 +1,92 @@
+"""Overrides: a human overruling an automation, always with a reason category.
+
+They are the raw material of the behaviour KPIs (accepted vs overridden, and why).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from baton.govern.audit import Actor, append
+from baton.store.models import Override
+
+KINDS = ("veto", "cancel", "rollback")
+CATEGORIES = ("wrong_diagnosis", "wrong_fix", "bad_timing", "risk_too_high", "other")
+
+
+class OverrideError(ValueError):
+    """An override that is not allowed; the message says why."""
+
+
+def validate(kind: str, category: str, reason: str) -> None:
+    if kind not in KINDS:
+        raise OverrideError(f"unknown override {kind!r}; valid: {', '.join(KINDS)}")
+    if category not in CATEGORIES:
+        raise OverrideError(f"unknown category {category!r}; valid: {', '.join(CATEGORIES)}")
+    if not reason.strip():
+        raise OverrideError("an override needs a reason")
+
+
+def record(
+    session: Session,
+    *,
+    execution_id: int,
+    kind: str,
+    category: str,
+    reason: str,
+    actor: Actor,
+    at: datetime,
+) -> Override:
+    """Keep the override and audit it (the caller has already applied it)."""
+    validate(kind, category, reason)
+    if actor.kind != "human":
+        raise OverrideError("only a person can override an automation")
+    row = Override(
+        execution_id=execution_id,
+        kind=kind,
+        category=category,
+        reason=reason,
+        actor=actor.name,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    append(
+        session,
+        actor=actor,
+        action=f"override.{kind}",
+        subject=f"execution:{execution_id}",
+        at=at,
+        inputs={"category": category},
+        decision=kind,
+        rationale=reason,
+    )
+    return row
+
+
+def counts(session: Session) -> dict[str, Any]:
+    by_kind = dict(
+        session.execute(select(Override.kind, func.count()).group_by(Override.kind)).tuples().all()
+    )
+    by_category = dict(
+        session.execute(select(Override.category, func.count()).group_by(Override.category))
+        .tuples()
+        .all()
+    )
+    return {"total": sum(by_kind.values()), "by_kind": by_kind, "by_category": by_category}
+
+
+def to_dict(o: Override) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "execution_id": o.execution_id,
+        "kind": o.kind,
+        "category": o.category,
+        "reason": o.reason,
+        "actor": o.actor,
+        "created_at": o.created_at,
+    }

@@ -1,0 +1,558 @@
+"""One running Baton: database, clock, runbooks, policy, task backend and targets.
+
+The Platform runs the stage pipelines (`pipeline.py`), the heartbeat (`tick`) that
+triages, verifies and escalates, and the operations people use to hold the baton:
+approve, reject, override, pause, resume, and change the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.act import executor
+from baton.act.actions import ActionContext
+from baton.act.runbook import Catalogue, ParamError, load_dir, resolve_params
+from baton.act.service import get_version, sync_catalogue
+from baton.correlate import topology
+from baton.govern import escalation, killswitch, overrides
+from baton.govern import flows as governance
+from baton.govern.audit import Actor, append
+from baton.govern.config import PolicyConfig, load_policy, save_policy
+from baton.govern.oncall import policy_for
+from baton.learn.kpis import record_outcome
+from baton.runtime.clock import Clock
+from baton.runtime.notify import deliver
+from baton.runtime.pipeline import (
+    INTAKE,
+    ActStage,
+    CorrelateStage,
+    DecideStage,
+    MultiStage,
+    Observer,
+    SenseStage,
+    StageContext,
+    TriageStage,
+)
+from baton.runtime.settings import Settings
+from baton.runtime.tasks import InProcessBackend, TaskBackend
+from baton.sense import normalize
+from baton.servicedesk.tickets import file_ticket
+from baton.store.db import Database
+from baton.store.migrate import upgrade
+from baton.store.models import Approval, Decision, Execution, Incident, Proposal, Ticket
+
+GRAPH_TTL_S = 30.0
+BAD_ENDINGS = ("failed", "rolled_back", "interrupted", "cancelled")
+
+
+@dataclass
+class TickReport:
+    proposals: int = 0
+    executions_started: int = 0
+    executions_finished: list[int] = field(default_factory=list)
+    approvals_expired: int = 0
+    escalations: int = 0
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        targets: dict[str, Any] | None = None,
+        backend: TaskBackend | None = None,
+        observer: Observer | None = None,
+        triage_settle: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = Database(settings.db_url)
+        self.targets = targets or {}
+        self.backend = backend or InProcessBackend(settings.task_workers)
+        self.observer = observer
+        self.triage_settle = triage_settle
+        self.catalogue = Catalogue()
+        self.policy = PolicyConfig()
+        self._graph: tuple[float, topology.Topology] | None = None
+        self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
+        self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
+        self.backend.register("execute", self._execute_task)
+        self.backend.register("rollback", self._rollback_task)
+        self.backend.register("notify", self._notify_task)
+
+    # --- setup -----------------------------------------------------------------------
+    def start(self, migrate: bool = True) -> Platform:
+        """Migrate the schema, load runbooks and policy, recover from a restart."""
+        if migrate:
+            upgrade(self.db.url)
+        self.reload_runbooks()
+        self.recover()
+        return self
+
+    def recover(self) -> None:
+        """After a restart: never re-run a half-done execution; deliver queued ones.
+
+        Only the embedded (SQLite, single-process) deployment can tell that a `running`
+        execution has lost its process; with shared PostgreSQL another replica may own it.
+        """
+        if self.db.is_sqlite:
+            for execution_id in executor.mark_interrupted(self.db, self.clock.now):
+                self.notify(
+                    "execution.finished", {"execution": execution_id, "status": "interrupted"}
+                )
+        self._start_due()
+
+    def reload_runbooks(self, actor: Actor = INTAKE) -> Catalogue:
+        """Load runbooks and policy from disk; audit what changed and who asked."""
+        path = self.settings.runbooks_path
+        catalogue = load_dir(path)
+        policy = load_policy(path / "policy.yaml")
+        before = {rb.id: rb.version for rb in self.catalogue}
+        after = {rb.id: rb.version for rb in catalogue}
+        changed = sorted(k for k in after if before.get(k) != after[k])
+        removed = sorted(set(before) - set(after))
+        self.catalogue, self.policy = catalogue, policy
+        with self.db.session() as s:
+            sync_catalogue(s, catalogue, self.clock.now())
+            append(
+                s,
+                actor=actor,
+                action="runbooks.loaded",
+                subject="runbooks",
+                at=self.clock.now(),
+                inputs={
+                    "path": str(path),
+                    "versions": after,
+                    "policy": policy.model_dump(mode="json"),
+                    "errors": [str(e) for e in catalogue.errors],
+                },
+                decision=f"{len(after)} loaded, {len(catalogue.errors)} rejected",
+                rationale=f"new or changed: {', '.join(changed) or 'none'}; "
+                f"removed: {', '.join(removed) or 'none'}",
+            )
+        return catalogue
+
+    def close(self) -> None:
+        self.backend.close()
+        self.db.dispose()
+
+    def notify(self, kind: str, data: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer(kind, data)
+
+    def graph(self, session: Session) -> topology.Topology:
+        """The service graph, cached for a short while (other replicas may change it)."""
+        now = time.monotonic()
+        if self._graph is None or now - self._graph[0] > GRAPH_TTL_S:
+            self._graph = (now, topology.load_topology(session))
+        return self._graph[1]
+
+    def register_services(self, defs: list[topology.ServiceDef], actor: Actor = INTAKE) -> int:
+        """Declare services (upsert) and audit who did, in one transaction."""
+        with self.db.session() as s:
+            n = topology.upsert_services(s, defs)
+            append(
+                s,
+                actor=actor,
+                action="services.declared",
+                subject="services",
+                at=self.clock.now(),
+                inputs={"services": [d.name for d in defs]},
+                decision="upserted",
+            )
+        self._graph = None
+        return n
+
+    def action_context(self) -> ActionContext:
+        return ActionContext(targets=self.targets)
+
+    # --- signals in ------------------------------------------------------------------
+    def ingest(self, events: list[normalize.EventIn]) -> dict[str, int]:
+        """Store and correlate a batch in one transaction; returns counts once committed."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            changes = self.ingest_pipeline.run(StageContext(s, at, self), list(events))
+        return {"accepted": len(events), "incident_changes": len(changes)}
+
+    def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
+        return self.ingest(normalize.from_alertmanager(payload, self.clock.now(), source))
+
+    def ingest_generic(self, payload: Any) -> dict[str, int]:
+        return self.ingest(normalize.from_generic(payload, self.clock.now()))
+
+    def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
+        at = self.clock.now()
+        with self.db.session() as s:
+            ticket = file_ticket(
+                s, reporter=reporter, subject=subject, body=body, graph=self.graph(s), at=at
+            )
+        self.notify(
+            "ticket",
+            {
+                "ticket": ticket.id,
+                "subject": ticket.subject,
+                "category": ticket.category,
+                "incident": ticket.incident_id,
+            },
+        )
+        return ticket
+
+    # --- the heartbeat ---------------------------------------------------------------
+    def due_for_triage(self, session: Session, at: datetime) -> list[Incident]:
+        rows = session.scalars(
+            select(Incident)
+            .where(
+                Incident.status.in_(("open", "acknowledged")),
+                Incident.origin_service.is_not(None),
+                Incident.opened_at <= at - self.triage_settle,
+                Incident.triage_after.is_(None) | (Incident.triage_after <= at),
+            )
+            .order_by(Incident.id)
+        )
+        return [i for i in rows if i.origin_service != i.triaged_origin]
+
+    def tick(self) -> TickReport:
+        """Triage, decide, start what is due, verify, learn, expire and escalate."""
+        report = TickReport()
+        at = self.clock.now()
+        notices: list[escalation.Notice] = []
+        with self.db.session() as s:
+            for approval in governance.expire_approvals(s, at):
+                notices += self._escalate(
+                    s,
+                    f"approval:{approval.id}",
+                    self._service_of(s, approval),
+                    "an approval waited too long and expired",
+                    at,
+                )
+            due = self.due_for_triage(s, at)
+            if due:
+                self.decide_pipeline.run(StageContext(s, at, self), due)
+            notices += self._unacknowledged(s, at)
+            notices += escalation.advance(s, at)
+        report.executions_started = self._start_due()
+        finished = executor.check_verifications(self.db, self.action_context(), self.clock.now)
+        for execution_id in finished:
+            self._learn(execution_id)
+        report.executions_finished = finished
+        report.escalations = len(notices)
+        self._send(notices)
+        return report
+
+    def _start_due(self) -> int:
+        with self.db.session() as s:
+            ids = executor.due(s, self.clock.now())
+        for execution_id in ids:
+            self.backend.submit("execute", {"execution_id": execution_id})
+        return len(ids)
+
+    def _unacknowledged(self, session: Session, at: datetime) -> list[escalation.Notice]:
+        notices: list[escalation.Notice] = []
+        for inc in session.scalars(select(Incident).where(Incident.status == "open")):
+            policy = policy_for(session, inc.origin_service)
+            timeout = timedelta(seconds=policy.ack_timeout_s if policy else 900)
+            if inc.opened_at + timeout <= at:
+                notices += self._escalate(
+                    session,
+                    f"incident:{inc.id}",
+                    inc.origin_service,
+                    f"incident #{inc.id} unacknowledged for "
+                    f"{int(timeout.total_seconds() // 60)} min",
+                    at,
+                )
+        return notices
+
+    def _escalate(
+        self, session: Session, subject: str, service: str | None, reason: str, at: datetime
+    ) -> list[escalation.Notice]:
+        esc, notices = escalation.open_escalation(
+            session, subject=subject, service=service, reason=reason, at=at
+        )
+        if notices or esc.created_at == at:
+            self.notify(
+                "escalation",
+                {
+                    "escalation": esc.id,
+                    "subject": subject,
+                    "reason": reason,
+                    "notified": esc.notified[-1:],
+                },
+            )
+        return notices
+
+    @staticmethod
+    def _service_of(session: Session, approval: Approval) -> str | None:
+        proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
+        return proposal.params.get("service")
+
+    def _send(self, notices: list[escalation.Notice]) -> None:
+        for notice in notices:
+            self.backend.submit(
+                "notify",
+                {
+                    "escalation_id": notice.escalation_id,
+                    "channel": notice.channel,
+                    "text": notice.text,
+                },
+            )
+
+    def _notify_task(self, payload: dict[str, Any]) -> None:
+        deliver(self.db, escalation.Notice(**payload), self.clock.now())
+
+    # --- act -------------------------------------------------------------------------
+    def queue_execution(
+        self,
+        session: Session,
+        proposal: Proposal,
+        decision_id: int,
+        at: datetime,
+        requested_by: Actor,
+        params: dict[str, Any] | None = None,
+        not_before: datetime | None = None,
+    ) -> Execution | None:
+        runbook = get_version(session, proposal.runbook_id, proposal.runbook_version)
+        chosen = proposal.params if params is None else params
+        execution, created = executor.create_execution(
+            session,
+            runbook=runbook,
+            params=chosen,
+            incident_id=proposal.incident_id,
+            decision_id=decision_id,
+            at=at,
+            requested_by=requested_by,
+            not_before=not_before,
+        )
+        if created:
+            self.notify(
+                "execution.queued",
+                {
+                    "execution": execution.id,
+                    "runbook": runbook.id,
+                    "params": chosen,
+                    "not_before": not_before,
+                },
+            )
+        return execution if created else None
+
+    def _execute_task(self, payload: dict[str, Any]) -> None:
+        execution_id = int(payload["execution_id"])
+        with self.db.session() as s:
+            execution = s.get(Execution, execution_id)
+            runbook_id, service = execution.runbook_id, execution.params.get("service")
+
+        def paused() -> str | None:
+            with self.db.session() as s:
+                scope = killswitch.paused_scope(s, runbook_id, service)
+            return f"automation paused ({scope})" if scope else None
+
+        status = executor.run_execution(
+            self.db, execution_id, self.action_context(), self.clock.now, paused
+        )
+        self.notify(
+            "execution.ran", {"execution": execution_id, "runbook": runbook_id, "status": status}
+        )
+        if status in executor.FINAL:
+            self._learn(execution_id)
+
+    def _rollback_task(self, payload: dict[str, Any]) -> None:
+        execution_id = int(payload["execution_id"])
+        executor.roll_back(
+            self.db,
+            execution_id,
+            self.action_context(),
+            self.clock.now,
+            payload.get("why", "a human asked for a rollback"),
+        )
+        self._learn(execution_id)
+
+    def _learn(self, execution_id: int) -> None:
+        notices: list[escalation.Notice] = []
+        with self.db.session() as s:
+            record = record_outcome(s, execution_id, self.clock.now())
+            execution = s.get(Execution, execution_id)
+            if execution.status in BAD_ENDINGS:
+                notices = self._escalate(
+                    s,
+                    f"execution:{execution_id}",
+                    execution.params.get("service"),
+                    f"{execution.runbook_id} ended {execution.status}: {execution.summary}",
+                    self.clock.now(),
+                )
+            note = {
+                "execution": execution_id,
+                "runbook": execution.runbook_id,
+                "status": execution.status,
+                "verified": execution.verified,
+                "summary": execution.summary,
+                "trust": record,
+            }
+        self.notify("execution.finished", note)
+        self._send(notices)
+
+    # --- people hold the baton -------------------------------------------------------
+    def approve(
+        self, approval_id: int, approver: Actor, reason: str, params: dict[str, Any] | None = None
+    ) -> Execution | None:
+        """Record an approval (optionally with changed params); queue the run once enough
+        distinct people approved."""
+        at = self.clock.now()
+        execution_id = None
+        with self.db.session() as s:
+            blocked = governance.blocked_reason(s, approval_id, self.policy, at)
+            if blocked:
+                raise governance.ApprovalError(f"cannot approve now: {blocked}")
+            chosen = self._modified_params(s, approval_id, params, approver, at)
+            if governance.approve(s, approval_id, approver, reason, at):
+                approval = s.get(Approval, approval_id)
+                decision = s.get(Decision, approval.decision_id)
+                proposal = s.get(Proposal, decision.proposal_id)
+                execution = self.queue_execution(
+                    s, proposal, decision.id, at, approver, params=chosen
+                )
+                execution_id = execution.id if execution else None
+        if execution_id is None:
+            return None
+        self._start_due()
+        with self.db.session() as s:
+            return s.get(Execution, execution_id)
+
+    def _modified_params(
+        self,
+        session: Session,
+        approval_id: int,
+        params: dict[str, Any] | None,
+        approver: Actor,
+        at: datetime,
+    ) -> dict[str, Any] | None:
+        """Validate a human's changed params exactly like triage's; audit the change."""
+        if not params:
+            return None
+        approval = session.get(Approval, approval_id)
+        if approval is None:
+            raise LookupError(f"no approval {approval_id}")
+        proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
+        runbook = get_version(session, proposal.runbook_id, proposal.runbook_version)
+        try:
+            chosen = resolve_params(
+                runbook,
+                origin_service=proposal.params.get("service"),
+                labels={},
+                overrides={**proposal.params, **params},
+            )
+        except ParamError as exc:
+            raise governance.ApprovalError(f"modified params rejected: {exc}") from None
+        append(
+            session,
+            actor=approver,
+            action="approval.params_modified",
+            subject=f"approval:{approval_id}",
+            at=at,
+            inputs={"proposed": proposal.params, "approved": chosen},
+            decision="modified",
+        )
+        return chosen
+
+    def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
+        with self.db.session() as s:
+            governance.reject(s, approval_id, approver, reason, self.clock.now())
+
+    def override(
+        self, execution_id: int, kind: str, category: str, reason: str, actor: Actor
+    ) -> Execution:
+        """Veto (before it starts), cancel (while it runs) or roll back (after) an execution."""
+        overrides.validate(kind, category, reason)
+        at = self.clock.now()
+        with self.db.session() as s:
+            if kind == "veto":
+                execution = executor.veto(s, execution_id, at)
+                self._hold_off_triage(s, execution, at)
+            elif kind == "cancel":
+                execution = executor.request_cancel(s, execution_id)
+            else:
+                executor.check_rollback(s, execution_id)
+                execution = s.get(Execution, execution_id)
+            overrides.record(
+                s,
+                execution_id=execution_id,
+                kind=kind,
+                category=category,
+                reason=reason,
+                actor=actor,
+                at=at,
+            )
+        self.notify(
+            "override",
+            {
+                "execution": execution_id,
+                "kind": kind,
+                "category": category,
+                "by": actor.name,
+                "reason": reason,
+            },
+        )
+        if kind == "rollback":
+            self.backend.submit(
+                "rollback",
+                {"execution_id": execution_id, "why": f"rolled back by {actor.name}: {reason}"},
+            )
+        with self.db.session() as s:
+            return s.get(Execution, execution.id)
+
+    def _hold_off_triage(self, session: Session, execution: Execution, at: datetime) -> None:
+        """After a veto, propose again only once `retriage_after_veto_s` has passed."""
+        if execution.incident_id is None:
+            return
+        incident = session.get(Incident, execution.incident_id)
+        incident.triaged_origin = None
+        incident.triage_after = at + timedelta(seconds=self.policy.retriage_after_veto_s)
+
+    def pause(self, scope: str, target: str | None, actor: Actor, reason: str) -> list[str]:
+        with self.db.session() as s:
+            killswitch.pause(s, scope, target, actor, reason, self.clock.now())
+            active = killswitch.active(s)
+        self.notify("pause", {"scope": scope, "target": target, "by": actor.name, "reason": reason})
+        return active
+
+    def resume(self, scope: str, target: str | None, actor: Actor, reason: str) -> list[str]:
+        """Lift a pause and look again at open incidents nothing is fixing."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            killswitch.resume(s, scope, target, actor, reason, at)
+            active = killswitch.active(s)
+            for incident in s.scalars(select(Incident).where(Incident.status == "open")):
+                busy = s.scalar(
+                    select(Execution.id).where(
+                        Execution.incident_id == incident.id,
+                        Execution.status.in_(("queued", "running", "verifying", "succeeded")),
+                    )
+                )
+                if busy is None:
+                    incident.triaged_origin = None
+        self.notify(
+            "resume", {"scope": scope, "target": target, "by": actor.name, "reason": reason}
+        )
+        return active
+
+    def update_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str]:
+        """Validate and write policy.yaml, audit author and diff, and apply it at once."""
+        policy, diff = save_policy(self.settings.runbooks_path / "policy.yaml", data)
+        self.policy = policy
+        with self.db.session() as s:
+            append(
+                s,
+                actor=actor,
+                action="policy.changed",
+                subject="policy",
+                at=self.clock.now(),
+                inputs={"diff": diff},
+                decision="applied",
+                rationale=f"{diff.count(chr(10))} diff line(s)" if diff else "no change",
+            )
+        return policy, diff

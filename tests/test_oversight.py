@@ -1,0 +1,320 @@
+"""Humans hold the baton: veto, cancel, roll back, kill switch mid-run, policy edits,
+approvals with changed params, on-call and escalation (delivered to a real HTTP server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from baton.api.app import create_app
+from baton.govern import oncall
+from baton.govern.audit import Actor
+from baton.govern.flows import ApprovalError
+from baton.govern.rbac import create_token
+from baton.runtime.demo import Demo, DemoPlan
+from baton.store.models import Approval, AuditRecord, Escalation, Execution, Override
+
+ALICE, BOB = Actor("alice", "human"), Actor("bob", "human")
+
+
+@pytest.fixture
+def demo(settings):
+    d = Demo(settings, DemoPlan(seed=5))
+    yield d
+    d.close()
+
+
+def _executions(demo):
+    with demo.platform.db.session() as s:
+        return list(s.scalars(select(Execution).order_by(Execution.id)))
+
+
+def _until(demo, predicate, minutes=60):
+    for _ in range(minutes * 2):
+        demo.step()
+        if predicate():
+            return True
+    return False
+
+
+def _rows(demo, query):
+    with demo.platform.db.session() as s:
+        return list(s.scalars(query))
+
+
+def _pending(demo):
+    return _rows(demo, select(Approval).where(Approval.status == "pending"))
+
+
+def _actions(demo):
+    with demo.platform.db.session() as s:
+        return [r.action for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq))]
+
+
+def test_veto_in_the_window_then_baton_proposes_again_later(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert _until(demo, lambda: _executions(demo))
+    first = _executions(demo)[0]
+    assert first.status == "queued" and first.not_before > demo.clock.now()  # veto window
+    vetoed = demo.platform.override(first.id, "veto", "bad_timing", "deploy in progress", ALICE)
+    assert vetoed.status == "vetoed"
+    demo.run_for(5, humans=False)
+    assert len(_executions(demo)) == 1  # held off for retriage_after_veto_s
+    assert _until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=30)
+    with demo.platform.db.session() as s:
+        override = s.scalars(select(Override)).one()
+    assert (override.kind, override.category, override.actor) == ("veto", "bad_timing", "alice")
+    with pytest.raises(ValueError, match="only a queued"):
+        demo.platform.override(first.id, "veto", "other", "again", ALICE)
+
+
+def test_roll_back_a_finished_execution(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert _until(demo, lambda: any(e.verified for e in _executions(demo)))
+    done = next(e for e in _executions(demo) if e.verified)
+    replicas = demo.estate.service_state(done.params["service"])["replicas"]
+    demo.platform.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
+    demo.platform.backend.drain(5)
+    after = next(e for e in _executions(demo) if e.id == done.id)
+    assert after.status == "rolled_back"
+    assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
+    with pytest.raises(ValueError, match=r"not reversible|only a succeeded"):
+        demo.platform.override(done.id, "rollback", "other", "twice", BOB)
+
+
+def test_override_needs_a_known_category_and_a_person(demo):
+    from baton.govern.overrides import OverrideError
+
+    with pytest.raises(OverrideError, match="unknown category"):
+        demo.platform.override(1, "veto", "because", "x", ALICE)
+    with pytest.raises(OverrideError, match="reason"):
+        demo.platform.override(1, "veto", "other", "  ", ALICE)
+
+
+@pytest.fixture
+def three_step_settings(settings, runbooks_dir):
+    """A scale-out runbook with three steps, so a pause can land between them."""
+    text = (runbooks_dir / "scale-out.yaml").read_text()
+    step = (
+        "  - name: Add a replica to {{ service }}\n    action: sandbox\n"
+        '    with: {remediation: scale_out, service: "{{ service }}"}\n'
+    )
+    text = text.replace(step, step * 3)
+    (runbooks_dir / "scale-out.yaml").write_text(text)
+    (runbooks_dir / "policy.yaml").write_text("veto_window_s: 0\n")
+    return settings
+
+
+def test_kill_switch_stops_a_running_execution_before_its_next_step(three_step_settings):
+    demo = Demo(three_step_settings, DemoPlan(seed=5))
+    try:
+        original = demo.target.remediate
+        calls = []
+
+        def pausing_remediate(action, service, **params):
+            calls.append(action)
+            if len(calls) == 1:  # while step 1 runs, a technician hits the kill switch
+                demo.platform.pause("all", None, ALICE, "something looks wrong")
+            return original(action, service, **params)
+
+        demo.target.remediate = pausing_remediate
+        demo.run_for(5, humans=False)
+        demo.inject("traffic_surge")
+        assert _until(
+            demo, lambda: any(e.status in ("cancelled", "rolled_back") for e in _executions(demo))
+        )
+        execution = _executions(demo)[0]
+        steps = [st for st in execution.steps if st.phase == "step"]
+        assert len(steps) == 1 and calls.count("scale_out") == 2  # 1 step + its rollback
+        assert "stopped before step" in (execution.summary or "")
+        assert "execution.escalated" in _actions(demo)
+    finally:
+        demo.close()
+
+
+def test_policy_edits_are_audited_and_applied(demo, settings):
+    platform = demo.platform
+    with platform.db.session() as s:
+        _, lead = create_token(s, name="lee", role="lead", at=platform.clock.now())
+        _, tech = create_token(s, name="tia", role="technician", at=platform.clock.now())
+    client = TestClient(create_app(platform))
+    new = {"runbooks": {"rollback-deploy": {"autonomy": {"default": "auto"}}}, "veto_window_s": 0}
+    denied = client.put("/api/v1/policy", json=new, headers={"Authorization": f"Bearer {tech}"})
+    assert denied.status_code == 403
+    bad = client.put(
+        "/api/v1/policy",
+        json={"services": {"web": "yolo"}},
+        headers={"Authorization": f"Bearer {lead}"},
+    )
+    assert bad.status_code == 422 and "services.web" in bad.json()["error"]["message"]
+    ok = client.put("/api/v1/policy", json=new, headers={"Authorization": f"Bearer {lead}"})
+    assert ok.status_code == 200 and "+runbooks:" in ok.json()["diff"]
+    assert "rollback-deploy" in (settings.runbooks_path / "policy.yaml").read_text()
+    with platform.db.session() as s:
+        change = s.scalars(select(AuditRecord).where(AuditRecord.action == "policy.changed")).one()
+    assert change.actor == "lee" and "+runbooks:" in change.inputs["diff"]
+    # the people raised rollback-deploy to auto: a bad deploy is now fixed without approval
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    assert _until(demo, lambda: any(e.verified for e in _executions(demo)))
+    with platform.db.session() as s:
+        assert s.scalars(select(Approval)).all() == []
+
+
+def test_approve_with_changed_params_validates_them(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    assert _until(demo, lambda: _pending(demo))
+    approval_id = _pending(demo)[0].id
+    with pytest.raises(ApprovalError, match=r"modified params rejected.*service"):
+        demo.platform.approve(approval_id, ALICE, "try", params={"service": "x; rm -rf /"})
+    execution = demo.platform.approve(
+        approval_id, ALICE, "the gateway, not the API", params={"service": "api-gateway"}
+    )
+    assert execution.params == {"service": "api-gateway"}
+    assert "approval.params_modified" in _actions(demo)
+
+
+def test_approval_view_has_what_a_human_needs(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    with demo.platform.db.session() as s:
+        _, viewer = create_token(s, name="vi", role="viewer", at=demo.clock.now())
+    client = TestClient(create_app(demo.platform))
+    headers = {"Authorization": f"Bearer {viewer}"}
+    assert _until(demo, lambda: client.get("/api/v1/approvals", headers=headers).json())
+    view = client.get("/api/v1/approvals", headers=headers).json()[0]
+    assert view["incident"]["origin_service"] == "checkout-api"
+    assert view["runbook"]["risk"] == "medium" and "track_record" in view["runbook"]
+    assert view["dry_run"]["steps"][0]["with"] == {
+        "remediation": "rollback",
+        "service": "checkout-api",
+    }
+    assert any(e["kind"] == "alert" for e in view["proposal"]["evidence"])
+
+
+def test_who_is_on_call_follows_rotation_and_overrides(db_url, settings, clock):
+    from baton.runtime.platform import Platform
+
+    p = Platform(settings, clock).start()
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 09:00 hand-over
+    with p.db.session() as s:
+        oncall.put_rotation(
+            s,
+            oncall.RotationIn(
+                name="web", services=["web-portal"], members=["ana", "ben", "cai"], start=start
+            ),
+            ALICE,
+            clock.now(),
+        )
+        assert oncall.who_is_on_call(s, "web-portal", start + timedelta(days=2)).user == "ana"
+        assert oncall.who_is_on_call(s, "web-portal", start + timedelta(days=8)).user == "ben"
+        later = oncall.who_is_on_call(s, "web-portal", start + timedelta(days=21, hours=1))
+        assert later.user == "ana" and later.until == start + timedelta(days=28)
+        assert oncall.who_is_on_call(s, "web-portal", start - timedelta(hours=1)).user is None
+        oncall.add_override(
+            s,
+            oncall.OverrideIn(
+                rotation="web",
+                user="dee",
+                start=start + timedelta(days=9),
+                end=start + timedelta(days=10),
+            ),
+            ALICE,
+            clock.now(),
+        )
+        swap = oncall.who_is_on_call(s, "web-portal", start + timedelta(days=9, hours=2))
+        assert (swap.user, swap.source) == ("dee", "override")
+        assert oncall.who_is_on_call(s, "vpn", start).source == "nobody"
+    p.close()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
+    p = demo.platform
+    with p.db.session() as s:
+        oncall.put_rotation(
+            s,
+            oncall.RotationIn(name="ops", services=["*"], members=["ana"], start=demo.clock.now()),
+            ALICE,
+            demo.clock.now(),
+        )
+        oncall.put_policy(
+            s,
+            oncall.EscalationPolicyIn(
+                service="*",
+                ack_timeout_s=300,
+                levels=[
+                    oncall.LevelIn(
+                        targets=["oncall"], delay_s=300, channels=[f"slack:{hook_server}/slack"]
+                    ),
+                    oncall.LevelIn(
+                        targets=["head-of-ops"], channels=[f"webhook:{hook_server}/hook"]
+                    ),
+                ],
+            ),
+            ALICE,
+            demo.clock.now(),
+        )
+    p.pause("all", None, ALICE, "watch only")  # nobody may fix it, so it stays unacknowledged
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+
+    def esc():
+        return _rows(demo, select(Escalation).order_by(Escalation.id))
+
+    assert _until(demo, esc, minutes=30)
+    first = esc()[0]
+    assert first.subject.startswith("incident:") and first.notified[0]["targets"] == ["ana"]
+    assert _until(demo, lambda: esc()[0].level == 1, minutes=10)
+    p.backend.drain(5)
+    paths = [path for path, _ in _Hook.received]
+    assert paths == ["/slack", "/hook"]
+    assert "ana" in _Hook.received[0][1]["text"] and "escalation" in _Hook.received[1][1]
+    assert "escalation.delivery" in _actions(demo)
+    with p.db.session() as s:
+        from baton.govern.escalation import acknowledge
+
+        acknowledge(s, first.id, BOB, demo.clock.now())
+    demo.run_for(15, humans=False)
+    assert esc()[0].status == "acknowledged" and esc()[0].level == 1
+
+
+def test_expired_approval_and_failed_fix_escalate(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    assert _until(demo, lambda: _pending(demo))
+    demo.clock.advance(timedelta(hours=2))
+    demo.platform.tick()
+    with demo.platform.db.session() as s:
+        subjects = [e.subject for e in s.scalars(select(Escalation))]
+    assert any(x.startswith("approval:") for x in subjects)
