@@ -95,3 +95,13 @@ def platform(settings: Settings, clock: SimulatedClock) -> Iterator[Platform]:
     p = Platform(settings, clock).start()
     yield p
     p.close()
+
+
+@pytest.fixture
+def demo(settings):
+    """The sandbox estate feeding a platform, on the parametrised database."""
+    from baton.runtime.demo import Demo, DemoPlan
+
+    d = Demo(settings, DemoPlan(seed=3))
+    yield d
+    d.close()

@@ -18,56 +18,24 @@ from baton.govern.audit import Actor
 from baton.govern.flows import ApprovalError
 from baton.govern.rbac import create_token
 from baton.runtime.demo import Demo, DemoPlan
-from baton.store.models import Approval, AuditRecord, Escalation, Execution, Override
+from baton.store.models import Approval, AuditRecord, Escalation, Override
+
+from .helpers import actions, executions, pending, rows, run_until
 
 ALICE, BOB = Actor("alice", "human"), Actor("bob", "human")
-
-
-@pytest.fixture
-def demo(settings):
-    d = Demo(settings, DemoPlan(seed=5))
-    yield d
-    d.close()
-
-
-def _executions(demo):
-    with demo.platform.db.session() as s:
-        return list(s.scalars(select(Execution).order_by(Execution.id)))
-
-
-def _until(demo, predicate, minutes=60):
-    for _ in range(minutes * 2):
-        demo.step()
-        if predicate():
-            return True
-    return False
-
-
-def _rows(demo, query):
-    with demo.platform.db.session() as s:
-        return list(s.scalars(query))
-
-
-def _pending(demo):
-    return _rows(demo, select(Approval).where(Approval.status == "pending"))
-
-
-def _actions(demo):
-    with demo.platform.db.session() as s:
-        return [r.action for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq))]
 
 
 def test_veto_in_the_window_then_baton_proposes_again_later(demo):
     demo.run_for(5, humans=False)
     demo.inject("traffic_surge")
-    assert _until(demo, lambda: _executions(demo))
-    first = _executions(demo)[0]
+    assert run_until(demo, lambda: executions(demo))
+    first = executions(demo)[0]
     assert first.status == "queued" and first.not_before > demo.clock.now()  # veto window
     vetoed = demo.platform.override(first.id, "veto", "bad_timing", "deploy in progress", ALICE)
     assert vetoed.status == "vetoed"
     demo.run_for(5, humans=False)
-    assert len(_executions(demo)) == 1  # held off for retriage_after_veto_s
-    assert _until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=30)
+    assert len(executions(demo)) == 1  # held off for retriage_after_veto_s
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)), minutes=30)
     with demo.platform.db.session() as s:
         override = s.scalars(select(Override)).one()
     assert (override.kind, override.category, override.actor) == ("veto", "bad_timing", "alice")
@@ -78,12 +46,12 @@ def test_veto_in_the_window_then_baton_proposes_again_later(demo):
 def test_roll_back_a_finished_execution(demo):
     demo.run_for(5, humans=False)
     demo.inject("traffic_surge")
-    assert _until(demo, lambda: any(e.verified for e in _executions(demo)))
-    done = next(e for e in _executions(demo) if e.verified)
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
+    done = next(e for e in executions(demo) if e.verified)
     replicas = demo.estate.service_state(done.params["service"])["replicas"]
     demo.platform.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
     demo.platform.backend.drain(5)
-    after = next(e for e in _executions(demo) if e.id == done.id)
+    after = next(e for e in executions(demo) if e.id == done.id)
     assert after.status == "rolled_back"
     assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
     with pytest.raises(ValueError, match=r"not reversible|only a succeeded"):
@@ -114,7 +82,7 @@ def three_step_settings(settings, runbooks_dir):
 
 
 def test_kill_switch_stops_a_running_execution_before_its_next_step(three_step_settings):
-    demo = Demo(three_step_settings, DemoPlan(seed=5))
+    demo = Demo(three_step_settings, DemoPlan(seed=3))
     try:
         original = demo.target.remediate
         calls = []
@@ -128,14 +96,14 @@ def test_kill_switch_stops_a_running_execution_before_its_next_step(three_step_s
         demo.target.remediate = pausing_remediate
         demo.run_for(5, humans=False)
         demo.inject("traffic_surge")
-        assert _until(
-            demo, lambda: any(e.status in ("cancelled", "rolled_back") for e in _executions(demo))
+        assert run_until(
+            demo, lambda: any(e.status in ("cancelled", "rolled_back") for e in executions(demo))
         )
-        execution = _executions(demo)[0]
+        execution = executions(demo)[0]
         steps = [st for st in execution.steps if st.phase == "step"]
         assert len(steps) == 1 and calls.count("scale_out") == 2  # 1 step + its rollback
         assert "stopped before step" in (execution.summary or "")
-        assert "execution.escalated" in _actions(demo)
+        assert "execution.escalated" in actions(demo)
     finally:
         demo.close()
 
@@ -164,7 +132,7 @@ def test_policy_edits_are_audited_and_applied(demo, settings):
     # the people raised rollback-deploy to auto: a bad deploy is now fixed without approval
     demo.run_for(5, humans=False)
     demo.inject("bad_deploy")
-    assert _until(demo, lambda: any(e.verified for e in _executions(demo)))
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
     with platform.db.session() as s:
         assert s.scalars(select(Approval)).all() == []
 
@@ -172,15 +140,15 @@ def test_policy_edits_are_audited_and_applied(demo, settings):
 def test_approve_with_changed_params_validates_them(demo):
     demo.run_for(5, humans=False)
     demo.inject("bad_deploy")
-    assert _until(demo, lambda: _pending(demo))
-    approval_id = _pending(demo)[0].id
+    assert run_until(demo, lambda: pending(demo))
+    approval_id = pending(demo)[0].id
     with pytest.raises(ApprovalError, match=r"modified params rejected.*service"):
         demo.platform.approve(approval_id, ALICE, "try", params={"service": "x; rm -rf /"})
     execution = demo.platform.approve(
         approval_id, ALICE, "the gateway, not the API", params={"service": "api-gateway"}
     )
     assert execution.params == {"service": "api-gateway"}
-    assert "approval.params_modified" in _actions(demo)
+    assert "approval.params_modified" in actions(demo)
 
 
 def test_approval_view_has_what_a_human_needs(demo):
@@ -190,7 +158,7 @@ def test_approval_view_has_what_a_human_needs(demo):
         _, viewer = create_token(s, name="vi", role="viewer", at=demo.clock.now())
     client = TestClient(create_app(demo.platform))
     headers = {"Authorization": f"Bearer {viewer}"}
-    assert _until(demo, lambda: client.get("/api/v1/approvals", headers=headers).json())
+    assert run_until(demo, lambda: client.get("/api/v1/approvals", headers=headers).json())
     view = client.get("/api/v1/approvals", headers=headers).json()[0]
     assert view["incident"]["origin_service"] == "checkout-api"
     assert view["runbook"]["risk"] == "medium" and "track_record" in view["runbook"]
@@ -290,17 +258,17 @@ def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
     demo.inject("bad_deploy")
 
     def esc():
-        return _rows(demo, select(Escalation).order_by(Escalation.id))
+        return rows(demo, select(Escalation).order_by(Escalation.id))
 
-    assert _until(demo, esc, minutes=30)
+    assert run_until(demo, esc, minutes=30)
     first = esc()[0]
     assert first.subject.startswith("incident:") and first.notified[0]["targets"] == ["ana"]
-    assert _until(demo, lambda: esc()[0].level == 1, minutes=10)
+    assert run_until(demo, lambda: esc()[0].level == 1, minutes=10)
     p.backend.drain(5)
     paths = [path for path, _ in _Hook.received]
     assert paths == ["/slack", "/hook"]
     assert "ana" in _Hook.received[0][1]["text"] and "escalation" in _Hook.received[1][1]
-    assert "escalation.delivery" in _actions(demo)
+    assert "escalation.delivery" in actions(demo)
     with p.db.session() as s:
         from baton.govern.escalation import acknowledge
 
@@ -312,7 +280,7 @@ def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
 def test_expired_approval_and_failed_fix_escalate(demo):
     demo.run_for(5, humans=False)
     demo.inject("bad_deploy")
-    assert _until(demo, lambda: _pending(demo))
+    assert run_until(demo, lambda: pending(demo))
     demo.clock.advance(timedelta(hours=2))
     demo.platform.tick()
     with demo.platform.db.session() as s:

@@ -17,43 +17,19 @@ from baton.runtime.demo import Demo, DemoPlan
 from baton.store.models import Approval, AuditRecord, Execution
 
 from .conftest import ROOT
-
-
-@pytest.fixture
-def demo(settings):
-    d = Demo(settings, DemoPlan(seed=3))
-    yield d
-    d.close()
-
-
-def _actions(demo):
-    with demo.platform.db.session() as s:
-        return [r.action for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq))]
-
-
-def _run_until(demo, predicate, minutes=60):
-    for _ in range(int(minutes * 2)):
-        demo.step()
-        if predicate():
-            return True
-    return False
-
-
-def _executions(demo):
-    with demo.platform.db.session() as s:
-        return list(s.scalars(select(Execution).order_by(Execution.id)))
+from .helpers import actions, executions, pending, run_until
 
 
 def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
     demo.run_for(10, humans=False)
     demo.inject("disk_full")
-    assert _run_until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=90)
-    execution = next(e for e in _executions(demo) if e.verified)
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)), minutes=90)
+    execution = next(e for e in executions(demo) if e.verified)
     assert execution.runbook_id == "clear-disk" and execution.status == "succeeded"
-    assert _run_until(demo, lambda: not demo.estate.active_faults(), minutes=10)
+    assert run_until(demo, lambda: not demo.estate.active_faults(), minutes=10)
     truth = demo.estate.ground_truth()[0]
     assert truth["fixed_by"] == "clear_disk"
-    actions = _actions(demo)
+    recorded = actions(demo)
     for stage_action in (
         "events.received",
         "incident.opened",
@@ -66,7 +42,7 @@ def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
         "execution.succeeded",
         "learn.outcome",
     ):
-        assert stage_action in actions, stage_action
+        assert stage_action in recorded, stage_action
     with demo.platform.db.session() as s:
         assert verify(s).ok
 
@@ -74,8 +50,8 @@ def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
 def test_approval_rules(demo):
     demo.run_for(10, humans=False)
     demo.inject("upstream_outage")  # high risk: two people must approve
-    assert _run_until(demo, lambda: _pending(demo), minutes=60)
-    approval_id = _pending(demo)[0]
+    assert run_until(demo, lambda: pending(demo), minutes=60)
+    approval_id = pending(demo)[0].id
     p = demo.platform
     with pytest.raises(ApprovalError, match="only a person"):
         p.approve(approval_id, Actor("baton.triage", "ai"), "the AI approving itself")
@@ -91,22 +67,17 @@ def test_approval_rules(demo):
     execution = p.approve(approval_id, Actor("bob", "human"), "agreed")
     assert execution is not None
     p.backend.drain(5)
-    assert _run_until(demo, lambda: any(e.verified for e in _executions(demo)), minutes=10)
-
-
-def _pending(demo):
-    with demo.platform.db.session() as s:
-        return [a.id for a in s.scalars(select(Approval).where(Approval.status == "pending"))]
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)), minutes=10)
 
 
 def test_expired_approvals_escalate(demo):
     demo.run_for(10, humans=False)
     demo.inject("bad_deploy")
-    assert _run_until(demo, lambda: _pending(demo), minutes=60)
+    assert run_until(demo, lambda: pending(demo), minutes=60)
     demo.clock.advance(timedelta(hours=2))
     demo.platform.tick()
-    assert not _pending(demo)
-    assert "approval.expired" in _actions(demo)
+    assert not pending(demo)
+    assert "approval.expired" in actions(demo)
 
 
 def test_kill_switch_holds_automation_at_observe(demo):
@@ -115,7 +86,7 @@ def test_kill_switch_holds_automation_at_observe(demo):
     demo.run_for(10, humans=False)
     demo.inject("disk_full")
     demo.run_for(60, humans=True)
-    assert _executions(demo) == []
+    assert executions(demo) == []
     with demo.platform.db.session() as s:
         decisions = s.scalars(select(AuditRecord).where(AuditRecord.action == "decision.made"))
         assert {d.decision for d in decisions} == {"observe"}
@@ -167,16 +138,16 @@ def test_failed_verification_rolls_back_and_escalates(wrong_fix_settings):
     try:
         demo.run_for(10, humans=False)
         demo.inject("bad_deploy")
-        assert _run_until(
+        assert run_until(
             demo,
-            lambda: any(e.status in ("rolled_back", "failed") for e in _executions(demo)),
+            lambda: any(e.status in ("rolled_back", "failed") for e in executions(demo)),
             minutes=60,
         )
-        execution = _executions(demo)[0]
+        execution = executions(demo)[0]
         assert execution.status == "rolled_back" and execution.verified is False
         phases = [st.phase for st in execution.steps]
         assert phases == ["step", "verify", "rollback"]
-        assert "execution.escalated" in _actions(demo)
+        assert "execution.escalated" in actions(demo)
         assert demo.estate.active_faults()  # the wrong fix did not fix it
     finally:
         demo.close()
@@ -223,14 +194,14 @@ def test_two_deliveries_of_one_execution_run_it_once(demo):
 def test_pending_approval_cannot_be_used_while_paused(demo):
     demo.run_for(10, humans=False)
     demo.inject("bad_deploy")
-    assert _run_until(demo, lambda: _pending(demo), minutes=60)
+    assert run_until(demo, lambda: pending(demo), minutes=60)
     with demo.platform.db.session() as s:
         pause(
             s, "service", "checkout-api", Actor("lead", "human"), "investigating", demo.clock.now()
         )
     with pytest.raises(ApprovalError, match=r"paused \(service:checkout-api\)"):
-        demo.platform.approve(_pending(demo)[0], Actor("alice", "human"), "go")
-    assert _executions(demo) == []
+        demo.platform.approve(pending(demo)[0].id, Actor("alice", "human"), "go")
+    assert executions(demo) == []
 
 
 def test_restart_marks_half_done_executions_interrupted(settings, clock):

@@ -44,34 +44,23 @@ def _override(
     return execution_dict(execution)
 
 
-@router.post("/executions/{execution_id}/veto", summary="Stop an auto execution in its veto window")
-def veto(
-    execution_id: int,
-    who: Principal = OPERATE,
-    body: OverrideIn = Depends(parsed(OverrideIn)),
-    p: Platform = Depends(platform),
-) -> dict[str, Any]:
-    return _override(p, execution_id, "veto", body, who)
+def _override_route(kind: str, summary: str) -> None:
+    def route(
+        execution_id: int,
+        who: Principal = OPERATE,
+        body: OverrideIn = Depends(parsed(OverrideIn)),
+        p: Platform = Depends(platform),
+    ) -> dict[str, Any]:
+        return _override(p, execution_id, kind, body, who)
+
+    router.post(f"/executions/{{execution_id}}/{kind}", summary=summary, name=f"{kind}_execution")(
+        route
+    )
 
 
-@router.post("/executions/{execution_id}/cancel", summary="Stop a running execution")
-def cancel(
-    execution_id: int,
-    who: Principal = OPERATE,
-    body: OverrideIn = Depends(parsed(OverrideIn)),
-    p: Platform = Depends(platform),
-) -> dict[str, Any]:
-    return _override(p, execution_id, "cancel", body, who)
-
-
-@router.post("/executions/{execution_id}/rollback", summary="Undo a finished execution")
-def rollback(
-    execution_id: int,
-    who: Principal = OPERATE,
-    body: OverrideIn = Depends(parsed(OverrideIn)),
-    p: Platform = Depends(platform),
-) -> dict[str, Any]:
-    return _override(p, execution_id, "rollback", body, who)
+_override_route("veto", "Stop an auto execution in its veto window")
+_override_route("cancel", "Stop a running execution at its next step")
+_override_route("rollback", "Undo a finished execution (reversible runbooks)")
 
 
 @router.get("/overrides")
