@@ -93,10 +93,22 @@ def test_token_create_and_bad_role(env):
     assert json.loads(listed.stdout)[0]["role"] == "ingest"
 
 
-def test_pause_and_resume(env):
-    assert "paused: all" in run("pause", "--all", "--reason", "drill").output
-    assert run("pause").exit_code == 2
-    assert "still paused: nothing" in run("resume", "--all").output
+def test_local_pause_and_resume(env):
+    assert "paused: all" in run("pause", "--all", "--local", "--reason", "drill").output
+    assert run("pause", "--local").exit_code == 2
+    assert "still paused: nothing" in run("resume", "--all", "--local").output
+
+
+def test_people_commands_need_a_token(env, monkeypatch):
+    monkeypatch.delenv("BATON_TOKEN", raising=False)
+    result = run("pause", "--all")
+    assert result.exit_code == 2 and "needs a token" in result.output
+
+
+def test_unreachable_api_is_a_clear_error(env, monkeypatch):
+    monkeypatch.setenv("BATON_URL", "http://127.0.0.1:9")
+    result = run("approvals", "list", "--token", "bt_x")
+    assert result.exit_code == 1 and "cannot reach Baton" in result.output
 
 
 def test_bench_registry(env):

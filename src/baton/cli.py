@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__
+from baton.cli_oversight import TokenOpt, call, register
 from baton.govern.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
 from baton.store.db import redact_url
@@ -37,6 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
+register(app)
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)
@@ -330,21 +332,41 @@ def _scope(all_: bool, runbook: str | None, service: str | None) -> tuple[str, s
     return name, None if name == "all" else str(value)
 
 
+LocalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--local", help="Act on the database directly (machine admins, when the API is down)."
+    ),
+]
+
+
+def _switch(
+    action: str, scope: str, target: str | None, reason: str, local: bool, token: str | None
+) -> list[str]:
+    if not local:
+        body = {"scope": scope, "target": target, "reason": reason}
+        return call("POST", f"/api/v1/automation/{action}", token, body)["paused"]
+    from baton.govern import killswitch
+
+    db = _database(settings())
+    with db.session() as s:
+        getattr(killswitch, action)(s, scope, target, _cli_actor(), reason, _now())
+        return killswitch.active(s)
+
+
 @app.command()
 def pause(
     all_: Annotated[bool, typer.Option("--all", help="Pause every automation.")] = False,
     runbook: Annotated[str | None, typer.Option(help="Pause one runbook.")] = None,
     service: Annotated[str | None, typer.Option(help="Pause automation on one service.")] = None,
     reason: Annotated[str, typer.Option(help="Why (audited).")] = "paused from the CLI",
+    local: LocalOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Kill switch: stop new automated actions at once (running ones stop at the next step)."""
-    from baton.govern import killswitch
-
+    """Kill switch (technician and up): stop automation at once; running executions stop
+    before their next step."""
     scope, target = _scope(all_, runbook, service)
-    db = _database(settings())
-    with db.session() as s:
-        killswitch.pause(s, scope, target, _cli_actor(), reason, _now())
-        active = killswitch.active(s)
+    active = _switch("pause", scope, target, reason, local, token)
     out.print(f"paused: {', '.join(active)}", markup=False, highlight=False)
 
 
@@ -354,20 +376,13 @@ def resume(
     runbook: Annotated[str | None, typer.Option(help="Resume one runbook.")] = None,
     service: Annotated[str | None, typer.Option(help="Resume one service.")] = None,
     reason: Annotated[str, typer.Option(help="Why (audited).")] = "resumed from the CLI",
+    local: LocalOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Lift a pause set with `baton pause`."""
-    from baton.govern import killswitch
-
+    """Lift a pause (lead and admin only)."""
     scope, target = _scope(all_, runbook, service)
-    db = _database(settings())
-    with db.session() as s:
-        found = killswitch.resume(s, scope, target, _cli_actor(), reason, _now())
-        active = killswitch.active(s)
-    out.print(
-        ("resumed" if found else "was not paused")
-        + f"; still paused: {', '.join(active) or 'nothing'}",
-        markup=False,
-    )
+    active = _switch("resume", scope, target, reason, local, token)
+    out.print(f"resumed; still paused: {', '.join(active) or 'nothing'}", markup=False)
 
 
 # --- bench ------------------------------------------------------------------------------

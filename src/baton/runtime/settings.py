@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="Serve /metrics without a token (for simple scrapers)"
     )
+    url: str = Field(default="http://127.0.0.1:8000", description="API the CLI talks to")
+    token: SecretStr | None = Field(default=None, description="Bearer token for the CLI")
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,249 @@
+"""`baton` commands for people on duty: approvals, overrides, the kill switch, on-call,
+escalations and the policy. They are clients of the REST API (BATON_URL, BATON_TOKEN), so
+the API's role checks apply to the CLI exactly as to every other client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from baton.runtime.settings import ConfigError, load_settings
+
+approvals_app = typer.Typer(help="The approval queue.", no_args_is_help=True)
+override_app = typer.Typer(help="Veto, cancel or roll back an execution.", no_args_is_help=True)
+oncall_app = typer.Typer(help="On-call rotations.", no_args_is_help=True)
+escalations_app = typer.Typer(help="Escalations waiting for a person.", no_args_is_help=True)
+policy_app = typer.Typer(help="The autonomy policy.", no_args_is_help=True)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", help="Bearer token (or BATON_TOKEN).", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+TIMEOUT_S = 10.0
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _client(token: str | None) -> httpx.Client:
+    """An HTTP client for the API; tests replace this to talk to an in-process app."""
+    try:
+        cfg = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    secret = token or (cfg.token.get_secret_value() if cfg.token else None)
+    if not secret:
+        raise _fail("this command needs a token: set BATON_TOKEN or pass --token", 2)
+    return httpx.Client(
+        base_url=cfg.url, timeout=TIMEOUT_S, headers={"Authorization": f"Bearer {secret}"}
+    )
+
+
+def call(method: str, path: str, token: str | None, body: Any = None) -> Any:
+    """One API call; a clear message and exit 1 on any error the API reports."""
+    client = _client(token)
+    try:
+        response = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise _fail(
+            f"cannot reach Baton at {client.base_url}: {exc} "
+            "(is `baton serve` running? set BATON_URL)"
+        ) from None
+    finally:
+        client.close()
+    if response.is_error:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise _fail(f"{response.status_code}: {message}")
+    return response.json()
+
+
+def _show(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    if as_json or columns is None or not isinstance(data, list):
+        print(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(*columns)
+    for row in data:
+        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
+    out.print(table)
+
+
+# --- approvals --------------------------------------------------------------------------
+@approvals_app.command("list")
+def approvals_list(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Pending approvals with what they would run."""
+    rows = call("GET", "/api/v1/approvals", token)
+    flat = [
+        {
+            "id": a["id"],
+            "runbook": a["runbook"]["id"],
+            "risk": a["runbook"]["risk"],
+            "params": a["proposal"]["params"],
+            "approvers": f"{len(a['approvers'])}/{a['required_approvals']}",
+            "incident": (a["incident"] or {}).get("title"),
+        }
+        for a in rows
+    ]
+    _show(
+        rows if as_json else flat,
+        as_json,
+        ["id", "runbook", "risk", "params", "approvers", "incident"],
+    )
+
+
+def _params(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise _fail(f"--param takes name=value, got {bad[0]!r}", 2)
+    return dict(p.split("=", 1) for p in pairs)
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    approval_id: int,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    param: Annotated[list[str] | None, typer.Option(help="Changed param, name=value.")] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Approve a pending request (technician and up; never your own)."""
+    body = {"reason": reason, "params": _params(param or [])}
+    result = call("POST", f"/api/v1/approvals/{approval_id}/approve", token, body)
+    waiting = "" if result["execution"] else " (another approver is still needed)"
+    out.print(f"approved #{approval_id}; execution {result['execution']}{waiting}", markup=False)
+
+
+@approvals_app.command("reject")
+def approvals_reject(
+    approval_id: int,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    token: TokenOpt = None,
+) -> None:
+    """Reject a pending request."""
+    call("POST", f"/api/v1/approvals/{approval_id}/reject", token, {"reason": reason})
+    out.print(f"rejected #{approval_id}", markup=False)
+
+
+# --- overrides --------------------------------------------------------------------------
+CategoryOpt = Annotated[
+    str, typer.Option(help="wrong_diagnosis, wrong_fix, bad_timing, risk_too_high or other.")
+]
+
+
+def _override(kind: str, execution_id: int, category: str, reason: str, token: str | None) -> None:
+    result = call(
+        "POST",
+        f"/api/v1/executions/{execution_id}/{kind}",
+        token,
+        {"category": category, "reason": reason},
+    )
+    out.print(f"{kind}: execution #{execution_id} is now {result['status']}", markup=False)
+
+
+@override_app.command("veto")
+def override_veto(
+    execution_id: int,
+    category: CategoryOpt,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    token: TokenOpt = None,
+) -> None:
+    """Stop an `auto` execution during its veto window."""
+    _override("veto", execution_id, category, reason, token)
+
+
+@override_app.command("cancel")
+def override_cancel(
+    execution_id: int,
+    category: CategoryOpt,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    token: TokenOpt = None,
+) -> None:
+    """Stop a running execution at its next step (changes so far are rolled back)."""
+    _override("cancel", execution_id, category, reason, token)
+
+
+@override_app.command("rollback")
+def override_rollback(
+    execution_id: int,
+    category: CategoryOpt,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    token: TokenOpt = None,
+) -> None:
+    """Undo a finished execution (reversible runbooks only)."""
+    _override("rollback", execution_id, category, reason, token)
+
+
+# --- on-call and escalations ------------------------------------------------------------
+@oncall_app.command("who")
+def oncall_who(service: str, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Who holds the pager for SERVICE right now."""
+    data = call("GET", f"/api/v1/oncall/{service}", token)
+    if as_json:
+        _show(data, True)
+        return
+    until = f" until {data['until']}" if data["until"] else ""
+    out.print(
+        f"{service}: {data['user'] or 'nobody'} ({data['source']}, rotation "
+        f"{data['rotation'] or '-'}){until}",
+        markup=False,
+    )
+
+
+@escalations_app.command("list")
+def escalations_list(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Open escalations."""
+    _show(
+        call("GET", "/api/v1/escalations", token),
+        as_json,
+        ["id", "subject", "service", "level", "reason", "created_at"],
+    )
+
+
+@escalations_app.command("ack")
+def escalations_ack(escalation_id: int, token: TokenOpt = None) -> None:
+    """Acknowledge an escalation: you have it; it stops climbing."""
+    call("POST", f"/api/v1/escalations/{escalation_id}/acknowledge", token)
+    out.print(f"acknowledged #{escalation_id}", markup=False)
+
+
+# --- policy -----------------------------------------------------------------------------
+@policy_app.command("show")
+def policy_show(token: TokenOpt = None) -> None:
+    """The policy in force, as YAML."""
+    print(call("GET", "/api/v1/policy", token)["yaml"], end="")
+
+
+@policy_app.command("apply")
+def policy_apply(
+    path: Annotated[Path, typer.Argument(help="A policy YAML file.")], token: TokenOpt = None
+) -> None:
+    """Replace the policy with FILE (leads and admins); prints the audited diff."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise _fail(f"{path}: {exc}", 2) from None
+    result = call("PUT", "/api/v1/policy", token, data)
+    print(result["diff"] or "no change", end="" if result["diff"] else "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(approvals_app, name="approvals")
+    app.add_typer(override_app, name="override")
+    app.add_typer(oncall_app, name="oncall")
+    app.add_typer(escalations_app, name="escalations")
+    app.add_typer(policy_app, name="policy")

@@ -1,0 +1,126 @@
+"""The people-on-duty commands, against the real API app in-process, with real tokens."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from baton import cli_oversight
+from baton.api.app import create_app
+from baton.cli import app
+from baton.govern.rbac import create_token
+
+from .helpers import executions, pending, run_until
+
+
+@pytest.fixture
+def tokens(demo):
+    out = {}
+    with demo.platform.db.session() as s:
+        for name, role in (
+            ("tia", "technician"),
+            ("lee", "lead"),
+            ("vic", "viewer"),
+            ("tom", "technician"),
+        ):
+            out[name] = create_token(s, name=name, role=role, at=demo.clock.now())[1]
+    return out
+
+
+@pytest.fixture
+def cli(demo, monkeypatch):
+    api = create_app(demo.platform)
+    monkeypatch.setattr(
+        cli_oversight,
+        "_client",
+        lambda token: TestClient(api, headers={"Authorization": f"Bearer {token}"}),
+    )
+
+    def run(*args):
+        return CliRunner().invoke(app, list(args))
+
+    return run
+
+
+def test_kill_switch_roles_through_the_cli(cli, tokens):
+    paused = cli(
+        "pause", "--service", "checkout-api", "--reason", "drill", "--token", tokens["tia"]
+    )
+    assert paused.exit_code == 0 and "service:checkout-api" in paused.output
+    denied = cli("resume", "--service", "checkout-api", "--token", tokens["tia"])
+    assert denied.exit_code == 1 and "403" in denied.output and "govern" in denied.output
+    ok = cli("resume", "--service", "checkout-api", "--token", tokens["lee"])
+    assert ok.exit_code == 0 and "still paused: nothing" in ok.output
+    viewer = cli("pause", "--all", "--token", tokens["vic"])
+    assert viewer.exit_code == 1 and "403" in viewer.output
+
+
+def test_approve_from_the_cli_with_a_changed_param(cli, tokens, demo):
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    assert run_until(demo, lambda: pending(demo))
+    listed = json.loads(cli("approvals", "list", "--json", "--token", tokens["vic"]).stdout)
+    approval_id = listed[0]["id"]
+    assert listed[0]["dry_run"]["steps"][0]["with"]["service"] == "checkout-api"
+    bad = cli(
+        "approvals",
+        "approve",
+        str(approval_id),
+        "--reason",
+        "x",
+        "--param",
+        "service=$(id)",
+        "--token",
+        tokens["tia"],
+    )
+    assert bad.exit_code == 1 and "modified params rejected" in bad.output
+    ok = cli("approvals", "approve", str(approval_id), "--reason", "fine", "--token", tokens["tia"])
+    assert ok.exit_code == 0 and "execution" in ok.output
+    assert executions(demo)[0].params == {"service": "checkout-api"}
+
+
+def test_veto_from_the_cli(cli, tokens, demo):
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert run_until(demo, lambda: executions(demo))
+    execution_id = executions(demo)[0].id
+    bad = cli(
+        "override",
+        "veto",
+        str(execution_id),
+        "--category",
+        "nope",
+        "--reason",
+        "x",
+        "--token",
+        tokens["tia"],
+    )
+    assert bad.exit_code == 1 and "category" in bad.output
+    ok = cli(
+        "override",
+        "veto",
+        str(execution_id),
+        "--category",
+        "bad_timing",
+        "--reason",
+        "peak hour",
+        "--token",
+        tokens["tia"],
+    )
+    assert ok.exit_code == 0 and "vetoed" in ok.output
+
+
+def test_oncall_escalations_and_policy(cli, tokens, tmp_path):
+    assert "nobody" in cli("oncall", "who", "web-portal", "--token", tokens["vic"]).output
+    assert cli("escalations", "list", "--json", "--token", tokens["vic"]).exit_code == 0
+    shown = cli("policy", "show", "--token", tokens["vic"])
+    assert shown.exit_code == 0 and "directory-ldap: recommend" in shown.output
+    new = tmp_path / "p.yaml"
+    new.write_text("services:\n  directory-ldap: observe\n")
+    denied = cli("policy", "apply", str(new), "--token", tokens["tia"])
+    assert denied.exit_code == 1 and "403" in denied.output
+    applied = cli("policy", "apply", str(new), "--token", tokens["lee"])
+    assert applied.exit_code == 0 and "+  directory-ldap: observe" in applied.output
