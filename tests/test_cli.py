@@ -50,6 +50,10 @@ def test_demo_once_then_audit_verify_and_tamper(env):
     assert summary["decisions"] >= summary["proposals"]
     assert summary["verified_fixes"] >= 1 and summary["faults_fixed"] >= 1
     assert summary["audit_ok"] is True
+    # people held the baton: one veto, one maintenance pause, one approval left waiting
+    assert summary["overrides"] >= 1 and summary["pauses"] >= 1
+    assert summary["approvals_pending"] >= 1 and summary["escalations"] >= 1
+    assert "OVERRIDE" in result.output and "PAUSE" in result.output
     assert "INCIDENT" in result.output and "DECIDES" in result.output
 
     demo_home = env / "demo"

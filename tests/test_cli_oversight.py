@@ -114,7 +114,8 @@ def test_veto_from_the_cli(cli, tokens, demo):
 
 
 def test_oncall_escalations_and_policy(cli, tokens, tmp_path):
-    assert "nobody" in cli("oncall", "who", "web-portal", "--token", tokens["vic"]).output
+    who = cli("oncall", "who", "web-portal", "--token", tokens["vic"]).output
+    assert "web-portal: ana (rotation, rotation ops)" in who
     assert cli("escalations", "list", "--json", "--token", tokens["vic"]).exit_code == 0
     shown = cli("policy", "show", "--token", tokens["vic"])
     assert shown.exit_code == 0 and "directory-ldap: recommend" in shown.output

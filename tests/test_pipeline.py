@@ -14,10 +14,10 @@ from baton.govern.audit import Actor, verify
 from baton.govern.flows import ApprovalError
 from baton.govern.killswitch import pause
 from baton.runtime.demo import Demo, DemoPlan
-from baton.store.models import Approval, AuditRecord, Execution
+from baton.store.models import Approval, AuditRecord, Escalation, Execution
 
 from .conftest import ROOT
-from .helpers import actions, executions, pending, run_until
+from .helpers import actions, executions, pending, rows, run_until
 
 
 def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
@@ -148,6 +148,8 @@ def test_failed_verification_rolls_back_and_escalates(wrong_fix_settings):
         phases = [st.phase for st in execution.steps]
         assert phases == ["step", "verify", "rollback"]
         assert "execution.escalated" in actions(demo)
+        escalated = rows(demo, select(Escalation.subject))
+        assert f"execution:{execution.id}" in escalated  # a person is paged, not just logged
         assert demo.estate.active_faults()  # the wrong fix did not fix it
     finally:
         demo.close()

@@ -22,6 +22,11 @@ STYLES = {
     "triage.no_match": ("NO RUNBOOK", "yellow"),
     "decision": ("DECIDES", "bold blue"),
     "human.approves": ("HUMAN", "bold cyan"),
+    "human.vetoes": ("HUMAN", "bold cyan"),
+    "override": ("OVERRIDE", "bold magenta"),
+    "pause": ("PAUSE", "bold red"),
+    "resume": ("RESUME", "bold green"),
+    "escalation": ("ESCALATES", "bold yellow"),
     "execution.queued": ("RUNS", "white"),
     "execution.ran": ("STEPS", "white"),
     "execution.finished": ("RESULT", "bold"),
@@ -59,7 +64,8 @@ class DemoView:
     @staticmethod
     def _describe(kind: str, d: dict[str, Any]) -> str | None:
         if kind == "fault.injected":
-            return f"the sandbox breaks something ({d['scenario']}); Baton is not told what"
+            where = f" on {d['service']}" if d.get("service") else ""
+            return f"the sandbox breaks something ({d['scenario']}{where}); Baton is not told what"
         if kind.startswith("incident."):
             services = ", ".join(d.get("services", []))
             return (
@@ -88,7 +94,23 @@ class DemoView:
                 )
             return f"{d['by']} approves #{d['approval']} → execution #{d['execution']}"
         if kind == "execution.queued":
-            return f"execution #{d['execution']} {d['runbook']} {d['params']}"
+            window = d.get("not_before")
+            later = f" at {window.strftime('%H:%M:%S')} unless a human vetoes it" if window else ""
+            return f"execution #{d['execution']} {d['runbook']} {d['params']}{later}"
+        if kind == "human.vetoes":
+            return f"{d['by']} vetoes execution #{d['execution']} in its veto window"
+        if kind == "override":
+            return (
+                f"{d['kind']} of execution #{d['execution']} by {d['by']} "
+                f"[{d['category']}]: {d['reason']}"
+            )
+        if kind in ("pause", "resume"):
+            what = d["scope"] + (f" {d['target']}" if d.get("target") else "")
+            verb = "pauses" if kind == "pause" else "resumes"
+            return f"{d['by']} {verb} automation ({what}): {d['reason']}"
+        if kind == "escalation":
+            targets = ", ".join(t for n in d.get("notified", []) for t in n["targets"])
+            return f"#{d['escalation']} {d['subject']} → {targets or 'nobody'}: {d['reason']}"
         if kind == "execution.ran":
             return f"execution #{d['execution']} steps done → {d['status']}"
         if kind == "execution.finished":

@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from baton.govern.audit import Actor, append
-from baton.store.models import Approval, Decision, Execution, Incident, Ticket
+from baton.store.models import (
+    Approval,
+    Decision,
+    Escalation,
+    Execution,
+    Incident,
+    Override,
+    Ticket,
+)
 
 LEARNER = Actor("baton.learn", "ai", "trust-ledger/1")
 
@@ -99,9 +107,33 @@ def kpis(session: Session) -> dict[str, Any]:
             session, select(func.count()).select_from(Execution).where(Execution.verified.is_(True))
         ),
         "approvals": approvals,
-        "escalations": by_status.get("failed", 0)
-        + by_status.get("rolled_back", 0)
-        + approvals.get("expired", 0),
+        "escalations": dict(
+            session.execute(select(Escalation.status, func.count()).group_by(Escalation.status))
+            .tuples()
+            .all()
+        ),
+        "overrides": dict(
+            session.execute(select(Override.kind, func.count()).group_by(Override.kind))
+            .tuples()
+            .all()
+        ),
+        "overrides_by_category": dict(
+            session.execute(select(Override.category, func.count()).group_by(Override.category))
+            .tuples()
+            .all()
+        ),
+        "ai_actions_accepted": _count(
+            session,
+            select(func.count())
+            .select_from(Execution)
+            .where(
+                Execution.id.not_in(select(Override.execution_id)),
+                Execution.status.not_in(("queued", "vetoed")),
+            ),
+        ),
+        "ai_actions_overridden": _count(
+            session, select(func.count(func.distinct(Override.execution_id)))
+        ),
         "tickets": _count(session, select(func.count()).select_from(Ticket)),
         "tickets_linked_to_incidents": _count(
             session, select(func.count()).select_from(Ticket).where(Ticket.incident_id.is_not(None))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from baton.correlate.topology import ServiceDef
-from baton.govern import audit
+from baton.govern import audit, oncall
 from baton.govern.audit import Actor
 from baton.govern.flows import pending_approvals
 from baton.runtime.clock import SimulatedClock
@@ -32,10 +32,12 @@ from baton.store.models import (
     AuditRecord,
     Base,
     Decision,
+    Escalation,
     Event,
     Execution,
     Incident,
     Meta,
+    Override,
     Proposal,
     Ticket,
 )
@@ -55,9 +57,14 @@ class DemoPlan:
     step_s: float = 30.0
     baseline_min: int = 20
     spacing_min: int = 50
-    tail_min: int = 90
+    tail_min: int = 60
     approve_after_min: float = 5.0  # simulated humans approve in --once mode
     scenarios: list[str] = field(default_factory=list)  # empty = every scenario
+    veto_runbook: str | None = "scale-out"  # a person vetoes its first run ("bad timing")
+    pause_during: str | None = "certificate_expiry"  # automation paused for maintenance
+    pause_min: int = 20
+    late_fault: tuple[str, str] | None = ("bad_deploy", "inventory-api")  # for the next shift
+    late_min: int = 30
 
 
 def _services(estate: Estate) -> list[ServiceDef]:
@@ -158,8 +165,39 @@ class Demo:
             settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
         ).start()
         self.platform.register_services(_services(self.estate))
+        self._staff()
         self.injected: list[dict[str, Any]] = []
+        self._vetoed = False
         self._approval_seen: dict[int, datetime] = {}
+
+    def _staff(self) -> None:
+        """A simulated on-call team: a weekly rotation and two escalation levels."""
+        at = self.clock.now()
+        with self.platform.db.session() as s:
+            oncall.put_rotation(
+                s,
+                oncall.RotationIn(
+                    name="ops",
+                    services=["*"],
+                    members=["ana", "ben", "cai"],
+                    start=DEMO_START - timedelta(days=2),
+                ),
+                SIM_APPROVERS[0],
+                at,
+            )
+            oncall.put_policy(
+                s,
+                oncall.EscalationPolicyIn(
+                    service="*",
+                    ack_timeout_s=900,
+                    levels=[
+                        oncall.LevelIn(targets=["oncall"], delay_s=600),
+                        oncall.LevelIn(targets=["oncall", "head-of-ops"]),
+                    ],
+                ),
+                SIM_APPROVERS[0],
+                at,
+            )
 
     def _observe(self, kind: str, data: dict[str, Any]) -> None:
         self.observer(kind, {**data, "at": self.clock.now()})
@@ -177,11 +215,13 @@ class Demo:
         self.platform.tick()
         self.platform.backend.drain(timeout=30)
 
-    def inject(self, scenario: str) -> str:
+    def inject(self, scenario: str, service: str | None = None) -> str:
         with self.target.lock:
-            fault_id = self.estate.inject(scenario)
+            fault_id = self.estate.inject(scenario, service)
         self.injected.append({"fault_id": fault_id, "scenario": scenario, "at": self.clock.now()})
-        self.observer("fault.injected", {"scenario": scenario, "at": self.clock.now()})
+        self.observer(
+            "fault.injected", {"scenario": scenario, "service": service, "at": self.clock.now()}
+        )
         return fault_id
 
     def simulated_humans(self, delay: timedelta) -> None:
@@ -192,6 +232,7 @@ class Demo:
                 (a.id, a.created_at, list(a.approvers), a.required_approvals)
                 for a in pending_approvals(s)
             ]
+        self._veto_once(now)
         for approval_id, created, approvers, required in waiting:
             if now < created + delay * (len(approvers) + 1):
                 continue
@@ -211,6 +252,31 @@ class Demo:
                 },
             )
         self.platform.backend.drain(timeout=30)
+
+    def _veto_once(self, now: datetime) -> None:
+        """A person stops the first auto run of `plan.veto_runbook` in its veto window."""
+        if self.plan.veto_runbook is None or self._vetoed:
+            return
+        with self.platform.db.session() as s:
+            waiting = s.scalar(
+                select(Execution.id).where(
+                    Execution.runbook_id == self.plan.veto_runbook,
+                    Execution.status == "queued",
+                    Execution.not_before > now,
+                )
+            )
+        if waiting is None:
+            return
+        self._vetoed = True
+        who = SIM_APPROVERS[1]
+        self.observer("human.vetoes", {"execution": waiting, "by": who.name, "at": now})
+        self.platform.override(
+            waiting,
+            "veto",
+            "bad_timing",
+            "a release is rolling out right now; try again later (demo)",
+            who,
+        )
 
     def run_for(
         self,
@@ -234,12 +300,29 @@ class Demo:
 
     # --- modes -------------------------------------------------------------------------
     def run_once(self) -> dict[str, Any]:
+        """Every scenario in turn, with people doing what people do: approving, vetoing a
+        fix at a bad moment, pausing automation for maintenance, and leaving one approval
+        for the next shift."""
         started = time.perf_counter()
         self.run_for(self.plan.baseline_min, humans=True)
         for scenario in self.scenario_list():
+            maintenance = scenario == self.plan.pause_during
+            if maintenance:
+                self.platform.pause(
+                    "all", None, SIM_APPROVERS[0], "maintenance on the identity stack (demo)"
+                )
             self.inject(scenario)
-            self.run_for(self.plan.spacing_min, humans=True)
+            if maintenance:
+                self.run_for(self.plan.pause_min, humans=True)
+                self.platform.resume("all", None, SIM_APPROVERS[0], "maintenance done (demo)")
+                self.run_for(self.plan.spacing_min - self.plan.pause_min, humans=True)
+            else:
+                self.run_for(self.plan.spacing_min, humans=True)
         self.run_for(self.plan.tail_min, humans=True)
+        if self.plan.late_fault:  # end of shift: nobody is left to approve this one
+            scenario, service = self.plan.late_fault
+            self.inject(scenario, service)
+            self.run_for(self.plan.late_min, humans=False)
         summary = self.summary()
         summary["wall_seconds"] = round(time.perf_counter() - started, 2)
         return summary
@@ -306,6 +389,9 @@ class Demo:
                     Execution, Execution.status.in_(("failed", "rolled_back"))
                 ),
                 "verified_fixes": count(Execution, Execution.verified.is_(True)),
+                "overrides": count(Override),
+                "pauses": count(AuditRecord, AuditRecord.action == "automation.paused"),
+                "escalations": count(Escalation),
                 "audit_records": verdict.records,
                 "audit_ok": verdict.ok,
             }
