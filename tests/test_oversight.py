@@ -286,3 +286,52 @@ def test_expired_approval_and_failed_fix_escalate(demo):
     with demo.platform.db.session() as s:
         subjects = [e.subject for e in s.scalars(select(Escalation))]
     assert any(x.startswith("approval:") for x in subjects)
+
+
+def test_circuit_breaker_opens_blocks_escalates_and_a_lead_closes_it(demo):
+    from baton.act.executor import create_execution
+
+    p = demo.platform
+    runbook = p.catalogue.get("clear-disk")
+    for service in ("object-storage", "backup", "file-storage"):  # three failures in a row
+        with p.db.session() as s:
+            execution, _ = create_execution(
+                s,
+                runbook=runbook,
+                params={"service": service},
+                incident_id=None,
+                decision_id=None,
+                at=demo.clock.now(),
+                requested_by=ALICE,
+            )
+            execution.status, execution.finished_at = "failed", demo.clock.now()
+        demo.clock.advance(60)
+        p._learn(execution.id)
+    assert "breaker.opened" in actions(demo)
+    assert rows(demo, select(Escalation.subject).where(Escalation.subject == "runbook:clear-disk"))
+    demo.run_for(5, humans=False)
+    demo.inject("disk_full")
+    assert run_until(demo, lambda: "decision.made" in actions(demo), minutes=60)
+    decision = rows(demo, select(AuditRecord).where(AuditRecord.action == "decision.made"))[0]
+    assert decision.decision == "observe" and "circuit breaker" in decision.rationale
+    with p.db.session() as s:
+        _, tech = create_token(s, name="tia", role="technician", at=demo.clock.now())
+        _, lead = create_token(s, name="lee", role="lead", at=demo.clock.now())
+    client = TestClient(create_app(p))
+    url = "/api/v1/runbooks/clear-disk/breaker/close"
+    assert (
+        client.post(
+            url, json={"reason": "x"}, headers={"Authorization": f"Bearer {tech}"}
+        ).status_code
+        == 403
+    )
+    closed = client.post(
+        url,
+        json={"reason": "disk runbook fixed upstream"},
+        headers={"Authorization": f"Bearer {lead}"},
+    )
+    assert closed.status_code == 200
+    again = client.post(url, json={"reason": "twice"}, headers={"Authorization": f"Bearer {lead}"})
+    assert again.status_code == 409
+    listed = client.get("/api/v1/runbooks", headers={"Authorization": f"Bearer {lead}"}).json()
+    assert all(rb["breaker"] is None for rb in listed["runbooks"])

@@ -188,6 +188,17 @@ def override_rollback(
     _override("rollback", execution_id, category, reason, token)
 
 
+@override_app.command("close-breaker")
+def override_close_breaker(
+    runbook_id: str,
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    token: TokenOpt = None,
+) -> None:
+    """Trust a runbook again after its circuit breaker opened (leads and admins)."""
+    call("POST", f"/api/v1/runbooks/{runbook_id}/breaker/close", token, {"reason": reason})
+    out.print(f"breaker of {runbook_id} closed", markup=False)
+
+
 # --- on-call and escalations ------------------------------------------------------------
 @oncall_app.command("who")
 def oncall_who(service: str, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

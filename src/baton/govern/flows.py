@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.runbook import Runbook
-from baton.govern import killswitch
+from baton.govern import breaker, killswitch
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig
 from baton.govern.policy import PolicyInputs, Tier, decide
@@ -48,6 +48,7 @@ def decide_proposal(
         has_owner=bool(runbook.owner),
         frozen=freeze is not None,
         paused=killswitch.paused_scope(session, runbook.id, service),
+        breaker_open=breaker.is_open(session, runbook.id),
         missing_target=missing_target,
     )
     verdict = decide(inputs)
@@ -149,6 +150,8 @@ def blocked_reason(
     freeze = policy.frozen(service, at)
     if freeze is not None:
         return f"a freeze window is active: {freeze.reason}"
+    if breaker.is_open(session, proposal.runbook_id):
+        return f"the circuit breaker of {proposal.runbook_id} is open"
     return None
 
 

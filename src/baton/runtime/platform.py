@@ -20,7 +20,7 @@ from baton.act.actions import ActionContext
 from baton.act.runbook import Catalogue, ParamError, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
-from baton.govern import escalation, killswitch, overrides
+from baton.govern import breaker, escalation, killswitch, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig, load_policy, save_policy
@@ -377,8 +377,9 @@ class Platform:
         with self.db.session() as s:
             record = record_outcome(s, execution_id, self.clock.now())
             execution = s.get(Execution, execution_id)
+            notices += self._trip_breaker(s, execution)
             if execution.status in BAD_ENDINGS:
-                notices = self._escalate(
+                notices += self._escalate(
                     s,
                     f"execution:{execution_id}",
                     execution.params.get("service"),
@@ -395,6 +396,27 @@ class Platform:
             }
         self.notify("execution.finished", note)
         self._send(notices)
+
+    def _trip_breaker(self, session: Session, execution: Execution) -> list[escalation.Notice]:
+        runbook = get_version(session, execution.runbook_id, execution.runbook_version)
+        limit = (runbook.doc.get("limits") or {}).get("breaker_after") if runbook else None
+        if not breaker.record_outcome(session, execution.runbook_id, limit, self.clock.now()):
+            return []
+        self.notify("breaker.opened", {"runbook": execution.runbook_id})
+        return self._escalate(
+            session,
+            f"runbook:{execution.runbook_id}",
+            execution.params.get("service"),
+            f"circuit breaker of {execution.runbook_id} opened after repeated failures",
+            self.clock.now(),
+        )
+
+    def close_breaker(self, runbook_id: str, actor: Actor, reason: str) -> None:
+        with self.db.session() as s:
+            breaker.close(s, runbook_id, actor, reason, self.clock.now())
+            escalation.close_for(
+                s, f"runbook:{runbook_id}", f"breaker closed by {actor.name}", self.clock.now()
+            )
 
     # --- people hold the baton -------------------------------------------------------
     def approve(

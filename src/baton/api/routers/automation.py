@@ -15,7 +15,7 @@ from baton.act.service import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.incidents import to_dict as incident_dict
-from baton.govern import killswitch
+from baton.govern import breaker, killswitch
 from baton.govern.flows import ApprovalError
 from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
@@ -28,6 +28,11 @@ router = APIRouter(prefix="/api/v1", tags=["automation"])
 READ = Depends(require(Permission.READ))
 OPERATE = Depends(require(Permission.OPERATE))
 GOVERN = Depends(require(Permission.GOVERN))
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 @router.get("/runbooks")
@@ -44,6 +49,7 @@ def runbooks(
             "reversible": rb.reversible,
             "autonomy": rb.doc["autonomy"],
             "trust": trust(s, rb.id),
+            "breaker": breaker.state(s, rb.id),
         }
         for rb in p.catalogue
     ]
@@ -67,6 +73,20 @@ def runbook(
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
     return {"id": rb.id, "version": rb.version, "document": rb.doc, "trust": trust(s, rb.id)}
+
+
+@router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
+def close_breaker(
+    runbook_id: str,
+    who: Principal = GOVERN,
+    body: ReasonIn = Depends(parsed(ReasonIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    try:
+        p.close_breaker(runbook_id, actor_of(who), body.reason)
+    except ValueError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return {"runbook": runbook_id, "breaker": None}
 
 
 @router.post("/runbooks/reload", summary="Reload runbooks and policy from disk")
@@ -158,11 +178,6 @@ def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
     }
     item["dry_run"] = dry_run(runbook, proposal.params)
     return item
-
-
-class ReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000)
 
 
 class ApproveIn(ReasonIn):

@@ -1,0 +1,87 @@
+"""Circuit breakers: a runbook that keeps failing stops being trusted until a person says so.
+
+A breaker opens after `limits.breaker_after` consecutive failed runs of a runbook
+(default 3). While open, every proposal for that runbook is decided `observe` and its
+approvals are refused; only a lead or admin closes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.govern.audit import Actor, append
+from baton.store.models import Execution, Meta
+
+PREFIX = "breaker:"
+FAILED = ("failed", "rolled_back", "interrupted")
+COUNTED = (*FAILED, "succeeded")
+DEFAULT_THRESHOLD = 3
+BREAKER = Actor("baton.govern.breaker", "system", "consecutive-failures/1")
+
+
+def consecutive_failures(session: Session, runbook_id: str) -> int:
+    """Failed runs since the runbook's last success (vetoed/cancelled runs do not count)."""
+    rows = session.scalars(
+        select(Execution.status)
+        .where(Execution.runbook_id == runbook_id, Execution.status.in_(COUNTED))
+        .order_by(Execution.finished_at.desc(), Execution.id.desc())
+        .limit(50)
+    )
+    count = 0
+    for status in rows:
+        if status not in FAILED:
+            break
+        count += 1
+    return count
+
+
+def state(session: Session, runbook_id: str) -> dict[str, Any] | None:
+    row = session.get(Meta, PREFIX + runbook_id)
+    return orjson.loads(row.value) if row else None
+
+
+def is_open(session: Session, runbook_id: str) -> bool:
+    return session.get(Meta, PREFIX + runbook_id) is not None
+
+
+def record_outcome(session: Session, runbook_id: str, threshold: int | None, at: datetime) -> bool:
+    """Open the breaker if this outcome made the failure streak long enough; True if so."""
+    limit = threshold or DEFAULT_THRESHOLD
+    failures = consecutive_failures(session, runbook_id)
+    if failures < limit or is_open(session, runbook_id):
+        return False
+    detail = {"opened_at": at.isoformat(), "failures": failures}
+    session.add(Meta(key=PREFIX + runbook_id, value=orjson.dumps(detail).decode()))
+    append(
+        session,
+        actor=BREAKER,
+        action="breaker.opened",
+        subject=f"runbook:{runbook_id}",
+        at=at,
+        inputs=detail,
+        decision="open",
+        rationale=f"{failures} consecutive failed runs (limit {limit}); blocked until a "
+        "lead closes it",
+    )
+    return True
+
+
+def close(session: Session, runbook_id: str, actor: Actor, reason: str, at: datetime) -> None:
+    row = session.get(Meta, PREFIX + runbook_id)
+    if row is None:
+        raise ValueError(f"the breaker of {runbook_id} is not open")
+    session.delete(row)
+    append(
+        session,
+        actor=actor,
+        action="breaker.closed",
+        subject=f"runbook:{runbook_id}",
+        at=at,
+        decision="closed",
+        rationale=reason,
+    )
