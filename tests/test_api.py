@@ -49,7 +49,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/oncall/{service}"): R,
     ("PUT", "/api/v1/oncall/rotations"): G,
     ("PUT", "/api/v1/oncall/escalation-policies"): G,
-    ("POST", "/api/v1/oncall/overrides"): OPS,
+    ("POST", "/api/v1/oncall/swaps"): OPS,
     ("GET", "/api/v1/escalations"): R,
     ("POST", "/api/v1/escalations/{escalation_id}/acknowledge"): OPS,
     ("GET", "/api/v1/policy"): R,

@@ -188,9 +188,9 @@ def test_who_is_on_call_follows_rotation_and_overrides(db_url, settings, clock):
         later = oncall.who_is_on_call(s, "web-portal", start + timedelta(days=21, hours=1))
         assert later.user == "ana" and later.until == start + timedelta(days=28)
         assert oncall.who_is_on_call(s, "web-portal", start - timedelta(hours=1)).user is None
-        oncall.add_override(
+        oncall.add_swap(
             s,
-            oncall.OverrideIn(
+            oncall.ShiftSwapIn(
                 rotation="web",
                 user="dee",
                 start=start + timedelta(days=9),
@@ -200,7 +200,7 @@ def test_who_is_on_call_follows_rotation_and_overrides(db_url, settings, clock):
             clock.now(),
         )
         swap = oncall.who_is_on_call(s, "web-portal", start + timedelta(days=9, hours=2))
-        assert (swap.user, swap.source) == ("dee", "override")
+        assert (swap.user, swap.source) == ("dee", "swap")
         assert oncall.who_is_on_call(s, "vpn", start).source == "nobody"
     p.close()
 
@@ -227,7 +227,9 @@ def hook_server():
     server.shutdown()
 
 
-def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
+def test_unacknowledged_incident_escalates_through_levels(demo, hook_server, monkeypatch):
+    monkeypatch.setenv("BATON_CHANNEL_OPS_CHAT", f"{hook_server}/slack")
+    monkeypatch.setenv("BATON_CHANNEL_PAGER", f"{hook_server}/hook")
     p = demo.platform
     with p.db.session() as s:
         oncall.put_rotation(
@@ -236,18 +238,14 @@ def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
             ALICE,
             demo.clock.now(),
         )
-        oncall.put_policy(
+        oncall.put_escalation_policy(
             s,
             oncall.EscalationPolicyIn(
                 service="*",
                 ack_timeout_s=300,
                 levels=[
-                    oncall.LevelIn(
-                        targets=["oncall"], delay_s=300, channels=[f"slack:{hook_server}/slack"]
-                    ),
-                    oncall.LevelIn(
-                        targets=["head-of-ops"], channels=[f"webhook:{hook_server}/hook"]
-                    ),
+                    oncall.LevelIn(targets=["oncall"], delay_s=300, channels=["slack:ops-chat"]),
+                    oncall.LevelIn(targets=["head-of-ops"], channels=["webhook:pager"]),
                 ],
             ),
             ALICE,
@@ -273,8 +271,11 @@ def test_unacknowledged_incident_escalates_through_levels(demo, hook_server):
         from baton.govern.escalation import acknowledge
 
         acknowledge(s, first.id, BOB, demo.clock.now())
-    demo.run_for(15, humans=False)
+    demo.run_for(30, humans=False)
+    assert len(esc()) == 1  # acknowledged: somebody has it, nobody is paged again
     assert esc()[0].status == "acknowledged" and esc()[0].level == 1
+    text = " ".join(str(r.inputs) + str(r.rationale) for r in rows(demo, select(AuditRecord)))
+    assert hook_server not in text  # webhook URLs are secrets: only channel names are kept
 
 
 def test_expired_approval_and_failed_fix_escalate(demo):
@@ -335,3 +336,139 @@ def test_circuit_breaker_opens_blocks_escalates_and_a_lead_closes_it(demo):
     assert again.status_code == 409
     listed = client.get("/api/v1/runbooks", headers={"Authorization": f"Bearer {lead}"}).json()
     assert all(rb["breaker"] is None for rb in listed["runbooks"])
+
+
+def test_changed_params_are_re_decided_and_clear_earlier_approvals(demo, runbooks_dir):
+    demo.run_for(5, humans=False)
+    demo.inject("upstream_outage")  # failover-provider: high risk, two approvers
+    assert run_until(demo, lambda: pending(demo))
+    approval_id = pending(demo)[0].id
+    p = demo.platform
+    assert p.approve(approval_id, ALICE, "first look") is None
+    # bob points it at the identity store, which the policy caps at recommend: refused
+    with pytest.raises(ApprovalError, match="allows only recommend"):
+        p.approve(approval_id, BOB, "sneaky", params={"service": "directory-ldap"})
+    # bob changes it to another (allowed) service: alice's approval no longer counts
+    assert p.approve(approval_id, BOB, "the API side", params={"service": "payments-api"}) is None
+    assert pending(demo)[0].approvers == ["bob"]
+    execution = p.approve(approval_id, ALICE, "agreed on payments-api")
+    assert execution is not None and execution.params == {"service": "payments-api"}
+
+
+def test_cancel_during_the_only_step_is_not_ignored(demo):
+    calls = []
+    original = demo.target.remediate
+
+    def cancelling(action, service, **params):
+        calls.append(action)
+        if len(calls) == 1:
+            running = next(e for e in executions(demo) if e.status == "running")
+            demo.platform.override(running.id, "cancel", "wrong_fix", "stop it", ALICE)
+        return original(action, service, **params)
+
+    demo.target.remediate = cancelling
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert run_until(
+        demo,
+        lambda: any(
+            e.status in ("cancelled", "rolled_back", "succeeded") for e in executions(demo)
+        ),
+    )
+    final = executions(demo)[0]
+    assert final.status in ("cancelled", "rolled_back") and final.verified is None
+    # a person's own cancel pages nobody
+    assert not rows(demo, select(Escalation).where(Escalation.subject == f"execution:{final.id}"))
+
+
+def test_only_one_rollback_wins(demo):
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
+    done = next(e for e in executions(demo) if e.verified)
+    demo.platform.override(done.id, "rollback", "risk_too_high", "first", ALICE)
+    with pytest.raises(ValueError, match="only a succeeded"):
+        demo.platform.override(done.id, "rollback", "risk_too_high", "second", BOB)
+    assert len(rows(demo, select(Override))) == 1
+
+
+def test_policy_put_without_change_keeps_the_file_and_bad_values_are_refused(demo, settings):
+    path = settings.runbooks_path / "policy.yaml"
+    before = path.read_text()
+    same = demo.platform.policy.model_dump(mode="json")
+    _, diff, _ = demo.platform.update_policy(same, ALICE)
+    assert diff == "" and path.read_text() == before  # comments kept, nothing audited
+    for bad, words in (
+        ({"approval_ttl_s": 10**12}, "approval_ttl_s"),
+        (
+            {"freeze": [{"start": "2026-03-03T00:00:00Z", "end": "2026-03-02T00:00:00Z"}]},
+            "end after it starts",
+        ),
+        ({"veto_window_s": -5}, "veto_window_s"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            demo.platform.update_policy(bad, ALICE)
+    assert path.read_text() == before
+    _, _, warnings = demo.platform.update_policy(
+        {"runbooks": {"restart-servce": {"veto_window_s": 5}}}, ALICE
+    )
+    assert warnings == ["runbooks.restart-servce: no such runbook in the catalogue"]
+
+
+def test_technicians_take_shifts_only_for_themselves(demo):
+    with demo.platform.db.session() as s:
+        oncall.put_rotation(
+            s,
+            oncall.RotationIn(name="ops", services=["*"], members=["ana"], start=demo.clock.now()),
+            ALICE,
+            demo.clock.now(),
+        )
+        _, tech = create_token(s, name="tia", role="technician", at=demo.clock.now())
+        _, lead = create_token(s, name="lee", role="lead", at=demo.clock.now())
+    client = TestClient(create_app(demo.platform))
+    swap = {"rotation": "ops", "start": "2026-03-02T10:00:00Z", "end": "2026-03-02T18:00:00Z"}
+    mine = client.post(
+        "/api/v1/oncall/swaps",
+        json={**swap, "user": "tia"},
+        headers={"Authorization": f"Bearer {tech}"},
+    )
+    other = client.post(
+        "/api/v1/oncall/swaps",
+        json={**swap, "user": "nobody"},
+        headers={"Authorization": f"Bearer {tech}"},
+    )
+    assigned = client.post(
+        "/api/v1/oncall/swaps",
+        json={**swap, "user": "ben"},
+        headers={"Authorization": f"Bearer {lead}"},
+    )
+    assert (mine.status_code, other.status_code, assigned.status_code) == (201, 403, 201)
+
+
+def test_rotation_hand_over_keeps_local_time_across_dst(db_url, settings, clock):
+    from baton.runtime.platform import Platform
+
+    p = Platform(settings, clock).start()
+    # Monday 09:00 in Berlin, winter time (08:00 UTC); DST starts on 2026-03-29
+    start = datetime(2026, 3, 23, 8, 0, tzinfo=UTC)
+    with p.db.session() as s:
+        oncall.put_rotation(
+            s,
+            oncall.RotationIn(
+                name="eu",
+                services=["vpn"],
+                members=["ana", "ben"],
+                start=start,
+                timezone="Europe/Berlin",
+            ),
+            ALICE,
+            clock.now(),
+        )
+        now = datetime(2026, 3, 30, 7, 30, tzinfo=UTC)  # 09:30 Berlin summer time: ben's turn
+        who = oncall.who_is_on_call(s, "vpn", now)
+        assert who.user == "ben" and who.until == datetime(2026, 4, 6, 7, 0, tzinfo=UTC)
+        with pytest.raises(ValueError, match="unknown time zone"):
+            oncall.RotationIn(
+                name="x", services=["a"], members=["b"], start=start, timezone="Mars/Olympus"
+            )
+    p.close()

@@ -143,11 +143,10 @@ def request_cancel(session: Session, execution_id: int) -> Execution:
     return execution
 
 
-def check_rollback(session: Session, execution_id: int) -> Runbook:
-    """The runbook to undo a finished execution with; ValueError if it cannot be undone."""
-    execution = session.get(Execution, execution_id)
-    if execution is None:
-        raise LookupError(f"no execution {execution_id}")
+def claim_rollback(session: Session, execution_id: int) -> Execution:
+    """Mark a succeeded execution `rolling_back` (only one request can win); ValueError
+    if it cannot be undone."""
+    execution = _locked(session, execution_id)
     if execution.status != "succeeded":
         raise ValueError(
             f"execution {execution_id} is {execution.status}; only a succeeded one can be "
@@ -156,15 +155,23 @@ def check_rollback(session: Session, execution_id: int) -> Runbook:
     runbook = get_version(session, execution.runbook_id, execution.runbook_version)
     if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
         raise ValueError(f"runbook {execution.runbook_id} is not reversible")
-    return runbook
+    execution.status = "rolling_back"
+    return execution
 
 
 def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str) -> bool:
-    """Undo a finished execution on a human's request (see `check_rollback`)."""
+    """Undo an execution a person claimed with `claim_rollback`; a failed undo escalates."""
     with db.session() as s:
-        runbook = check_rollback(s, execution_id)
-        seq = len(s.get(Execution, execution_id).steps) + 1
-    return undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
+        execution = s.get(Execution, execution_id)
+        if execution.status != "rolling_back":
+            return False
+        runbook = get_version(s, execution.runbook_id, execution.runbook_version)
+        seq = len(execution.steps) + 1
+    rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
+    if not rolled:
+        with db.session() as s:
+            _finish(s, s.get(Execution, execution_id), "failed", f"rollback failed: {why}", now())
+    return rolled
 
 
 def _record_step(
@@ -236,7 +243,7 @@ def _run_steps(
                 False,
                 seq,
                 completed,
-                f"stopped before step {item['name']!r}: {reason}",
+                f"stopped before step {render(item['name'], params)!r}: {reason}",
                 stopped=True,
             )
         rendered = render(item.get("with", {}), params)
@@ -246,7 +253,10 @@ def _run_steps(
         seq += 1
         if not outcome.ok:
             return StepsResult(
-                False, seq, completed, f"step {item['name']!r} failed: {outcome.output}"
+                False,
+                seq,
+                completed,
+                f"step {render(item['name'], params)!r} failed: {outcome.output}",
             )
         completed += 1
     return StepsResult(True, seq, completed, "all steps ok")
@@ -328,6 +338,15 @@ def run_execution(
     result = _run_steps(
         db, execution_id, runbook.doc["steps"], "step", params, ctx, now, 1, should_stop
     )
+    late_stop = should_stop() if result.ok else None
+    if late_stop:  # asked to stop during the last step: undo rather than verify
+        result = StepsResult(
+            False,
+            result.next_seq,
+            result.completed,
+            f"stopped after the last step: {late_stop}",
+            stopped=True,
+        )
     if not result.ok:
         with db.session() as s:
             _finish(
@@ -466,12 +485,28 @@ def check_verifications(db: Database, ctx: ActionContext, now: Clock) -> list[in
     for execution_id, runbook_id, version, params, deadline in waiting:
         with db.session() as s:
             runbook = get_version(s, runbook_id, version)
+            cancelled = s.get(Execution, execution_id).cancel_requested
+        if cancelled:
+            _cancel_verifying(db, execution_id, runbook, ctx, now)
+            finished.append(execution_id)
+            continue
         results = _evaluate(runbook, params, ctx)
         expired = deadline is not None and now() >= deadline
         if all(r.ok for _, _, r in results) or expired:
             _conclude(db, execution_id, runbook, ctx, now, results)
             finished.append(execution_id)
     return finished
+
+
+def _cancel_verifying(
+    db: Database, execution_id: int, runbook: Runbook, ctx: ActionContext, now: Clock
+) -> None:
+    """A person cancelled while the checks were still running: undo the change."""
+    with db.session() as s:
+        execution = s.get(Execution, execution_id)
+        seq = len(execution.steps) + 1
+        _finish(s, execution, "cancelled", "cancelled by a person during verification", now())
+    undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")
 
 
 def mark_interrupted(db: Database, now: Clock) -> list[int]:
@@ -506,6 +541,8 @@ def to_dict(execution: Execution, with_steps: bool = False) -> dict[str, Any]:
         "created_at": execution.created_at,
         "started_at": execution.started_at,
         "finished_at": execution.finished_at,
+        "not_before": execution.not_before,
+        "cancel_requested": execution.cancel_requested,
         "summary": execution.summary,
     }
     if with_steps:

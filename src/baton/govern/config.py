@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from baton.govern.policy import Tier
 from baton.runtime.clock import UtcDatetime
@@ -29,6 +29,12 @@ class FreezeWindow(BaseModel):
     end: UtcDatetime
     reason: str = "change freeze"
     services: list[str] = Field(default_factory=list, description="empty = every service")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeWindow:
+        if self.end <= self.start:
+            raise ValueError("a freeze window must end after it starts")
+        return self
 
     def covers(self, service: str | None, at: datetime) -> bool:
         in_time = self.start <= at < self.end
@@ -53,9 +59,13 @@ class PolicyConfig(BaseModel):
     services: dict[str, TierName] = Field(default_factory=dict)
     runbooks: dict[str, RunbookPolicy] = Field(default_factory=dict)
     freeze: list[FreezeWindow] = Field(default_factory=list)
-    approval_ttl_s: int = Field(default=3600, ge=60)
+    approval_ttl_s: int = Field(default=3600, ge=60, le=30 * 86400)
     veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
-    retriage_after_veto_s: int = Field(default=600, ge=0)
+    retriage_after_veto_s: int = Field(default=600, ge=0, le=7 * 86400)
+
+    def unknown_runbooks(self, known: set[str]) -> list[str]:
+        """Runbook ids the policy names that the catalogue does not have (likely typos)."""
+        return sorted(set(self.runbooks) - known)
 
     def cap(self, service: str | None, env: str) -> tuple[Tier, str]:
         """The tighter of the service's and the environment's caps."""
@@ -117,15 +127,14 @@ def render(policy: PolicyConfig) -> str:
     return yaml.safe_dump(policy.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
 
 
-def save_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
-    """Validate `data`, write it atomically to `path`; return it and the unified diff."""
+def plan_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
+    """Validate `data`; return it and the diff against the file ('' when nothing changes,
+    in which case the file, comments and all, is left alone)."""
     policy = _validate(data, "policy")
+    if policy == load_policy(path):
+        return policy, ""
     before = path.read_text() if path.is_file() else ""
     after = render(policy)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".yaml")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(after)
-    os.replace(tmp, path)
     diff = "".join(
         difflib.unified_diff(
             before.splitlines(True),
@@ -135,3 +144,16 @@ def save_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
         )
     )
     return policy, diff
+
+
+def write_policy(path: Path, policy: PolicyConfig) -> None:
+    """Replace the file atomically (readers see the old or the new file, never half),
+    keeping its permissions, flushed to disk before it is renamed into place."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".yaml")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render(policy))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.govern.audit import Actor, append
-from baton.govern.oncall import policy_for, who_is_on_call
+from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
 from baton.store.models import Escalation
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
@@ -43,7 +43,7 @@ def _targets(session: Session, names: list[str], service: str | None, at: dateti
 
 def _notify_level(session: Session, esc: Escalation, at: datetime) -> list[Notice]:
     """Record who level `esc.level` reaches and return the messages to send."""
-    policy = policy_for(session, esc.service)
+    policy = escalation_policy_for(session, esc.service)
     if policy is None or not policy.levels:
         targets, channels, delay = _targets(session, ["oncall"], esc.service, at), [], None
     else:
@@ -51,11 +51,11 @@ def _notify_level(session: Session, esc: Escalation, at: datetime) -> list[Notic
         targets = _targets(session, level["targets"], esc.service, at)
         channels = list(level.get("channels", []))
         more = esc.level + 1 < len(policy.levels)
-        delay = level.get("delay_s", 900) if more else None
+        delay = level.get("delay_s", DEFAULT_ACK_TIMEOUT_S) if more else None
     esc.next_at = at + timedelta(seconds=delay) if delay is not None else None
     esc.notified = [
         *esc.notified,
-        {"level": esc.level, "targets": targets, "channels": channels, "at": at.isoformat()},
+        {"level": esc.level + 1, "targets": targets, "channels": channels, "at": at.isoformat()},
     ]
     text = (
         f"[Baton] level {esc.level + 1} escalation #{esc.id} for {', '.join(targets)}: "
@@ -67,7 +67,7 @@ def _notify_level(session: Session, esc: Escalation, at: datetime) -> list[Notic
         action="escalation.notified",
         subject=f"escalation:{esc.id}",
         at=at,
-        inputs={"level": esc.level, "targets": targets, "channels": channels},
+        inputs={"level": esc.level + 1, "targets": targets, "channels": channels},
         decision=f"level {esc.level + 1}",
         rationale=esc.reason,
     )
@@ -82,9 +82,12 @@ def open_escalation(
     reason: str,
     at: datetime,
 ) -> tuple[Escalation, list[Notice]]:
-    """Escalate `subject` (once: an open escalation for it is reused)."""
+    """Escalate `subject` once: while an escalation about it is open or acknowledged
+    (someone has it), no new one starts."""
     existing = session.scalar(
-        select(Escalation).where(Escalation.subject == subject, Escalation.status == "open")
+        select(Escalation).where(
+            Escalation.subject == subject, Escalation.status.in_(("open", "acknowledged"))
+        )
     )
     if existing is not None:
         return existing, []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.act.runbook import Runbook
+from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.govern import breaker, killswitch
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig
@@ -23,6 +25,53 @@ class ApprovalError(ValueError):
     """An approval action that is not allowed; the message says why."""
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """The policy's answer for one runbook, params and moment, with readable reasons."""
+
+    tier: Tier
+    reasons: list[str]
+    inputs: PolicyInputs
+
+
+def evaluate(
+    session: Session,
+    runbook: Runbook,
+    *,
+    confidence: float,
+    service: str | None,
+    env: str,
+    policy: PolicyConfig,
+    at: datetime,
+    missing_target: str | None = None,
+) -> Evaluation:
+    """Gather every limit that applies and ask `decide()`; one place for all callers."""
+    cap, cap_source = policy.cap(service, env)
+    freeze = policy.frozen(service, at)
+    recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
+    ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
+    inputs = PolicyInputs(
+        runbook_ceiling=ceiling,
+        confidence=confidence,
+        recommend_below=recommend_below,
+        observe_below=observe_below,
+        service_cap=cap,
+        has_owner=bool(runbook.owner),
+        frozen=freeze is not None,
+        paused=killswitch.paused_scope(session, runbook.id, service),
+        breaker_open=breaker.is_open(session, runbook.id),
+        missing_target=missing_target,
+    )
+    verdict = decide(inputs)
+    reasons = [
+        (f"{r}: {freeze.reason}" if freeze is not None and "freeze" in r else r)
+        .replace("service/environment cap", f"cap of {cap_source}")
+        .replace("runbook ceiling", f"runbook ceiling (set in the {ceiling_source})")
+        for r in verdict.reasons
+    ]
+    return Evaluation(verdict.tier, reasons, inputs)
+
+
 def decide_proposal(
     session: Session,
     proposal: Proposal,
@@ -35,35 +84,20 @@ def decide_proposal(
     missing_target: str | None = None,
 ) -> tuple[Decision, Approval | None]:
     """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
-    cap, cap_source = policy.cap(service, env)
-    freeze = policy.frozen(service, at)
-    recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
-    ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
-    inputs = PolicyInputs(
-        runbook_ceiling=ceiling,
+    result = evaluate(
+        session,
+        runbook,
         confidence=proposal.confidence,
-        recommend_below=recommend_below,
-        observe_below=observe_below,
-        service_cap=cap,
-        has_owner=bool(runbook.owner),
-        frozen=freeze is not None,
-        paused=killswitch.paused_scope(session, runbook.id, service),
-        breaker_open=breaker.is_open(session, runbook.id),
+        service=service,
+        env=env,
+        policy=policy,
+        at=at,
         missing_target=missing_target,
     )
-    verdict = decide(inputs)
-    reasons = list(verdict.reasons)
-    if freeze is not None:
-        reasons = [r if "freeze" not in r else f"{r}: {freeze.reason}" for r in reasons]
-    reasons = [
-        r.replace("service/environment cap", f"cap of {cap_source}").replace(
-            "runbook ceiling", f"runbook ceiling (set in the {ceiling_source})"
-        )
-        for r in reasons
-    ]
+    reasons, inputs = result.reasons, result.inputs
     decision = Decision(
         proposal_id=proposal.id,
-        tier=verdict.tier.label,
+        tier=result.tier.label,
         reasons=reasons,
         decided_by=f"{POLICY.name}/{POLICY.version}",
         decided_at=at,
@@ -84,16 +118,16 @@ def decide_proposal(
             "service": service,
             "confidence": proposal.confidence,
             "ceiling": inputs.runbook_ceiling.label,
-            "cap": cap.label,
+            "cap": inputs.service_cap.label,
             "owner": runbook.owner,
             "paused": inputs.paused,
             "frozen": inputs.frozen,
         },
-        decision=verdict.tier.label,
+        decision=result.tier.label,
         rationale="; ".join(reasons),
     )
     approval = None
-    if verdict.tier == Tier.APPROVE:
+    if result.tier == Tier.APPROVE:
         approval = Approval(
             decision_id=decision.id,
             status="pending",
@@ -137,8 +171,8 @@ def blocked_reason(
     approval = session.get(Approval, approval_id)
     if approval is None:
         return None  # `approve` reports the missing approval
-    proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
-    service = proposal.params.get("service")
+    proposal = proposal_of(session, approval)
+    service = params_of(session, approval).get("service")
     incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
     if incident is not None and incident.status == "resolved":
         return f"incident {incident.id} has resolved; nothing to fix"
@@ -153,6 +187,77 @@ def blocked_reason(
     if breaker.is_open(session, proposal.runbook_id):
         return f"the circuit breaker of {proposal.runbook_id} is open"
     return None
+
+
+def proposal_of(session: Session, approval: Approval) -> Proposal:
+    return session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
+
+
+def params_of(session: Session, approval: Approval) -> dict[str, Any]:
+    """What would run: the params a person changed, else the proposal's."""
+    return dict(approval.params) if approval.params else dict(proposal_of(session, approval).params)
+
+
+def change_params(
+    session: Session,
+    approval_id: int,
+    changes: dict[str, Any],
+    runbook: Runbook,
+    *,
+    env_of: Callable[[str | None], str],
+    policy: PolicyConfig,
+    approver: Actor,
+    at: datetime,
+) -> dict[str, Any]:
+    """A person changes what would run. The new params are validated like the AI's, the
+    policy is asked again for them (cap, freeze, pause...), and earlier approvals are
+    cleared: they approved something else."""
+    approval = _pending(session, approval_id, at)
+    current = params_of(session, approval)
+    fixed = sorted(
+        n for n in changes if runbook.params.get(n, {}).get("source", "").startswith("const:")
+    )
+    if fixed:
+        raise ApprovalError(f"param {fixed[0]!r} is fixed by the runbook and cannot be changed")
+    try:
+        chosen = resolve_params(
+            runbook,
+            origin_service=current.get("service"),
+            labels={},
+            overrides={**current, **changes},
+        )
+    except ParamError as exc:
+        raise ApprovalError(f"modified params rejected: {exc}") from None
+    if chosen == current:
+        return current
+    service = chosen.get("service")
+    result = evaluate(
+        session,
+        runbook,
+        confidence=proposal_of(session, approval).confidence,
+        service=service,
+        env=env_of(service),
+        policy=policy,
+        at=at,
+    )
+    if result.tier < Tier.APPROVE:
+        raise ApprovalError(
+            f"with these params the policy allows only {result.tier.label}: "
+            + "; ".join(result.reasons)
+        )
+    cleared = list(approval.approvers)
+    approval.params, approval.approvers = chosen, []
+    append(
+        session,
+        actor=approver,
+        action="approval.params_modified",
+        subject=f"approval:{approval.id}",
+        at=at,
+        inputs={"before": current, "after": chosen, "cleared_approvers": cleared},
+        decision="modified",
+        rationale="earlier approvals were for other params" if cleared else None,
+    )
+    return chosen
 
 
 def approve(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> bool:

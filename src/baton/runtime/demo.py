@@ -185,7 +185,7 @@ class Demo:
                 SIM_APPROVERS[0],
                 at,
             )
-            oncall.put_policy(
+            oncall.put_escalation_policy(
                 s,
                 oncall.EscalationPolicyIn(
                     service="*",

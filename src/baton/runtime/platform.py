@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 
 from baton.act import executor
 from baton.act.actions import ActionContext
-from baton.act.runbook import Catalogue, ParamError, load_dir, resolve_params
+from baton.act.runbook import Catalogue, load_dir
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
 from baton.govern import breaker, escalation, killswitch, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
-from baton.govern.config import PolicyConfig, load_policy, save_policy
-from baton.govern.oncall import policy_for
+from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
+from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
 from baton.learn.kpis import record_outcome
 from baton.runtime.clock import Clock
 from baton.runtime.notify import deliver
@@ -45,10 +45,20 @@ from baton.sense import normalize
 from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
 from baton.store.migrate import upgrade
-from baton.store.models import Approval, Decision, Execution, Incident, Proposal, Ticket
+from baton.store.models import (
+    Approval,
+    Decision,
+    Execution,
+    Incident,
+    Override,
+    Proposal,
+    Ticket,
+)
 
 GRAPH_TTL_S = 30.0
-BAD_ENDINGS = ("failed", "rolled_back", "interrupted", "cancelled")
+# Endings a person must hear about. A run cancelled or rolled back by a person (or by a
+# person's pause) is that person's own decision and pages nobody.
+BAD_ENDINGS = ("failed", "rolled_back", "interrupted")
 
 
 @dataclass
@@ -256,8 +266,8 @@ class Platform:
     def _unacknowledged(self, session: Session, at: datetime) -> list[escalation.Notice]:
         notices: list[escalation.Notice] = []
         for inc in session.scalars(select(Incident).where(Incident.status == "open")):
-            policy = policy_for(session, inc.origin_service)
-            timeout = timedelta(seconds=policy.ack_timeout_s if policy else 900)
+            policy = escalation_policy_for(session, inc.origin_service)
+            timeout = timedelta(seconds=policy.ack_timeout_s if policy else DEFAULT_ACK_TIMEOUT_S)
             if inc.opened_at + timeout <= at:
                 notices += self._escalate(
                     session,
@@ -289,8 +299,7 @@ class Platform:
 
     @staticmethod
     def _service_of(session: Session, approval: Approval) -> str | None:
-        proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
-        return proposal.params.get("service")
+        return governance.params_of(session, approval).get("service")
 
     def _send(self, notices: list[escalation.Notice]) -> None:
         for notice in notices:
@@ -378,7 +387,8 @@ class Platform:
             record = record_outcome(s, execution_id, self.clock.now())
             execution = s.get(Execution, execution_id)
             notices += self._trip_breaker(s, execution)
-            if execution.status in BAD_ENDINGS:
+            overridden = s.scalar(select(Override.id).where(Override.execution_id == execution_id))
+            if execution.status in BAD_ENDINGS and overridden is None:
                 notices += self._escalate(
                     s,
                     f"execution:{execution_id}",
@@ -423,20 +433,37 @@ class Platform:
         self, approval_id: int, approver: Actor, reason: str, params: dict[str, Any] | None = None
     ) -> Execution | None:
         """Record an approval (optionally with changed params); queue the run once enough
-        distinct people approved."""
+        distinct people approved what will actually run."""
         at = self.clock.now()
         execution_id = None
         with self.db.session() as s:
             blocked = governance.blocked_reason(s, approval_id, self.policy, at)
             if blocked:
                 raise governance.ApprovalError(f"cannot approve now: {blocked}")
-            chosen = self._modified_params(s, approval_id, params, approver, at)
+            if params:
+                approval = s.get(Approval, approval_id)
+                proposal = governance.proposal_of(s, approval)
+                runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
+                graph = self.graph(s)
+                governance.change_params(
+                    s,
+                    approval_id,
+                    params,
+                    runbook,
+                    env_of=lambda svc: graph.env(svc or ""),
+                    policy=self.policy,
+                    approver=approver,
+                    at=at,
+                )
             if governance.approve(s, approval_id, approver, reason, at):
                 approval = s.get(Approval, approval_id)
-                decision = s.get(Decision, approval.decision_id)
-                proposal = s.get(Proposal, decision.proposal_id)
                 execution = self.queue_execution(
-                    s, proposal, decision.id, at, approver, params=chosen
+                    s,
+                    governance.proposal_of(s, approval),
+                    approval.decision_id,
+                    at,
+                    approver,
+                    params=governance.params_of(s, approval),
                 )
                 execution_id = execution.id if execution else None
         if execution_id is None:
@@ -444,42 +471,6 @@ class Platform:
         self._start_due()
         with self.db.session() as s:
             return s.get(Execution, execution_id)
-
-    def _modified_params(
-        self,
-        session: Session,
-        approval_id: int,
-        params: dict[str, Any] | None,
-        approver: Actor,
-        at: datetime,
-    ) -> dict[str, Any] | None:
-        """Validate a human's changed params exactly like triage's; audit the change."""
-        if not params:
-            return None
-        approval = session.get(Approval, approval_id)
-        if approval is None:
-            raise LookupError(f"no approval {approval_id}")
-        proposal = session.get(Proposal, session.get(Decision, approval.decision_id).proposal_id)
-        runbook = get_version(session, proposal.runbook_id, proposal.runbook_version)
-        try:
-            chosen = resolve_params(
-                runbook,
-                origin_service=proposal.params.get("service"),
-                labels={},
-                overrides={**proposal.params, **params},
-            )
-        except ParamError as exc:
-            raise governance.ApprovalError(f"modified params rejected: {exc}") from None
-        append(
-            session,
-            actor=approver,
-            action="approval.params_modified",
-            subject=f"approval:{approval_id}",
-            at=at,
-            inputs={"proposed": proposal.params, "approved": chosen},
-            decision="modified",
-        )
-        return chosen
 
     def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
         with self.db.session() as s:
@@ -498,8 +489,7 @@ class Platform:
             elif kind == "cancel":
                 execution = executor.request_cancel(s, execution_id)
             else:
-                executor.check_rollback(s, execution_id)
-                execution = s.get(Execution, execution_id)
+                execution = executor.claim_rollback(s, execution_id)
             overrides.record(
                 s,
                 execution_id=execution_id,
@@ -543,29 +533,61 @@ class Platform:
         return active
 
     def resume(self, scope: str, target: str | None, actor: Actor, reason: str) -> list[str]:
-        """Lift a pause and look again at open incidents nothing is fixing."""
+        """Lift a pause and look again at the open incidents it held back: those in its
+        scope that nothing is fixing and no person is already being asked about."""
         at = self.clock.now()
         with self.db.session() as s:
             killswitch.resume(s, scope, target, actor, reason, at)
             active = killswitch.active(s)
-            for incident in s.scalars(select(Incident).where(Incident.status == "open")):
-                busy = s.scalar(
-                    select(Execution.id).where(
-                        Execution.incident_id == incident.id,
-                        Execution.status.in_(("queued", "running", "verifying", "succeeded")),
-                    )
-                )
-                if busy is None:
-                    incident.triaged_origin = None
+            for incident in self._held_back(s, scope, target):
+                incident.triaged_origin = None
         self.notify(
             "resume", {"scope": scope, "target": target, "by": actor.name, "reason": reason}
         )
         return active
 
-    def update_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str]:
-        """Validate and write policy.yaml, audit author and diff, and apply it at once."""
-        policy, diff = save_policy(self.settings.runbooks_path / "policy.yaml", data)
-        self.policy = policy
+    @staticmethod
+    def _held_back(session: Session, scope: str, target: str | None) -> list[Incident]:
+        held = []
+        for incident in session.scalars(select(Incident).where(Incident.status == "open")):
+            proposals = list(
+                session.scalars(select(Proposal).where(Proposal.incident_id == incident.id))
+            )
+            in_scope = (
+                scope == "all"
+                or (scope == "service" and incident.origin_service == target)
+                or (scope == "runbook" and any(p.runbook_id == target for p in proposals))
+            )
+            busy = session.scalar(
+                select(Execution.id).where(
+                    Execution.incident_id == incident.id,
+                    Execution.status.in_(("queued", "running", "verifying", "succeeded")),
+                )
+            )
+            asking = session.scalar(
+                select(Approval.id)
+                .join(Decision, Decision.id == Approval.decision_id)
+                .where(
+                    Decision.proposal_id.in_([p.id for p in proposals]),
+                    Approval.status == "pending",
+                )
+            )
+            if in_scope and busy is None and asking is None:
+                held.append(incident)
+        return held
+
+    def update_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str, list[str]]:
+        """Validate and write policy.yaml, audit author and diff, apply it at once.
+
+        The audit record is written first and committed only once the file is in place,
+        so there is never a change without its record. Returns (policy, diff, warnings).
+        """
+        path = self.settings.runbooks_path / "policy.yaml"
+        policy, diff = plan_policy(path, data)
+        unknown = policy.unknown_runbooks({rb.id for rb in self.catalogue})
+        warnings = [f"runbooks.{rid}: no such runbook in the catalogue" for rid in unknown]
+        if not diff:
+            return policy, diff, warnings
         with self.db.session() as s:
             append(
                 s,
@@ -573,8 +595,10 @@ class Platform:
                 action="policy.changed",
                 subject="policy",
                 at=self.clock.now(),
-                inputs={"diff": diff},
+                inputs={"diff": diff, "warnings": warnings},
                 decision="applied",
-                rationale=f"{diff.count(chr(10))} diff line(s)" if diff else "no change",
+                rationale=f"{diff.count(chr(10))} diff line(s)",
             )
-        return policy, diff
+            write_policy(path, policy)
+        self.policy = policy
+        return policy, diff, warnings

@@ -197,6 +197,7 @@ class Approval(Base):
     requested_by: Mapped[str] = mapped_column(String(128))
     required_approvals: Mapped[int] = mapped_column(Integer, default=1)
     approvers: Mapped[list[Any]] = mapped_column(default=list)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # changed by a person, if so
     decided_by: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -321,13 +322,14 @@ class Rotation(Base):
     members: Mapped[list[Any]] = mapped_column(default=list)
     start: Mapped[datetime]
     period_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     updated_at: Mapped[datetime]
 
 
-class OncallOverride(Base):
+class ShiftSwap(Base):
     """A temporary swap: `user` holds the rotation between start and end."""
 
-    __tablename__ = "oncall_overrides"
+    __tablename__ = "shift_swaps"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     rotation_id: Mapped[int] = mapped_column(ForeignKey("rotations.id", ondelete="CASCADE"))
     user: Mapped[str] = mapped_column(String(128))

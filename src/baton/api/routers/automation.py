@@ -16,7 +16,7 @@ from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import breaker, killswitch
-from baton.govern.flows import ApprovalError
+from baton.govern.flows import ApprovalError, params_of, proposal_of
 from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
 from baton.learn.kpis import trust
@@ -161,7 +161,7 @@ def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
     version and what it would run, its risk, reversibility and track record."""
     item = approval_dict(a)
     decision = s.get(Decision, a.decision_id)
-    proposal = s.get(Proposal, decision.proposal_id)
+    proposal = proposal_of(s, a)
     runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
     incident = s.get(Incident, proposal.incident_id) if proposal.incident_id else None
     item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
@@ -176,7 +176,8 @@ def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
         "reversible": runbook.reversible,
         "track_record": trust(s, runbook.id),
     }
-    item["dry_run"] = dry_run(runbook, proposal.params)
+    item["params"] = params_of(s, a)
+    item["dry_run"] = dry_run(runbook, item["params"])
     return item
 
 

@@ -96,19 +96,26 @@ def put_escalation_policy(
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
-    row = oncall.put_policy(s, body, actor_of(who), p.clock.now())
+    row = oncall.put_escalation_policy(s, body, actor_of(who), p.clock.now())
     return {"id": row.id, "service": row.service}
 
 
-@router.post("/oncall/overrides", status_code=201, summary="Temporarily take someone's shift")
-def add_oncall_override(
+@router.post("/oncall/swaps", status_code=201, summary="Take a shift (leads: for anyone)")
+def add_shift_swap(
     who: Principal = OPERATE,
-    body: oncall.OverrideIn = Depends(parsed(oncall.OverrideIn)),
+    body: oncall.ShiftSwapIn = Depends(parsed(oncall.ShiftSwapIn)),
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
+    if body.user != who.name and not who.can(Permission.GOVERN):
+        raise ApiError(
+            403,
+            "forbidden",
+            "technicians can only take a shift themselves; "
+            "a lead or admin can assign it to someone else",
+        )
     try:
-        row = oncall.add_override(s, body, actor_of(who), p.clock.now())
+        row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
     except LookupError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except ValueError as exc:
@@ -155,7 +162,7 @@ def put_policy(
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     try:
-        policy, diff = p.update_policy(body, actor_of(who))
+        policy, diff, warnings = p.update_policy(body, actor_of(who))
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
-    return {"policy": policy.model_dump(mode="json"), "diff": diff}
+    return {"policy": policy.model_dump(mode="json"), "diff": diff, "warnings": warnings}
