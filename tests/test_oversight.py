@@ -65,6 +65,14 @@ def test_override_needs_a_known_category_and_a_person(demo):
         demo.platform.override(1, "veto", "because", "x", ALICE)
     with pytest.raises(OverrideError, match="reason"):
         demo.platform.override(1, "veto", "other", "  ", ALICE)
+    demo.run_for(5, humans=False)
+    demo.inject("traffic_surge")
+    assert run_until(demo, lambda: executions(demo))
+    with pytest.raises(OverrideError, match="only a person"):
+        demo.platform.override(
+            executions(demo)[0].id, "veto", "other", "I am a bot", Actor("some-bot", "ai")
+        )
+    assert executions(demo)[0].status == "queued"  # refused whole: nothing was vetoed
 
 
 @pytest.fixture
@@ -472,3 +480,17 @@ def test_rotation_hand_over_keeps_local_time_across_dst(db_url, settings, clock)
                 name="x", services=["a"], members=["b"], start=start, timezone="Mars/Olympus"
             )
     p.close()
+
+
+def test_a_policy_written_elsewhere_is_picked_up_on_the_next_tick(demo, settings):
+    import os
+
+    path = settings.runbooks_path / "policy.yaml"
+    path.write_text("veto_window_s: 7\n")
+    os.utime(path, (1, 1))  # a different mtime even on coarse file systems
+    demo.platform.tick()
+    assert demo.platform.policy.veto_window_s == 7
+    path.write_text("veto_window_s: [oops\n")
+    os.utime(path, (2, 2))
+    demo.platform.tick()  # a broken file is logged, the last good policy stays
+    assert demo.platform.policy.veto_window_s == 7

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from baton.govern.audit import Actor, append
@@ -66,18 +65,6 @@ def record(
         rationale=reason,
     )
     return row
-
-
-def counts(session: Session) -> dict[str, Any]:
-    by_kind = dict(
-        session.execute(select(Override.kind, func.count()).group_by(Override.kind)).tuples().all()
-    )
-    by_category = dict(
-        session.execute(select(Override.category, func.count()).group_by(Override.category))
-        .tuples()
-        .all()
-    )
-    return {"total": sum(by_kind.values()), "by_kind": by_kind, "by_category": by_category}
 
 
 def to_dict(o: Override) -> dict[str, Any]:

@@ -7,6 +7,7 @@ approve, reject, override, pause, resume, and change the policy.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ from baton.store.models import (
     Ticket,
 )
 
+log = logging.getLogger("baton.platform")
 GRAPH_TTL_S = 30.0
 # Endings a person must hear about. A run cancelled or rolled back by a person (or by a
 # person's pause) is that person's own decision and pages nobody.
@@ -91,6 +93,7 @@ class Platform:
         self.catalogue = Catalogue()
         self.policy = PolicyConfig()
         self._graph: tuple[float, topology.Topology] | None = None
+        self._policy_stamp: float | None = None
         self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
         self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
         self.backend.register("execute", self._execute_task)
@@ -129,6 +132,7 @@ class Platform:
         changed = sorted(k for k in after if before.get(k) != after[k])
         removed = sorted(set(before) - set(after))
         self.catalogue, self.policy = catalogue, policy
+        self._policy_stamp = self._policy_mtime()
         with self.db.session() as s:
             sync_catalogue(s, catalogue, self.clock.now())
             append(
@@ -148,6 +152,22 @@ class Platform:
                 f"removed: {', '.join(removed) or 'none'}",
             )
         return catalogue
+
+    def _policy_mtime(self) -> float | None:
+        path = self.settings.runbooks_path / "policy.yaml"
+        return path.stat().st_mtime if path.exists() else None
+
+    def _follow_policy_file(self) -> None:
+        """Pick up a policy another replica (or an editor) wrote; a bad file keeps the old
+        policy and is logged rather than stopping the heartbeat."""
+        stamp = self._policy_mtime()
+        if stamp == self._policy_stamp:
+            return
+        self._policy_stamp = stamp
+        try:
+            self.policy = load_policy(self.settings.runbooks_path / "policy.yaml")
+        except ValueError as exc:
+            log.error("policy file not applied", extra={"problem": str(exc)})
 
     def close(self) -> None:
         self.backend.close()
@@ -232,6 +252,7 @@ class Platform:
         """Triage, decide, start what is due, verify, learn, expire and escalate."""
         report = TickReport()
         at = self.clock.now()
+        self._follow_policy_file()
         notices: list[escalation.Notice] = []
         with self.db.session() as s:
             for approval in governance.expire_approvals(s, at):
@@ -600,5 +621,5 @@ class Platform:
                 rationale=f"{diff.count(chr(10))} diff line(s)",
             )
             write_policy(path, policy)
-        self.policy = policy
+        self.policy, self._policy_stamp = policy, self._policy_mtime()
         return policy, diff, warnings
