@@ -31,3 +31,24 @@ def run_until(demo, predicate, minutes=60):
         if predicate():
             return True
     return False
+
+
+def queue(platform, runbook_id, service, status=None):
+    """Queue an execution of a starter runbook directly (no incident, no decision), and
+    optionally pretend it already reached `status`. Returns (execution, created)."""
+    from baton.act.executor import create_execution
+    from baton.govern.audit import Actor
+
+    with platform.db.session() as s:
+        execution, created = create_execution(
+            s,
+            runbook=platform.catalogue.get(runbook_id),
+            params={"service": service},
+            incident_id=None,
+            decision_id=None,
+            at=platform.clock.now(),
+            requested_by=Actor("tester", "human"),
+        )
+        if status:
+            execution.status, execution.finished_at = status, platform.clock.now()
+        return execution, created

@@ -20,7 +20,7 @@ from baton.govern.rbac import create_token
 from baton.runtime.demo import Demo, DemoPlan
 from baton.store.models import Approval, AuditRecord, Escalation, Override
 
-from .helpers import actions, executions, pending, rows, run_until
+from .helpers import actions, executions, pending, queue, rows, run_until
 
 ALICE, BOB = Actor("alice", "human"), Actor("bob", "human")
 
@@ -298,22 +298,9 @@ def test_expired_approval_and_failed_fix_escalate(demo):
 
 
 def test_circuit_breaker_opens_blocks_escalates_and_a_lead_closes_it(demo):
-    from baton.act.executor import create_execution
-
     p = demo.platform
-    runbook = p.catalogue.get("clear-disk")
     for service in ("object-storage", "backup", "file-storage"):  # three failures in a row
-        with p.db.session() as s:
-            execution, _ = create_execution(
-                s,
-                runbook=runbook,
-                params={"service": service},
-                incident_id=None,
-                decision_id=None,
-                at=demo.clock.now(),
-                requested_by=ALICE,
-            )
-            execution.status, execution.finished_at = "failed", demo.clock.now()
+        execution, _ = queue(p, "clear-disk", service, status="failed")
         demo.clock.advance(60)
         p._learn(execution.id)
     assert "breaker.opened" in actions(demo)

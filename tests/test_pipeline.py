@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from baton.act.executor import create_execution
 from baton.govern.audit import Actor, verify
 from baton.govern.flows import ApprovalError
 from baton.govern.killswitch import pause
@@ -17,7 +16,7 @@ from baton.runtime.demo import Demo, DemoPlan
 from baton.store.models import Approval, AuditRecord, Escalation, Execution
 
 from .conftest import ROOT
-from .helpers import actions, executions, pending, rows, run_until
+from .helpers import actions, executions, pending, queue, rows, run_until
 
 
 def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
@@ -93,26 +92,8 @@ def test_kill_switch_holds_automation_at_observe(demo):
 
 
 def test_same_incident_runbook_and_params_never_run_twice(demo):
-    runbook = demo.platform.catalogue.get("clear-disk")
-    with demo.platform.db.session() as s:
-        first, created = create_execution(
-            s,
-            runbook=runbook,
-            params={"service": "file-storage"},
-            incident_id=None,
-            decision_id=None,
-            at=demo.clock.now(),
-            requested_by=Actor("t", "human"),
-        )
-        again, created_again = create_execution(
-            s,
-            runbook=runbook,
-            params={"service": "file-storage"},
-            incident_id=None,
-            decision_id=None,
-            at=demo.clock.now(),
-            requested_by=Actor("t", "human"),
-        )
+    first, created = queue(demo.platform, "clear-disk", "file-storage")
+    again, created_again = queue(demo.platform, "clear-disk", "file-storage")  # redelivered
     assert created and not created_again and first.id == again.id
 
 
@@ -168,17 +149,7 @@ def test_two_deliveries_of_one_execution_run_it_once(demo):
         return original(action, service, **params)
 
     demo.target.remediate = counting
-    runbook = demo.platform.catalogue.get("scale-out")
-    with demo.platform.db.session() as s:
-        execution, _ = create_execution(
-            s,
-            runbook=runbook,
-            params={"service": "catalog-api"},
-            incident_id=None,
-            decision_id=None,
-            at=demo.clock.now(),
-            requested_by=Actor("t", "human"),
-        )
+    execution, _ = queue(demo.platform, "scale-out", "catalog-api")
     ctx = demo.platform.action_context()
     threads = [
         threading.Thread(
@@ -210,18 +181,7 @@ def test_restart_marks_half_done_executions_interrupted(settings, clock):
     from baton.runtime.platform import Platform
 
     p = Platform(settings, clock).start()
-    runbook = p.catalogue.get("scale-out")
-    with p.db.session() as s:
-        execution, _ = create_execution(
-            s,
-            runbook=runbook,
-            params={"service": "catalog-api"},
-            incident_id=None,
-            decision_id=None,
-            at=clock.now(),
-            requested_by=Actor("t", "human"),
-        )
-        execution.status = "running"  # as if the process died mid-step
+    execution, _ = queue(p, "scale-out", "catalog-api", status="running")  # died mid-step
     p.close()
     again = Platform(settings, clock).start()
     try:

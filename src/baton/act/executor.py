@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from baton.act.actions import ActionContext, Outcome, run_action, run_check
 from baton.act.runbook import Runbook, render
 from baton.act.service import get_version
+from baton.errors import Refused
 from baton.govern.audit import Actor, append
 from baton.store.db import Database, lock_row
 from baton.store.models import Execution, ExecutionStep
@@ -124,7 +125,7 @@ def veto(session: Session, execution_id: int, at: datetime) -> Execution:
     """Stop a queued execution before it starts; ValueError if it already started."""
     execution = _locked(session, execution_id)
     if execution.status != "queued":
-        raise ValueError(
+        raise Refused(
             f"execution {execution_id} is {execution.status}; only a queued execution can be "
             "vetoed (cancel a running one, roll back a finished one)"
         )
@@ -136,7 +137,7 @@ def request_cancel(session: Session, execution_id: int) -> Execution:
     """Ask a running execution to stop at its next step boundary."""
     execution = _locked(session, execution_id)
     if execution.status not in ("running", "verifying"):
-        raise ValueError(
+        raise Refused(
             f"execution {execution_id} is {execution.status}; only a running one can be cancelled"
         )
     execution.cancel_requested = True
@@ -148,13 +149,13 @@ def claim_rollback(session: Session, execution_id: int) -> Execution:
     if it cannot be undone."""
     execution = _locked(session, execution_id)
     if execution.status != "succeeded":
-        raise ValueError(
+        raise Refused(
             f"execution {execution_id} is {execution.status}; only a succeeded one can be "
             "rolled back"
         )
     runbook = get_version(session, execution.runbook_id, execution.runbook_version)
     if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
-        raise ValueError(f"runbook {execution.runbook_id} is not reversible")
+        raise Refused(f"runbook {execution.runbook_id} is not reversible")
     execution.status = "rolling_back"
     return execution
 

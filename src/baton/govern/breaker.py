@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.errors import Refused
 from baton.govern.audit import Actor, append
 from baton.store.models import Execution, Meta
 
@@ -74,7 +75,7 @@ def record_outcome(session: Session, runbook_id: str, threshold: int | None, at:
 def close(session: Session, runbook_id: str, actor: Actor, reason: str, at: datetime) -> None:
     row = session.get(Meta, PREFIX + runbook_id)
     if row is None:
-        raise ValueError(f"the breaker of {runbook_id} is not open")
+        raise Refused(f"the breaker of {runbook_id} is not open")
     session.delete(row)
     append(
         session,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.errors import Refused
 from baton.govern.audit import Actor, append
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
 from baton.store.models import Escalation
@@ -134,7 +135,7 @@ def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime
     if esc is None:
         raise LookupError(f"no escalation {escalation_id}")
     if esc.status != "open":
-        raise ValueError(f"escalation {escalation_id} is already {esc.status}")
+        raise Refused(f"escalation {escalation_id} is already {esc.status}")
     esc.status, esc.acknowledged_by, esc.acknowledged_at, esc.next_at = (
         "acknowledged",
         actor.name,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.runbook import ParamError, Runbook, resolve_params
+from baton.errors import Refused
 from baton.govern import breaker, killswitch
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig
@@ -21,7 +22,7 @@ from baton.store.models import Approval, Decision, Incident, Proposal
 POLICY = Actor("baton.govern.policy", "system", "tiers/1")
 
 
-class ApprovalError(ValueError):
+class ApprovalError(Refused):
     """An approval action that is not allowed; the message says why."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from baton.errors import Refused
 from baton.govern.audit import Actor, append
 from baton.store.models import Override
 
@@ -17,7 +18,7 @@ KINDS = ("veto", "cancel", "rollback")
 CATEGORIES = ("wrong_diagnosis", "wrong_fix", "bad_timing", "risk_too_high", "other")
 
 
-class OverrideError(ValueError):
+class OverrideError(Refused):
     """An override that is not allowed; the message says why."""
 
 

@@ -139,10 +139,7 @@ def delete_token(
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
-    try:
-        token = revoke_token(s, token_id, p.clock.now())
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    token = revoke_token(s, token_id, p.clock.now())
     audit.append(
         s,
         actor=actor_of(who),

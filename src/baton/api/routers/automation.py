@@ -16,7 +16,7 @@ from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import breaker, killswitch
-from baton.govern.flows import ApprovalError, params_of, proposal_of
+from baton.govern.flows import params_of, proposal_of
 from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
 from baton.learn.kpis import trust
@@ -82,10 +82,7 @@ def close_breaker(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        p.close_breaker(runbook_id, actor_of(who), body.reason)
-    except ValueError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    p.close_breaker(runbook_id, actor_of(who), body.reason)
     return {"runbook": runbook_id, "breaker": None}
 
 
@@ -194,12 +191,7 @@ def approve(
     body: ApproveIn = Depends(parsed(ApproveIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        execution = p.approve(approval_id, actor_of(who), body.reason, body.params)
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except ApprovalError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    execution = p.approve(approval_id, actor_of(who), body.reason, body.params)
     return {"approval": approval_id, "execution": execution.id if execution else None}
 
 
@@ -210,12 +202,7 @@ def reject(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        p.reject(approval_id, actor_of(who), body.reason)
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except ApprovalError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    p.reject(approval_id, actor_of(who), body.reason)
     return {"approval": approval_id, "status": "rejected"}
 
 

@@ -14,7 +14,7 @@ from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import escalation, oncall
 from baton.govern.config import render
-from baton.govern.overrides import CATEGORIES, OverrideError
+from baton.govern.overrides import CATEGORIES
 from baton.govern.overrides import to_dict as override_dict
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
@@ -35,12 +35,7 @@ class OverrideIn(BaseModel):
 def _override(
     p: Platform, execution_id: int, kind: str, body: OverrideIn, who: Principal
 ) -> dict[str, Any]:
-    try:
-        execution = p.override(execution_id, kind, body.category, body.reason, actor_of(who))
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except (ValueError, OverrideError) as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    execution = p.override(execution_id, kind, body.category, body.reason, actor_of(who))
     return execution_dict(execution)
 
 
@@ -116,8 +111,6 @@ def add_shift_swap(
         )
     try:
         row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
     return {"id": row.id}
@@ -140,14 +133,9 @@ def acknowledge(
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
-    try:
-        return escalation.to_dict(
-            escalation.acknowledge(s, escalation_id, actor_of(who), p.clock.now())
-        )
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except ValueError as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+    return escalation.to_dict(
+        escalation.acknowledge(s, escalation_id, actor_of(who), p.clock.now())
+    )
 
 
 @router.get("/policy", summary="The autonomy policy in force")
