@@ -1,14 +1,31 @@
 """Step actions and verify checks, looked up by name from a runbook.
 
-Actions reach the outside world only through `targets` wired by the runtime, so the
-domain never knows whether it is acting on the sandbox estate or a real system.
+Simulated systems are reached through `targets` wired by the runtime; real ones through
+`command` (an argv list, never a shell) and `http`. Every value that came from an alert or
+a person was validated against its param spec before it got here, and it fills exactly
+one argv element or one JSON value: it can never add or split arguments.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import httpx
+
+from baton.act.secrets import scrub
+
+MAX_OUTPUT = 4000
+DEFAULT_TIMEOUT_S = 60.0
+# A command inherits only these from Baton's environment (no tokens, no secrets).
+SAFE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+}
 
 
 class SandboxTarget(Protocol):
@@ -30,6 +47,9 @@ class Outcome:
 class ActionContext:
     targets: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)  # values, to scrub from output
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    sleep: Callable[[float], None] = time.sleep
 
     def sandbox(self) -> SandboxTarget:
         target = self.targets.get("sandbox")
@@ -70,11 +90,103 @@ def _sandbox_metric(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     )
 
 
+def _argv(args: dict[str, Any]) -> list[str]:
+    argv = args.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("command needs 'argv': a non-empty list of strings")
+    if any("\x00" in a for a in argv):
+        raise ValueError("an argument contains a NUL byte")
+    if shutil.which(argv[0]) is None:
+        raise ValueError(f"program {argv[0]!r} not found")
+    return argv
+
+
+def _run(args: dict[str, Any], ctx: ActionContext) -> subprocess.CompletedProcess[str]:
+    env = {**SAFE_ENV, **{k: str(v) for k, v in (args.get("env") or {}).items()}}
+    return subprocess.run(  # noqa: S603 - argv list, no shell; values validated upstream
+        _argv(args),
+        shell=False,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=ctx.timeout_s,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        cwd=args.get("cwd") or "/",
+    )
+
+
+def _clip(text: str, ctx: ActionContext) -> str:
+    text = scrub(text, ctx.secrets)
+    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + "… (truncated)"
+
+
+def _command(args: dict[str, Any], ctx: ActionContext) -> Outcome:
+    """Run a program with an argv list; success is its expected exit code (default 0)."""
+    if ctx.dry_run:
+        return Outcome(True, f"would run argv {_argv(args)}")
+    try:
+        done = _run(args, ctx)
+    except subprocess.TimeoutExpired:
+        return Outcome(False, f"timed out after {ctx.timeout_s:.0f}s (process killed)")
+    want = args.get("expect_exit", 0)
+    output = _clip((done.stdout or "") + (done.stderr or ""), ctx)
+    return Outcome(
+        done.returncode == want,
+        f"exit {done.returncode}: {output}".strip(),
+        {"exit": done.returncode},
+    )
+
+
+def _http(args: dict[str, Any], ctx: ActionContext) -> Outcome:
+    """Call an HTTP endpoint; success is an expected status (default any 2xx)."""
+    method = str(args.get("method", "GET")).upper()
+    url = args.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError("http needs an http(s) 'url'")
+    if ctx.dry_run:
+        return Outcome(True, f"would {method} {scrub(url, ctx.secrets)}")
+    try:
+        response = httpx.request(
+            method,
+            url,
+            headers=args.get("headers") or {},
+            json=args.get("json"),
+            timeout=ctx.timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return Outcome(False, f"{type(exc).__name__}: {_clip(str(exc), ctx)}")
+    expected = args.get("expect_status")
+    wanted = expected if isinstance(expected, list) else [expected] if expected else None
+    ok = response.status_code in wanted if wanted else response.is_success
+    return Outcome(
+        ok,
+        f"HTTP {response.status_code}: {_clip(response.text, ctx)}",
+        {"status": response.status_code},
+    )
+
+
+def _wait(args: dict[str, Any], ctx: ActionContext) -> Outcome:
+    seconds = args.get("seconds")
+    if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+        raise ValueError("wait needs 'seconds' between 0 and 3600")
+    if not ctx.dry_run:
+        ctx.sleep(float(seconds))
+    return Outcome(True, f"waited {seconds}s")
+
+
 ACTIONS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "sandbox": _sandbox_action,
+    "command": _command,
+    "http": _http,
+    "wait": _wait,
 }
+# A check is an action whose success is the verdict: a command's exit code, an HTTP status.
 CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "sandbox_metric": _sandbox_metric,
+    "command_exit": _command,
+    "http_check": _http,
 }
 
 
@@ -97,11 +209,11 @@ def run_action(name: str, args: dict[str, Any], ctx: ActionContext) -> Outcome:
     try:
         return ACTIONS[name](args, ctx)
     except Exception as exc:  # an action failing must not take the executor down
-        return Outcome(False, f"{type(exc).__name__}: {exc}")
+        return Outcome(False, f"{type(exc).__name__}: {scrub(str(exc), ctx.secrets)}")
 
 
 def run_check(name: str, args: dict[str, Any], ctx: ActionContext) -> Outcome:
     try:
         return CHECKS[name](args, ctx)
     except Exception as exc:
-        return Outcome(False, f"{type(exc).__name__}: {exc}")
+        return Outcome(False, f"{type(exc).__name__}: {scrub(str(exc), ctx.secrets)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,11 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from baton.act import limits
 from baton.act.actions import ActionContext, Outcome, run_action, run_check
 from baton.act.runbook import Runbook, render
+from baton.act.secrets import masked, resolve
+from baton.act.secrets import names as secret_names
 from baton.act.service import get_version
 from baton.errors import Refused
-from baton.govern.audit import Actor, append
+from baton.govern.audit import Actor, append, serialize
 from baton.store.db import Database, lock_row
 from baton.store.models import Execution, ExecutionStep
 
@@ -54,6 +57,7 @@ def create_execution(
     at: datetime,
     requested_by: Actor,
     not_before: datetime | None = None,
+    global_per_hour: int | None = None,
 ) -> tuple[Execution, bool]:
     """Queue an execution; return (execution, created). A repeat returns the original.
 
@@ -64,6 +68,21 @@ def create_execution(
     existing = session.scalar(by_key)
     if existing is not None:
         return existing, False
+    serialize(session)  # limits are checked and the run inserted under one lock
+    try:
+        limits.check(session, runbook, params, at, global_per_hour)
+    except limits.LimitReached as exc:
+        append(
+            session,
+            actor=requested_by,
+            action="execution.limited",
+            subject=f"runbook:{runbook.id}",
+            at=at,
+            inputs={"params": params, "incident": incident_id},
+            decision="refused",
+            rationale=str(exc),
+        )
+        raise
     execution = Execution(
         decision_id=decision_id,
         incident_id=incident_id,
@@ -247,11 +266,12 @@ def _run_steps(
                 f"stopped before step {render(item['name'], params)!r}: {reason}",
                 stopped=True,
             )
-        rendered = render(item.get("with", {}), params)
         started = now()
-        outcome = run_action(item["action"], rendered, ctx)
-        _record_step(db, execution_id, seq, phase, item, rendered, outcome, started, now())
+        shown, outcome = perform(item, params, ctx, run_action)
+        _record_step(db, execution_id, seq, phase, item, shown, outcome, started, now())
         seq += 1
+        if not outcome.ok and item.get("continue_on_error"):
+            continue
         if not outcome.ok:
             return StepsResult(
                 False,
@@ -261,6 +281,36 @@ def _run_steps(
             )
         completed += 1
     return StepsResult(True, seq, completed, "all steps ok")
+
+
+def perform(
+    item: dict[str, Any],
+    params: dict[str, Any],
+    ctx: ActionContext,
+    runner: Callable[[str, dict[str, Any], ActionContext], Outcome],
+) -> tuple[dict[str, Any], Outcome]:
+    """Run one step or check with its secrets injected, its timeout and its retries.
+
+    Returns what may be shown (secrets masked) and the outcome (secrets scrubbed).
+    """
+    wanted = secret_names(item.get("with", {}))
+    shown = render(item.get("with", {}), {**params, **masked(wanted)})
+    try:
+        values = resolve(wanted)
+    except KeyError as exc:
+        return shown, Outcome(False, str(exc).strip("'\""))
+    real = render(item.get("with", {}), {**params, **values})
+    step_ctx = replace(ctx, secrets=values, timeout_s=item.get("timeout_s", ctx.timeout_s))
+    kind = item.get("action") or item.get("check", "")
+    retries, backoff = int(item.get("retries", 0)), float(item.get("backoff_s", 1.0))
+    for attempt in range(retries + 1):
+        outcome = runner(kind, real, step_ctx)
+        if outcome.ok or attempt == retries:
+            break
+        ctx.sleep(backoff * 2**attempt)
+    if retries and attempt:
+        outcome = replace(outcome, output=f"{outcome.output} (attempt {attempt + 1})")
+    return shown, outcome
 
 
 def _finish(
@@ -438,8 +488,8 @@ def _evaluate(
 ) -> list[tuple[dict[str, Any], dict[str, Any], Outcome]]:
     results = []
     for check in runbook.doc["verify"]:
-        rendered = render(check.get("with", {}), params)
-        results.append((check, rendered, run_check(check["check"], rendered, ctx)))
+        shown, outcome = perform(check, params, ctx, run_check)
+        results.append((check, shown, outcome))
     return results
 
 

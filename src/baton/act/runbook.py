@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
 TIERS = ("observe", "recommend", "approve", "auto")
-_TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
+_TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*|secret\.[A-Za-z0-9_]{1,64})\s*\}\}")
 MAX_PARAM_LEN = 256
 
 
@@ -121,7 +121,7 @@ def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
         for i, item in enumerate(doc.get(section, [])):
             text = orjson.dumps(item.get("with", {})).decode()
             for name in _TEMPLATE.findall(text):
-                if name not in declared:
+                if name not in declared and not name.startswith("secret."):
                     problems.append(
                         ([section, i, "with"], f"uses {{{{ {name} }}}} but no such param")
                     )

@@ -113,6 +113,17 @@ def _store_head(session: Session) -> None:
         )
 
 
+def serialize(session: Session) -> None:
+    """Take the audit chain's lock now (held to commit): writers that check-then-insert
+    (execution limits) use it so concurrent transactions cannot both pass a check."""
+    if session.info.get(_HEAD) is None:
+        _lock_chain(session)
+        last = session.execute(
+            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+        ).first()
+        session.info[_HEAD] = (last.seq, last.hash) if last else (0, GENESIS)
+
+
 def _lock_chain(session: Session) -> None:
     """Serialise appends until the caller commits, across threads and processes.
 
@@ -139,13 +150,8 @@ def append(
     outcome: str | None = None,
 ) -> AuditRecord:
     """Append one record to the chain inside the caller's transaction."""
-    head = session.info.get(_HEAD)
-    if head is None:  # first append of this transaction: lock, then read the head once
-        _lock_chain(session)
-        last = session.execute(
-            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-        ).first()
-        head = (last.seq, last.hash) if last else (0, GENESIS)
+    serialize(session)  # first append of this transaction: lock, then read the head once
+    head = session.info[_HEAD]
     record = AuditRecord(
         seq=head[0] + 1,
         ts=at.astimezone(UTC),

@@ -62,6 +62,7 @@ class PolicyConfig(BaseModel):
     approval_ttl_s: int = Field(default=3600, ge=60, le=30 * 86400)
     veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
     retriage_after_veto_s: int = Field(default=600, ge=0, le=7 * 86400)
+    max_runs_per_hour: int | None = Field(default=None, ge=1, description="all runbooks")
 
     def unknown_runbooks(self, known: set[str]) -> list[str]:
         """Runbook ids the policy names that the catalogue does not have (likely typos)."""

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.actions import missing_targets
+from baton.act.limits import LimitReached
 from baton.act.service import get_version
 from baton.correlate.incidents import IncidentChange, correlate
 from baton.govern import escalation
@@ -199,14 +200,20 @@ class ActStage:
             if decision.tier != "auto":
                 continue
             window = ctx.platform.policy.veto_window(proposal.runbook_id)
-            execution = ctx.platform.queue_execution(
-                ctx.session,
-                proposal,
-                decision.id,
-                ctx.at,
-                governance.POLICY,
-                not_before=ctx.at + timedelta(seconds=window) if window else None,
-            )
+            try:
+                execution = ctx.platform.queue_execution(
+                    ctx.session,
+                    proposal,
+                    decision.id,
+                    ctx.at,
+                    governance.POLICY,
+                    not_before=ctx.at + timedelta(seconds=window) if window else None,
+                )
+            except LimitReached as exc:
+                ctx.platform.notify(
+                    "execution.limited", {"runbook": proposal.runbook_id, "reason": str(exc)}
+                )
+                continue
             if execution is not None:
                 queued.append(execution)
         return queued

@@ -201,7 +201,7 @@ class Platform:
         return n
 
     def action_context(self) -> ActionContext:
-        return ActionContext(targets=self.targets)
+        return ActionContext(targets=self.targets, sleep=self.clock.sleep)
 
     # --- signals in ------------------------------------------------------------------
     def ingest(self, events: list[normalize.EventIn]) -> dict[str, int]:
@@ -351,6 +351,7 @@ class Platform:
         chosen = proposal.params if params is None else params
         execution, created = executor.create_execution(
             session,
+            global_per_hour=self.policy.max_runs_per_hour,
             runbook=runbook,
             params=chosen,
             incident_id=proposal.incident_id,
