@@ -1,0 +1,282 @@
+"""Real actions: argv commands (never a shell), HTTP, waits, retries, secrets, limits.
+
+Hostile values arrive the way they would in production — as alert labels — and must be
+rejected by validation or reach the program as exactly one literal argument.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import yaml
+
+from baton.act.actions import ActionContext, run_action
+from baton.act.executor import create_execution, perform, run_execution
+from baton.act.limits import LimitReached
+from baton.act.runbook import ParamError, parse, resolve_params
+from baton.govern.audit import Actor
+from baton.store.models import AuditRecord, Execution
+
+ECHO_ARGS = [sys.executable, "-c", "import json,sys; print(json.dumps(sys.argv[1:]))"]
+
+
+def _runbook(steps, params=None, limits=None, verify=None):
+    doc = {
+        "id": "test-book",
+        "title": "A runbook for tests",
+        "owner": "team-test",
+        "risk": "low",
+        "reversible": False,
+        "match": {"alertnames": ["Anything"]},
+        "autonomy": {"default": "auto"},
+        "params": params
+        or {
+            "target": {
+                "source": "label:target",
+                "type": "string",
+                "pattern": r"^[^\x00-\x1f]{1,300}$",
+                "allow_leading_dash": False,
+            }
+        },
+        "steps": steps,
+    }
+    if limits:
+        doc["limits"] = limits
+    if verify:
+        doc["verify"] = verify
+    return parse(yaml.safe_dump(doc))
+
+
+HOSTILE = [
+    "web; rm -rf /",
+    "a && b",
+    "$(id)",
+    "`id`",
+    "'quoted' \"double\"",
+    "../etc/passwd",
+    "two words",
+    "x" * 250,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_label_values_arrive_as_one_literal_argument(value):
+    rb = _runbook(
+        [
+            {
+                "name": "echo",
+                "action": "command",
+                "with": {"argv": [*ECHO_ARGS, "--target", "{{ target }}"]},
+            }
+        ]
+    )
+    params = resolve_params(rb, origin_service=None, labels={"target": value})
+    _, outcome = perform(rb.doc["steps"][0], params, ActionContext(), run_action)
+    assert outcome.ok, outcome.output
+    assert json.loads(outcome.output.removeprefix("exit 0:").strip()) == ["--target", value]
+
+
+@pytest.mark.parametrize(
+    "value", ["-rf", "--help", "x\ny", "x\x00y", "a\tb", "é" * 300, "bad\udcff"]
+)
+def test_hostile_values_that_fail_validation_never_run(value):
+    rb = _runbook(
+        [{"name": "echo", "action": "command", "with": {"argv": ["true"]}}],
+        params={"target": {"source": "label:target", "type": "string", "pattern": r"^\S{1,256}$"}},
+    )
+    with pytest.raises(ParamError):
+        resolve_params(rb, origin_service=None, labels={"target": value})
+
+
+def test_no_shell_is_ever_involved(tmp_path):
+    marker = tmp_path / "pwned"
+    rb = _runbook(
+        [{"name": "echo", "action": "command", "with": {"argv": ["echo", "{{ target }}"]}}]
+    )
+    params = resolve_params(rb, origin_service=None, labels={"target": f"x; touch {marker}"})
+    _, outcome = perform(rb.doc["steps"][0], params, ActionContext(), run_action)
+    assert outcome.ok and not marker.exists()
+    assert f"x; touch {marker}" in outcome.output
+
+
+def test_timeouts_kill_the_process_and_retries_back_off():
+    sleeps = []
+    ctx = ActionContext(sleep=sleeps.append)
+    step = {
+        "name": "slow",
+        "action": "command",
+        "timeout_s": 0.3,
+        "retries": 2,
+        "backoff_s": 0.5,
+        "with": {"argv": [sys.executable, "-c", "import time; time.sleep(5)"]},
+    }
+    _, outcome = perform(step, {}, ctx, run_action)
+    assert not outcome.ok and "timed out" in outcome.output and "attempt 3" in outcome.output
+    assert sleeps == [0.5, 1.0]
+
+
+def test_unknown_program_and_bad_argv_fail_cleanly():
+    assert not run_action("command", {"argv": ["no-such-program-xyz"]}, ActionContext()).ok
+    assert not run_action("command", {"argv": "echo hi"}, ActionContext()).ok
+
+
+def test_secrets_are_injected_but_never_shown(monkeypatch):
+    monkeypatch.setenv("BATON_SECRET_API_TOKEN", "s3cr3t-value")
+    step = {
+        "name": "echo",
+        "action": "command",
+        "with": {"argv": [*ECHO_ARGS, "{{ secret.API_TOKEN }}"]},
+    }
+    shown, outcome = perform(step, {}, ActionContext(), run_action)
+    assert outcome.ok
+    assert "s3cr3t-value" not in outcome.output and "***" in outcome.output
+    assert shown["argv"][-1] == "***"
+    monkeypatch.delenv("BATON_SECRET_API_TOKEN")
+    _, missing = perform(step, {}, ActionContext(), run_action)
+    assert not missing.ok and "BATON_SECRET_API_TOKEN" in missing.output
+
+
+class _Api(BaseHTTPRequestHandler):
+    seen: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Api.seen.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+        self.send_response(202 if self.path == "/ok" else 500)
+        self.end_headers()
+        self.wfile.write(b"done")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def api_server():
+    _Api.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_action_sends_values_as_json_not_as_syntax(api_server, monkeypatch):
+    monkeypatch.setenv("BATON_SECRET_HOOK", "tok-123")
+    rb = _runbook(
+        [
+            {
+                "name": "call",
+                "action": "http",
+                "with": {
+                    "method": "POST",
+                    "url": f"{api_server}/ok",
+                    "headers": {"Authorization": "Bearer {{ secret.HOOK }}"},
+                    "json": {"target": "{{ target }}", "note": "for {{ target }}"},
+                    "expect_status": 202,
+                },
+            }
+        ]
+    )
+    params = resolve_params(rb, origin_service=None, labels={"target": 'a"}, "x": {"y'})
+    shown, outcome = perform(rb.doc["steps"][0], params, ActionContext(), run_action)
+    assert outcome.ok, outcome.output
+    _, auth, body = _Api.seen[0]
+    assert auth == "Bearer tok-123" and shown["headers"]["Authorization"] == "Bearer ***"
+    assert body == {"target": 'a"}, "x": {"y', "note": 'for a"}, "x": {"y'}
+    bad = run_action(
+        "http", {"method": "POST", "url": f"{api_server}/fail", "json": {}}, ActionContext()
+    )
+    assert not bad.ok and "HTTP 500" in bad.output
+
+
+def test_continue_on_error_and_wait(demo):
+    rb_doc = {
+        "name": "may fail",
+        "action": "command",
+        "continue_on_error": True,
+        "with": {"argv": ["false"]},
+    }
+    _, outcome = perform(rb_doc, {}, ActionContext(), run_action)
+    assert not outcome.ok
+    slept = []
+    assert run_action("wait", {"seconds": 2}, ActionContext(sleep=slept.append)).ok
+    assert slept == [2.0]
+    assert not run_action("wait", {"seconds": 99999}, ActionContext()).ok
+
+
+def test_limits_hold_under_concurrent_proposals(demo):
+    rb = _runbook(
+        [{"name": "noop", "action": "command", "with": {"argv": ["true"]}}],
+        limits={"max_per_hour": 2},
+    )
+    from baton.act.runbook import Catalogue
+    from baton.act.service import sync_catalogue
+
+    with demo.platform.db.session() as s:
+        sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
+    results = []
+
+    def propose(i):  # like the act stage: a refused run is recorded, the rest commits
+        with demo.platform.db.session() as s:
+            try:
+                create_execution(
+                    s,
+                    runbook=rb,
+                    params={"target": f"t{i}"},
+                    incident_id=None,
+                    decision_id=None,
+                    at=demo.clock.now(),
+                    requested_by=Actor("t", "human"),
+                )
+                results.append("ok")
+            except LimitReached:
+                results.append("limited")
+
+    threads = [threading.Thread(target=propose, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["limited"] * 4 + ["ok"] * 2
+    with demo.platform.db.session() as s:
+        assert s.query(Execution).filter_by(runbook_id="test-book").count() == 2
+        limited = s.query(AuditRecord).filter_by(action="execution.limited").count()
+    assert limited == 4
+
+
+def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
+    flag = tmp_path / "fixed"
+    rb = _runbook(
+        [{"name": "fix", "action": "command", "with": {"argv": ["touch", str(flag)]}}],
+        verify=[
+            {
+                "name": "flag exists",
+                "check": "command_exit",
+                "with": {"argv": ["test", "-f", str(flag)]},
+            }
+        ],
+    )
+    from baton.act.runbook import Catalogue
+    from baton.act.service import sync_catalogue
+
+    with demo.platform.db.session() as s:
+        sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
+        execution, _ = create_execution(
+            s,
+            runbook=rb,
+            params={"target": "x"},
+            incident_id=None,
+            decision_id=None,
+            at=demo.clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+    p = demo.platform
+    assert run_execution(p.db, execution.id, p.action_context(), p.clock.now) == "verifying"
+    p.tick()
+    with p.db.session() as s:
+        done = s.get(Execution, execution.id)
+        assert done.status == "succeeded" and done.verified is True
+        assert [st.phase for st in done.steps] == ["step", "verify"]
