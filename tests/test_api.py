@@ -31,6 +31,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/runbooks/schema"): R,
     ("GET", "/api/v1/runbooks/{runbook_id}"): R,
     ("POST", "/api/v1/runbooks/reload"): G,
+    ("POST", "/api/v1/runbooks/{runbook_id}/dry-run"): OPS,
     ("POST", "/api/v1/runbooks/{runbook_id}/breaker/close"): G,
     ("GET", "/api/v1/proposals"): R,
     ("GET", "/api/v1/decisions"): R,
@@ -302,3 +303,23 @@ def test_unexpected_errors_keep_the_json_shape(platform, tokens, monkeypatch):
     assert resp.json() == {
         "error": {"code": "internal", "message": "internal error; see the server log"}
     }
+
+
+def test_dry_run_renders_or_names_the_bad_param(client, tokens):
+    url = "/api/v1/runbooks/rollback-deploy/dry-run"
+    ok = client.post(
+        url, json={"params": {"service": "checkout-api"}}, headers=auth(tokens, Role.TECHNICIAN)
+    )
+    assert ok.status_code == 200
+    assert ok.json()["dry_run"]["steps"][0]["with"] == {
+        "remediation": "rollback",
+        "service": "checkout-api",
+    }
+    bad = client.post(
+        url, json={"params": {"service": "-rf"}}, headers=auth(tokens, Role.TECHNICIAN)
+    )
+    assert bad.status_code == 422 and "param 'service'" in bad.json()["error"]["message"]
+    unknown = client.post(
+        url, json={"params": {"sevrice": "x"}}, headers=auth(tokens, Role.TECHNICIAN)
+    )
+    assert unknown.status_code == 422 and "sevrice" in unknown.json()["error"]["message"]

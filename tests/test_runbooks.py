@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,24 @@ def test_label_params_must_be_constrained():
     )
     with pytest.raises(RunbookError, match=r"params\.service"):
         parse(loose)
+
+
+def test_cli_dry_run_shows_argv_and_masks_secrets(tmp_path, monkeypatch):
+    book = tmp_path / "books"
+    book.mkdir()
+    (book / "call.yaml").write_text(
+        GOOD.replace(
+            '    action: sandbox\n    with: {remediation: restart, service: "{{ service }}"}',
+            '    action: command\n    with: {argv: [curl, -H, "X-Token: {{ secret.TOKEN }}", '
+            '"https://{{ service }}/restart"]}',
+        )
+    )
+    monkeypatch.setenv("BATON_RUNBOOKS_DIR", str(book))
+    monkeypatch.setenv("BATON_SECRET_TOKEN", "hunter2")
+    result = CliRunner().invoke(
+        app, ["runbooks", "dry-run", "restart-service", "--param", "service=web-portal"]
+    )
+    assert result.exit_code == 0, result.output
+    argv = json.loads(result.stdout)["dry_run"]["steps"][0]["with"]["argv"]
+    assert argv == ["curl", "-H", "X-Token: ***", "https://web-portal/restart"]
+    assert "hunter2" not in result.output

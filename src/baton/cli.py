@@ -275,6 +275,43 @@ def runbooks_validate(
         raise fail(f"no runbooks found in {directory}", 1)
 
 
+@runbooks_app.command("dry-run")
+def runbooks_dry_run(
+    runbook_id: Annotated[str, typer.Argument(help="Runbook id.")],
+    param: Annotated[list[str] | None, typer.Option(help="A param, name=value.")] = None,
+) -> None:
+    """Show exactly what a runbook would run (argv, URLs, targets), running nothing."""
+    from baton.act.runbook import ParamError, dry_run, load_dir, resolve_params
+
+    cfg = settings()
+    try:
+        catalogue = load_dir(cfg.runbooks_path)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    rb = catalogue.get(runbook_id)
+    if rb is None:
+        raise fail(f"no runbook {runbook_id!r} in {cfg.runbooks_path}")
+    pairs = param or []
+    if any("=" not in p for p in pairs):
+        raise fail("--param takes name=value")
+    try:
+        params = resolve_params(
+            rb, origin_service=None, labels={}, overrides=dict(p.split("=", 1) for p in pairs)
+        )
+    except ParamError as exc:
+        raise fail(str(exc)) from None
+    print(
+        _json(
+            {
+                "runbook": rb.id,
+                "version": rb.version,
+                "params": params,
+                "dry_run": dry_run(rb, params),
+            }
+        )
+    )
+
+
 @runbooks_app.command("schema")
 def runbooks_schema() -> None:
     """Print the runbook JSON Schema (for editors and CI)."""

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
 TIERS = ("observe", "recommend", "approve", "auto")
 _TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*|secret\.[A-Za-z0-9_]{1,64})\s*\}\}")
+_SECRET = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_]{1,64})\s*\}\}")
 MAX_PARAM_LEN = 256
 
 
@@ -239,6 +240,9 @@ def resolve_params(
     """Fill params from their sources (or human overrides) and validate each one."""
     values: dict[str, Any] = {}
     overrides = overrides or {}
+    unknown = set(overrides) - set(runbook.params)
+    if unknown:
+        raise ParamError(sorted(unknown)[0], "is not a parameter of this runbook")
     for name, spec in runbook.params.items():
         source = spec["source"]
         if name in overrides:
@@ -254,9 +258,6 @@ def resolve_params(
                 raise ParamError(name, f"required but {source} gave no value")
             continue
         values[name] = validate_value(name, spec, raw)
-    unknown = set(overrides) - set(runbook.params)
-    if unknown:
-        raise ParamError(sorted(unknown)[0], "is not a parameter of this runbook")
     return values
 
 
@@ -279,7 +280,12 @@ def render(template: Any, params: dict[str, Any]) -> Any:
 
 
 def dry_run(runbook: Runbook, params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Exactly what would run, check and undo with these params, rendered, nothing run."""
+    """Exactly what would run, check and undo with these params, rendered, nothing run
+    (secrets appear as their mask)."""
+    params = {
+        **params,
+        **{f"secret.{n}": "***" for n in _SECRET.findall(orjson.dumps(runbook.doc).decode())},
+    }
     return {
         section: [
             {

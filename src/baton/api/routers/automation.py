@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.executor import to_dict as execution_dict
-from baton.act.runbook import dry_run, schema
+from baton.act.runbook import ParamError, dry_run, resolve_params, schema
 from baton.act.service import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
@@ -73,6 +73,33 @@ def runbook(
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
     return {"id": rb.id, "version": rb.version, "document": rb.doc, "trust": trust(s, rb.id)}
+
+
+class DryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/runbooks/{runbook_id}/dry-run", summary="Render exactly what would run")
+def dry_run_route(
+    runbook_id: str,
+    _: Principal = OPERATE,
+    body: DryRunIn = Depends(parsed(DryRunIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    rb = p.catalogue.get(runbook_id)
+    if rb is None:
+        raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
+    try:
+        params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
+    except ParamError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    return {
+        "runbook": rb.id,
+        "version": rb.version,
+        "params": params,
+        "dry_run": dry_run(rb, params),
+    }
 
 
 @router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
