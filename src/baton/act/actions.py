@@ -96,7 +96,7 @@ def _argv(args: dict[str, Any]) -> list[str]:
         raise ValueError("command needs 'argv': a non-empty list of strings")
     if any("\x00" in a for a in argv):
         raise ValueError("an argument contains a NUL byte")
-    if shutil.which(argv[0]) is None:
+    if shutil.which(argv[0], path=SAFE_ENV["PATH"]) is None:
         raise ValueError(f"program {argv[0]!r} not found")
     return argv
 
