@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import yaml
@@ -280,3 +281,75 @@ def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
         done = s.get(Execution, execution.id)
         assert done.status == "succeeded" and done.verified is True
         assert [st.phase for st in done.steps] == ["step", "verify"]
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    script = (
+        "import subprocess,sys,time;"
+        f"p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']);"
+        f"open({str(pidfile)!r},'w').write(str(p.pid));time.sleep(60)"
+    )
+    started = time.monotonic()
+    outcome = run_action(
+        "command", {"argv": [sys.executable, "-c", script]}, ActionContext(timeout_s=1.0)
+    )
+    assert not outcome.ok and "timed out" in outcome.output
+    assert time.monotonic() - started < 10
+    child = int(pidfile.read_text())
+    time.sleep(0.3)
+    stat = Path(f"/proc/{child}/stat")
+    if stat.exists():  # a zombie waiting to be reaped is dead too
+        assert stat.read_text().split(") ")[1][0] == "Z"  # the grandchild is gone too
+
+
+def test_cancel_kills_a_running_command(demo):
+    import time
+
+    rb = _runbook(
+        [
+            {
+                "name": "long",
+                "action": "command",
+                "timeout_s": 120,
+                "with": {"argv": [sys.executable, "-c", "import time; time.sleep(60)"]},
+            }
+        ]
+    )
+    from baton.act.runbook import Catalogue
+    from baton.act.service import sync_catalogue
+
+    p = demo.platform
+    with p.db.session() as s:
+        sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
+        execution, _ = create_execution(
+            s,
+            runbook=rb,
+            params={"target": "x"},
+            incident_id=None,
+            decision_id=None,
+            at=demo.clock.now(),
+            requested_by=Actor("t", "human"),
+        )
+    outcome = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            status=run_execution(p.db, execution.id, p.action_context(), p.clock.now)
+        )
+    )
+    started = time.monotonic()
+    worker.start()
+    for _ in range(50):
+        with p.db.session() as s:
+            if s.get(Execution, execution.id).status == "running":
+                break
+        time.sleep(0.1)
+    p.override(execution.id, "cancel", "wrong_fix", "stop now", Actor("alice", "human"))
+    worker.join(timeout=15)
+    assert not worker.is_alive() and outcome["status"] == "cancelled"
+    assert time.monotonic() - started < 15
+    with p.db.session() as s:
+        step = s.get(Execution, execution.id).steps[0]
+        assert "stopped" in step.output and "killed" in step.output

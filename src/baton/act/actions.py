@@ -8,7 +8,10 @@ one argv element or one JSON value: it can never add or split arguments.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +23,7 @@ import httpx
 from baton.act.secrets import scrub
 
 MAX_OUTPUT = 4000
+POLL_S = 0.2
 DEFAULT_TIMEOUT_S = 60.0
 # A command inherits only these from Baton's environment (no tokens, no secrets).
 SAFE_ENV = {
@@ -50,6 +54,7 @@ class ActionContext:
     secrets: dict[str, str] = field(default_factory=dict)  # values, to scrub from output
     timeout_s: float = DEFAULT_TIMEOUT_S
     sleep: Callable[[float], None] = time.sleep
+    should_cancel: Callable[[], str | None] = lambda: None  # polled while a command runs
 
     def sandbox(self) -> SandboxTarget:
         target = self.targets.get("sandbox")
@@ -101,20 +106,41 @@ def _argv(args: dict[str, Any]) -> list[str]:
     return argv
 
 
-def _run(args: dict[str, Any], ctx: ActionContext) -> subprocess.CompletedProcess[str]:
+def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str | None]:
+    """Run the argv in its own process group; return (exit code, output, why it was stopped).
+
+    The group is killed on timeout or when the execution is cancelled (a person, the kill
+    switch), so children it started do not outlive it.
+    """
     env = {**SAFE_ENV, **{k: str(v) for k, v in (args.get("env") or {}).items()}}
-    return subprocess.run(  # noqa: S603 - argv list, no shell; values validated upstream
+    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell; values validated upstream
         _argv(args),
         shell=False,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=args.get("cwd") or "/",
         text=True,
         errors="replace",
-        timeout=ctx.timeout_s,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        cwd=args.get("cwd") or "/",
+        start_new_session=True,
     )
+    deadline = time.monotonic() + ctx.timeout_s
+    while True:
+        try:
+            output, _ = proc.communicate(timeout=POLL_S)
+            return proc.returncode, output or "", None
+        except subprocess.TimeoutExpired:
+            timed_out = time.monotonic() >= deadline
+            cancelled = None if timed_out else ctx.should_cancel()
+            if timed_out or cancelled:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                output, _ = proc.communicate()
+                why = (
+                    f"timed out after {ctx.timeout_s:g}s" if timed_out else f"stopped: {cancelled}"
+                )
+                return None, output or "", why
 
 
 def _clip(text: str, ctx: ActionContext) -> str:
@@ -126,17 +152,12 @@ def _command(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     """Run a program with an argv list; success is its expected exit code (default 0)."""
     if ctx.dry_run:
         return Outcome(True, f"would run argv {_argv(args)}")
-    try:
-        done = _run(args, ctx)
-    except subprocess.TimeoutExpired:
-        return Outcome(False, f"timed out after {ctx.timeout_s:.0f}s (process killed)")
+    code, output, stopped = _run(args, ctx)
+    if stopped:
+        detail = f"{stopped} (process group killed): {_clip(output, ctx)}".strip()
+        return Outcome(False, detail, {"stopped": stopped.startswith("stopped")})
     want = args.get("expect_exit", 0)
-    output = _clip((done.stdout or "") + (done.stderr or ""), ctx)
-    return Outcome(
-        done.returncode == want,
-        f"exit {done.returncode}: {output}".strip(),
-        {"exit": done.returncode},
-    )
+    return Outcome(code == want, f"exit {code}: {_clip(output, ctx)}".strip(), {"exit": code})
 
 
 def _http(args: dict[str, Any], ctx: ActionContext) -> Outcome:

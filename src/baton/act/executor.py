@@ -7,6 +7,7 @@ slept for inside the executor, so it works the same in simulated and real time.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -270,6 +271,14 @@ def _run_steps(
         shown, outcome = perform(item, params, ctx, run_action)
         _record_step(db, execution_id, seq, phase, item, shown, outcome, started, now())
         seq += 1
+        if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
+            return StepsResult(
+                False,
+                seq,
+                completed,
+                f"stopped during step {render(item['name'], params)!r}",
+                stopped=True,
+            )
         if not outcome.ok and item.get("continue_on_error"):
             continue
         if not outcome.ok:
@@ -281,6 +290,20 @@ def _run_steps(
             )
         completed += 1
     return StepsResult(True, seq, completed, "all steps ok")
+
+
+def _throttled(check: Callable[[], str | None], every_s: float = 1.0) -> Callable[[], str | None]:
+    """Ask the database at most once a second while a command runs."""
+    last = [0.0]
+
+    def ask() -> str | None:
+        now = time.monotonic()
+        if now - last[0] < every_s:
+            return None
+        last[0] = now
+        return check()
+
+    return ask
 
 
 def perform(
@@ -381,6 +404,8 @@ def run_execution(
             if s.get(Execution, execution_id).cancel_requested:
                 return "a human cancelled it"
         return outer_stop()
+
+    ctx = replace(ctx, should_cancel=_throttled(should_stop))
 
     if runbook is None:
         with db.session() as s:
