@@ -204,7 +204,7 @@ def test_continue_on_error_and_wait(demo):
     assert not outcome.ok
     slept = []
     assert run_action("wait", {"seconds": 2}, ActionContext(sleep=slept.append)).ok
-    assert slept == [2.0]
+    assert slept == [1.0, 1.0]  # in slices, so a cancel can end the wait
     assert not run_action("wait", {"seconds": 99999}, ActionContext()).ok
 
 
@@ -353,3 +353,95 @@ def test_cancel_kills_a_running_command(demo):
     with p.db.session() as s:
         step = s.get(Execution, execution.id).steps[0]
         assert "stopped" in step.output and "killed" in step.output
+
+
+@pytest.mark.parametrize("value", ["-5", "+7", " 9 ", "1_000", "٣", "1" * 30, "1e3", True])
+def test_integer_params_are_strict(value):
+    rb = _runbook(
+        [{"name": "scale", "action": "command", "with": {"argv": [*ECHO_ARGS, "{{ n }}"]}}],
+        params={"n": {"source": "label:n", "type": "integer", "maximum": 20}},
+    )
+    with pytest.raises(ParamError):
+        resolve_params(rb, origin_service=None, labels={"n": value})
+    params = resolve_params(rb, origin_service=None, labels={"n": "12"})
+    _, outcome = perform(rb.doc["steps"][0], params, ActionContext(), run_action)
+    assert outcome.ok and json.loads(outcome.output.removeprefix("exit 0:").strip()) == ["12"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["evil.com#", "evil.com?", "evil.com/", "a@evil.com#", "169.254.169.254/latest/meta-data#"],
+)
+def test_a_value_inside_a_url_cannot_move_the_host(value):
+    rb = _runbook(
+        [{"name": "call", "action": "http", "with": {"url": "https://{{ target }}.internal/x"}}]
+    )
+    params = resolve_params(rb, origin_service=None, labels={"target": value})
+    shown, _ = perform(rb.doc["steps"][0], params, ActionContext(dry_run=True), run_action)
+    from urllib.parse import urlsplit
+
+    assert urlsplit(shown["url"]).path == "/x" and urlsplit(shown["url"]).hostname.endswith(
+        ".internal"
+    )
+
+
+def test_unconstrained_params_and_shell_code_do_not_validate():
+    loose = {"source": "incident.origin_service", "type": "string"}
+    with pytest.raises(Exception, match=r"params\.service"):
+        _runbook(
+            [{"name": "x", "action": "command", "with": {"argv": ["true"]}}],
+            params={"service": loose},
+        )
+    for argv in (
+        ["sh", "-c", "systemctl restart {{ target }}"],
+        ["ssh", "host", "restart {{ target }}"],
+    ):
+        with pytest.raises(Exception, match="shell code"):
+            _runbook([{"name": "x", "action": "command", "with": {"argv": argv}}])
+
+
+def test_cancel_stops_retries_and_nul_and_huge_output_are_handled():
+    calls = []
+    cancel = iter([None, "a person cancelled it"] + ["a person cancelled it"] * 50)
+    ctx = ActionContext(sleep=lambda s: None, should_cancel=lambda: next(cancel))
+    step = {
+        "name": "flaky",
+        "action": "command",
+        "retries": 3,
+        "backoff_s": 5,
+        "with": {
+            "argv": [sys.executable, "-c", "import sys; sys.stdout.write('a\\x00b'); sys.exit(1)"]
+        },
+    }
+
+    def counting(kind, args, c):
+        calls.append(kind)
+        return run_action(kind, args, c)
+
+    _, outcome = perform(step, {}, ctx, counting)
+    assert len(calls) == 1 and "stopped before a retry" in outcome.output
+    assert "\x00" not in outcome.output
+    big = run_action(
+        "command",
+        {"argv": [sys.executable, "-c", "import sys; sys.stdout.write('x' * 50_000_000)"]},
+        ActionContext(timeout_s=60),
+    )
+    assert big.ok and len(big.output) < 10_000
+
+
+def test_all_known_secrets_are_scrubbed_in_their_encodings(monkeypatch, tmp_path):
+    secrets_file = tmp_path / "secrets.yaml"
+    secrets_file.write_text("DB_PASSWORD: 'p@ss w/rd+1é\"x'\n")
+    monkeypatch.setenv("BATON_SECRETS_FILE", str(secrets_file))
+    script = (
+        "import json,sys,urllib.parse,base64; v=sys.argv[1];"
+        "print(v, urllib.parse.quote(v), json.dumps(v), base64.b64encode(v.encode()).decode())"
+    )
+    step = {
+        "name": "leaky",
+        "action": "command",
+        "with": {"argv": [sys.executable, "-c", script, "{{ secret.DB_PASSWORD }}"]},
+    }
+    shown, outcome = perform(step, {}, ActionContext(), run_action)
+    assert outcome.ok and "p@ss" not in outcome.output and "cEBzc" not in outcome.output
+    assert shown["argv"][-1] == "***"

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import httpx
 from baton.act.secrets import scrub
 
 MAX_OUTPUT = 4000
+MAX_KEPT = 32 * 1024  # bytes of a program's or server's output kept (head and tail)
 POLL_S = 0.2
 DEFAULT_TIMEOUT_S = 60.0
 # A command inherits only these from Baton's environment (no tokens, no secrets).
@@ -97,22 +99,51 @@ def _sandbox_metric(args: dict[str, Any], ctx: ActionContext) -> Outcome:
 
 def _argv(args: dict[str, Any]) -> list[str]:
     argv = args.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise ValueError("command needs 'argv': a non-empty list of strings")
+    if not isinstance(argv, list) or not argv:
+        raise ValueError("command needs 'argv': a non-empty list")
+    if not all(isinstance(a, str | int) and not isinstance(a, bool) for a in argv):
+        raise ValueError("every argv element must be a string or an integer")
+    argv = [str(a) for a in argv]
     if any("\x00" in a for a in argv):
         raise ValueError("an argument contains a NUL byte")
     if shutil.which(argv[0], path=SAFE_ENV["PATH"]) is None:
-        raise ValueError(f"program {argv[0]!r} not found")
+        raise ValueError("program not found on the command PATH: " + argv[0][:80])
     return argv
+
+
+class _Capture(threading.Thread):
+    """Reads a child's output, keeping only its first and last `MAX_KEPT` bytes."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.head, self.tail, self.dropped = stream, b"", b"", 0
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self.stream.read1(8192), b""):
+            if len(self.head) < MAX_KEPT:
+                room = MAX_KEPT - len(self.head)
+                self.head, chunk = self.head + chunk[:room], chunk[room:]
+            self.tail = (self.tail + chunk)[-MAX_KEPT:]
+            self.dropped += max(0, len(chunk) - MAX_KEPT)
+
+    def text(self) -> str:
+        gap = f"\n… ({self.dropped} bytes left out) …\n" if self.dropped else ""
+        return self.head.decode(errors="replace") + gap + self.tail.decode(errors="replace")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str | None]:
     """Run the argv in its own process group; return (exit code, output, why it was stopped).
 
-    The group is killed on timeout or when the execution is cancelled (a person, the kill
-    switch), so children it started do not outlive it.
+    The group is killed on timeout, on cancel (a person, the kill switch) and after a
+    normal exit too, so background children it left do not outlive the step. A runbook's
+    `env` cannot replace PATH.
     """
-    env = {**SAFE_ENV, **{k: str(v) for k, v in (args.get("env") or {}).items()}}
+    env = {**{k: str(v) for k, v in (args.get("env") or {}).items()}, **SAFE_ENV}
     proc = subprocess.Popen(  # noqa: S603 - argv list, no shell; values validated upstream
         _argv(args),
         shell=False,
@@ -121,30 +152,28 @@ def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str
         stdin=subprocess.DEVNULL,
         env=env,
         cwd=args.get("cwd") or "/",
-        text=True,
-        errors="replace",
         start_new_session=True,
     )
-    deadline = time.monotonic() + ctx.timeout_s
-    while True:
+    capture = _Capture(proc.stdout)
+    capture.start()
+    deadline, why = time.monotonic() + ctx.timeout_s, None
+    while why is None:
         try:
-            output, _ = proc.communicate(timeout=POLL_S)
-            return proc.returncode, output or "", None
+            proc.wait(timeout=POLL_S)
+            break
         except subprocess.TimeoutExpired:
-            timed_out = time.monotonic() >= deadline
-            cancelled = None if timed_out else ctx.should_cancel()
-            if timed_out or cancelled:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                output, _ = proc.communicate()
-                why = (
-                    f"timed out after {ctx.timeout_s:g}s" if timed_out else f"stopped: {cancelled}"
-                )
-                return None, output or "", why
+            if time.monotonic() >= deadline:
+                why = f"timed out after {ctx.timeout_s:g}s"
+            elif cancelled := ctx.should_cancel():
+                why = f"stopped: {cancelled}"
+    _kill_group(proc)
+    proc.wait()
+    capture.join(timeout=2)  # a detached grandchild may hold the pipe: do not wait on it
+    return (None if why else proc.returncode), capture.text(), why
 
 
 def _clip(text: str, ctx: ActionContext) -> str:
-    text = scrub(text, ctx.secrets)
+    text = scrub(text, ctx.secrets).replace("\x00", "\\0")  # databases refuse NUL
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + "… (truncated)"
 
 
@@ -169,31 +198,47 @@ def _http(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     if ctx.dry_run:
         return Outcome(True, f"would {method} {scrub(url, ctx.secrets)}")
     try:
-        response = httpx.request(
+        with httpx.stream(
             method,
             url,
             headers=args.get("headers") or {},
             json=args.get("json"),
             timeout=ctx.timeout_s,
-        )
-    except httpx.HTTPError as exc:
-        return Outcome(False, f"{type(exc).__name__}: {_clip(str(exc), ctx)}")
+        ) as response:
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk[: MAX_KEPT - len(body)]
+                if len(body) >= MAX_KEPT:
+                    break
+    except httpx.HTTPError as exc:  # its message may carry the URL: say only what failed
+        return Outcome(False, f"{type(exc).__name__} calling {scrub(url, ctx.secrets)[:200]}")
     expected = args.get("expect_status")
     wanted = expected if isinstance(expected, list) else [expected] if expected else None
     ok = response.status_code in wanted if wanted else response.is_success
     return Outcome(
         ok,
-        f"HTTP {response.status_code}: {_clip(response.text, ctx)}",
+        f"HTTP {response.status_code}: {_clip(body.decode(errors='replace'), ctx)}",
         {"status": response.status_code},
     )
+
+
+def pause(ctx: ActionContext, seconds: float) -> str | None:
+    """Sleep in short slices so a cancel or the kill switch ends the wait; returns why."""
+    left = seconds
+    while left > 0:
+        ctx.sleep(min(1.0, left))
+        left -= 1.0
+        if why := ctx.should_cancel():
+            return why
+    return None
 
 
 def _wait(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     seconds = args.get("seconds")
     if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
         raise ValueError("wait needs 'seconds' between 0 and 3600")
-    if not ctx.dry_run:
-        ctx.sleep(float(seconds))
+    if not ctx.dry_run and (why := pause(ctx, float(seconds))):
+        return Outcome(False, f"stopped while waiting: {why}", {"stopped": True})
     return Outcome(True, f"waited {seconds}s")
 
 

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from baton.act import limits
-from baton.act.actions import ActionContext, Outcome, run_action, run_check
+from baton.act.actions import ActionContext, Outcome, pause, run_action, run_check
 from baton.act.runbook import Runbook, render
-from baton.act.secrets import masked, resolve
+from baton.act.secrets import known, masked, resolve
 from baton.act.secrets import names as secret_names
 from baton.act.service import get_version
 from baton.errors import Refused
@@ -320,17 +320,26 @@ def perform(
     shown = render(item.get("with", {}), {**params, **masked(wanted)})
     try:
         values = resolve(wanted)
+        everything = known()
     except KeyError as exc:
         return shown, Outcome(False, str(exc).strip("'\""))
     real = render(item.get("with", {}), {**params, **values})
-    step_ctx = replace(ctx, secrets=values, timeout_s=item.get("timeout_s", ctx.timeout_s))
+    step_ctx = replace(
+        ctx, secrets={**everything, **values}, timeout_s=item.get("timeout_s", ctx.timeout_s)
+    )
     kind = item.get("action") or item.get("check", "")
     retries, backoff = int(item.get("retries", 0)), float(item.get("backoff_s", 1.0))
     for attempt in range(retries + 1):
         outcome = runner(kind, real, step_ctx)
-        if outcome.ok or attempt == retries:
+        if outcome.ok or attempt == retries or outcome.observed.get("stopped"):
             break
-        ctx.sleep(backoff * 2**attempt)
+        if why := pause(ctx, backoff * 2**attempt):  # a cancel ends the back-off too
+            outcome = replace(
+                outcome,
+                observed={**outcome.observed, "stopped": True},
+                output=f"{outcome.output}; stopped before a retry: {why}",
+            )
+            break
     if retries and attempt:
         outcome = replace(outcome, output=f"{outcome.output} (attempt {attempt + 1})")
     return shown, outcome

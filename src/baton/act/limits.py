@@ -17,7 +17,7 @@ from baton.errors import Refused
 from baton.store.models import Execution
 
 ACTIVE = ("queued", "running", "verifying", "rolling_back")
-COUNTED = ("vetoed",)  # runs that never happened do not count against a rate
+NOT_COUNTED = ("vetoed",)  # runs that never happened do not count against a rate
 
 
 class LimitReached(Refused):
@@ -38,7 +38,7 @@ def check(
     """Raise LimitReached if one more run of `runbook` with `params` would break a limit."""
     limits = runbook.doc.get("limits") or {}
     hour_ago = at - timedelta(hours=1)
-    recent = (Execution.created_at > hour_ago, Execution.status.not_in(COUNTED))
+    recent = (Execution.created_at > hour_ago, Execution.status.not_in(NOT_COUNTED))
     mine = Execution.runbook_id == runbook.id
     per_hour = limits.get("max_per_hour")
     if per_hour and _count(session, mine, *recent) >= per_hour:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import yaml
@@ -114,6 +115,21 @@ def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
     return line
 
 
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish"}
+
+
+def _shell_code(argv: Any) -> bool:
+    """True when templated values would be run as shell code: `sh -c ...`, or the remote
+    command of `ssh` (which the remote side hands to a shell)."""
+    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
+        return False
+    program = argv[0].rsplit("/", 1)[-1]
+    templated = any(isinstance(a, str) and _TEMPLATE.search(a) for a in argv[1:])
+    if program in SHELLS:
+        return templated and "-c" in argv
+    return program == "ssh" and templated
+
+
 def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
     """Checks a JSON Schema cannot express: templates refer to declared params."""
     problems: list[tuple[list[Any], str]] = []
@@ -126,6 +142,17 @@ def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
                     problems.append(
                         ([section, i, "with"], f"uses {{{{ {name} }}}} but no such param")
                     )
+    for section in ("steps", "verify", "rollback"):
+        for i, item in enumerate(doc.get(section, [])):
+            argv = (item.get("with") or {}).get("argv")
+            if _shell_code(argv):
+                problems.append(
+                    (
+                        [section, i, "with", "argv"],
+                        "a param would become shell code here (sh -c, ssh command); "
+                        "call the program with arguments instead",
+                    )
+                )
     for name, spec in doc.get("params", {}).items():
         if "pattern" in spec:
             try:
@@ -206,15 +233,35 @@ def load_dir(directory: Path) -> Catalogue:
     return catalogue
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _validate_integer(name: str, spec: dict[str, Any], value: Any) -> int:
+    """ASCII digits only (no '+', '_', spaces or other scripts' digits), bounded, and held
+    to the same pattern / enum / leading-dash rules as strings."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ParamError(name, "must be an integer")
+    text = str(value)
+    if not _INTEGER.fullmatch(text):
+        raise ParamError(name, f"must be an integer of at most 18 digits, got {text[:40]!r}")
+    if text.startswith("-") and not spec.get("allow_leading_dash"):
+        raise ParamError(name, "must not be negative")
+    number = int(text)
+    if "minimum" in spec and number < spec["minimum"]:
+        raise ParamError(name, f"must be at least {spec['minimum']}")
+    if "maximum" in spec and number > spec["maximum"]:
+        raise ParamError(name, f"must be at most {spec['maximum']}")
+    if "enum" in spec and number not in spec["enum"] and text not in map(str, spec["enum"]):
+        raise ParamError(name, f"must be one of {spec['enum']}")
+    if "pattern" in spec and not re.fullmatch(spec["pattern"], text):
+        raise ParamError(name, f"does not match pattern {spec['pattern']!r}")
+    return number
+
+
 def validate_value(name: str, spec: dict[str, Any], value: Any) -> str | int:
     """Check one value against its param spec; it is used only if this passes."""
     if spec["type"] == "integer":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ParamError(name, "must be an integer")
-        try:
-            return int(value)
-        except ValueError:
-            raise ParamError(name, f"must be an integer, got {str(value)[:40]!r}") from None
+        return _validate_integer(name, spec, value)
     if not isinstance(value, str):
         raise ParamError(name, "must be a string")
     if not value or len(value) > MAX_PARAM_LEN:
@@ -261,21 +308,33 @@ def resolve_params(
     return values
 
 
-def render(template: Any, params: dict[str, Any]) -> Any:
+_MISSING = object()
+
+
+def render(template: Any, params: dict[str, Any], key: str | None = None) -> Any:
     """Substitute {{ name }} in string leaves; a whole-string template keeps the value's type.
 
     Substitution happens per leaf value: a parameter can never add keys, list items or
-    arguments, whatever characters it holds.
+    arguments, whatever characters it holds. Inside a `url` a value is percent-encoded, so
+    it cannot move the host, path or query. A list element whose optional param has no
+    value is left out rather than passed as an empty or `None` argument.
     """
     if isinstance(template, dict):
-        return {k: render(v, params) for k, v in template.items()}
+        return {k: render(v, params, k) for k, v in template.items()}
     if isinstance(template, list):
-        return [render(v, params) for v in template]
+        out = [render(v, params, key) for v in template]
+        return [v for v in out if v is not _MISSING]
     if isinstance(template, str):
         whole = _TEMPLATE.fullmatch(template.strip())
         if whole:
-            return params.get(whole.group(1))
-        return _TEMPLATE.sub(lambda m: str(params.get(m.group(1), "")), template)
+            value = params.get(whole.group(1))
+            return _MISSING if value is None and key is not None else value
+
+        def fill(match: re.Match[str]) -> str:
+            value = "" if params.get(match.group(1)) is None else str(params[match.group(1)])
+            return quote(value, safe="") if key == "url" else value
+
+        return _TEMPLATE.sub(fill, template)
     return template
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from baton.act import executor
 from baton.act.actions import ActionContext
+from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
@@ -457,6 +458,34 @@ class Platform:
         """Record an approval (optionally with changed params); queue the run once enough
         distinct people approved what will actually run."""
         at = self.clock.now()
+        try:
+            execution_id = self._approve(approval_id, approver, reason, params, at)
+        except LimitReached as exc:  # the approval stays pending; say so in the ledger
+            with self.db.session() as s:
+                append(
+                    s,
+                    actor=approver,
+                    action="execution.limited",
+                    subject=f"approval:{approval_id}",
+                    at=at,
+                    decision="refused",
+                    rationale=str(exc),
+                )
+            raise
+        if execution_id is None:
+            return None
+        self._start_due()
+        with self.db.session() as s:
+            return s.get(Execution, execution_id)
+
+    def _approve(
+        self,
+        approval_id: int,
+        approver: Actor,
+        reason: str,
+        params: dict[str, Any] | None,
+        at: datetime,
+    ) -> int | None:
         execution_id = None
         with self.db.session() as s:
             blocked = governance.blocked_reason(s, approval_id, self.policy, at)
@@ -488,11 +517,7 @@ class Platform:
                     params=governance.params_of(s, approval),
                 )
                 execution_id = execution.id if execution else None
-        if execution_id is None:
-            return None
-        self._start_due()
-        with self.db.session() as s:
-            return s.get(Execution, execution_id)
+        return execution_id
 
     def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
         with self.db.session() as s:
