@@ -481,3 +481,40 @@ def test_a_policy_written_elsewhere_is_picked_up_on_the_next_tick(demo, settings
     os.utime(path, (2, 2))
     demo.platform.tick()  # a broken file is logged, the last good policy stays
     assert demo.platform.policy.veto_window_s == 7
+
+
+def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
+    with demo.platform.db.session() as s:
+        _, tia = create_token(s, name="tia", role="technician", at=demo.clock.now())
+        _, tom = create_token(s, name="tom", role="technician", at=demo.clock.now())
+    client = TestClient(create_app(demo.platform))
+    url = "/api/v1/runbooks/rollback-deploy/run"
+    bad = client.post(
+        url,
+        json={"params": {"service": "x;y"}, "reason": "r"},
+        headers={"Authorization": f"Bearer {tia}"},
+    )
+    assert bad.status_code == 422 and "param 'service'" in bad.json()["error"]["message"]
+    missing = client.post(
+        "/api/v1/runbooks/nope/run",
+        json={"reason": "r"},
+        headers={"Authorization": f"Bearer {tia}"},
+    )
+    assert missing.status_code == 404
+    asked = client.post(
+        url,
+        json={
+            "params": {"service": "checkout-api"},
+            "reason": "the deploy at 10:00 broke checkout",
+        },
+        headers={"Authorization": f"Bearer {tia}"},
+    ).json()
+    assert asked["tier"] == "approve" and asked["execution"] is None
+    approve = f"/api/v1/approvals/{asked['approval']}/approve"
+    own = client.post(approve, json={"reason": "mine"}, headers={"Authorization": f"Bearer {tia}"})
+    assert own.status_code == 409 and "requester" in own.json()["error"]["message"]
+    other = client.post(
+        approve, json={"reason": "agreed"}, headers={"Authorization": f"Bearer {tom}"}
+    )
+    assert other.status_code == 200 and other.json()["execution"] is not None
+    assert "run.requested" in actions(demo)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from baton.act import executor
 from baton.act.actions import ActionContext
 from baton.act.limits import LimitReached
-from baton.act.runbook import Catalogue, load_dir
+from baton.act.runbook import Catalogue, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
 from baton.govern import breaker, escalation, killswitch, overrides
@@ -518,6 +518,62 @@ class Platform:
                 )
                 execution_id = execution.id if execution else None
         return execution_id
+
+    def request_run(
+        self,
+        runbook_id: str,
+        params: dict[str, Any],
+        requester: Actor,
+        reason: str,
+        incident_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A person asks for a runbook to run. It is a proposal like any other: validated,
+        decided by the same policy (so it may need someone else's approval), audited."""
+        runbook = self.catalogue.get(runbook_id)
+        if runbook is None:
+            raise LookupError(f"no runbook {runbook_id!r}")
+        chosen = resolve_params(runbook, origin_service=None, labels={}, overrides=params)
+        at = self.clock.now()
+        with self.db.session() as s:
+            if incident_id is not None and s.get(Incident, incident_id) is None:
+                raise LookupError(f"no incident {incident_id}")
+            proposal = Proposal(
+                incident_id=incident_id,
+                runbook_id=runbook.id,
+                runbook_version=runbook.version,
+                params=chosen,
+                confidence=1.0,
+                rationale=f"requested by {requester.name}: {reason}",
+                evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
+                proposer=requester.name,
+                status="new",
+                created_at=at,
+            )
+            s.add(proposal)
+            s.flush()
+            append(
+                s,
+                actor=requester,
+                action="run.requested",
+                subject=f"proposal:{proposal.id}",
+                at=at,
+                inputs={"runbook": runbook.id, "params": chosen, "incident": incident_id},
+                decision="proposed",
+                rationale=reason,
+            )
+            MultiStage([DecideStage(), ActStage()]).run(StageContext(s, at, self), [proposal])
+            decision = s.scalar(select(Decision).where(Decision.proposal_id == proposal.id))
+            approval = s.scalar(select(Approval).where(Approval.decision_id == decision.id))
+            execution = s.scalar(select(Execution).where(Execution.decision_id == decision.id))
+            result = {
+                "proposal": proposal.id,
+                "tier": decision.tier,
+                "reasons": decision.reasons,
+                "approval": approval.id if approval else None,
+                "execution": execution.id if execution else None,
+            }
+        self._start_due()
+        return result
 
     def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
         with self.db.session() as s:

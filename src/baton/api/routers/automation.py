@@ -102,6 +102,30 @@ def dry_run_route(
     }
 
 
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+    reason: str = Field(min_length=1, max_length=2000)
+    incident_id: int | None = None
+
+
+@router.post(
+    "/runbooks/{runbook_id}/run",
+    status_code=202,
+    summary="Ask for a run: decided by the policy like any proposal",
+)
+def request_run(
+    runbook_id: str,
+    who: Principal = OPERATE,
+    body: RunIn = Depends(parsed(RunIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    try:
+        return p.request_run(runbook_id, body.params, actor_of(who), body.reason, body.incident_id)
+    except ParamError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+
+
 @router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
 def close_breaker(
     runbook_id: str,
