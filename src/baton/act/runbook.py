@@ -290,6 +290,9 @@ def resolve_params(
     unknown = set(overrides) - set(runbook.params)
     if unknown:
         raise ParamError(sorted(unknown)[0], "is not a parameter of this runbook")
+    fixed = sorted(n for n in overrides if runbook.params[n]["source"].startswith("const:"))
+    if fixed:
+        raise ParamError(fixed[0], "is fixed by the runbook (const) and cannot be set")
     for name, spec in runbook.params.items():
         source = spec["source"]
         if name in overrides:
