@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -189,6 +191,55 @@ def _command(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     return Outcome(code == want, f"exit {code}: {_clip(output, ctx)}".strip(), {"exit": code})
 
 
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def ssh_argv(args: dict[str, Any]) -> list[str]:
+    """The local argv for running `argv` on a remote host over SSH with key auth.
+
+    ssh hands its remote command to the remote user's shell, so every element is quoted
+    for that shell: a value arrives there as exactly one literal argument.
+    """
+    host, user, remote = args.get("host"), args.get("user"), args.get("argv")
+    if not isinstance(host, str) or not _HOST.fullmatch(host):
+        raise ValueError("ssh needs a 'host': a hostname or IPv4 address")
+    if not isinstance(user, str) or not _USER.fullmatch(user):
+        raise ValueError("ssh needs a 'user': a plain login name")
+    if not isinstance(remote, list) or not remote:
+        raise ValueError("ssh needs 'argv': the remote program and its arguments")
+    port = args.get("port", 22)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ValueError("ssh 'port' must be 1-65535")
+    options = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"ConnectTimeout={max(1, min(30, int(args.get('connect_timeout_s', 10))))}",
+        "-p",
+        str(port),
+    ]
+    for key, flag in (("identity_file", "-i"), ("known_hosts", "UserKnownHostsFile")):
+        value = args.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise ValueError(f"ssh '{key}' must be an absolute path")
+        options += [flag, value] if flag == "-i" else ["-o", f"{flag}={value}"]
+    command = " ".join(shlex.quote(str(a)) for a in remote)
+    return ["ssh", *options, "--", f"{user}@{host}", command]
+
+
+def _ssh(args: dict[str, Any], ctx: ActionContext) -> Outcome:
+    """Run a program on a remote host (key auth, known host keys only)."""
+    argv = ssh_argv(args)
+    if ctx.dry_run:
+        return Outcome(True, f"would run argv {argv}")
+    return _command({"argv": argv, "expect_exit": args.get("expect_exit", 0)}, ctx)
+
+
 def _http(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     """Call an HTTP endpoint; success is an expected status (default any 2xx)."""
     method = str(args.get("method", "GET")).upper()
@@ -246,6 +297,7 @@ ACTIONS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "sandbox": _sandbox_action,
     "command": _command,
     "http": _http,
+    "ssh": _ssh,
     "wait": _wait,
 }
 # A check is an action whose success is the verdict: a command's exit code, an HTTP status.
@@ -253,6 +305,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "sandbox_metric": _sandbox_metric,
     "command_exit": _command,
     "http_check": _http,
+    "ssh_exit": _ssh,
 }
 
 

@@ -120,7 +120,7 @@ SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish"}
 
 def _shell_code(argv: Any) -> bool:
     """True when templated values would be run as shell code: `sh -c ...`, or the remote
-    command of `ssh` (which the remote side hands to a shell)."""
+    command of a raw `ssh` argv (use the `ssh` action, which quotes every argument)."""
     if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
         return False
     program = argv[0].rsplit("/", 1)[-1]
