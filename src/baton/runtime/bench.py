@@ -102,3 +102,59 @@ def demo_bench(args: BenchArgs) -> dict[str, Any]:
             return demo.run_once()
         finally:
             demo.close()
+
+
+NOOP_RUNBOOK = """\
+id: bench-noop
+title: Does nothing, for measuring the engine
+owner: team-bench
+risk: low
+reversible: false
+match: {alertnames: [BenchNeverFires]}
+steps:
+  - name: nothing
+    action: wait
+    with: {seconds: 0}
+autonomy: {default: auto}
+"""
+
+
+@bench("runbooks", "no-op executions through decide and the in-process backend")
+def runbooks_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.govern.audit import Actor
+    from baton.runtime.clock import SystemClock
+    from baton.runtime.platform import Platform
+    from baton.store.models import Execution
+
+    runs = args.size or 300
+    with tempfile.TemporaryDirectory() as home:
+        books = Path(home) / "runbooks"
+        books.mkdir()
+        (books / "bench-noop.yaml").write_text(NOOP_RUNBOOK)
+        (books / "policy.yaml").write_text("veto_window_s: 0\n")
+        platform = Platform(Settings(home=Path(home), runbooks_dir=books), SystemClock()).start()
+        actor = Actor("bench", "human")
+        started = time.perf_counter()
+        for i in range(runs):
+            platform.request_run("bench-noop", {}, actor, f"bench run {i}")
+            args.progress(i + 1, runs)
+        platform.backend.drain(timeout=600)
+        elapsed = time.perf_counter() - started
+        with platform.db.session() as s:
+            rows = s.query(Execution).all()
+            waits = [
+                (e.steps[0].started_at - e.created_at).total_seconds() * 1000
+                for e in rows
+                if e.steps
+            ]
+            succeeded = sum(1 for e in rows if e.status == "succeeded")
+        platform.close()
+    cuts = quantiles(waits, n=100)
+    return {
+        "backend": "in-process",
+        "executions": runs,
+        "succeeded": succeeded,
+        "executions_per_s": round(runs / elapsed, 1),
+        "p50_ms": round(cuts[49], 2),
+        "p99_ms": round(cuts[98], 2),
+    }

@@ -8,6 +8,7 @@ approve, reject, override, pause, resume, and change the policy.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -95,6 +96,8 @@ class Platform:
         self.policy = PolicyConfig()
         self._graph: tuple[float, topology.Topology] | None = None
         self._policy_stamp: float | None = None
+        self._submitted: set[int] = set()  # handed to the backend, not yet started
+        self._submitted_lock = threading.Lock()
         self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
         self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
         self.backend.register("execute", self._execute_task)
@@ -279,11 +282,16 @@ class Platform:
         return report
 
     def _start_due(self) -> int:
+        """Hand due executions to the backend, each once: one still waiting in the queue
+        is not submitted again on the next tick."""
         with self.db.session() as s:
-            ids = executor.due(s, self.clock.now())
-        for execution_id in ids:
+            ids = [i for i in executor.due(s, self.clock.now()) if i not in self._submitted]
+        with self._submitted_lock:
+            fresh = [i for i in ids if i not in self._submitted]
+            self._submitted.update(fresh)
+        for execution_id in fresh:
             self.backend.submit("execute", {"execution_id": execution_id})
-        return len(ids)
+        return len(fresh)
 
     def _unacknowledged(self, session: Session, at: datetime) -> list[escalation.Notice]:
         notices: list[escalation.Notice] = []
@@ -375,6 +383,8 @@ class Platform:
 
     def _execute_task(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
+        with self._submitted_lock:
+            self._submitted.discard(execution_id)
         with self.db.session() as s:
             execution = s.get(Execution, execution_id)
             runbook_id, service = execution.runbook_id, execution.params.get("service")
