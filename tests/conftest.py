@@ -6,11 +6,14 @@ user over TCP). Elsewhere it is skipped when unreachable; with CI set it must be
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,30 @@ def demo(settings):
     d = Demo(settings, DemoPlan(seed=3))
     yield d
     d.close()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """A local HTTP peer that records what it is sent: 202 for /ok, 500 for /fail."""
+
+    seen: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Recorder.seen.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+        status = {"/ok": 202, "/fail": 500}.get(self.path, 200)
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"done")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_peer():
+    """(base URL, list of (path, Authorization, JSON body)) of a recording HTTP server."""
+    _Recorder.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.seen
+    server.shutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -141,30 +140,8 @@ def test_secrets_are_injected_but_never_shown(monkeypatch):
     assert not missing.ok and "BATON_SECRET_API_TOKEN" in missing.output
 
 
-class _Api(BaseHTTPRequestHandler):
-    seen: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Api.seen.append((self.path, self.headers.get("Authorization"), json.loads(body)))
-        self.send_response(202 if self.path == "/ok" else 500)
-        self.end_headers()
-        self.wfile.write(b"done")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def api_server():
-    _Api.seen = []
-    server = HTTPServer(("127.0.0.1", 0), _Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_http_action_sends_values_as_json_not_as_syntax(api_server, monkeypatch):
+def test_http_action_sends_values_as_json_not_as_syntax(http_peer, monkeypatch):
+    api_server, seen = http_peer
     monkeypatch.setenv("BATON_SECRET_HOOK", "tok-123")
     rb = _runbook(
         [
@@ -184,7 +161,7 @@ def test_http_action_sends_values_as_json_not_as_syntax(api_server, monkeypatch)
     params = resolve_params(rb, origin_service=None, labels={"target": 'a"}, "x": {"y'})
     shown, outcome = perform(rb.doc["steps"][0], params, ActionContext(), run_action)
     assert outcome.ok, outcome.output
-    _, auth, body = _Api.seen[0]
+    _, auth, body = seen[0]
     assert auth == "Bearer tok-123" and shown["headers"]["Authorization"] == "Bearer ***"
     assert body == {"target": 'a"}, "x": {"y', "note": 'for a"}, "x": {"y'}
     bad = run_action(

@@ -3,10 +3,7 @@ approvals with changed params, on-call and escalation (delivered to a real HTTP 
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -213,29 +210,8 @@ def test_who_is_on_call_follows_rotation_and_overrides(db_url, settings, clock):
     p.close()
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def hook_server():
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_unacknowledged_incident_escalates_through_levels(demo, hook_server, monkeypatch):
+def test_unacknowledged_incident_escalates_through_levels(demo, http_peer, monkeypatch):
+    hook_server, received = http_peer
     monkeypatch.setenv("BATON_CHANNEL_OPS_CHAT", f"{hook_server}/slack")
     monkeypatch.setenv("BATON_CHANNEL_PAGER", f"{hook_server}/hook")
     p = demo.platform
@@ -271,9 +247,9 @@ def test_unacknowledged_incident_escalates_through_levels(demo, hook_server, mon
     assert first.subject.startswith("incident:") and first.notified[0]["targets"] == ["ana"]
     assert run_until(demo, lambda: esc()[0].level == 1, minutes=10)
     p.backend.drain(5)
-    paths = [path for path, _ in _Hook.received]
+    paths = [path for path, _, _ in received]
     assert paths == ["/slack", "/hook"]
-    assert "ana" in _Hook.received[0][1]["text"] and "escalation" in _Hook.received[1][1]
+    assert "ana" in received[0][2]["text"] and "escalation" in received[1][2]
     assert "escalation.delivery" in actions(demo)
     with p.db.session() as s:
         from baton.govern.escalation import acknowledge

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from baton.act.runbook import ParamError
 from baton.errors import Refused
 
 log = logging.getLogger("baton.api")
@@ -51,6 +52,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LookupError)
     async def _missing(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(error_body("not_found", str(exc).strip("'\"")), 404)
+
+    @app.exception_handler(ParamError)
+    async def _bad_param(_: Request, exc: ParamError) -> JSONResponse:
+        return JSONResponse(error_body("invalid", str(exc)), 422)
 
     @app.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> JSONResponse:

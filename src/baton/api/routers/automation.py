@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.executor import to_dict as execution_dict
-from baton.act.runbook import ParamError, dry_run, resolve_params, schema
+from baton.act.runbook import dry_run, resolve_params, schema
 from baton.act.service import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
@@ -90,10 +90,7 @@ def dry_run_route(
     rb = p.catalogue.get(runbook_id)
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
-    try:
-        params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
-    except ParamError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
     return {
         "runbook": rb.id,
         "version": rb.version,
@@ -120,10 +117,7 @@ def request_run(
     body: RunIn = Depends(parsed(RunIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        return p.request_run(runbook_id, body.params, actor_of(who), body.reason, body.incident_id)
-    except ParamError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    return p.request_run(runbook_id, body.params, actor_of(who), body.reason, body.incident_id)
 
 
 @router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
