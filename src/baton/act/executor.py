@@ -470,7 +470,7 @@ def run_execution(
             )
         else:
             _finish(s, execution, "succeeded", "steps done; runbook has no verify checks", now())
-    return _status(db, execution_id)
+        return execution.status
 
 
 def _status(db: Database, execution_id: int) -> str:
