@@ -67,7 +67,6 @@ BAD_ENDINGS = ("failed", "rolled_back", "interrupted")
 
 @dataclass
 class TickReport:
-    proposals: int = 0
     executions_started: int = 0
     executions_finished: list[int] = field(default_factory=list)
     approvals_expired: int = 0

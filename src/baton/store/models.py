@@ -216,7 +216,6 @@ class Execution(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     verified: Mapped[bool | None] = mapped_column(Boolean)
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

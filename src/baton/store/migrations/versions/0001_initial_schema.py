@@ -281,7 +281,6 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("verified", sa.Boolean(), nullable=True),
-        sa.Column("dry_run", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
