@@ -54,6 +54,7 @@ def test_demo_once_then_audit_verify_and_tamper(env):
     assert summary["overrides"] >= 1 and summary["pauses"] >= 1
     assert summary["approvals_pending"] >= 1 and summary["escalations"] >= 1
     assert "OVERRIDE" in result.output and "PAUSE" in result.output
+    assert "end of shift: approvals left waiting" in result.output
     assert "INCIDENT" in result.output and "DECIDES" in result.output
 
     demo_home = env / "demo"

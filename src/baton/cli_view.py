@@ -27,6 +27,7 @@ STYLES = {
     "pause": ("PAUSE", "bold red"),
     "resume": ("RESUME", "bold green"),
     "escalation": ("ESCALATES", "bold yellow"),
+    "shift.ends": ("END", "bold"),
     "execution.queued": ("RUNS", "white"),
     "execution.ran": ("STEPS", "white"),
     "execution.finished": ("RESULT", "bold"),
@@ -108,6 +109,9 @@ class DemoView:
             what = d["scope"] + (f" {d['target']}" if d.get("target") else "")
             verb = "pauses" if kind == "pause" else "resumes"
             return f"{d['by']} {verb} automation ({what}): {d['reason']}"
+        if kind == "shift.ends":
+            left = ", ".join(f"#{a}" for a in d["approvals"]) or "none"
+            return f"end of shift: approvals left waiting for the next person: {left}"
         if kind == "escalation":
             targets = ", ".join(t for n in d.get("notified", []) for t in n["targets"])
             return f"#{d['escalation']} {d['subject']} → {targets or 'nobody'}: {d['reason']}"

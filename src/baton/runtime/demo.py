@@ -323,6 +323,9 @@ class Demo:
             scenario, service = self.plan.late_fault
             self.inject(scenario, service)
             self.run_for(self.plan.late_min, humans=False)
+        with self.platform.db.session() as s:
+            waiting = [a.id for a in pending_approvals(s)]
+        self.observer("shift.ends", {"approvals": waiting, "at": self.clock.now()})
         summary = self.summary()
         summary["wall_seconds"] = round(time.perf_counter() - started, 2)
         return summary
