@@ -13,7 +13,7 @@ from baton.govern.audit import Actor, verify
 from baton.govern.flows import ApprovalError
 from baton.govern.killswitch import pause
 from baton.runtime.demo import Demo, DemoPlan
-from baton.store.models import Approval, AuditRecord, Escalation, Execution
+from baton.store.models import Approval, AuditRecord, Escalation, Execution, ExecutionStep
 
 from .conftest import ROOT
 from .helpers import actions, executions, pending, queue, rows, run_until
@@ -177,14 +177,29 @@ def test_pending_approval_cannot_be_used_while_paused(demo):
     assert executions(demo) == []
 
 
-def test_restart_marks_half_done_executions_interrupted(settings, clock):
+def test_restart_interrupts_a_run_caught_in_a_step_that_is_not_idempotent(settings, clock):
     from baton.runtime.platform import Platform
 
     p = Platform(settings, clock).start()
     execution, _ = queue(p, "scale-out", "catalog-api", status="running")  # died mid-step
+    with p.db.session() as s:
+        s.add(
+            ExecutionStep(
+                execution_id=execution.id,
+                seq=1,
+                phase="step",
+                name="Add a replica to catalog-api",
+                action="sandbox",
+                status="running",
+                rendered={},
+                started_at=clock.now(),
+            )
+        )
+        s.get(Execution, execution.id).heartbeat_at = clock.now()
     p.close()
     again = Platform(settings, clock).start()
     try:
+        again.backend.drain(5)
         with again.db.session() as s:
             row = s.get(Execution, execution.id)
             escalated = s.scalars(
@@ -193,9 +208,10 @@ def test_restart_marks_half_done_executions_interrupted(settings, clock):
                     AuditRecord.action == "execution.escalated",
                 )
             ).all()
-        if again.db.is_sqlite:
+        if again.db.is_sqlite:  # embedded: nothing else can be running it
             assert row.status == "interrupted" and escalated
+            assert [st.status for st in row.steps] == ["interrupted"]
         else:
-            assert row.status == "running"  # another replica may own it
+            assert row.status == "running"  # another replica may own it until its lease ends
     finally:
         again.close()

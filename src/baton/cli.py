@@ -155,6 +155,34 @@ def serve(
         platform.close()
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Executions run at once (threads).")
+    ] = 4,
+) -> None:
+    """Run a Celery worker: executes runbooks queued on BATON_BROKER_URL's queue.
+
+    Start any number, on any machines that reach the broker and the database; the
+    scheduler (`baton serve`) queues the work and takes over from workers that die.
+    """
+    from baton.runtime.clock import SystemClock
+    from baton.runtime.logging import configure_logging
+    from baton.runtime.platform import Platform
+    from baton.runtime.tasks import CeleryBackend
+
+    cfg = settings()
+    if not cfg.broker_url:
+        raise fail("no broker: set BATON_BROKER_URL (redis://… or amqp://…) to run workers")
+    configure_logging(cfg.log_level, cfg.log_format)
+    platform = Platform(cfg, SystemClock()).start()
+    assert isinstance(platform.backend, CeleryBackend)
+    try:
+        platform.backend.run_worker(concurrency, cfg.log_level)
+    finally:
+        platform.close()
+
+
 # --- db ---------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade() -> None:

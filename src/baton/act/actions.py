@@ -59,6 +59,7 @@ class ActionContext:
     timeout_s: float = DEFAULT_TIMEOUT_S
     sleep: Callable[[float], None] = time.sleep
     should_cancel: Callable[[], str | None] = lambda: None  # polled while a command runs
+    on_output: Callable[[str], None] = lambda text: None  # output so far, for live logs
 
     def sandbox(self) -> SandboxTarget:
         target = self.targets.get("sandbox")
@@ -118,18 +119,19 @@ class _Capture(threading.Thread):
 
     def __init__(self, stream: Any) -> None:
         super().__init__(daemon=True)
-        self.stream, self.head, self.tail, self.dropped = stream, b"", b"", 0
+        self.stream, self.head, self.tail, self.size = stream, b"", b"", 0
 
     def run(self) -> None:
         for chunk in iter(lambda: self.stream.read1(8192), b""):
+            self.size += len(chunk)
             if len(self.head) < MAX_KEPT:
                 room = MAX_KEPT - len(self.head)
                 self.head, chunk = self.head + chunk[:room], chunk[room:]
             self.tail = (self.tail + chunk)[-MAX_KEPT:]
-            self.dropped += max(0, len(chunk) - MAX_KEPT)
 
     def text(self) -> str:
-        gap = f"\n… ({self.dropped} bytes left out) …\n" if self.dropped else ""
+        dropped = self.size - len(self.head) - len(self.tail)
+        gap = f"\n… ({dropped} bytes left out) …\n" if dropped else ""
         return self.head.decode(errors="replace") + gap + self.tail.decode(errors="replace")
 
 
@@ -158,12 +160,15 @@ def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str
     )
     capture = _Capture(proc.stdout)
     capture.start()
-    deadline, why = time.monotonic() + ctx.timeout_s, None
+    deadline, why, shown = time.monotonic() + ctx.timeout_s, None, 0
     while why is None:
         try:
             proc.wait(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
+            if capture.size != shown:
+                shown = capture.size
+                ctx.on_output(_clip(capture.text(), ctx))
             if time.monotonic() >= deadline:
                 why = f"timed out after {ctx.timeout_s:g}s"
             elif cancelled := ctx.should_cancel():

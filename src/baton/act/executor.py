@@ -7,8 +7,10 @@ slept for inside the executor, so it works the same in simulated and real time.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -195,45 +197,77 @@ def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, w
     return rolled
 
 
-def _record_step(
+def _step_row(
+    execution_id: int,
+    seq: int,
+    phase: str,
+    item: dict[str, Any],
+    rendered: dict[str, Any],
+    started: datetime,
+) -> ExecutionStep:
+    return ExecutionStep(
+        execution_id=execution_id,
+        seq=seq,
+        phase=phase,
+        name=item["name"],
+        action=item.get("action") or item.get("check", ""),
+        status="running",
+        rendered=rendered,
+        started_at=started,
+    )
+
+
+def _start_step(
     db: Database,
     execution_id: int,
     seq: int,
     phase: str,
     item: dict[str, Any],
     rendered: dict[str, Any],
-    outcome: Outcome,
     started: datetime,
+) -> int:
+    """Persist a step as `running` before it runs, so a crash leaves evidence of the step
+    that was in flight (and it is never re-run blindly)."""
+    with db.session() as s:
+        row = _step_row(execution_id, seq, phase, item, rendered, started)
+        s.add(row)
+        s.execute(
+            update(Execution).where(Execution.id == execution_id).values(heartbeat_at=started)
+        )
+        s.flush()
+        return row.id
+
+
+def _end_step(
+    s: Session,
+    row: ExecutionStep,
+    item: dict[str, Any],
+    outcome: Outcome,
     finished: datetime,
 ) -> None:
-    kind = item.get("action") or item.get("check", "")
-    status = "ok" if outcome.ok else "failed"
-    with db.session() as s:
-        s.add(
-            ExecutionStep(
-                execution_id=execution_id,
-                seq=seq,
-                phase=phase,
-                name=item["name"],
-                action=kind,
-                status=status,
-                rendered=rendered,
-                output=outcome.output,
-                started_at=started,
-                finished_at=finished,
-            )
-        )
-        append(
-            s,
-            actor=EXECUTOR,
-            action=f"execution.{phase}",
-            subject=f"execution:{execution_id}",
-            at=finished,
-            inputs={"step": item["name"], "rendered": rendered},
-            decision=kind,
-            outcome=status,
-            rationale=outcome.output[:500],
-        )
+    row.status = "ok" if outcome.ok else "failed"
+    row.output, row.finished_at = outcome.output, finished
+    append(
+        s,
+        actor=EXECUTOR,
+        action=f"execution.{row.phase}",
+        subject=f"execution:{row.execution_id}",
+        at=finished,
+        inputs={"step": item["name"], "rendered": row.rendered},
+        decision=row.action,
+        outcome=row.status,
+        rationale=outcome.output[:500],
+    )
+
+
+def _live_output(db: Database, step_id: int) -> Callable[[str], None]:
+    """Where a running step's output so far goes, for people following the run live."""
+
+    def save(text: str) -> None:
+        with db.session() as s:
+            s.execute(update(ExecutionStep).where(ExecutionStep.id == step_id).values(output=text))
+
+    return save
 
 
 @dataclass(frozen=True)
@@ -267,9 +301,12 @@ def _run_steps(
                 f"stopped before step {render(item['name'], params)!r}: {reason}",
                 stopped=True,
             )
-        started = now()
-        shown, outcome = perform(item, params, ctx, run_action)
-        _record_step(db, execution_id, seq, phase, item, shown, outcome, started, now())
+        shown = shown_args(item, params)
+        step_id = _start_step(db, execution_id, seq, phase, item, shown, now())
+        live = replace(ctx, on_output=_live_output(db, step_id))
+        _, outcome = perform(item, params, live, run_action)
+        with db.session() as s:
+            _end_step(s, s.get(ExecutionStep, step_id), item, outcome, now())
         seq += 1
         if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
             return StepsResult(
@@ -306,6 +343,11 @@ def _throttled(check: Callable[[], str | None], every_s: float = 1.0) -> Callabl
     return ask
 
 
+def shown_args(item: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A step's arguments as they may be shown: rendered, with secrets masked."""
+    return render(item.get("with", {}), {**params, **masked(secret_names(item.get("with", {})))})
+
+
 def perform(
     item: dict[str, Any],
     params: dict[str, Any],
@@ -317,7 +359,7 @@ def perform(
     Returns what may be shown (secrets masked) and the outcome (secrets scrubbed).
     """
     wanted = secret_names(item.get("with", {}))
-    shown = render(item.get("with", {}), {**params, **masked(wanted)})
+    shown = shown_args(item, params)
     try:
         values = resolve(wanted)
         everything = known()
@@ -369,13 +411,13 @@ def _finish(
     )
 
 
-def _claim(db: Database, execution_id: int, at: datetime) -> bool:
+def _claim(db: Database, execution_id: int, at: datetime, worker: str) -> bool:
     """Atomically move queued → running: of two deliveries only one wins."""
     with db.session() as s:
         done = s.execute(
             update(Execution)
             .where(Execution.id == execution_id, Execution.status == "queued")
-            .values(status="running", started_at=at)
+            .values(status="running", started_at=at, worker=worker, heartbeat_at=at)
         ).rowcount
         if done == 1:
             append(
@@ -385,8 +427,111 @@ def _claim(db: Database, execution_id: int, at: datetime) -> bool:
                 subject=f"execution:{execution_id}",
                 at=at,
                 decision="running",
+                inputs={"worker": worker},
             )
     return done == 1
+
+
+def _take_over(db: Database, execution_id: int, at: datetime, lease_s: float, worker: str) -> bool:
+    """Claim a `running` execution whose worker stopped beating (it died): one winner."""
+    with db.session() as s:
+        return (
+            s.execute(
+                update(Execution)
+                .where(
+                    Execution.id == execution_id,
+                    Execution.status == "running",
+                    Execution.heartbeat_at.is_(None)
+                    | (Execution.heartbeat_at < at - timedelta(seconds=lease_s)),
+                )
+                .values(worker=worker, heartbeat_at=at)
+            ).rowcount
+            == 1
+        )
+
+
+@dataclass(frozen=True)
+class Resume:
+    index: int  # the runbook step to run next
+    seq: int  # the next step row's number
+
+
+def _resume_point(
+    s: Session, execution: Execution, runbook: Runbook, at: datetime
+) -> Resume | None:
+    """Where a taken-over execution may go on, or None when it must stop.
+
+    A step that was in flight when its worker died is re-run only if the runbook marks it
+    `idempotent`; otherwise nobody knows whether it happened, so the execution is
+    interrupted and escalated for a human. Steps that finished are never run again.
+    """
+    rows = [r for r in execution.steps if r.phase == "step"]
+    done = [r for r in rows if r.status in ("ok", "failed")]
+    index, seq = len(done), max((r.seq for r in execution.steps), default=0) + 1
+    steps = runbook.doc["steps"]
+    why = None
+    if done and done[-1].status == "failed" and not steps[index - 1].get("continue_on_error"):
+        why = f"the worker stopped right after step {done[-1].name!r} failed"
+    for row in rows:
+        if row.status != "running":
+            continue
+        row.status, row.finished_at = "interrupted", at
+        row.output = (row.output or "") + "\n[the worker running this step stopped]"
+        if not steps[index].get("idempotent"):
+            why = f"the worker stopped during step {row.name!r}, which is not idempotent"
+    if why:
+        _finish(s, execution, "interrupted", f"{why}: not re-run", at)
+        _escalated(s, execution.id, at, f"{why}; steps are not re-run automatically")
+        return None
+    append(
+        s,
+        actor=EXECUTOR,
+        action="execution.resumed",
+        subject=f"execution:{execution.id}",
+        at=at,
+        inputs={"worker": execution.worker, "step": index + 1},
+        decision="resume",
+        rationale=f"the worker running it stopped; going on at step {index + 1} of "
+        f"{len(steps)} (finished steps are not re-run; an idempotent step in flight is)",
+    )
+    return Resume(index, seq)
+
+
+def _escalated(s: Session, execution_id: int, at: datetime, why: str) -> None:
+    append(
+        s,
+        actor=EXECUTOR,
+        action="execution.escalated",
+        subject=f"execution:{execution_id}",
+        at=at,
+        decision="escalate",
+        rationale=why,
+    )
+
+
+def _begin(
+    db: Database, execution_id: int, at: datetime, worker: str, lease_s: float
+) -> tuple[Runbook | None, dict[str, Any], Resume] | str:
+    """Claim a queued execution or take over an orphaned one; the status when neither."""
+    with db.session() as s:
+        execution = s.get(Execution, execution_id)
+        if execution is None:
+            raise LookupError(f"no execution {execution_id}")
+        status = execution.status
+        runbook = get_version(s, execution.runbook_id, execution.runbook_version)
+        params = dict(execution.params)
+    if status == "queued" and _claim(db, execution_id, at, worker):
+        return runbook, params, Resume(0, 1)
+    if (
+        status != "running"
+        or runbook is None
+        or not _take_over(db, execution_id, at, lease_s, worker)
+    ):
+        return _status(db, execution_id)  # redelivery never runs an execution twice
+    with db.session() as s:
+        execution = s.get(Execution, execution_id)
+        point = _resume_point(s, execution, runbook, at)
+    return (runbook, params, point) if point else "interrupted"
 
 
 def run_execution(
@@ -395,17 +540,15 @@ def run_execution(
     ctx: ActionContext,
     now: Clock,
     should_stop: Callable[[], str | None] = lambda: None,
+    worker: str = "local",
+    lease_s: float = 30.0,
 ) -> str:
-    """Run the steps of a queued execution; leave it `verifying` or finished. Returns status."""
-    with db.session() as s:
-        execution = s.get(Execution, execution_id)
-        if execution is None:
-            raise LookupError(f"no execution {execution_id}")
-        status = execution.status
-        runbook = get_version(s, execution.runbook_id, execution.runbook_version)
-        params = dict(execution.params)
-    if status != "queued" or not _claim(db, execution_id, now()):
-        return _status(db, execution_id)  # redelivery never runs an execution twice
+    """Run the steps of a queued execution (or go on with one whose worker died); leave it
+    `verifying` or finished. Returns its status."""
+    begun = _begin(db, execution_id, now(), worker, lease_s)
+    if isinstance(begun, str):
+        return begun
+    runbook, params, start = begun
     outer_stop = should_stop
 
     def should_stop() -> str | None:
@@ -421,7 +564,15 @@ def run_execution(
             _finish(s, s.get(Execution, execution_id), "failed", "runbook version not found", now())
         return "failed"
     result = _run_steps(
-        db, execution_id, runbook.doc["steps"], "step", params, ctx, now, 1, should_stop
+        db,
+        execution_id,
+        runbook.doc["steps"][start.index :],
+        "step",
+        params,
+        ctx,
+        now,
+        start.seq,
+        should_stop,
     )
     late_stop = should_stop() if result.ok else None
     if late_stop:  # asked to stop during the last step: undo rather than verify
@@ -449,7 +600,7 @@ def run_execution(
             now,
             result.next_seq,
             result.summary,
-            changed=result.completed > 0,
+            changed=result.completed > 0 or start.index > 0,
         )
         return _status(db, execution_id)
     with db.session() as s:
@@ -538,10 +689,11 @@ def _conclude(
     """Record the verify outcome; on failure roll back and escalate."""
     with db.session() as s:
         seq = len(s.get(Execution, execution_id).steps) + 1
-    for offset, (check, rendered, outcome) in enumerate(results):
-        _record_step(
-            db, execution_id, seq + offset, "verify", check, rendered, outcome, now(), now()
-        )
+    with db.session() as s:
+        for offset, (check, rendered, outcome) in enumerate(results):
+            row = _step_row(execution_id, seq + offset, "verify", check, rendered, now())
+            s.add(row)
+            _end_step(s, row, check, outcome, now())
     passed = all(r.ok for _, _, r in results)
     detail = "; ".join(r.output for _, _, r in results)
     with db.session() as s:
@@ -594,23 +746,71 @@ def _cancel_verifying(
     undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")
 
 
-def mark_interrupted(db: Database, now: Clock) -> list[int]:
-    """After a crash: executions left `running` are never re-run blindly; they are marked
-    interrupted and escalated for a human to look at."""
+def orphaned(session: Session, at: datetime, lease_s: float) -> list[int]:
+    """Running executions whose worker stopped beating for longer than the lease."""
+    rows = session.scalars(
+        select(Execution.id).where(
+            Execution.status == "running",
+            Execution.heartbeat_at.is_(None)
+            | (Execution.heartbeat_at < at - timedelta(seconds=lease_s)),
+        )
+    )
+    return list(rows)
+
+
+def forget_workers(db: Database) -> list[int]:
+    """After a restart of the only process that runs executions: every `running` one lost
+    its worker, whatever its last beat says. Returns them, to be taken over."""
     with db.session() as s:
-        stranded = list(s.scalars(select(Execution).where(Execution.status == "running")))
-        for execution in stranded:
-            _finish(s, execution, "interrupted", "the process running it stopped mid-way", now())
-            append(
-                s,
-                actor=EXECUTOR,
-                action="execution.escalated",
-                subject=f"execution:{execution.id}",
-                at=now(),
-                decision="escalate",
-                rationale="interrupted mid-way; steps are not re-run automatically",
-            )
-        return [e.id for e in stranded]
+        ids = list(s.scalars(select(Execution.id).where(Execution.status == "running")))
+        if ids:
+            s.execute(update(Execution).where(Execution.id.in_(ids)).values(heartbeat_at=None))
+        return ids
+
+
+class Heartbeat:
+    """Beats for every execution this process is running, in one statement, so other
+    workers and the scheduler can tell it is alive (and take over when it is not)."""
+
+    def __init__(self, db: Database, now: Clock, worker: str, every_s: float) -> None:
+        self.db, self.now, self.worker, self.every_s = db, now, worker, every_s
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, execution_id: int) -> Iterator[None]:
+        with self._lock:
+            self._held.add(execution_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="baton-heartbeat")
+                self._thread.daemon = True
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard(execution_id)
+
+    def held(self) -> set[int]:
+        with self._lock:
+            return set(self._held)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            with self._lock:
+                held = list(self._held)
+            if held:
+                with self.db.session() as s:
+                    s.execute(
+                        update(Execution)
+                        .where(Execution.id.in_(held), Execution.worker == self.worker)
+                        .values(heartbeat_at=self.now())
+                    )
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def to_dict(execution: Execution, with_steps: bool = False) -> dict[str, Any]:

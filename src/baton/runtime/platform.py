@@ -8,8 +8,11 @@ approve, reject, override, pause, resume, and change the policy.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +46,7 @@ from baton.runtime.pipeline import (
     TriageStage,
 )
 from baton.runtime.settings import Settings
-from baton.runtime.tasks import InProcessBackend, TaskBackend
+from baton.runtime.tasks import InProcessBackend, TaskBackend, make_backend
 from baton.sense import normalize
 from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
@@ -88,14 +91,19 @@ class Platform:
         self.clock = clock
         self.db = Database(settings.db_url)
         self.targets = targets or {}
-        self.backend = backend or InProcessBackend(settings.task_workers)
+        self.backend = backend or make_backend(settings)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.heartbeat = executor.Heartbeat(
+            self.db, clock.now, self.worker, settings.execution_lease_s / 3
+        )
         self.observer = observer
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
         self.policy = PolicyConfig()
         self._graph: tuple[float, topology.Topology] | None = None
         self._policy_stamp: float | None = None
-        self._submitted: set[int] = set()  # handed to the backend, not yet started
+        # handed to the backend and not seen starting here: id → when (monotonic)
+        self._submitted: dict[int, float] = {}
         self._submitted_lock = threading.Lock()
         self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
         self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
@@ -113,16 +121,15 @@ class Platform:
         return self
 
     def recover(self) -> None:
-        """After a restart: never re-run a half-done execution; deliver queued ones.
+        """After a restart: go on with executions whose worker died; deliver queued ones.
 
-        Only the embedded (SQLite, single-process) deployment can tell that a `running`
-        execution has lost its process; with shared PostgreSQL another replica may own it.
+        In the embedded deployment (SQLite, tasks in this process) nothing else can be
+        running them, so every `running` execution is taken over at once; elsewhere the
+        scheduler takes over those whose heartbeat has gone stale (see `_start_due`).
+        Taking over re-runs no finished step and no step that is not idempotent.
         """
-        if self.db.is_sqlite:
-            for execution_id in executor.mark_interrupted(self.db, self.clock.now):
-                self.notify(
-                    "execution.finished", {"execution": execution_id, "status": "interrupted"}
-                )
+        if self.db.is_sqlite and isinstance(self.backend, InProcessBackend):
+            executor.forget_workers(self.db)
         self._start_due()
 
     def reload_runbooks(self, actor: Actor = INTAKE) -> Catalogue:
@@ -174,6 +181,7 @@ class Platform:
 
     def close(self) -> None:
         self.backend.close()
+        self.heartbeat.close()
         self.db.dispose()
 
     def notify(self, kind: str, data: dict[str, Any]) -> None:
@@ -281,13 +289,26 @@ class Platform:
         return report
 
     def _start_due(self) -> int:
-        """Hand due executions to the backend, each once: one still waiting in the queue
-        is not submitted again on the next tick."""
+        """Hand due executions, and those whose worker died, to the backend.
+
+        Each is submitted once: one still waiting in the queue is not submitted again on
+        the next tick. A remote worker's start is not seen here, so after a lease the
+        execution may be submitted again; the executor's claim makes that harmless.
+        """
+        at, mine = self.clock.now(), self.heartbeat.held()
         with self.db.session() as s:
-            ids = [i for i in executor.due(s, self.clock.now()) if i not in self._submitted]
+            orphans = executor.orphaned(s, at, self.settings.execution_lease_s)
+            ids = executor.due(s, at) + [o for o in orphans if o not in mine]
+        fresh, now = [], time.monotonic()
         with self._submitted_lock:
-            fresh = [i for i in ids if i not in self._submitted]
-            self._submitted.update(fresh)
+            for i in ids:
+                since = self._submitted.get(i)
+                if since is None or now - since > self.settings.execution_lease_s:
+                    self._submitted[i] = now
+                    fresh.append(i)
+            if len(self._submitted) > 10_000:  # remote starts are never seen here
+                lease = self.settings.execution_lease_s
+                self._submitted = {k: v for k, v in self._submitted.items() if now - v <= lease}
         for execution_id in fresh:
             self.backend.submit("execute", {"execution_id": execution_id})
         return len(fresh)
@@ -383,7 +404,7 @@ class Platform:
     def _execute_task(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
         with self._submitted_lock:
-            self._submitted.discard(execution_id)
+            self._submitted.pop(execution_id, None)
         with self.db.session() as s:
             execution = s.get(Execution, execution_id)
             runbook_id, service = execution.runbook_id, execution.params.get("service")
@@ -393,9 +414,16 @@ class Platform:
                 scope = killswitch.paused_scope(s, runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
-        status = executor.run_execution(
-            self.db, execution_id, self.action_context(), self.clock.now, paused
-        )
+        with self.heartbeat.holding(execution_id):
+            status = executor.run_execution(
+                self.db,
+                execution_id,
+                self.action_context(),
+                self.clock.now,
+                paused,
+                worker=self.worker,
+                lease_s=self.settings.execution_lease_s,
+            )
         self.notify(
             "execution.ran", {"execution": execution_id, "runbook": runbook_id, "status": status}
         )

@@ -27,7 +27,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///$BATON_HOME/baton.db"
     )
-    broker_url: str | None = Field(default=None, description="Celery broker (later)")
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis:// or amqp://); unset runs tasks in-process",
+    )
+    task_queue: str = Field(default="baton", description="Celery queue name", min_length=1)
+    execution_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A running execution whose worker has not beaten for this long is "
+        "taken over (resumed or interrupted)",
+    )
     runbooks_dir: Path | None = Field(default=None, description="Runbook YAML directory")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -1,7 +1,8 @@
 """Task backends: where queued work (runbook executions) runs.
 
-The in-process backend is the embedded default; a Celery backend with the same
-interface arrives with distributed execution. Callers only see `submit` and `drain`.
+The in-process backend is the embedded default; the Celery backend (set
+BATON_BROKER_URL) spreads the same tasks over workers on many machines. Callers only
+see `register`, `submit` and `drain`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 
 log = logging.getLogger("baton.tasks")
 
@@ -77,3 +82,91 @@ class InProcessBackend:
             self._queue.put(None)
         for t in self._threads:
             t.join(timeout=5)
+
+
+class CeleryBackend:
+    """Tasks on Celery workers (`baton worker`) through a Redis or RabbitMQ broker.
+
+    Messages are acknowledged only after the task ran (`acks_late`) and given back when
+    a worker dies mid-task, so no queued work is lost; the executor's atomic claim and
+    heartbeats make a second delivery harmless rather than a second run.
+    """
+
+    def __init__(self, broker_url: str, queue: str = "baton") -> None:
+        self.queue = queue
+        self.app = Celery("baton", broker=broker_url, backend=_result_backend(broker_url))
+        self.app.conf.update(
+            task_acks_late=True,
+            task_reject_on_worker_lost=True,
+            worker_prefetch_multiplier=1,
+            task_default_queue=queue,
+            task_serializer="json",
+            result_serializer="json",
+            accept_content=["json"],
+            result_expires=3600,
+            broker_connection_retry_on_startup=True,
+            worker_hijack_root_logger=False,
+            worker_redirect_stdouts=False,
+        )
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+
+    def register(self, name: str, fn: Task) -> None:
+        def run(payload: dict[str, Any]) -> None:
+            fn(payload)
+
+        self.app.task(name=f"baton.{name}", shared=False)(run)
+
+    def submit(self, name: str, payload: dict[str, Any]) -> None:
+        result = self.app.send_task(f"baton.{name}", args=[payload], queue=self.queue)
+        with self._lock:
+            self._pending.append(result)
+            if len(self._pending) > 1000:  # nobody drains in a server: forget finished ones
+                self._pending = [r for r in self._pending if not r.ready()]
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the tasks this process submitted (and those they submitted)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+                result = self._pending.pop(0)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            try:
+                result.get(timeout=left, propagate=False)
+            except CeleryTimeout:
+                with self._lock:
+                    self._pending.insert(0, result)
+                return False
+
+    def run_worker(self, concurrency: int, loglevel: str = "INFO") -> None:
+        """Serve this queue in this process until stopped (threads: one DB engine)."""
+        self.app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                f"--queues={self.queue}",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def _result_backend(broker_url: str) -> str:
+    """Redis keeps results itself; with RabbitMQ they travel back as replies."""
+    return broker_url if broker_url.startswith(("redis://", "rediss://")) else "rpc://"
+
+
+def make_backend(settings: Any) -> TaskBackend:
+    """The backend the settings ask for: Celery when a broker URL is set."""
+    if settings.broker_url:
+        return CeleryBackend(settings.broker_url, settings.task_queue)
+    return InProcessBackend(settings.task_workers)

@@ -223,6 +223,10 @@ class Execution(Base):
     not_before: Mapped[datetime | None]  # end of the veto window of an `auto` execution
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[str | None] = mapped_column(Text)
+    # Liveness of a running execution: the worker holding it beats; a stale beat means
+    # the worker died and another may take the execution over (resume or interrupt).
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None]
     steps: Mapped[list[ExecutionStep]] = relationship(
         order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="selectin"
     )

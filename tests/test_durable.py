@@ -1,0 +1,374 @@
+"""Durable executions on every task backend: in-process, and Celery on the machine's
+real Redis and RabbitMQ. Steps persist before they run, output is visible while they
+run, redelivery never runs twice, and a dead worker's execution is taken over — resumed
+when the step in flight is idempotent, interrupted and escalated when it is not."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from baton.govern.audit import Actor
+from baton.runtime.platform import Platform
+from baton.runtime.settings import Settings
+from baton.runtime.tasks import CeleryBackend
+from baton.store.models import AuditRecord, Execution, ExecutionStep
+
+REDIS_URL = os.environ.get("BATON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBIT_URL = os.environ.get("BATON_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+PEOPLE = Actor("alice", "human")
+
+
+def broker_or_skip(url: str) -> str:
+    """A reachable broker, or a skip — a failure on CI, where the brokers are required."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"broker required on CI but not reachable at {url}: {exc}")
+        pytest.skip(f"broker not reachable at {url}")
+    return url
+
+
+BACKENDS = [
+    "inprocess",
+    pytest.param("redis", marks=pytest.mark.celery),
+    pytest.param("rabbitmq", marks=pytest.mark.celery),
+]
+
+
+def write_runbook(directory: Path, steps: list[dict], verify: list[dict] | None = None) -> None:
+    doc = {
+        "id": "durable",
+        "title": "A runbook for durability tests",
+        "owner": "team-test",
+        "risk": "low",
+        "reversible": False,
+        "match": {"alertnames": ["NeverFires"]},
+        "autonomy": {"default": "auto"},
+        "steps": steps,
+    }
+    if verify:
+        doc["verify"] = verify
+    (directory / "durable.yaml").write_text(yaml.safe_dump(doc))
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def appender(path: Path) -> list[str]:
+    return py(f"open({str(path)!r}, 'a').write('ran\\n')")
+
+
+@pytest.fixture
+def books(tmp_path: Path) -> Path:
+    directory = tmp_path / "books"
+    directory.mkdir()
+    (directory / "policy.yaml").write_text("veto_window_s: 0\n")
+    return directory
+
+
+@pytest.fixture(params=BACKENDS)
+def make_platform(request, tmp_path: Path, books: Path, clock):
+    """Start a platform on the chosen backend; Celery gets a real worker thread."""
+    made: list = []
+
+    def make(lease_s: float = 30.0) -> Platform:
+        settings = Settings(home=tmp_path, runbooks_dir=books, execution_lease_s=lease_s)
+        backend = None
+        if request.param != "inprocess":
+            url = broker_or_skip(REDIS_URL if request.param == "redis" else RABBIT_URL)
+            backend = CeleryBackend(url, queue=f"baton-test-{uuid.uuid4().hex[:8]}")
+            # AMQP heartbeats make the test worker's shutdown wait out one interval (10 s)
+            backend.app.conf.broker_heartbeat = 0
+        platform = Platform(settings, clock, backend=backend).start()
+        if backend is not None:
+            from celery.contrib.testing.worker import start_worker
+
+            worker = start_worker(
+                backend.app,
+                pool="threads",
+                concurrency=2,
+                perform_ping_check=False,
+                shutdown_timeout=30,
+            )
+            worker.__enter__()
+            made.append(worker)
+        made.append(platform)
+        return platform
+
+    yield make
+    platforms = [m for m in made if isinstance(m, Platform)]
+    for platform in platforms:
+        platform.backend.drain(timeout=30)
+    for worker in (m for m in made if not isinstance(m, Platform)):
+        worker.__exit__(None, None, None)
+    for platform in platforms:
+        platform.close()
+
+
+def run(platform: Platform) -> int:
+    result = platform.request_run("durable", {}, PEOPLE, "test")
+    assert result["tier"] == "auto" and result["execution"]
+    assert platform.backend.drain(timeout=60)
+    return result["execution"]
+
+
+def execution(platform: Platform, execution_id: int) -> Execution:
+    with platform.db.session() as s:
+        row = s.get(Execution, execution_id)
+        s.expunge_all()
+        return row
+
+
+def test_steps_persist_and_verify_on_every_backend(make_platform, books, tmp_path):
+    flag = tmp_path / "flag"
+    write_runbook(
+        books,
+        [{"name": "fix", "action": "command", "with": {"argv": ["touch", str(flag)]}}],
+        verify=[
+            {"name": "fixed", "check": "command_exit", "with": {"argv": ["test", "-f", str(flag)]}}
+        ],
+    )
+    platform = make_platform()
+    execution_id = run(platform)
+    platform.tick()
+    done = execution(platform, execution_id)
+    assert done.status == "succeeded" and done.verified is True
+    assert [(s.phase, s.status) for s in done.steps] == [("step", "ok"), ("verify", "ok")]
+
+
+def test_redelivery_never_runs_an_execution_twice(make_platform, books, tmp_path):
+    marker = tmp_path / "marker"
+    write_runbook(
+        books, [{"name": "once", "action": "command", "with": {"argv": appender(marker)}}]
+    )
+    platform = make_platform()
+    execution_id = run(platform)
+    for _ in range(3):  # a broker redelivering, a scheduler resubmitting
+        platform.backend.submit("execute", {"execution_id": execution_id})
+    assert platform.backend.drain(timeout=60)
+    assert marker.read_text() == "ran\n"
+    assert execution(platform, execution_id).status == "succeeded"
+
+
+def test_output_is_visible_while_the_step_runs(make_platform, books, tmp_path):
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\n"
+        "print('first line', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+        "print('second line', flush=True)\n"
+    )
+    write_runbook(
+        books, [{"name": "talk", "action": "command", "timeout_s": 60, "with": {"argv": py(code)}}]
+    )
+    platform = make_platform()
+    result = platform.request_run("durable", {}, PEOPLE, "test")
+    seen = None
+    for _ in range(200):
+        with platform.db.session() as s:
+            step = s.scalar(
+                select(ExecutionStep).where(ExecutionStep.execution_id == result["execution"])
+            )
+            if step is not None and "first line" in (step.output or ""):
+                seen = (step.status, step.output)
+                break
+        time.sleep(0.05)
+    go.touch()
+    assert platform.backend.drain(timeout=60)
+    assert seen is not None and seen[0] == "running" and "second" not in seen[1]
+    final = execution(platform, result["execution"]).steps[0]
+    assert final.status == "ok" and "second line" in final.output
+
+
+def _crash(platform: Platform, execution_id: int, finished_steps: int, in_flight: bool) -> None:
+    """Leave the execution as a worker that died would: running, a stale heartbeat, the
+    first `finished_steps` steps done and (maybe) the next one in flight."""
+    with platform.db.session() as s:
+        row = s.get(Execution, execution_id)
+        row.status, row.started_at, row.worker = "running", platform.clock.now(), "dead:1"
+        row.heartbeat_at = platform.clock.now()
+        names = [f"step {i + 1}" for i in range(finished_steps + int(in_flight))]
+        for seq, name in enumerate(names, start=1):
+            done = seq <= finished_steps
+            s.add(
+                ExecutionStep(
+                    execution_id=execution_id,
+                    seq=seq,
+                    phase="step",
+                    name=name,
+                    action="command",
+                    status="ok" if done else "running",
+                    rendered={},
+                    output="ran" if done else "half",
+                    started_at=platform.clock.now(),
+                    finished_at=platform.clock.now() if done else None,
+                )
+            )
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_dead_workers_execution_is_resumed_or_interrupted(
+    make_platform, books, tmp_path, idempotent
+):
+    marks = [tmp_path / f"step{i}" for i in (1, 2, 3)]
+    write_runbook(
+        books,
+        [
+            {
+                "name": f"step {i + 1}",
+                "action": "command",
+                "idempotent": idempotent,
+                "with": {"argv": appender(mark)},
+            }
+            for i, mark in enumerate(marks)
+        ],
+    )
+    platform = make_platform(lease_s=30)
+    from baton.act.executor import create_execution
+
+    with platform.db.session() as s:
+        queued, _ = create_execution(
+            s,
+            runbook=platform.catalogue.get("durable"),
+            params={},
+            incident_id=None,
+            decision_id=None,
+            at=platform.clock.now(),
+            requested_by=PEOPLE,
+        )
+        execution_id = queued.id
+    _crash(platform, execution_id, finished_steps=1, in_flight=True)
+    platform.tick()  # heartbeat still fresh: the worker may be alive, nothing happens
+    assert platform.backend.drain(timeout=60)
+    assert execution(platform, execution_id).status == "running"
+    platform.clock.advance(timedelta(seconds=31))
+    platform.tick()
+    assert platform.backend.drain(timeout=60)
+    done = execution(platform, execution_id)
+    assert not marks[0].exists()  # a finished step is never run again
+    with platform.db.session() as s:
+        audit = [r.action for r in s.scalars(select(AuditRecord).order_by(AuditRecord.seq))]
+    if idempotent:
+        assert done.status == "succeeded" and "execution.resumed" in audit
+        assert marks[1].read_text() == "ran\n" and marks[2].read_text() == "ran\n"
+        assert [st.status for st in done.steps] == ["ok", "interrupted", "ok", "ok"]
+    else:
+        assert done.status == "interrupted" and "execution.escalated" in audit
+        assert not marks[1].exists() and not marks[2].exists()
+        assert "not idempotent" in done.summary
+
+
+@pytest.mark.celery
+@pytest.mark.parametrize("idempotent", [False, True])
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_path, books):
+    """A real `baton worker` is killed with SIGKILL while its step runs; a second worker
+    and the scheduler take over: a non-idempotent step is not run again (interrupted and
+    escalated), an idempotent one is run again and the execution finishes."""
+    import signal
+    import subprocess
+
+    from baton.runtime.clock import SystemClock
+
+    url = broker_or_skip(REDIS_URL if broker == "redis" else RABBIT_URL)
+    queue = f"baton-kill-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "marker"
+    code = (  # the first run records its pid and hangs; a second run just records itself
+        "import os, time\n"
+        f"first = not os.path.exists({str(marker)!r})\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "time.sleep(60 if first else 0)\n"
+    )
+    write_runbook(
+        books,
+        [
+            {
+                "name": "hang",
+                "action": "command",
+                "idempotent": idempotent,
+                "timeout_s": 120,
+                "with": {"argv": py(code)},
+            }
+        ],
+    )
+    settings = Settings(
+        home=tmp_path, runbooks_dir=books, broker_url=url, task_queue=queue, execution_lease_s=2
+    )
+    env = {
+        **os.environ,
+        "BATON_HOME": str(tmp_path),
+        "BATON_RUNBOOKS_DIR": str(books),
+        "BATON_BROKER_URL": url,
+        "BATON_TASK_QUEUE": queue,
+        "BATON_EXECUTION_LEASE_S": "2",
+    }
+    baton = str(Path(sys.executable).parent / "baton")
+    platform = Platform(settings, SystemClock()).start()
+    workers = [
+        subprocess.Popen(
+            [baton, "worker", "--concurrency", "2"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        for _ in range(300):
+            if marker.exists() and marker.read_text().endswith("\n"):
+                break
+            time.sleep(0.1)
+        assert marker.exists(), "the first worker never started the step"
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)  # the step's own process
+        workers.append(
+            subprocess.Popen(
+                [baton, "worker", "--concurrency", "2"],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        status = "running"
+        for _ in range(120):  # the scheduler notices the stale heartbeat
+            platform.tick()
+            status = execution(platform, execution_id).status
+            if status != "running":
+                break
+            time.sleep(0.5)
+        with platform.db.session() as s:
+            audit = [
+                r.action
+                for r in s.scalars(
+                    select(AuditRecord).where(AuditRecord.subject == f"execution:{execution_id}")
+                )
+            ]
+        runs = marker.read_text().split()
+        if idempotent:
+            assert status == "succeeded" and len(runs) == 2 and "execution.resumed" in audit
+        else:
+            assert status == "interrupted" and "execution.escalated" in audit
+            assert len(runs) == 1  # the step was not run again
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        platform.close()
