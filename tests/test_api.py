@@ -38,6 +38,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/decisions"): R,
     ("GET", "/api/v1/executions"): R,
     ("GET", "/api/v1/executions/{execution_id}"): R,
+    ("GET", "/api/v1/executions/{execution_id}/logs"): R,
     ("GET", "/api/v1/approvals"): R,
     ("POST", "/api/v1/approvals/{approval_id}/approve"): OPS,
     ("POST", "/api/v1/approvals/{approval_id}/reject"): OPS,

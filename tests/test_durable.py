@@ -372,3 +372,57 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         platform.close()
+
+
+def test_step_output_streams_over_the_api_as_it_happens(tmp_path, books, clock):
+    """GET /executions/{id}/logs (Server-Sent Events) shows a step's first line while the
+    step is still running, then the rest, then the end."""
+    import json
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from baton.api.app import create_app
+    from baton.govern.rbac import create_token
+
+    go = tmp_path / "go"
+    code = (
+        "import os, time\n"
+        "print('first line', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+        "print('second line', flush=True)\n"
+    )
+    write_runbook(
+        books, [{"name": "talk", "action": "command", "timeout_s": 60, "with": {"argv": py(code)}}]
+    )
+    platform = Platform(Settings(home=tmp_path, runbooks_dir=books), clock).start()
+    try:
+        with platform.db.session() as s:
+            _, secret = create_token(s, name="viewer", role="viewer", at=clock.now())
+        client = TestClient(create_app(platform))
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/api/v1/executions/999/logs", headers=headers).status_code == 404
+        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        events: list[tuple[str, dict]] = []
+        with client.stream(
+            "GET", f"/api/v1/executions/{execution_id}/logs", headers=headers
+        ) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[len("event: ") :]
+                elif line.startswith("data: "):
+                    data = json.loads(line[len("data: ") :])
+                    events.append((kind, data))
+                    if kind == "step" and "first line" in data.get("append", ""):
+                        assert data["status"] == "running"  # seen before the step ended
+                        threading.Timer(0.2, go.touch).start()
+        steps = [d for k, d in events if k == "step"]
+        text = "".join(d.get("append", d.get("output", "")) for d in steps)
+        assert "first line" in text and "second line" in text
+        assert steps[-1]["status"] == "ok"
+        assert events[-1] == ("end", {"status": "succeeded", "summary": events[-1][1]["summary"]})
+    finally:
+        platform.backend.drain(10)
+        platform.close()

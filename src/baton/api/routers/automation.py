@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.act import logs
 from baton.act.executor import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
 from baton.act.service import get_version
@@ -186,6 +191,36 @@ def execution(
     if row is None:
         raise ApiError(404, "not_found", f"no execution {execution_id}")
     return execution_dict(row, with_steps=True)
+
+
+@router.get(
+    "/executions/{execution_id}/logs",
+    summary="Follow an execution live (Server-Sent Events: step changes, then end)",
+    response_class=StreamingResponse,
+)
+def execution_logs(
+    execution_id: int,
+    max_s: float = Query(3600.0, gt=0, le=86400),
+    _: Principal = READ,
+    p: Platform = Depends(platform),
+) -> StreamingResponse:
+    stream = logs.follow(p.db, execution_id, max_s=max_s)
+    try:
+        first = next(stream)  # a missing execution is a 404, not an empty stream
+    except LookupError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+    def events() -> Iterator[bytes]:
+        for item in itertools.chain([first], stream):
+            if item is None:
+                yield b": still running\n\n"
+                continue
+            kind = item.pop("event")
+            yield f"event: {kind}\ndata: ".encode() + orjson.dumps(item) + b"\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/approvals")
