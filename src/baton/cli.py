@@ -462,6 +462,9 @@ def bench_cmd(
         Path | None, typer.Option(help="Dataset path (default ../shared/datasets).")
     ] = None,
     size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,
+    broker: Annotated[
+        str | None, typer.Option(help="Celery broker URL, for benches that can use workers.")
+    ] = None,
 ) -> None:
     """Measure speed or quality and print the figures."""
     from baton.runtime import bench
@@ -484,6 +487,7 @@ def bench_cmd(
             seed=seed,
             data=data,
             size=size,
+            broker=broker,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
         result = bench.run(name, args)

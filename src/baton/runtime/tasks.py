@@ -157,6 +157,8 @@ class CeleryBackend:
         )
 
     def close(self) -> None:
+        with self._lock:
+            self._pending.clear()  # results not waited for: let go before the app closes
         self.app.close()
 
 
