@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from baton.store.models import Approval, AuditRecord, Execution
 
@@ -17,7 +18,9 @@ def actions(demo):
 
 
 def executions(demo):
-    return rows(demo, select(Execution).order_by(Execution.id))
+    return rows(
+        demo, select(Execution).order_by(Execution.id).options(selectinload(Execution.steps))
+    )
 
 
 def pending(demo):

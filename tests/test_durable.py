@@ -129,6 +129,7 @@ def run(platform: Platform) -> int:
 def execution(platform: Platform, execution_id: int) -> Execution:
     with platform.db.session() as s:
         row = s.get(Execution, execution_id)
+        assert row.steps is not None  # loaded while the session is open
         s.expunge_all()
         return row
 

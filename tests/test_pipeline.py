@@ -202,6 +202,7 @@ def test_restart_interrupts_a_run_caught_in_a_step_that_is_not_idempotent(settin
         again.backend.drain(5)
         with again.db.session() as s:
             row = s.get(Execution, execution.id)
+            step_states = [st.status for st in row.steps]
             escalated = s.scalars(
                 select(AuditRecord).where(
                     AuditRecord.subject == f"execution:{execution.id}",
@@ -210,7 +211,7 @@ def test_restart_interrupts_a_run_caught_in_a_step_that_is_not_idempotent(settin
             ).all()
         if again.db.is_sqlite:  # embedded: nothing else can be running it
             assert row.status == "interrupted" and escalated
-            assert [st.status for st in row.steps] == ["interrupted"]
+            assert step_states == ["interrupted"]
         else:
             assert row.status == "running"  # another replica may own it until its lease ends
     finally:

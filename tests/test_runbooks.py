@@ -49,7 +49,7 @@ def test_version_is_a_content_hash():
                 'with: {remediation: restart, service: "{{ service }}"}',
                 'with: {remediation: restart, service: "{{ host }}"}',
             ),
-            20,
+            21,
             "steps.0.with: uses {{ host }}",
         ),
     ],
@@ -125,7 +125,8 @@ def test_cli_dry_run_shows_argv_and_masks_secrets(tmp_path, monkeypatch):
     book.mkdir()
     (book / "call.yaml").write_text(
         GOOD.replace(
-            '    action: sandbox\n    with: {remediation: restart, service: "{{ service }}"}',
+            '    action: sandbox\n    idempotent: true  # restarting twice leaves it restarted\n'
+            '    with: {remediation: restart, service: "{{ service }}"}',
             '    action: command\n    with: {argv: [curl, -H, "X-Token: {{ secret.TOKEN }}", '
             '"https://{{ service }}/restart"]}',
         )

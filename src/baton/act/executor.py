@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,11 @@ from baton.store.models import Execution, ExecutionStep
 EXECUTOR = Actor("baton.act", "system", "executor/1")
 FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "vetoed")
 Clock = Callable[[], datetime]
+
+
+def load(session: Session, execution_id: int) -> Execution | None:
+    """An execution (its steps load when asked, inside the session)."""
+    return session.get(Execution, execution_id)
 
 
 def idempotency_key(
@@ -185,7 +190,7 @@ def claim_rollback(session: Session, execution_id: int) -> Execution:
 def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str) -> bool:
     """Undo an execution a person claimed with `claim_rollback`; a failed undo escalates."""
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         if execution.status != "rolling_back":
             return False
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
@@ -193,7 +198,7 @@ def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, w
     rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
     if not rolled:
         with db.session() as s:
-            _finish(s, s.get(Execution, execution_id), "failed", f"rollback failed: {why}", now())
+            _finish(s, load(s, execution_id), "failed", f"rollback failed: {why}", now())
     return rolled
 
 
@@ -217,25 +222,20 @@ def _step_row(
     )
 
 
-def _start_step(
-    db: Database,
-    execution_id: int,
-    seq: int,
-    phase: str,
-    item: dict[str, Any],
-    rendered: dict[str, Any],
-    started: datetime,
-) -> int:
+def _start_step(db: Database, row: ExecutionStep) -> int:
     """Persist a step as `running` before it runs, so a crash leaves evidence of the step
-    that was in flight (and it is never re-run blindly)."""
+    that was in flight (and it is never re-run blindly). Returns the row's id."""
     with db.session() as s:
-        row = _step_row(execution_id, seq, phase, item, rendered, started)
-        s.add(row)
+        values = {c.name: getattr(row, c.name) for c in ExecutionStep.__table__.columns}
+        del values["id"]
+        step_id = s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0]
         s.execute(
-            update(Execution).where(Execution.id == execution_id).values(heartbeat_at=started)
+            update(Execution)
+            .where(Execution.id == row.execution_id)
+            .values(heartbeat_at=row.started_at)
+            .execution_options(synchronize_session=False)
         )
-        s.flush()
-        return row.id
+        return int(step_id)
 
 
 def _end_step(
@@ -245,8 +245,19 @@ def _end_step(
     outcome: Outcome,
     finished: datetime,
 ) -> None:
-    row.status = "ok" if outcome.ok else "failed"
-    row.output, row.finished_at = outcome.output, finished
+    """Record how a step ended: a new row is added whole, a stored one (known by its id)
+    is updated in place."""
+    status = "ok" if outcome.ok else "failed"
+    if row.id is None:
+        row.status, row.output, row.finished_at = status, outcome.output, finished
+        s.add(row)
+    else:
+        s.execute(
+            update(ExecutionStep)
+            .where(ExecutionStep.id == row.id)
+            .values(status=status, output=outcome.output, finished_at=finished)
+            .execution_options(synchronize_session=False)
+        )
     append(
         s,
         actor=EXECUTOR,
@@ -255,7 +266,7 @@ def _end_step(
         at=finished,
         inputs={"step": item["name"], "rendered": row.rendered},
         decision=row.action,
-        outcome=row.status,
+        outcome=status,
         rationale=outcome.output[:500],
     )
 
@@ -302,11 +313,12 @@ def _run_steps(
                 stopped=True,
             )
         shown = shown_args(item, params)
-        step_id = _start_step(db, execution_id, seq, phase, item, shown, now())
-        live = replace(ctx, on_output=_live_output(db, step_id))
+        row = _step_row(execution_id, seq, phase, item, shown, now())
+        row.id = _start_step(db, row)
+        live = replace(ctx, on_output=_live_output(db, row.id))
         _, outcome = perform(item, params, live, run_action)
         with db.session() as s:
-            _end_step(s, s.get(ExecutionStep, step_id), item, outcome, now())
+            _end_step(s, row, item, outcome, now())
         seq += 1
         if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
             return StepsResult(
@@ -411,24 +423,24 @@ def _finish(
     )
 
 
-def _claim(db: Database, execution_id: int, at: datetime, worker: str) -> bool:
+def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> bool:
     """Atomically move queued → running: of two deliveries only one wins."""
-    with db.session() as s:
-        done = s.execute(
-            update(Execution)
-            .where(Execution.id == execution_id, Execution.status == "queued")
-            .values(status="running", started_at=at, worker=worker, heartbeat_at=at)
-        ).rowcount
-        if done == 1:
-            append(
-                s,
-                actor=EXECUTOR,
-                action="execution.started",
-                subject=f"execution:{execution_id}",
-                at=at,
-                decision="running",
-                inputs={"worker": worker},
-            )
+    done = s.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status == "queued")
+        .values(status="running", started_at=at, worker=worker, heartbeat_at=at)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if done == 1:
+        append(
+            s,
+            actor=EXECUTOR,
+            action="execution.started",
+            subject=f"execution:{execution_id}",
+            at=at,
+            decision="running",
+            inputs={"worker": worker},
+        )
     return done == 1
 
 
@@ -514,24 +526,28 @@ def _begin(
 ) -> tuple[Runbook | None, dict[str, Any], Resume] | str:
     """Claim a queued execution or take over an orphaned one; the status when neither."""
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        claimed = _claim(s, execution_id, at, worker)
+        execution = load(s, execution_id)
         if execution is None:
             raise LookupError(f"no execution {execution_id}")
         status = execution.status
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
         params = dict(execution.params)
-    if status == "queued" and _claim(db, execution_id, at, worker):
+    if claimed:
         return runbook, params, Resume(0, 1)
     if (
         status != "running"
         or runbook is None
         or not _take_over(db, execution_id, at, lease_s, worker)
     ):
-        return _status(db, execution_id)  # redelivery never runs an execution twice
+        return status  # redelivery never runs an execution twice
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         point = _resume_point(s, execution, runbook, at)
     return (runbook, params, point) if point else "interrupted"
+
+
+StopCheck = Callable[[Session, Execution], str | None]
 
 
 def run_execution(
@@ -539,29 +555,33 @@ def run_execution(
     execution_id: int,
     ctx: ActionContext,
     now: Clock,
-    should_stop: Callable[[], str | None] = lambda: None,
+    stop_check: StopCheck = lambda s, execution: None,
     worker: str = "local",
     lease_s: float = 30.0,
 ) -> str:
     """Run the steps of a queued execution (or go on with one whose worker died); leave it
-    `verifying` or finished. Returns its status."""
+    `verifying` or finished. Returns its status.
+
+    `stop_check` is asked, with the execution, before each step and while a program
+    runs; a reason it returns (a kill switch, say) stops the run like a cancel.
+    """
     begun = _begin(db, execution_id, now(), worker, lease_s)
     if isinstance(begun, str):
         return begun
     runbook, params, start = begun
-    outer_stop = should_stop
 
     def should_stop() -> str | None:
         with db.session() as s:
-            if s.get(Execution, execution_id).cancel_requested:
+            execution = load(s, execution_id)
+            if execution.cancel_requested:
                 return "a human cancelled it"
-        return outer_stop()
+            return stop_check(s, execution)
 
     ctx = replace(ctx, should_cancel=_throttled(should_stop))
 
     if runbook is None:
         with db.session() as s:
-            _finish(s, s.get(Execution, execution_id), "failed", "runbook version not found", now())
+            _finish(s, load(s, execution_id), "failed", "runbook version not found", now())
         return "failed"
     result = _run_steps(
         db,
@@ -587,7 +607,7 @@ def run_execution(
         with db.session() as s:
             _finish(
                 s,
-                s.get(Execution, execution_id),
+                load(s, execution_id),
                 "cancelled" if result.stopped else "failed",
                 result.summary,
                 now(),
@@ -604,7 +624,7 @@ def run_execution(
         )
         return _status(db, execution_id)
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         if runbook.doc.get("verify"):
             within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
             execution.status = "verifying"
@@ -626,7 +646,7 @@ def run_execution(
 
 def _status(db: Database, execution_id: int) -> str:
     with db.session() as s:
-        return s.get(Execution, execution_id).status
+        return load(s, execution_id).status
 
 
 def undo_and_escalate(
@@ -644,7 +664,7 @@ def undo_and_escalate(
     rolled, note = False, "nothing had changed, so nothing to roll back"
     if changed and runbook.reversible and steps:
         with db.session() as s:
-            params = dict(s.get(Execution, execution_id).params)
+            params = dict(load(s, execution_id).params)
         result = _run_steps(
             db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda: None
         )
@@ -652,7 +672,7 @@ def undo_and_escalate(
     elif changed:
         note = "the runbook is not reversible: no rollback possible"
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         if rolled:
             execution.status = "rolled_back"
         append(
@@ -688,16 +708,15 @@ def _conclude(
 ) -> None:
     """Record the verify outcome; on failure roll back and escalate."""
     with db.session() as s:
-        seq = len(s.get(Execution, execution_id).steps) + 1
+        seq = len(load(s, execution_id).steps) + 1
     with db.session() as s:
         for offset, (check, rendered, outcome) in enumerate(results):
             row = _step_row(execution_id, seq + offset, "verify", check, rendered, now())
-            s.add(row)
             _end_step(s, row, check, outcome, now())
     passed = all(r.ok for _, _, r in results)
     detail = "; ".join(r.output for _, _, r in results)
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         if passed:
             _finish(s, execution, "succeeded", f"verified: {detail}", now(), verified=True)
         else:
@@ -722,7 +741,7 @@ def check_verifications(db: Database, ctx: ActionContext, now: Clock) -> list[in
     for execution_id, runbook_id, version, params, deadline in waiting:
         with db.session() as s:
             runbook = get_version(s, runbook_id, version)
-            cancelled = s.get(Execution, execution_id).cancel_requested
+            cancelled = load(s, execution_id).cancel_requested
         if cancelled:
             _cancel_verifying(db, execution_id, runbook, ctx, now)
             finished.append(execution_id)
@@ -740,7 +759,7 @@ def _cancel_verifying(
 ) -> None:
     """A person cancelled while the checks were still running: undo the change."""
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
+        execution = load(s, execution_id)
         seq = len(execution.steps) + 1
         _finish(s, execution, "cancelled", "cancelled by a person during verification", now())
     undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")

@@ -36,7 +36,18 @@ def sync_catalogue(session: Session, catalogue: Catalogue, at: datetime) -> int:
     return new
 
 
+_VERIFIED: dict[tuple[str, str], Runbook] = {}
+
+
 def get_version(session: Session, runbook_id: str, version: str) -> Runbook | None:
+    """The runbook exactly as it was at `version`, checked against its content hash.
+
+    A version is immutable (it *is* the hash of the content), so a verified one is kept
+    in memory: executions read it several times each.
+    """
+    key = (runbook_id, version)
+    if key in _VERIFIED:
+        return _VERIFIED[key]
     row = session.scalar(
         select(RunbookRecord).where(
             RunbookRecord.runbook_id == runbook_id, RunbookRecord.version == version
@@ -46,6 +57,10 @@ def get_version(session: Session, runbook_id: str, version: str) -> Runbook | No
         return None
     if content_version(row.document) != version:
         raise ValueError(f"stored runbook {runbook_id}@{version} does not match its hash")
-    return Runbook(
+    runbook = Runbook(
         id=runbook_id, version=version, doc=row.document, params=row.document.get("params", {})
     )
+    if len(_VERIFIED) >= 4096:
+        _VERIFIED.clear()
+    _VERIFIED[key] = runbook
+    return runbook

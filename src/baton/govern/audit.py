@@ -117,24 +117,30 @@ def serialize(session: Session) -> None:
     """Take the audit chain's lock now (held to commit): writers that check-then-insert
     (execution limits) use it so concurrent transactions cannot both pass a check."""
     if session.info.get(_HEAD) is None:
-        _lock_chain(session)
-        last = session.execute(
-            select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
-        ).first()
-        session.info[_HEAD] = (last.seq, last.hash) if last else (0, GENESIS)
+        session.info[_HEAD] = _lock_chain(session) or _read_head(session)
 
 
-def _lock_chain(session: Session) -> None:
-    """Serialise appends until the caller commits, across threads and processes.
+def _read_head(session: Session) -> tuple[int, str]:
+    last = session.execute(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
+
+
+def _lock_chain(session: Session) -> tuple[int, str] | None:
+    """Serialise appends until the caller commits, across threads and processes; return
+    the stored head when the lock row holds one.
 
     Updating one well-known row takes PostgreSQL's row lock and SQLite's write lock,
     both held to the end of the transaction, so no two appends read the same head.
     """
-    done = session.execute(
-        text("UPDATE meta SET value = value WHERE key = :k"), {"k": LOCK_KEY}
-    ).rowcount
-    if done != 1:
+    row = session.execute(
+        text("UPDATE meta SET value = value WHERE key = :k RETURNING value"), {"k": LOCK_KEY}
+    ).first()
+    if row is None:
         raise RuntimeError("the audit chain's lock row is missing; run `baton db upgrade`")
+    seq, _, digest = (row[0] or "").partition(":")
+    return (int(seq), digest) if seq.isdigit() and digest else None
 
 
 def append(

@@ -299,6 +299,9 @@ class Platform:
         with self.db.session() as s:
             orphans = executor.orphaned(s, at, self.settings.execution_lease_s)
             ids = executor.due(s, at) + [o for o in orphans if o not in mine]
+        return self._submit(ids)
+
+    def _submit(self, ids: list[int]) -> int:
         fresh, now = [], time.monotonic()
         with self._submitted_lock:
             for i in ids:
@@ -405,13 +408,10 @@ class Platform:
         execution_id = int(payload["execution_id"])
         with self._submitted_lock:
             self._submitted.pop(execution_id, None)
-        with self.db.session() as s:
-            execution = s.get(Execution, execution_id)
-            runbook_id, service = execution.runbook_id, execution.params.get("service")
 
-        def paused() -> str | None:
-            with self.db.session() as s:
-                scope = killswitch.paused_scope(s, runbook_id, service)
+        def paused(s: Session, execution: Execution) -> str | None:
+            service = execution.params.get("service")
+            scope = killswitch.paused_scope(s, execution.runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
         with self.heartbeat.holding(execution_id):
@@ -424,9 +424,7 @@ class Platform:
                 worker=self.worker,
                 lease_s=self.settings.execution_lease_s,
             )
-        self.notify(
-            "execution.ran", {"execution": execution_id, "runbook": runbook_id, "status": status}
-        )
+        self.notify("execution.ran", {"execution": execution_id, "status": status})
         if status in executor.FINAL:
             self._learn(execution_id)
 
@@ -445,7 +443,7 @@ class Platform:
         notices: list[escalation.Notice] = []
         with self.db.session() as s:
             record = record_outcome(s, execution_id, self.clock.now())
-            execution = s.get(Execution, execution_id)
+            execution = executor.load(s, execution_id)
             notices += self._trip_breaker(s, execution)
             overridden = s.scalar(select(Override.id).where(Override.execution_id == execution_id))
             if execution.status in BAD_ENDINGS and overridden is None:
@@ -513,7 +511,7 @@ class Platform:
             return None
         self._start_due()
         with self.db.session() as s:
-            return s.get(Execution, execution_id)
+            return executor.load(s, execution_id)
 
     def _approve(
         self,
@@ -602,6 +600,7 @@ class Platform:
             decision = s.scalar(select(Decision).where(Decision.proposal_id == proposal.id))
             approval = s.scalar(select(Approval).where(Approval.decision_id == decision.id))
             execution = s.scalar(select(Execution).where(Execution.decision_id == decision.id))
+            due_now = execution is not None and execution.not_before is None
             result = {
                 "proposal": proposal.id,
                 "tier": decision.tier,
@@ -609,7 +608,8 @@ class Platform:
                 "approval": approval.id if approval else None,
                 "execution": execution.id if execution else None,
             }
-        self._start_due()
+        if due_now:  # no veto window: straight to the backend, no wait for the next tick
+            self._submit([result["execution"]])
         return result
 
     def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
@@ -655,7 +655,7 @@ class Platform:
                 {"execution_id": execution_id, "why": f"rolled back by {actor.name}: {reason}"},
             )
         with self.db.session() as s:
-            return s.get(Execution, execution.id)
+            return executor.load(s, execution.id)
 
     def _hold_off_triage(self, session: Session, execution: Execution, at: datetime) -> None:
         """After a veto, propose again only once `retriage_after_veto_s` has passed."""

@@ -207,6 +207,7 @@ class Approval(Base):
 
 class Execution(Base):
     __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_runbook_status", "runbook_id", "status"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
@@ -228,7 +229,7 @@ class Execution(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None]
     steps: Mapped[list[ExecutionStep]] = relationship(
-        order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="selectin"
+        order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="select"
     )
 
 
