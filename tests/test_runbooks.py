@@ -125,7 +125,7 @@ def test_cli_dry_run_shows_argv_and_masks_secrets(tmp_path, monkeypatch):
     book.mkdir()
     (book / "call.yaml").write_text(
         GOOD.replace(
-            '    action: sandbox\n    idempotent: true  # restarting twice leaves it restarted\n'
+            "    action: sandbox\n    idempotent: true  # restarting twice leaves it restarted\n"
             '    with: {remediation: restart, service: "{{ service }}"}',
             '    action: command\n    with: {argv: [curl, -H, "X-Token: {{ secret.TOKEN }}", '
             '"https://{{ service }}/restart"]}',
