@@ -207,12 +207,12 @@ class Catalogue:
 
 
 def load_dir(directory: Path) -> Catalogue:
-    """Load every *.yaml / *.yml in `directory` (not policy files)."""
+    """Load every *.yaml / *.yml in `directory` (not the policy or notifications files)."""
     if not directory.is_dir():
         raise FileNotFoundError(f"runbook directory {directory} does not exist")
     catalogue = Catalogue()
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        if path.stem == "policy":
+        if path.stem in ("policy", "notifications"):
             continue
         try:
             rb = parse(path.read_text(), str(path))
