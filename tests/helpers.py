@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from sqlalchemy import select
 
 from baton.store.models import Approval, AuditRecord, Execution
@@ -52,3 +54,10 @@ def queue(platform, runbook_id, service, status=None):
         if status:
             execution.status, execution.finished_at = status, platform.clock.now()
         return execution, created
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound for a moment, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

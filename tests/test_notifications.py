@@ -3,7 +3,6 @@ clock, durable groups across a restart, and delivery to real local HTTP and SMTP
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,8 @@ from baton.runtime.notify import Message, send
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.store.models import AuditRecord, NotificationGroup
+
+from .helpers import free_port
 
 # The root route both test configs share: by severity, Alertmanager-style timings.
 ROOT = {
@@ -280,12 +281,6 @@ class _Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server():
     """(port, inbox, logins) of an aiosmtpd server accepting AUTH for baton/s3cret."""
@@ -295,7 +290,7 @@ def smtp_server():
         logins.append(auth_data.login)
         return AuthResult(success=(auth_data.login, auth_data.password) == (b"baton", b"s3cret"))
 
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",

@@ -12,6 +12,8 @@ from baton.act import plugins
 from baton.act.actions import ActionContext, run_action, run_check
 from baton.act.runbook import RunbookError, parse
 
+from .helpers import free_port
+
 RUNBOOK = """\
 id: check-port
 title: Check a port
@@ -40,12 +42,6 @@ def listener():
     server.listen(8)
     yield server.getsockname()[1]
     server.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # bound but never listening, then released
 
 
 def test_the_builtin_plugin_is_registered_as_an_entry_point():
@@ -82,7 +78,7 @@ def test_tcp_port_check_open_and_closed(listener):
     )
     assert ok.ok and ok.output == f"127.0.0.1:{listener} is open (want open)"
     assert ok.observed == {"state": "open"}
-    closed = _closed_port()
+    closed = free_port()
     shut = run_check(
         "python_check", {"plugin": "tcp_port", "host": "127.0.0.1", "port": closed}, ctx
     )
