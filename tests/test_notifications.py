@@ -111,6 +111,19 @@ def test_bad_config_names_the_file_and_field(tmp_path, change, field):
     assert str(path) in str(err.value) and field in str(err.value)
 
 
+def test_runbooks_validate_checks_the_notifications_file(runbooks_dir):
+    from typer.testing import CliRunner
+
+    from baton.cli import app
+
+    runner = CliRunner()
+    (runbooks_dir / "notifications.yaml").write_text(yaml.safe_dump(CONFIG))
+    assert runner.invoke(app, ["runbooks", "validate", str(runbooks_dir)]).exit_code == 0
+    (runbooks_dir / "notifications.yaml").write_text("route: {receiver: ops}\n")
+    bad = runner.invoke(app, ["runbooks", "validate", str(runbooks_dir)])
+    assert bad.exit_code == 2 and "notifications.yaml: receivers: Field required" in bad.output
+
+
 # --- the dispatcher, step by step on a simulated clock --------------------------------
 
 
