@@ -16,7 +16,7 @@ from baton.act.runbook import ParamError, resolve_params
 from baton.govern.audit import Actor
 from baton.store.models import Execution
 
-from .helpers import free_port
+from .helpers import free_port, require_program
 
 
 def _run(demo, runbook_id, labels):
@@ -112,6 +112,7 @@ def test_constant_params_cannot_be_overridden(demo):
 
 
 def test_rotate_log(demo, tmp_path):
+    require_program("savelog", "debianutils")
     log, older = tmp_path / "app.log", tmp_path / "app.log.0"
     log.write_text("second day\n")
     log.chmod(0o640)
@@ -136,8 +137,7 @@ def _answers(port: int) -> bool:
 def local_service(demo, tmp_path):
     """A real daemon (python's http.server) started by start-stop-daemon from a launcher,
     with the runbook's launcher and pidfile directories pointed into tmp_path."""
-    if shutil.which("start-stop-daemon") is None:
-        pytest.fail("start-stop-daemon (Debian package dpkg) is needed")
+    require_program("start-stop-daemon", "dpkg")
     launchers, run_dir, port = tmp_path / "launchers", tmp_path / "run", free_port()
     launchers.mkdir()
     launcher = launchers / "web"
