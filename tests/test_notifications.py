@@ -226,6 +226,23 @@ def test_group_wait_interval_repeat_and_resolved(settings, clock, hooked):
         p.close()
 
 
+def test_an_incident_that_spreads_is_news_at_the_next_interval(settings, clock, hooked):
+    from baton.correlate.topology import ServiceDef
+
+    _, seen = hooked
+    p = _start(settings, clock, HOOK_ONLY)
+    try:
+        p.register_services([ServiceDef("db"), ServiceDef("api", depends_on=("db",))])
+        _alert(p, "DiskFull", "db")
+        assert _tick(p, clock, 30) == 1
+        _alert(p, "Errors", "api")  # downstream: joins the same incident
+        assert _tick(p, clock, 300) == 1
+        (incident,) = _hooks(seen)[-1]["incidents"]
+        assert sorted(incident["services"]) == ["api", "db"]
+    finally:
+        p.close()
+
+
 def test_resolved_before_group_wait_says_nothing(settings, clock, hooked):
     _, seen = hooked
     p = _start(settings, clock, HOOK_ONLY)

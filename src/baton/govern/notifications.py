@@ -54,8 +54,12 @@ def _summary(incident: Incident) -> dict[str, Any]:
 
 
 def _digest(members: dict[str, Any]) -> str:
-    """What a notification said: which incidents, in which state, how bad, titled how."""
-    said = sorted((int(k), m["status"], m["severity"], m["title"]) for k, m in members.items())
+    """What a notification said: which incidents, in which state, how bad, titled how,
+    across which services (an incident that spread is news)."""
+    said = sorted(
+        (int(k), m["status"], m["severity"], m["title"], sorted(m["services"]))
+        for k, m in members.items()
+    )
     return hashlib.sha256(json.dumps(said).encode()).hexdigest()
 
 
