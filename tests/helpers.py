@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -55,3 +60,19 @@ def queue(platform, runbook_id, service, status=None):
         if status:
             execution.status, execution.finished_at = status, platform.clock.now()
         return execution, created
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound for a moment, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_program(program: str, package: str) -> None:
+    """Skip when a Debian package's program is missing, except on CI, where it must be."""
+    if shutil.which(program) is not None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{program} (Debian package {package}) is required on CI")
+    pytest.skip(f"{program} (Debian package {package}) is not installed")

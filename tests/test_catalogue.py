@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
+import socket
 import subprocess
 import time
 
@@ -13,6 +15,8 @@ from baton.act.executor import create_execution, run_execution
 from baton.act.runbook import ParamError, resolve_params
 from baton.govern.audit import Actor
 from baton.store.models import Execution
+
+from .helpers import free_port, require_program
 
 
 def _run(demo, runbook_id, labels):
@@ -86,6 +90,10 @@ def test_clean_old_temp_files(demo, tmp_path):
         ("kill-runaway-process", {"process": "-9"}),
         ("kill-runaway-process", {"process": "a very long process name"}),
         ("clean-old-temp-files", {"tmp_dir": "/tmp/$(reboot)"}),
+        ("rotate-log", {"log_file": "/etc/passwd"}),
+        ("rotate-log", {"log_file": "/var/log/../../etc/shadow.log"}),
+        ("restart-local-service", {"service": "../../bin/sh", "port": "80"}),
+        ("restart-local-service", {"service": "web", "port": "80; reboot"}),
     ],
 )
 def test_hostile_labels_never_reach_these_commands(demo, runbook_id, labels):
@@ -101,3 +109,114 @@ def test_constant_params_cannot_be_overridden(demo):
             labels={"tmp_dir": "/tmp"},
             overrides={"days": 0},
         )
+
+
+def test_rotate_log(demo, tmp_path):
+    require_program("savelog", "debianutils")
+    log, older = tmp_path / "app.log", tmp_path / "app.log.0"
+    log.write_text("second day\n")
+    log.chmod(0o640)
+    older.write_text("first day\n")  # yesterday's rotation
+    execution_id, status = _run(demo, "rotate-log", {"log_file": str(log)})
+    assert status == "verifying"
+    assert older.read_text() == "second day\n"
+    assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == b"first day\n"
+    assert log.read_text() == "" and (log.stat().st_mode & 0o777) == 0o640  # same mode
+    assert _verified(demo, execution_id)[:2] == ("succeeded", True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def local_service(demo, tmp_path):
+    """A real daemon (python's http.server) started by start-stop-daemon from a launcher,
+    with the runbook's launcher and pidfile directories pointed into tmp_path."""
+    require_program("start-stop-daemon", "dpkg")
+    launchers, run_dir, port = tmp_path / "launchers", tmp_path / "run", free_port()
+    launchers.mkdir()
+    launcher = launchers / "web"
+    launcher.write_text(
+        f"#!/bin/sh\nexec {shutil.which('python3')} -m http.server {port} --bind 127.0.0.1 "
+        f"--directory {tmp_path}\n"
+    )
+    launcher.chmod(0o755)
+    path = demo.platform.settings.runbooks_path / "restart-local-service.yaml"
+    path.write_text(
+        path.read_text()
+        .replace("const:/etc/baton/services", f"const:{launchers}")
+        .replace("const:/run/baton", f"const:{run_dir}")
+    )
+    demo.platform.reload_runbooks()
+    pidfile = run_dir / "web.pid"
+    run_dir.mkdir()
+    subprocess.run(
+        [
+            "start-stop-daemon",
+            "--start",
+            "--background",
+            "--make-pidfile",
+            "--pidfile",
+            str(pidfile),
+            "--startas",
+            str(launcher),
+        ],
+        check=True,
+    )
+    yield port, pidfile
+    subprocess.run(
+        [
+            "start-stop-daemon",
+            "--stop",
+            "--oknodo",
+            "--remove-pidfile",
+            "--retry",
+            "TERM/5/KILL/5",
+            "--pidfile",
+            str(pidfile),
+        ],
+        check=False,
+    )
+
+
+def _settle(demo, execution_id, seconds=20.0):
+    """Tick until the execution ends; the daemon is a real process, so this polls."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status, verified, steps = _verified(demo, execution_id)
+        if status != "verifying":
+            return status, verified, steps
+        time.sleep(0.2)
+    return _verified(demo, execution_id)
+
+
+def test_restart_local_service(demo, local_service):
+    port, pidfile = local_service
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and _answers(port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    before = int(pidfile.read_text())
+    execution_id, status = _run(demo, "restart-local-service", {"service": "web", "port": port})
+    assert status == "verifying"
+    after = int(pidfile.read_text())
+    assert after != before and not os.path.exists(f"/proc/{before}")  # the old one is gone
+    status, verified, _ = _settle(demo, execution_id)
+    assert (status, verified) == ("succeeded", True)
+    assert _answers(port)
+
+
+def test_restart_local_service_rolls_back_when_the_port_stays_closed(demo, local_service):
+    _, pidfile = local_service
+    wrong = free_port()  # the alert named a port the daemon does not serve
+    execution_id, status = _run(demo, "restart-local-service", {"service": "web", "port": wrong})
+    assert status == "verifying"
+    demo.clock.advance(61)  # past the port check's within_s
+    status, verified, steps = _settle(demo, execution_id)
+    assert (status, verified) == ("rolled_back", False)
+    assert ("rollback", "ok") in steps
+    assert pidfile.exists() and os.path.exists(f"/proc/{int(pidfile.read_text())}")  # still up

@@ -26,7 +26,7 @@ GOOD = (ROOT / "runbooks" / "restart-service.yaml").read_text()
 def test_starter_catalogue_is_valid():
     catalogue = load_dir(ROOT / "runbooks")
     assert not catalogue.errors
-    assert len(catalogue.runbooks) >= 7
+    assert len(catalogue.runbooks) >= 12
     for rb in catalogue:
         assert rb.owner and rb.doc.get("verify"), rb.id
 

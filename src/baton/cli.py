@@ -283,13 +283,16 @@ def token_revoke(token_id: int) -> None:
 def runbooks_validate(
     directory: Annotated[Path, typer.Argument(help="Runbook directory.")],
 ) -> None:
-    """Validate every runbook in DIR; each error names file, line and field."""
+    """Validate every runbook in DIR (and its policy.yaml and notifications.yaml); each
+    error names file, line and field."""
     from baton.act.runbook import load_dir
     from baton.govern.config import load_policy
+    from baton.govern.routes import load_routing
 
     try:
         catalogue = load_dir(directory)
         load_policy(directory / "policy.yaml")
+        load_routing(directory / "notifications.yaml")
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     for rb in catalogue:

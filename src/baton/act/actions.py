@@ -1,9 +1,10 @@
 """Step actions and verify checks, looked up by name from a runbook.
 
 Simulated systems are reached through `targets` wired by the runtime; real ones through
-`command` (an argv list, never a shell) and `http`. Every value that came from an alert or
-a person was validated against its param spec before it got here, and it fills exactly
-one argv element or one JSON value: it can never add or split arguments.
+`command` (an argv list, never a shell), `http`, `ssh` and `python` (a registered
+plugin). Every value that came from an alert or a person was validated against its
+param spec before it got here, and it fills exactly one argv element or one JSON value:
+it can never add or split arguments.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from baton.act import plugins
 from baton.act.secrets import scrub
 
 MAX_OUTPUT = 4000
@@ -278,6 +280,20 @@ def _http(args: dict[str, Any], ctx: ActionContext) -> Outcome:
     )
 
 
+def _python(args: dict[str, Any], ctx: ActionContext) -> Outcome:
+    """Call a registered plugin in a child interpreter (see `plugins` for why a process)."""
+    argv, env = plugins.argv_and_env(args)
+    if ctx.dry_run:
+        keys = sorted(k for k in args if k != "plugin")
+        return Outcome(True, f"would call plugin {args['plugin']} with arguments {keys}")
+    code, output, stopped = _run({"argv": argv, "env": env}, ctx)
+    if stopped:
+        detail = f"plugin {args['plugin']} {stopped} (process killed): {_clip(output, ctx)}"
+        return Outcome(False, detail.strip(), {"stopped": stopped.startswith("stopped")})
+    ok, message, observed = plugins.verdict(output)
+    return Outcome(ok and code == 0, _clip(message, ctx), observed)
+
+
 def pause(ctx: ActionContext, seconds: float) -> str | None:
     """Sleep in short slices so a cancel or the kill switch ends the wait; returns why."""
     left = seconds
@@ -304,6 +320,7 @@ ACTIONS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "http": _http,
     "ssh": _ssh,
     "wait": _wait,
+    "python": _python,
 }
 # A check is an action whose success is the verdict: a command's exit code, an HTTP status.
 CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
@@ -311,6 +328,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
     "command_exit": _command,
     "http_check": _http,
     "ssh_exit": _ssh,
+    "python_check": _python,
 }
 
 

@@ -16,6 +16,8 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator
 
+from baton.act import plugins
+
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
 TIERS = ("observe", "recommend", "approve", "auto")
 _TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*|secret\.[A-Za-z0-9_]{1,64})\s*\}\}")
@@ -153,6 +155,12 @@ def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
                         "call the program with arguments instead",
                     )
                 )
+    for section in ("steps", "verify", "rollback"):
+        for i, item in enumerate(doc.get(section, [])):
+            if item.get("action") == "python" or item.get("check") == "python_check":
+                why = plugins.problems(item["with"])
+                if why:
+                    problems.append(([section, i, "with", "plugin"], why))
     for name, spec in doc.get("params", {}).items():
         if "pattern" in spec:
             try:
@@ -207,12 +215,12 @@ class Catalogue:
 
 
 def load_dir(directory: Path) -> Catalogue:
-    """Load every *.yaml / *.yml in `directory` (not policy files)."""
+    """Load every *.yaml / *.yml in `directory` (not the policy or notifications files)."""
     if not directory.is_dir():
         raise FileNotFoundError(f"runbook directory {directory} does not exist")
     catalogue = Catalogue()
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        if path.stem == "policy":
+        if path.stem in ("policy", "notifications"):
             continue
         try:
             rb = parse(path.read_text(), str(path))

@@ -12,7 +12,7 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -104,24 +104,37 @@ class PolicyConfig(BaseModel):
         return next((w for w in self.freeze if w.covers(service, at)), None)
 
 
-def _validate(data: Any, where: str) -> PolicyConfig:
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate_model(model: type[Model], data: Any, where: str) -> Model:
+    """Validate a config document; ValueError names the file and the field."""
     try:
-        return PolicyConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{where}: {loc}: {err['msg']}") from None
+        raise ValueError(f"{where}: {loc + ': ' if loc else ''}{err['msg']}") from None
+
+
+def read_config(path: Path, model: type[Model]) -> Model:
+    """Read and validate a YAML config file (an empty file means the defaults)."""
+    try:
+        data: Any = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    return validate_model(model, data, str(path))
+
+
+def _validate(data: Any, where: str) -> PolicyConfig:
+    return validate_model(PolicyConfig, data, where)
 
 
 def load_policy(path: Path) -> PolicyConfig:
     """Read a policy file; a missing file means the defaults. ValueError names the field."""
     if not path.is_file():
         return PolicyConfig()
-    try:
-        data: Any = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    return _validate(data, str(path))
+    return read_config(path, PolicyConfig)
 
 
 def render(policy: PolicyConfig) -> str:

@@ -19,8 +19,9 @@ from baton.store.models import EscalationPolicy, Rotation, ShiftSwap
 DEFAULT = "*"  # the escalation policy and rotation for services without their own
 WEEK_S = 7 * 24 * 3600
 DEFAULT_ACK_TIMEOUT_S = 900
-# Channels name a webhook; its URL (a secret) comes from BATON_CHANNEL_<NAME> at delivery.
-CHANNEL = r"^(slack|webhook):[A-Za-z0-9_-]{1,64}$"
+# A channel is a kind and a name; its address (a webhook URL, which is a secret, or mail
+# recipients) comes from BATON_CHANNEL_<NAME> at delivery.
+CHANNEL = r"^(slack|webhook|email):[A-Za-z0-9_-]{1,64}$"
 
 
 class RotationIn(BaseModel):
@@ -50,7 +51,9 @@ class LevelIn(BaseModel):
     delay_s: int = Field(
         default=DEFAULT_ACK_TIMEOUT_S, ge=0, le=86400, description="wait before the next level"
     )
-    channels: list[str] = Field(default_factory=list, description="slack:NAME or webhook:NAME")
+    channels: list[str] = Field(
+        default_factory=list, description="slack:NAME, webhook:NAME or email:NAME"
+    )
 
     @field_validator("channels")
     @classmethod
@@ -58,8 +61,8 @@ class LevelIn(BaseModel):
         bad = [c for c in channels if not re.fullmatch(CHANNEL, c)]
         if bad:
             raise ValueError(
-                f"{bad[0]!r}: use slack:NAME or webhook:NAME; the URL goes in "
-                "the BATON_CHANNEL_<NAME> environment variable"
+                f"{bad[0]!r}: use slack:NAME, webhook:NAME or email:NAME; the URL or "
+                "mail addresses go in the BATON_CHANNEL_<NAME> environment variable"
             )
         return channels
 

@@ -1,38 +1,68 @@
-"""Delivering escalation messages: generic JSON webhooks and Slack-compatible webhooks.
+"""Delivering messages to channels: Slack-compatible webhooks, generic JSON webhooks and
+email over SMTP.
 
-Runs on the task backend, outside any database transaction; every attempt is audited
-with its outcome. Email and richer routing come with the notifications work.
+A channel is `KIND:NAME`; its address comes from BATON_CHANNEL_<NAME> at delivery time
+(a webhook URL, whose path is the credential, or comma-separated mail recipients), so
+policies, the routing file, the audit ledger and the API only ever hold the name. SMTP
+credentials come from settings and a named secret. Runs on the task backend, outside any
+database transaction; every attempt is audited with its outcome.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
 
+from baton.act.secrets import resolve
 from baton.govern.audit import Actor, append
 from baton.govern.escalation import Notice
+from baton.runtime.settings import Settings
 from baton.store.db import Database
 
-NOTIFIER = Actor("baton.notify", "system", "webhook/1")
+NOTIFIER = Actor("baton.notify", "system", "channels/2")
 TIMEOUT_S = 5.0
+KINDS = ("slack", "webhook", "email")
+_ADDRESS = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+$")
+MAX_LISTED = 20  # incidents written out in one message; the rest are counted
 
 
-def channel_url(channel: str) -> str:
-    """The webhook URL behind a channel name, from BATON_CHANNEL_<NAME>.
+@dataclass(frozen=True)
+class Message:
+    """One thing to say, in the forms the kinds of channel want."""
 
-    URLs of chat webhooks are secrets (the path is the credential), so policies, the
-    audit ledger and the API only ever hold the name.
-    """
+    subject: str  # what the audit record is about, e.g. "escalation:3"
+    title: str  # one line: the email subject
+    text: str  # plain text: Slack and the email body
+    data: dict[str, Any] = field(default_factory=dict)  # the generic webhook's JSON body
+
+
+class ChannelError(ValueError):
+    """A channel that cannot be delivered to as configured."""
+
+
+def channel_address(channel: str) -> tuple[str, str]:
+    """(kind, address) of a channel, from BATON_CHANNEL_<NAME>."""
     kind, _, name = channel.partition(":")
-    if kind not in ("webhook", "slack") or not name:
-        raise ValueError(f"cannot deliver to {channel!r}: use webhook:NAME or slack:NAME")
+    if kind not in KINDS or not name:
+        raise ChannelError(f"cannot deliver to {channel!r}: use slack:, webhook: or email:NAME")
     variable = "BATON_CHANNEL_" + name.upper().replace("-", "_")
-    url = os.environ.get(variable, "")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"channel {channel!r} has no URL: set {variable}")
-    return url
+    address = os.environ.get(variable, "").strip()
+    if kind == "email":
+        recipients = [a.strip() for a in address.split(",") if a.strip()]
+        if not recipients or not all(_ADDRESS.fullmatch(a) for a in recipients):
+            raise ChannelError(f"channel {channel!r} needs mail addresses: set {variable}")
+        return kind, ",".join(recipients)
+    if not address.startswith(("http://", "https://")):
+        raise ChannelError(f"channel {channel!r} has no URL: set {variable}")
+    return kind, address
 
 
 def _slack_safe(text: str) -> str:
@@ -40,31 +70,110 @@ def _slack_safe(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def payload(notice: Notice) -> tuple[str, dict[str, Any]]:
-    """(url, JSON body) for a channel, or ValueError for a channel we cannot deliver."""
-    url = channel_url(notice.channel)
-    if notice.channel.startswith("slack:"):
-        return url, {"text": _slack_safe(notice.text)}
-    return url, {"escalation": notice.escalation_id, "text": notice.text}
-
-
-def deliver(db: Database, notice: Notice, at: Any) -> bool:
-    """Send one notice; record in the audit ledger whether it arrived."""
+def _post(url: str, body: dict[str, Any]) -> tuple[bool, str]:
     try:
-        url, body = payload(notice)
         response = httpx.post(url, json=body, timeout=TIMEOUT_S)
-        ok, detail = response.is_success, f"HTTP {response.status_code}"
-    except (ValueError, httpx.HTTPError) as exc:
-        ok, detail = False, type(exc).__name__ + (f": {exc}" if isinstance(exc, ValueError) else "")
+    except httpx.HTTPError as exc:  # its message may carry the URL: say only what failed
+        return False, type(exc).__name__
+    return response.is_success, f"HTTP {response.status_code}"
+
+
+def _mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, str]:
+    if not settings.smtp_host:
+        raise ChannelError("email channels need BATON_SMTP_HOST")
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = settings.smtp_from, recipients, message.title
+    mail.set_content(message.text)
+    password = None
+    if settings.smtp_password_secret:
+        password = resolve([settings.smtp_password_secret])[
+            f"secret.{settings.smtp_password_secret}"
+        ]
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=TIMEOUT_S) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, password or "")
+            refused = smtp.send_message(mail)
+    except smtplib.SMTPResponseException as exc:  # the code says enough; no server text
+        return False, f"SMTP {exc.smtp_code} ({type(exc).__name__})"
+    except (smtplib.SMTPException, OSError) as exc:
+        return False, type(exc).__name__
+    if refused:
+        return False, f"SMTP refused {len(refused)} of {len(recipients.split(','))} recipient(s)"
+    return True, "SMTP accepted"
+
+
+def send(settings: Settings, channel: str, message: Message) -> tuple[bool, str]:
+    """Deliver one message on one channel: (arrived, what happened, without addresses)."""
+    kind, address = channel_address(channel)
+    if kind == "email":
+        return _mail(settings, address, message)
+    if kind == "slack":
+        return _post(address, {"text": _slack_safe(message.text)})
+    return _post(address, message.data)
+
+
+def deliver(
+    db: Database, settings: Settings, channel: str, message: Message, action: str, at: datetime
+) -> bool:
+    """Send one message and record in the audit ledger whether it arrived."""
+    try:
+        ok, detail = send(settings, channel, message)
+    except (ChannelError, KeyError) as exc:
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
     with db.session() as s:
         append(
             s,
             actor=NOTIFIER,
-            action="escalation.delivery",
-            subject=f"escalation:{notice.escalation_id}",
+            action=action,
+            subject=message.subject,
             at=at,
-            inputs={"channel": notice.channel.split(":", 1)[0]},
+            inputs={"channel": channel},
             decision="delivered" if ok else "failed",
             rationale=detail,
         )
     return ok
+
+
+def escalation_message(notice: Notice) -> Message:
+    return Message(
+        subject=f"escalation:{notice.escalation_id}",
+        title=notice.text[:200],
+        text=notice.text,
+        data={"escalation": notice.escalation_id, "text": notice.text},
+    )
+
+
+def group_message(notification: dict[str, Any]) -> Message:
+    """A notification group's message: what fires or resolved, and under which labels."""
+    incidents = notification["incidents"]
+    status = notification["status"]
+    firing = [i for i in incidents if i["status"] == "firing"]
+    resolved = [i for i in incidents if i["status"] == "resolved"]
+    labels = ", ".join(f"{k}={v}" for k, v in notification["labels"].items())
+    head = f"[Baton] {status.upper()}"
+    head += f":{len(firing)}" if status == "firing" else ""
+    title = f"{head} {labels or notification['receiver']}"
+    lines = [title]
+    for name, items in (("Firing", firing), ("Resolved", resolved)):
+        if items:
+            lines.append(f"{name}:")
+            lines += [
+                f"- incident #{i['id']} [{i['severity']}] {i['title']}" for i in items[:MAX_LISTED]
+            ]
+            if len(items) > MAX_LISTED:
+                lines.append(f"- … and {len(items) - MAX_LISTED} more")
+    return Message(
+        subject=f"notification-group:{notification['group']}",
+        title=title[:200],
+        text="\n".join(lines),
+        data={
+            "version": "1",
+            "status": status,
+            "receiver": notification["receiver"],
+            "group_labels": notification["labels"],
+            "incidents": incidents,
+        },
+    )

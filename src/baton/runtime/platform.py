@@ -26,14 +26,15 @@ from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
-from baton.govern import breaker, escalation, killswitch, overrides
+from baton.govern import breaker, escalation, killswitch, notifications, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
+from baton.govern.routes import Routing, load_routing
 from baton.learn.kpis import record_outcome
 from baton.runtime.clock import Clock
-from baton.runtime.notify import deliver
+from baton.runtime.notify import deliver, escalation_message, group_message
 from baton.runtime.pipeline import (
     INTAKE,
     ActStage,
@@ -74,6 +75,7 @@ class TickReport:
     executions_finished: list[int] = field(default_factory=list)
     approvals_expired: int = 0
     escalations: int = 0
+    notifications: int = 0
 
 
 class Platform:
@@ -100,6 +102,7 @@ class Platform:
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
         self.policy = PolicyConfig()
+        self.routing: Routing | None = None  # notifications.yaml; None: no notifications
         self._graph: tuple[float, topology.Topology] | None = None
         self._policy_stamp: float | None = None
         # handed to the backend and not seen starting here: id → when (monotonic)
@@ -110,6 +113,7 @@ class Platform:
         self.backend.register("execute", self._execute_task)
         self.backend.register("rollback", self._rollback_task)
         self.backend.register("notify", self._notify_task)
+        self.backend.register("notify_group", self._notify_group_task)
 
     # --- setup -----------------------------------------------------------------------
     def start(self, migrate: bool = True) -> Platform:
@@ -137,6 +141,7 @@ class Platform:
         path = self.settings.runbooks_path
         catalogue = load_dir(path)
         policy = load_policy(path / "policy.yaml")
+        self.routing = load_routing(path / "notifications.yaml")
         before = {rb.id: rb.version for rb in self.catalogue}
         after = {rb.id: rb.version for rb in catalogue}
         changed = sorted(k for k in after if before.get(k) != after[k])
@@ -220,6 +225,7 @@ class Platform:
         at = self.clock.now()
         with self.db.session() as s:
             changes = self.ingest_pipeline.run(StageContext(s, at, self), list(events))
+            notifications.track(s, self.routing, [c.incident_id for c in changes], at)
         return {"accepted": len(events), "incident_changes": len(changes)}
 
     def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
@@ -286,7 +292,16 @@ class Platform:
         report.executions_finished = finished
         report.escalations = len(notices)
         self._send(notices)
+        report.notifications = self._flush_notifications()
         return report
+
+    def _flush_notifications(self) -> int:
+        """Hand the notification groups that are due to the backend for delivery."""
+        with self.db.session() as s:
+            due = notifications.flush(s, self.routing, self.clock.now())
+        for notification in due:
+            self.backend.submit("notify_group", notification)
+        return len(due)
 
     def _start_due(self) -> int:
         """Hand due executions, and those whose worker died, to the backend.
@@ -366,7 +381,28 @@ class Platform:
             )
 
     def _notify_task(self, payload: dict[str, Any]) -> None:
-        deliver(self.db, escalation.Notice(**payload), self.clock.now())
+        notice = escalation.Notice(**payload)
+        deliver(
+            self.db,
+            self.settings,
+            notice.channel,
+            escalation_message(notice),
+            "escalation.delivery",
+            self.clock.now(),
+        )
+
+    def _notify_group_task(self, notification: dict[str, Any]) -> None:
+        """Every channel of the receiver is tried; the group is settled as delivered only
+        if all of them took it, otherwise it is said again at its next group_interval."""
+        message = group_message(notification)
+        results = [
+            deliver(
+                self.db, self.settings, channel, message, "notification.delivery", self.clock.now()
+            )
+            for channel in notification["channels"]
+        ]
+        with self.db.session() as s:
+            notifications.delivered(s, notification, all(results))
 
     # --- act -------------------------------------------------------------------------
     def queue_execution(

@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     )
     url: str = Field(default="http://127.0.0.1:8000", description="API the CLI talks to")
     token: SecretStr | None = Field(default=None, description="Bearer token for the CLI")
+    smtp_host: str | None = Field(default=None, description="Mail relay for email: channels")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="baton@localhost", description="Sender of notifications")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP session with TLS")
+    smtp_username: str | None = Field(
+        default=None, description="SMTP login, if the relay wants one"
+    )
+    smtp_password_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+        description="NAME of the secret holding the SMTP password (secrets file or "
+        "BATON_SECRET_<NAME>); the password itself never sits in settings",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -357,3 +357,23 @@ class Escalation(Base):
     next_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     acknowledged_at: Mapped[datetime | None]
+
+
+class NotificationGroup(Base):
+    """Incidents a route batches into one notification, and what was last said about them.
+
+    Kept in the database so a restart neither loses a group still waiting out its
+    group_wait nor re-sends every group that was already notified.
+    """
+
+    __tablename__ = "notification_groups"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # hash of route + group labels
+    route: Mapped[str] = mapped_column(String(256))
+    receiver: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the group_by values
+    members: Mapped[dict[str, Any]] = mapped_column(default=dict)  # incident id -> summary
+    created_at: Mapped[datetime]
+    next_flush_at: Mapped[datetime] = mapped_column(index=True)
+    last_sent_at: Mapped[datetime | None]
+    sent_digest: Mapped[str | None] = mapped_column(String(64))
