@@ -30,6 +30,7 @@ from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_po
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
 from baton.learn.kpis import record_outcome
 from baton.runtime.clock import Clock
+from baton.runtime.intake import Intake
 from baton.runtime.notify import deliver
 from baton.runtime.pipeline import (
     INTAKE,
@@ -44,7 +45,7 @@ from baton.runtime.pipeline import (
 )
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import InProcessBackend, TaskBackend
-from baton.sense import normalize
+from baton.sense import inbox, normalize, receivers
 from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
 from baton.store.migrate import upgrade
@@ -89,6 +90,7 @@ class Platform:
         self.db = Database(settings.db_url)
         self.targets = targets or {}
         self.backend = backend or InProcessBackend(settings.task_workers)
+        self.intake = Intake(self.db, clock)
         self.observer = observer
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
@@ -173,6 +175,7 @@ class Platform:
             log.error("policy file not applied", extra={"problem": str(exc)})
 
     def close(self) -> None:
+        self.intake.close()
         self.backend.close()
         self.db.dispose()
 
@@ -207,18 +210,58 @@ class Platform:
         return ActionContext(targets=self.targets, sleep=self.clock.sleep)
 
     # --- signals in ------------------------------------------------------------------
-    def ingest(self, events: list[normalize.EventIn]) -> dict[str, int]:
-        """Store and correlate a batch in one transaction; returns counts once committed."""
-        at = self.clock.now()
+    def ingest(
+        self,
+        events: list[normalize.EventIn],
+        *,
+        at: datetime | None = None,
+        batch: int | None = None,
+    ) -> dict[str, int]:
+        """Store and correlate events in one transaction; returns counts once committed.
+
+        With `batch` (an inbox row) the batch is claimed in the same transaction, so its
+        effects and "processed" land together; one already processed is skipped.
+        """
+        at = at or self.clock.now()
         with self.db.session() as s:
+            if batch is not None and not inbox.claim(s, batch, self.clock.now()):
+                return {"accepted": 0, "incident_changes": 0}
             changes = self.ingest_pipeline.run(StageContext(s, at, self), list(events))
         return {"accepted": len(events), "incident_changes": len(changes)}
 
     def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
-        return self.ingest(normalize.from_alertmanager(payload, self.clock.now(), source))
+        """In-process intake (sandbox, benches): normalise and process at once."""
+        batch = receivers.alertmanager_api(payload, self.clock.now(), source)
+        return self.ingest([normalize.EventIn.model_validate(e) for e in batch.events])
 
-    def ingest_generic(self, payload: Any) -> dict[str, int]:
-        return self.ingest(normalize.from_generic(payload, self.clock.now()))
+    def process_inbox(self, limit: int = 100) -> int:
+        """Process up to `limit` acknowledged batches, oldest first; returns how many.
+
+        Each batch is processed at the time it was received. A batch that cannot be
+        processed is set aside with its error (kept for inspection) rather than
+        blocking every batch behind it.
+        """
+        with self.db.session() as s:
+            waiting = inbox.pending(s, limit)
+        for item in waiting:
+            try:
+                self.ingest(item.events, at=item.received_at, batch=item.id)
+            except Exception as exc:
+                log.exception("inbox batch failed", extra={"batch": item.id})
+                with self.db.session() as s:
+                    inbox.claim(s, item.id, self.clock.now(), error=repr(exc)[:2000])
+        return len(waiting)
+
+    def prune_inbox(self) -> int:
+        """Enforce raw-event retention (age and count) on processed batches."""
+        cfg = self.settings
+        with self.db.session() as s:
+            return inbox.prune(
+                s,
+                self.clock.now(),
+                timedelta(seconds=cfg.inbox_max_age_s),
+                cfg.inbox_max_events,
+            )
 
     def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
         at = self.clock.now()
@@ -254,6 +297,8 @@ class Platform:
     def tick(self) -> TickReport:
         """Triage, decide, start what is due, verify, learn, expire and escalate."""
         report = TickReport()
+        self.process_inbox(limit=1000)
+        self.prune_inbox()
         at = self.clock.now()
         self._follow_policy_file()
         notices: list[escalation.Notice] = []

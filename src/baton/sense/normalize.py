@@ -1,17 +1,20 @@
-"""Turn source payloads into `EventIn`, the one shape the pipeline understands.
+"""The one shape every signal takes (`EventIn`) and the checks receivers share.
 
-Validation errors name the offending field (e.g. `alerts[3].labels`) so a sender can
-fix its payload; a batch is accepted or rejected whole.
+Receivers run on the ingest hot path, so they validate with plain functions rather than
+a model per alert, and emit each event as a plain dict (`EventRecord`, the serialised
+form of `EventIn`) that goes straight into the durable inbox. Errors name the offending
+field (e.g. `alerts[3].labels`) so a sender can fix its payload; a batch is accepted or
+rejected whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict
 
 SEVERITIES = ("critical", "error", "warning", "info")
 _SEVERITY_ALIASES = {
@@ -22,6 +25,9 @@ _SEVERITY_ALIASES = {
     "low": "info",
     "none": "info",
 }
+# Go's zero time: Alertmanager and Grafana send it for "not set".
+_ZERO_YEAR = 1
+Status = Literal["firing", "resolved", "acknowledged"]
 
 
 class SignalError(ValueError):
@@ -43,7 +49,23 @@ class EventIn(BaseModel):
     service: str | None
     resource: str | None
     severity: str
-    status: Literal["firing", "resolved"]
+    status: Status
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    fingerprint: str
+
+
+class EventRecord(TypedDict):
+    """`EventIn` as receivers emit it and the inbox stores it (JSON-ready)."""
+
+    source: str
+    name: str
+    service: str | None
+    resource: str | None
+    severity: str
+    status: Status
     labels: dict[str, str]
     annotations: dict[str, str]
     starts_at: datetime
@@ -62,55 +84,67 @@ def normalise_severity(value: str | None) -> str:
     return severity if severity in SEVERITIES else "warning"
 
 
-class AlertmanagerAlert(BaseModel):
-    """One entry of Alertmanager's API v2 `postableAlerts` (also Prometheus's payload)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    labels: dict[str, str] = Field(min_length=1)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
-    generatorURL: str | None = None
-
-    @field_validator("labels")
-    @classmethod
-    def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
-        if "alertname" not in labels:
-            raise ValueError("label 'alertname' is required")
-        return labels
+# --- field checks shared by every receiver ---------------------------------------------
+def at(where: str, key: str) -> str:
+    """The name of field `key` inside `where` ("" is the top level of the body)."""
+    return f"{where}.{key}" if where else key
 
 
-class GenericEvent(BaseModel):
-    """Baton's own JSON format for anything that is not an alert manager."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=256)
-    service: str | None = Field(default=None, max_length=128)
-    resource: str | None = Field(default=None, max_length=256)
-    severity: str = "warning"
-    status: Literal["firing", "resolved"] = "firing"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    fingerprint: str | None = Field(default=None, max_length=64)
+def mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SignalError(where or "body", "expected a JSON object")
+    return value
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
+def text(
+    obj: dict[str, Any], key: str, where: str, *, required: bool = False, max_len: int = 1024
+) -> str | None:
+    """The string at obj[key]; None when absent (or an error naming `where.key`)."""
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            raise SignalError(at(where, key), "is required")
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise SignalError(at(where, key), "expected a string")
+    if len(value) > max_len:
+        raise SignalError(at(where, key), f"longer than {max_len} characters")
+    return value
 
 
-def _first_error(exc: ValidationError, prefix: str) -> SignalError:
-    err = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    return SignalError(f"{prefix}{loc}" or "body", err["msg"])
+def string_map(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> dict:
+    """A {str: str} object such as labels or annotations."""
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise SignalError(at(where, key), "is required")
+        return {}
+    if not isinstance(value, dict):
+        raise SignalError(at(where, key), "expected an object of string values")
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise SignalError(f"{at(where, key)}.{name}", "expected a string")
+    return value
 
 
-def _batch(payload: Any, key: str) -> list[Any]:
+def timestamp(obj: dict[str, Any], key: str, where: str) -> datetime | None:
+    """An RFC 3339 time, made UTC; None when absent or Go's zero time."""
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SignalError(at(where, key), "expected an RFC 3339 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SignalError(at(where, key), f"not an RFC 3339 timestamp: {value[:40]!r}") from None
+    if parsed.year == _ZERO_YEAR:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def batch_of(payload: Any, key: str) -> list[Any]:
+    """The list of items in a batch: a bare array, or an object holding it under `key`."""
     if isinstance(payload, dict) and key in payload:
         payload = payload[key]
     if not isinstance(payload, list):
@@ -120,59 +154,36 @@ def _batch(payload: Any, key: str) -> list[Any]:
     return payload
 
 
-def from_alertmanager(payload: Any, now: datetime, source: str = "alertmanager") -> list[EventIn]:
-    """Normalise an Alertmanager v2 alert list; resolved when endsAt is not in the future."""
-    out: list[EventIn] = []
-    for i, item in enumerate(_batch(payload, "alerts")):
-        try:
-            alert = AlertmanagerAlert.model_validate(item)
-        except ValidationError as exc:
-            raise _first_error(exc, f"alerts[{i}]") from None
-        labels = dict(alert.labels)
-        ends = _aware(alert.endsAt)
-        status: Literal["firing", "resolved"] = "resolved" if ends and ends <= now else "firing"
-        out.append(
-            EventIn(
-                source=source,
-                name=labels["alertname"],
-                service=labels.get("service") or labels.get("job"),
-                resource=labels.get("instance") or labels.get("host"),
-                severity=normalise_severity(labels.get("severity")),
-                status=status,
-                labels=labels,
-                annotations=dict(alert.annotations),
-                starts_at=_aware(alert.startsAt) or now,
-                ends_at=ends if status == "resolved" else None,
-                fingerprint=fingerprint(labels),
-            )
-        )
-    return out
+def event_record(
+    *,
+    source: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    status: Status,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    fingerprint_: str | None = None,
+    name: str | None = None,
+    service: str | None = None,
+    resource: str | None = None,
+    severity: str | None = None,
+) -> EventRecord:
+    """Build one event; names, service and resource default to the usual labels."""
+    return {
+        "source": source,
+        "name": name or labels["alertname"],
+        "service": service or labels.get("service") or labels.get("job"),
+        "resource": resource or labels.get("instance") or labels.get("host"),
+        "severity": normalise_severity(severity or labels.get("severity")),
+        "status": status,
+        "labels": labels,
+        "annotations": annotations,
+        "starts_at": starts_at,
+        "ends_at": ends_at if status == "resolved" else None,
+        "fingerprint": fingerprint_ or fingerprint(labels),
+    }
 
 
-def from_generic(payload: Any, now: datetime) -> list[EventIn]:
-    """Normalise Baton's generic JSON events."""
-    out: list[EventIn] = []
-    for i, item in enumerate(_batch(payload, "events")):
-        try:
-            event = GenericEvent.model_validate(item)
-        except ValidationError as exc:
-            raise _first_error(exc, f"events[{i}]") from None
-        labels = {"alertname": event.name, **event.labels}
-        if event.service:
-            labels.setdefault("service", event.service)
-        out.append(
-            EventIn(
-                source="generic",
-                name=event.name,
-                service=event.service,
-                resource=event.resource,
-                severity=normalise_severity(event.severity),
-                status=event.status,
-                labels=labels,
-                annotations=event.annotations,
-                starts_at=_aware(event.starts_at) or now,
-                ends_at=_aware(event.ends_at) if event.status == "resolved" else None,
-                fingerprint=event.fingerprint or fingerprint(labels),
-            )
-        )
-    return out
+def events_from_json(data: bytes | str) -> list[EventIn]:
+    """The inbox's stored records back as `EventIn`s for processing."""
+    return [EventIn.model_validate(record) for record in orjson.loads(data)]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from baton.api.deps import platform, require
+from baton.api.deps import authorize, platform
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission
 from baton.runtime.platform import Platform
@@ -38,5 +38,5 @@ def readyz(p: Platform = Depends(platform)) -> dict[str, object]:
 @router.get("/metrics", summary="Prometheus metrics (viewer token unless metrics_public)")
 def metrics(request: Request, p: Platform = Depends(platform)) -> Response:
     if not p.settings.metrics_public:
-        require(Permission.READ)(request, p)
+        authorize(request, p, Permission.READ)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
