@@ -167,7 +167,7 @@ def test_unknown_role_is_a_clear_422(client, tokens):
     [
         (b"{not json", "malformed JSON"),
         (b"", "empty body"),
-        (b'{"alerts": 5}', "expected a JSON array"),
+        (b'{"alerts": 5}', "alerts: Expected `array`"),
         (b'[{"labels": {}}]', "alerts[0].labels"),
         (b'[{"labels": {"service": "x"}}]', "alertname"),
         (b'[{"labels": {"alertname": 7}}]', "alerts[0].labels.alertname"),

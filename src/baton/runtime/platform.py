@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -91,6 +92,7 @@ class Platform:
         self.targets = targets or {}
         self.backend = backend or InProcessBackend(settings.task_workers)
         self.intake = Intake(self.db, clock)
+        self._processing = False  # a `process_until` thread drains the inbox
         self.observer = observer
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
@@ -231,7 +233,8 @@ class Platform:
 
     def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
         """In-process intake (sandbox, benches): normalise and process at once."""
-        batch = receivers.alertmanager_api(payload, self.clock.now(), source)
+        body = orjson.dumps(payload)
+        batch = receivers.alertmanager_api(body, self.clock.now(), source)
         return self.ingest([normalize.EventIn.model_validate(e) for e in batch.events])
 
     def process_inbox(self, limit: int = 100) -> int:
@@ -245,12 +248,24 @@ class Platform:
             waiting = inbox.pending(s, limit)
         for item in waiting:
             try:
-                self.ingest(item.events, at=item.received_at, batch=item.id)
+                with self.intake.turn():
+                    self.ingest(item.events, at=item.received_at, batch=item.id)
             except Exception as exc:
                 log.exception("inbox batch failed", extra={"batch": item.id})
                 with self.db.session() as s:
                     inbox.claim(s, item.id, self.clock.now(), error=repr(exc)[:2000])
         return len(waiting)
+
+    def process_until(self, stop: threading.Event) -> None:
+        """Process the inbox as batches are committed, until `stop` is set (`baton serve`)."""
+        seen, self._processing = 0, True
+        while not stop.is_set():
+            try:
+                if self.process_inbox() == 0:
+                    seen = self.intake.wait_for_commit(seen, timeout=1.0)
+            except Exception:  # keep processing alive; the error is logged
+                log.exception("inbox processing failed")
+                stop.wait(1.0)
 
     def prune_inbox(self) -> int:
         """Enforce raw-event retention (age and count) on processed batches."""
@@ -297,7 +312,8 @@ class Platform:
     def tick(self) -> TickReport:
         """Triage, decide, start what is due, verify, learn, expire and escalate."""
         report = TickReport()
-        self.process_inbox(limit=1000)
+        if not self._processing:  # else `process_until` is already on it
+            self.process_inbox(limit=1000)
         self.prune_inbox()
         at = self.clock.now()
         self._follow_policy_file()

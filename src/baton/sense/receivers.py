@@ -2,32 +2,31 @@
 
 Formats: Alertmanager's API v2 (`postableAlerts`, what Prometheus sends), the
 Alertmanager webhook (version "4"), Grafana alerting's webhook, PagerDuty Events API v2
-and Baton's generic JSON. A *source* is a named sender with one format and, optionally,
-an HMAC-SHA256 signing secret; the built-in sources cover the usual senders.
+and Baton's generic JSON. Bodies are decoded and type-checked in one pass by msgspec
+against the structs below (no model object per alert in Python); the error names the
+field. A *source* is a named sender with one format and, optionally, an HMAC-SHA256
+signing secret; the built-in sources cover the usual senders.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
+from msgspec import Meta, Struct, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from baton.sense.normalize import (
-    SEVERITIES,
     EventRecord,
     SignalError,
     Status,
-    at,
-    batch_of,
     event_record,
-    mapping,
-    string_map,
-    text,
-    timestamp,
+    fingerprint,
 )
 
 Format = Literal["alertmanager-api", "alertmanager-webhook", "grafana", "pagerduty", "generic"]
@@ -72,81 +71,191 @@ class Batch:
     group_key: str | None = None
 
 
-Parser = Callable[[Any, datetime, str], Batch]
+# --- wire formats ------------------------------------------------------------------------
+Short = Annotated[str, Meta(max_length=256)]
+Text = Annotated[str, Meta(max_length=4096)]
 
 
-def _alert(alert: dict[str, Any], where: str, now: datetime, source: str, *, sent: bool):
-    """One Alertmanager-style alert; `sent` alerts (webhooks) carry status and fingerprint."""
-    labels = string_map(alert, "labels", where, required=True)
-    if not labels:
-        raise SignalError(at(where, "labels"), "must not be empty")
+class Alert(Struct, kw_only=True):
+    """Alertmanager's `postableAlert`."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+    generatorURL: Text | None = None
+
+
+class SentAlert(Alert, kw_only=True):
+    """An alert in a notification: it says whether it fires and has its fingerprint."""
+
+    status: Literal["firing", "resolved"]
+    fingerprint: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class AlertList(Struct):
+    alerts: list[Alert]
+
+
+class Notification(Struct):
+    """Alertmanager webhook (version "4") and Grafana webhook bodies."""
+
+    alerts: list[SentAlert]
+    version: str = ""
+    groupKey: Annotated[str, Meta(max_length=2048)] | None = None
+
+
+class PagerDutyPayload(Struct):
+    summary: Annotated[str, Meta(min_length=1, max_length=1024)]
+    source: Annotated[str, Meta(min_length=1, max_length=255)]
+    severity: Literal["critical", "error", "warning", "info"]
+    timestamp: datetime | None = None
+    component: Short | None = None
+    group: Short | None = None
+    class_: Short | None = field(default=None, name="class")
+    custom_details: Any = None
+
+
+class PagerDutyEvent(Struct):
+    event_action: Literal["trigger", "acknowledge", "resolve"]
+    routing_key: str | None = None
+    dedup_key: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    payload: PagerDutyPayload | None = None
+
+
+class GenericEvent(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    service: Annotated[str, Meta(max_length=128)] | None = None
+    resource: Short | None = None
+    severity: Annotated[str, Meta(max_length=32)] = "warning"
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    fingerprint: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class GenericBatch(Struct):
+    events: list[GenericEvent]
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def _field(path: str, body: bytes, root: str) -> str:
+    """msgspec's `$[0].labels[...]` as `alerts[0].labels.<key>`, the key found in the body."""
+    if path == "$":
+        return "body"
+    name = root if path.startswith("$[") else ""
+    node: Any = None
+    if "[...]" in path:
+        node = orjson.loads(body)
+    for match in _PATH_PART.finditer(path):
+        key, index = match.group(1), match.group(2)
+        if key is not None:
+            name = f"{name}.{key}" if name else key
+            node = node.get(key) if isinstance(node, dict) else None
+        elif index is not None:
+            name += f"[{index}]"
+            node = node[int(index)] if isinstance(node, list) else None
+        else:  # a map value: name the first key whose value is not a string
+            bad = [k for k, v in node.items() if not isinstance(v, str)] if node else []
+            name += f".{bad[0]}" if bad else "[...]"
+    return name
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes, root: str) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `")
+        place = _field(where.rstrip("`") or "$", body, root)
+        missing = re.match(r"Object (missing required|contains unknown) field `(.+)`", message)
+        if missing:
+            place = f"{place}.{missing.group(2)}" if place != "body" else missing.group(2)
+            message = "is required" if missing.group(1).startswith("missing") else "unknown field"
+        raise SignalError(place, message) from None
+    except msgspec.DecodeError as exc:
+        raise SignalError("body", f"malformed JSON: {exc}" if body else "empty body") from None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """UTC, or None for Go's zero time (what Alertmanager sends for "not set")."""
+    if value is None or value.year == 1:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _alert_event(
+    alert: Alert, where: str, now: datetime, source: str, sent: SentAlert | None
+) -> EventRecord:
+    labels = alert.labels
     if "alertname" not in labels:
-        raise SignalError(at(where, "labels"), "label 'alertname' is required")
-    starts = timestamp(alert, "startsAt", where)
-    ends = timestamp(alert, "endsAt", where)
+        raise SignalError(f"{where}.labels", "label 'alertname' is required")
+    starts, ends = _utc(alert.startsAt), _utc(alert.endsAt)
     if starts and ends and ends < starts:
-        raise SignalError(at(where, "endsAt"), "is before startsAt")
-    text(alert, "generatorURL", where, max_len=4096)
-    source_print = None
-    if sent:
-        status = text(alert, "status", where, required=True)
-        if status not in ("firing", "resolved"):
-            raise SignalError(at(where, "status"), "expected 'firing' or 'resolved'")
-        source_print = text(alert, "fingerprint", where, max_len=64)
+        raise SignalError(f"{where}.endsAt", "is before startsAt")
+    if sent is None:
+        status: Status = "resolved" if ends is not None and ends <= now else "firing"
     else:
-        status = "resolved" if ends is not None and ends <= now else "firing"
+        status = sent.status
     return event_record(
         source=source,
         labels=labels,
-        annotations=string_map(alert, "annotations", where),
-        status=status,  # type: ignore[arg-type]
+        annotations=alert.annotations,
+        status=status,
         starts_at=starts or now,
         ends_at=ends or now,
-        fingerprint_=source_print,
+        fingerprint_=sent.fingerprint if sent else None,
     )
 
 
-def alertmanager_api(payload: Any, now: datetime, source: str) -> Batch:
+def _non_empty(items: list[Any], where: str) -> list[Any]:
+    if not items:
+        raise SignalError(where, "no alerts or events in the batch")
+    return items
+
+
+_ALERTS = msgspec.json.Decoder(list[Alert] | AlertList)
+
+
+def alertmanager_api(body: bytes, now: datetime, source: str) -> Batch:
     """Alertmanager API v2 `postableAlerts`: resolved when endsAt is not in the future."""
-    alerts = batch_of(payload, "alerts")
+    decoded = _decode(_ALERTS, body, "alerts")
+    alerts = _non_empty(decoded.alerts if isinstance(decoded, AlertList) else decoded, "alerts")
     return Batch(
         source,
-        [
-            _alert(mapping(a, f"alerts[{i}]"), f"alerts[{i}]", now, source, sent=False)
-            for i, a in enumerate(alerts)
-        ],
+        [_alert_event(a, f"alerts[{i}]", now, source, None) for i, a in enumerate(alerts)],
     )
 
 
-def _grouped(payload: Any, now: datetime, source: str, version: str | None) -> Batch:
-    body = mapping(payload, "body")
-    if version is not None and body.get("version") != version:
-        raise SignalError("version", f"expected {version!r}, got {body.get('version')!r}")
-    alerts = body.get("alerts")
-    if not isinstance(alerts, list) or not alerts:
-        raise SignalError("alerts", "expected a non-empty array of alerts")
+_NOTIFICATION = msgspec.json.Decoder(Notification)
+
+
+def _notification(body: bytes, now: datetime, source: str, version: str | None) -> Batch:
+    note = _decode(_NOTIFICATION, body, "alerts")
+    if version is not None and note.version != version:
+        raise SignalError("version", f"expected {version!r}, got {note.version!r}")
     events = [
-        _alert(mapping(a, f"alerts[{i}]"), f"alerts[{i}]", now, source, sent=True)
-        for i, a in enumerate(alerts)
+        _alert_event(a, f"alerts[{i}]", now, source, a)
+        for i, a in enumerate(_non_empty(note.alerts, "alerts"))
     ]
-    return Batch(source, events, text(body, "groupKey", "", max_len=2048))
+    return Batch(source, events, note.groupKey)
 
 
-def alertmanager_webhook(payload: Any, now: datetime, source: str) -> Batch:
+def alertmanager_webhook(body: bytes, now: datetime, source: str) -> Batch:
     """Alertmanager's webhook receiver payload, version "4": one notification group."""
-    return _grouped(payload, now, source, "4")
+    return _notification(body, now, source, "4")
 
 
-def grafana(payload: Any, now: datetime, source: str) -> Batch:
+def grafana(body: bytes, now: datetime, source: str) -> Batch:
     """Grafana alerting's webhook contact point (Alertmanager-shaped alerts)."""
-    return _grouped(payload, now, source, None)
+    return _notification(body, now, source, None)
 
 
-_PD_ACTIONS: dict[str, Status] = {
-    "trigger": "firing",
-    "acknowledge": "acknowledged",
-    "resolve": "resolved",
-}
+_PAGERDUTY = msgspec.json.Decoder(PagerDutyEvent)
+_PD_STATUS: dict[str, Status] = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
 
 def _details(value: Any) -> dict[str, str]:
@@ -158,113 +267,82 @@ def _details(value: Any) -> dict[str, str]:
     return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
 
 
-def pagerduty(payload: Any, now: datetime, source: str) -> Batch:
+def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
     """PagerDuty Events API v2: trigger, acknowledge or resolve one alert by dedup_key.
 
     A trigger without a dedup_key gets Baton's fingerprint, which the reply hands back as
-    the dedup_key to acknowledge or resolve it later, as PagerDuty does.
+    the dedup_key to acknowledge or resolve it later, as PagerDuty does. Mapping:
+    class (else summary) -> name, component (else group) -> service, source -> resource.
     """
-    body = mapping(payload, "body")
-    action = text(body, "event_action", "", required=True)
-    if action not in _PD_ACTIONS:
-        raise SignalError("event_action", "expected 'trigger', 'acknowledge' or 'resolve'")
-    dedup_key = text(body, "dedup_key", "", max_len=64)
-    if action != "trigger":
-        if dedup_key is None:
-            raise SignalError("dedup_key", f"is required to {action}")
-        labels = {"alertname": "pagerduty", "dedup_key": dedup_key}
-        event = event_record(
+    event = _decode(_PAGERDUTY, body, "body")
+    if event.event_action != "trigger":
+        if event.dedup_key is None:
+            raise SignalError("dedup_key", f"is required to {event.event_action}")
+        labels = {"alertname": "pagerduty", "dedup_key": event.dedup_key}
+        record = event_record(
             source=source,
             labels=labels,
             annotations={},
-            status=_PD_ACTIONS[action],
+            status=_PD_STATUS[event.event_action],
             starts_at=now,
             ends_at=now,
-            fingerprint_=dedup_key,
-            name=dedup_key,
+            fingerprint_=event.dedup_key,
+            name=event.dedup_key[:256],
         )
-        return Batch(source, [event])
-    if "payload" not in body:
+        return Batch(source, [record])
+    detail = event.payload
+    if detail is None:
         raise SignalError("payload", "is required to trigger")
-    detail = mapping(body["payload"], "payload")
-    summary = text(detail, "summary", "payload", required=True)
-    severity = text(detail, "severity", "payload", required=True)
-    if severity not in SEVERITIES:
-        raise SignalError("payload.severity", f"expected one of {', '.join(SEVERITIES)}")
-    extra = {k: text(detail, k, "payload", max_len=255) for k in ("component", "group", "class")}
-    where = text(detail, "source", "payload", required=True, max_len=255)
-    name = (extra["class"] or summary or "")[:256]
-    labels = {"alertname": name, "source": where or "", "severity": severity or ""}
+    name = (detail.class_ or detail.summary)[:256]
+    labels = {"alertname": name, "source": detail.source, "severity": detail.severity}
+    extra = {"component": detail.component, "group": detail.group, "class": detail.class_}
     labels.update({k: v for k, v in extra.items() if v})
-    event = event_record(
+    record = event_record(
         source=source,
         labels=labels,
-        annotations={"summary": summary or "", **_details(detail.get("custom_details"))},
+        annotations={"summary": detail.summary, **_details(detail.custom_details)},
         status="firing",
-        starts_at=timestamp(detail, "timestamp", "payload") or now,
+        starts_at=_utc(detail.timestamp) or now,
         ends_at=None,
-        fingerprint_=dedup_key,
+        fingerprint_=event.dedup_key or fingerprint(labels),
         name=name,
-        service=extra["component"] or extra["group"],
-        resource=where,
-        severity=severity,
+        service=detail.component or detail.group,
+        resource=detail.source,
+        severity=detail.severity,
     )
-    return Batch(source, [event])
+    return Batch(source, [record])
 
 
-_GENERIC_FIELDS = {
-    "name",
-    "service",
-    "resource",
-    "severity",
-    "status",
-    "labels",
-    "annotations",
-    "starts_at",
-    "ends_at",
-    "fingerprint",
-}
+_GENERIC = msgspec.json.Decoder(list[GenericEvent] | GenericBatch)
 
 
-def _generic_event(item: dict[str, Any], where: str, now: datetime, source: str) -> EventRecord:
-    unknown = sorted(set(item) - _GENERIC_FIELDS)
-    if unknown:
-        raise SignalError(at(where, unknown[0]), "unknown field")
-    name = text(item, "name", where, required=True, max_len=256) or ""
-    service = text(item, "service", where, max_len=128)
-    status = text(item, "status", where) or "firing"
-    if status not in ("firing", "resolved"):
-        raise SignalError(at(where, "status"), "expected 'firing' or 'resolved'")
-    labels = {"alertname": name, **string_map(item, "labels", where)}
-    if service:
-        labels.setdefault("service", service)
+def _generic_event(item: GenericEvent, now: datetime, source: str) -> EventRecord:
+    labels = {"alertname": item.name, **item.labels}
+    if item.service:
+        labels.setdefault("service", item.service)
     return event_record(
         source=source,
         labels=labels,
-        annotations=string_map(item, "annotations", where),
-        status=status,  # type: ignore[arg-type]
-        starts_at=timestamp(item, "starts_at", where) or now,
-        ends_at=timestamp(item, "ends_at", where),
-        fingerprint_=text(item, "fingerprint", where, max_len=64),
-        name=name,
-        service=service,
-        resource=text(item, "resource", where, max_len=256),
-        severity=text(item, "severity", where, max_len=32),
+        annotations=item.annotations,
+        status=item.status,
+        starts_at=_utc(item.starts_at) or now,
+        ends_at=_utc(item.ends_at),
+        fingerprint_=item.fingerprint,
+        name=item.name,
+        service=item.service,
+        resource=item.resource,
+        severity=item.severity,
     )
 
 
-def generic(payload: Any, now: datetime, source: str) -> Batch:
+def generic(body: bytes, now: datetime, source: str) -> Batch:
     """Baton's own JSON events, for anything that is not an alert manager."""
-    items = batch_of(payload, "events")
-    return Batch(
-        source,
-        [
-            _generic_event(mapping(e, f"events[{i}]"), f"events[{i}]", now, source)
-            for i, e in enumerate(items)
-        ],
-    )
+    decoded = _decode(_GENERIC, body, "events")
+    items = decoded.events if isinstance(decoded, GenericBatch) else decoded
+    return Batch(source, [_generic_event(e, now, source) for e in _non_empty(items, "events")])
 
 
+Parser = Callable[[bytes, datetime, str], Batch]
 PARSERS: dict[str, Parser] = {
     "alertmanager-api": alertmanager_api,
     "alertmanager-webhook": alertmanager_webhook,
@@ -274,6 +352,6 @@ PARSERS: dict[str, Parser] = {
 }
 
 
-def parse(source: str, config: SourceConfig, payload: Any, now: datetime) -> Batch:
+def parse(source: str, config: SourceConfig, body: bytes, now: datetime) -> Batch:
     """Validate and normalise one request body from `source`; SignalError names the field."""
-    return PARSERS[config.format](payload, now, source)
+    return PARSERS[config.format](body, now, source)

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from baton.act import secrets
-from baton.api.deps import parse_json, parsed, platform, require
+from baton.api.deps import parsed, platform, require
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
@@ -56,11 +56,11 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
         if key is not None:
             header = config.signature_header
             signature.verify(body, request.headers.get(header), key, header)
-        batch = receivers.parse(source, config, parse_json(body), p.clock.now())
+        batch = receivers.parse(source, config, body, p.clock.now())
     except signature.SignatureError as exc:
         EVENTS_REJECTED.labels(source).inc()
         raise ApiError(401, "unauthorized", str(exc)) from None
-    except (SignalError, ApiError) as exc:
+    except SignalError as exc:
         EVENTS_REJECTED.labels(source).inc()
         raise ApiError(400, "bad_request", str(exc)) from None
     try:
