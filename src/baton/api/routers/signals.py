@@ -72,11 +72,11 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
     return batch
 
 
-def accepted(batch: receivers.Batch, status: int = 200, **extra: Any) -> Response:
+def accepted(batch: receivers.Batch, code: int = 200, **extra: Any) -> Response:
     """A small JSON reply, serialised by hand: this is the hot path."""
     return Response(
         orjson.dumps({"accepted": len(batch.events), **extra}),
-        status,
+        code,
         media_type="application/json",
     )
 
