@@ -45,7 +45,7 @@ class Intake:
         self._last_turn_s = 0.0
 
     @contextmanager
-    def turn(self, patience: float = 1.0) -> Iterator[None]:
+    def turn(self, patience: float = 2.0) -> Iterator[None]:
         """Wait for a lull in intake, then hold the writer off while processing a batch.
 
         Acknowledging senders comes first: a CPU-bound processing thread running

@@ -237,7 +237,7 @@ class Platform:
         batch = receivers.alertmanager_api(body, self.clock.now(), source)
         return self.ingest([normalize.EventIn.model_validate(e) for e in batch.events])
 
-    def process_inbox(self, limit: int = 100) -> int:
+    def process_inbox(self, limit: int = 20) -> int:
         """Process up to `limit` acknowledged batches, oldest first; returns how many.
 
         Each batch is processed at the time it was received. A batch that cannot be
@@ -249,7 +249,7 @@ class Platform:
         for item in waiting:
             try:
                 with self.intake.turn():
-                    self.ingest(item.events, at=item.received_at, batch=item.id)
+                    self.ingest(item.events(), at=item.received_at, batch=item.id)
             except Exception as exc:
                 log.exception("inbox batch failed", extra={"batch": item.id})
                 with self.db.session() as s:

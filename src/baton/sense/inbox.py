@@ -43,7 +43,10 @@ def write(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 class Pending:
     id: int
     received_at: datetime
-    events: list[EventIn]
+    records: str  # JSON, parsed only when the batch's turn comes
+
+    def events(self) -> list[EventIn]:
+        return events_from_json(self.records)
 
 
 def pending(session: Session, limit: int) -> list[Pending]:
@@ -54,7 +57,7 @@ def pending(session: Session, limit: int) -> list[Pending]:
         .order_by(InboxBatch.id)
         .limit(limit)
     )
-    return [Pending(r.id, r.received_at, events_from_json(r.events)) for r in rows]
+    return [Pending(r.id, r.received_at, r.events) for r in rows]
 
 
 def backlog(session: Session) -> int:
