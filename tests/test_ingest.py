@@ -7,13 +7,18 @@ from datetime import timedelta
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from baton.api.app import create_app
 from baton.govern.rbac import create_token
-from baton.sense.receivers import SourceConfig
+from baton.sense.normalize import SignalError
+from baton.sense.receivers import PARSERS, SourceConfig
 from baton.sense.signature import sign
 from baton.store.models import Event, InboxBatch
+
+from .conftest import START
 
 
 @pytest.fixture
@@ -346,3 +351,48 @@ def test_retention_by_age_and_count_never_drops_unprocessed(client, headers, pla
     with platform.db.session() as s:
         assert s.scalar(select(func.count()).select_from(InboxBatch)) == 0
     assert {e.name for e in stored(platform)[1]} >= {"A0", "A1", "A2", "A3", "Late"}
+
+
+def test_metrics_show_the_processing_backlog(client, headers, platform):
+    platform.settings.metrics_public = True
+    post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": f"B{i}"}} for i in range(3)])
+    assert "baton_inbox_backlog_events 3.0" in client.get("/metrics").text
+    platform.process_inbox()
+    assert "baton_inbox_backlog_events 0.0" in client.get("/metrics").text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+alert_like = st.fixed_dictionaries(
+    {"labels": st.dictionaries(st.sampled_from(["alertname", "service", "x"]), json_values)},
+    optional={
+        "annotations": json_values,
+        "startsAt": st.sampled_from(["2026-03-02T08:00:00Z", "bad", 3]),
+        "status": st.sampled_from(["firing", "resolved", "odd", 1]),
+        "fingerprint": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from(sorted(PARSERS)),
+    payload=json_values
+    | st.lists(alert_like, max_size=3)
+    | st.builds(
+        lambda alerts, version: {"version": version, "alerts": alerts},
+        st.lists(alert_like, max_size=3),
+        st.sampled_from(["4", "1", 4]),
+    ),
+)
+def test_any_body_is_a_batch_or_a_signal_error(fmt, payload):
+    """Whatever arrives, a receiver answers with events or a field-named error, never a crash."""
+    try:
+        batch = PARSERS[fmt](orjson.dumps(payload), START, "src")
+    except SignalError as exc:
+        assert exc.field and exc.message
+        return
+    assert batch.events and all(e["name"] and e["labels"] for e in batch.events)

@@ -193,16 +193,14 @@ alerting:
 """
         )
         port = loadgen.free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={work / 'prometheus.yml'}",
-                f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "prometheus.log", "ab"),  # noqa: SIM115
-        )
+        argv = [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        with open(work / "prometheus.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
         try:
             found = wait_for(
                 lambda: read(tmp_path, select(Event).where(Event.name == "BatonTestAlwaysFiring")),

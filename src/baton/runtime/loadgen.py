@@ -143,12 +143,14 @@ def make_token(home: Path, role: str = "ingest") -> str:
 def start_baton(home: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     """`baton serve` in a child process on `home` (its own SQLite database)."""
     settings_env = {"BATON_HOME": str(home), "BATON_LOG_LEVEL": "WARNING", **env}
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and CLI, fixed arguments
-        [sys.executable, "-c", "from baton.cli import main; main()", "serve", "--port", str(port)],
-        env={**os.environ, **settings_env},
-        stdout=subprocess.DEVNULL,
-        stderr=open(home / "serve.log", "ab"),
-    )
+    argv = [sys.executable, "-c", "from baton.cli import main; main()", "serve"]
+    with open(home / "serve.log", "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and CLI, fixed arguments
+            [*argv, "--port", str(port)],
+            env={**os.environ, **settings_env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 @contextmanager
@@ -177,17 +179,15 @@ def alertmanager(config: str, binary: str | None = None) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as data:
         (Path(data) / "am.yml").write_text(config)
         port = free_port()
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [
-                binary,
-                f"--config.file={data}/am.yml",
-                f"--storage.path={data}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(data) / "am.log", "ab"),  # noqa: SIM115 - the child owns it
-        )
+        argv = [
+            binary,
+            f"--config.file={data}/am.yml",
+            f"--storage.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ]
+        with open(Path(data) / "am.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)  # noqa: S603
         try:
             wait_until_up(f"http://127.0.0.1:{port}/-/ready", proc)
             yield f"http://127.0.0.1:{port}"

@@ -191,8 +191,8 @@ def _alert_event(
     alert: Alert, where: str, now: datetime, source: str, sent: SentAlert | None
 ) -> EventRecord:
     labels = alert.labels
-    if "alertname" not in labels:
-        raise SignalError(f"{where}.labels", "label 'alertname' is required")
+    if not labels.get("alertname"):
+        raise SignalError(f"{where}.labels", "label 'alertname' is required (non-empty)")
     starts, ends = _utc(alert.startsAt), _utc(alert.endsAt)
     if starts and ends and ends < starts:
         raise SignalError(f"{where}.endsAt", "is before startsAt")
