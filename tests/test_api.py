@@ -21,6 +21,8 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/metrics"): R,
     ("POST", "/api/v2/alerts"): ING,
     ("POST", "/api/v1/events"): ING,
+    ("POST", "/api/v1/ingest/{source}"): ING,
+    ("POST", "/v2/enqueue"): ING,
     ("POST", "/api/v1/tickets"): ING,
     ("GET", "/api/v1/incidents"): R,
     ("GET", "/api/v1/incidents/{incident_id}"): R,
@@ -100,6 +102,7 @@ def _url(path):
         .replace("{runbook_id}", "nope")
         .replace("{escalation_id}", "999")
         .replace("{service}", "web")
+        .replace("{source}", "grafana")
     )
 
 
@@ -165,7 +168,7 @@ def test_unknown_role_is_a_clear_422(client, tokens):
     [
         (b"{not json", "malformed JSON"),
         (b"", "empty body"),
-        (b'{"alerts": 5}', "expected a JSON array"),
+        (b'{"alerts": 5}', "alerts: Expected `array`"),
         (b'[{"labels": {}}]', "alerts[0].labels"),
         (b'[{"labels": {"service": "x"}}]', "alertname"),
         (b'[{"labels": {"alertname": 7}}]', "alerts[0].labels.alertname"),
@@ -201,6 +204,7 @@ def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
     ]
     resp = client.post("/api/v2/alerts", json=batch, headers=auth(tokens, Role.INGEST))
     assert resp.status_code == 200 and resp.json()["accepted"] == 2
+    assert platform.process_inbox() == 1  # acknowledged first, correlated after
     incidents = client.get("/api/v1/incidents", headers=auth(tokens, Role.VIEWER)).json()
     assert len(incidents) == 1
     assert incidents[0]["origin_service"] == "db"

@@ -148,8 +148,18 @@ def serve(
     )
 
     threading.Thread(target=heartbeat, name="baton-scheduler", daemon=True).start()
+    threading.Thread(
+        target=platform.process_until, args=(stop,), name="baton-processing", daemon=True
+    ).start()
     try:
-        uvicorn.run(create_app(platform), host=cfg.host, port=cfg.port, log_level="warning")
+        uvicorn.run(
+            create_app(platform),
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            access_log=False,
+            backlog=2048,
+        )
     finally:
         stop.set()
         platform.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from baton import __version__
@@ -17,6 +18,32 @@ REQUESTS = Counter("baton_http_requests_total", "HTTP requests", ["method", "rou
 LATENCY = Histogram("baton_http_request_seconds", "HTTP request latency", ["route"])
 
 
+class Measure:
+    """Request count and latency per route (plain ASGI: no per-request task or stream)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def note_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, note_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
 def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(
         title="Baton",
@@ -26,18 +53,11 @@ def create_app(platform: Platform) -> FastAPI:
         "`baton token create`).",
     )
     app.state.platform = platform
+    app.state.principals = {}  # token hash -> (expiry, Principal); see deps._principal
     errors.install(app)
     app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
     for module in (health, signals, incidents, automation, oversight, admin):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Measure)
     return app

@@ -100,6 +100,46 @@ def pipeline_bench(args: BenchArgs) -> dict[str, Any]:
     }
 
 
+@bench("ingest", "alerts/s through `baton serve` (durable, SQLite) beside a real Alertmanager")
+def ingest_bench(args: BenchArgs) -> dict[str, Any]:
+    """Same clients, same batch size, one after the other on the same machine; the ratio
+    is the figure to compare across machines. `--size` is the seconds per run."""
+    from sqlalchemy import func, select
+
+    from baton.runtime import loadgen
+    from baton.store.db import Database
+    from baton.store.models import InboxBatch
+
+    seconds, clients, batch = float(args.size or 10), 4, 50
+    out: dict[str, Any] = {"seconds": seconds, "clients": clients, "batch": batch}
+    with tempfile.TemporaryDirectory() as home:
+        with loadgen.baton_server(Path(home)) as (url, token):
+            args.progress(0, 2)
+            out["baton"] = loadgen.run_load(
+                f"{url}/api/v2/alerts",
+                {"Authorization": f"Bearer {token}"},
+                seconds=seconds,
+                clients=clients,
+                batch=batch,
+            )
+        db = Database(Settings(home=Path(home)).db_url)
+        with db.session() as s:
+            stored = s.scalar(select(func.coalesce(func.sum(InboxBatch.count), 0)))
+        db.dispose()
+        out["baton"]["stored"] = stored  # every acknowledged alert, durably
+    args.progress(1, 2)
+    if loadgen.alertmanager_binary():
+        with loadgen.alertmanager(loadgen.NULL_RECEIVER) as am:
+            out["alertmanager"] = loadgen.run_load(
+                f"{am}/api/v2/alerts", {}, seconds=seconds, clients=clients, batch=batch
+            )
+        out["ratio"] = round(
+            out["baton"]["alerts_per_s"] / max(out["alertmanager"]["alerts_per_s"], 1), 2
+        )
+    args.progress(2, 2)
+    return out
+
+
 @bench("demo", "the --once demo: wall time and how well the platform handled the faults")
 def demo_bench(args: BenchArgs) -> dict[str, Any]:
     from baton.runtime.demo import Demo, DemoPlan

@@ -13,10 +13,12 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
 from baton.govern.routes import Routing, load_routing
 from baton.learn.kpis import record_outcome
 from baton.runtime.clock import Clock
+from baton.runtime.intake import Intake
 from baton.runtime.notify import deliver, escalation_message, group_message
 from baton.runtime.pipeline import (
     INTAKE,
@@ -48,7 +51,7 @@ from baton.runtime.pipeline import (
 )
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import InProcessBackend, TaskBackend, make_backend
-from baton.sense import normalize
+from baton.sense import inbox, normalize, receivers
 from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
 from baton.store.migrate import upgrade
@@ -98,6 +101,8 @@ class Platform:
         self.heartbeat = executor.Heartbeat(
             self.db, clock.now, self.worker, settings.execution_lease_s / 3
         )
+        self.intake = Intake(self.db, clock)
+        self._processing = False  # a `process_until` thread drains the inbox
         self.observer = observer
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
@@ -185,6 +190,7 @@ class Platform:
             log.error("policy file not applied", extra={"problem": str(exc)})
 
     def close(self) -> None:
+        self.intake.close()
         self.backend.close()
         self.heartbeat.close()
         self.db.dispose()
@@ -220,19 +226,80 @@ class Platform:
         return ActionContext(targets=self.targets, sleep=self.clock.sleep)
 
     # --- signals in ------------------------------------------------------------------
-    def ingest(self, events: list[normalize.EventIn]) -> dict[str, int]:
-        """Store and correlate a batch in one transaction; returns counts once committed."""
-        at = self.clock.now()
+    def ingest(
+        self,
+        events: list[normalize.EventIn],
+        *,
+        at: datetime | None = None,
+        batch: int | None = None,
+    ) -> dict[str, int]:
+        """Store and correlate events in one transaction; returns counts once committed.
+
+        With `batch` (an inbox row) the batch is claimed in the same transaction, so its
+        effects and "processed" land together; one already processed is skipped.
+        """
+        at = at or self.clock.now()
         with self.db.session() as s:
+            if batch is not None and not inbox.claim(s, batch, self.clock.now()):
+                return {"accepted": 0, "incident_changes": 0}
             changes = self.ingest_pipeline.run(StageContext(s, at, self), list(events))
             notifications.track(s, self.routing, [c.incident_id for c in changes], at)
         return {"accepted": len(events), "incident_changes": len(changes)}
 
     def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
-        return self.ingest(normalize.from_alertmanager(payload, self.clock.now(), source))
+        return self.ingest_payload(receivers.alertmanager_api, payload, source)
 
-    def ingest_generic(self, payload: Any) -> dict[str, int]:
-        return self.ingest(normalize.from_generic(payload, self.clock.now()))
+    def ingest_generic(self, payload: Any, source: str = "generic") -> dict[str, int]:
+        return self.ingest_payload(receivers.generic, payload, source)
+
+    def ingest_payload(
+        self, parse: Callable[[bytes, datetime, str], Any], payload: Any, source: str
+    ) -> dict[str, int]:
+        """In-process intake (sandbox, benches, tests): parse, normalise and process at
+        once, skipping the inbox."""
+        batch = parse(orjson.dumps(payload), self.clock.now(), source)
+        return self.ingest([normalize.EventIn.model_validate(e) for e in batch.events])
+
+    def process_inbox(self, limit: int = 20) -> int:
+        """Process up to `limit` acknowledged batches, oldest first; returns how many.
+
+        Each batch is processed at the time it was received. A batch that cannot be
+        processed is set aside with its error (kept for inspection) rather than
+        blocking every batch behind it.
+        """
+        with self.db.session() as s:
+            waiting = inbox.pending(s, limit)
+        for item in waiting:
+            try:
+                with self.intake.turn():
+                    self.ingest(item.events(), at=item.received_at, batch=item.id)
+            except Exception as exc:
+                log.exception("inbox batch failed", extra={"batch": item.id})
+                with self.db.session() as s:
+                    inbox.claim(s, item.id, self.clock.now(), error=repr(exc)[:2000])
+        return len(waiting)
+
+    def process_until(self, stop: threading.Event) -> None:
+        """Process the inbox as batches are committed, until `stop` is set (`baton serve`)."""
+        seen, self._processing = 0, True
+        while not stop.is_set():
+            try:
+                if self.process_inbox() == 0:
+                    seen = self.intake.wait_for_commit(seen, timeout=1.0)
+            except Exception:  # keep processing alive; the error is logged
+                log.exception("inbox processing failed")
+                stop.wait(1.0)
+
+    def prune_inbox(self) -> int:
+        """Enforce raw-event retention (age and count) on processed batches."""
+        cfg = self.settings
+        with self.db.session() as s:
+            return inbox.prune(
+                s,
+                self.clock.now(),
+                timedelta(seconds=cfg.inbox_max_age_s),
+                cfg.inbox_max_events,
+            )
 
     def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
         at = self.clock.now()
@@ -268,6 +335,9 @@ class Platform:
     def tick(self) -> TickReport:
         """Triage, decide, start what is due, verify, learn, expire and escalate."""
         report = TickReport()
+        if not self._processing:  # else `process_until` is already on it
+            self.process_inbox(limit=1000)
+        self.prune_inbox()
         at = self.clock.now()
         self._follow_policy_file()
         notices: list[escalation.Notice] = []

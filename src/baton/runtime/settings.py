@@ -15,6 +15,8 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from baton.sense.receivers import SourceConfig
+
 
 class ConfigError(ValueError):
     """Configuration that cannot be used; the message names the problem."""
@@ -46,6 +48,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     task_workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    sources: dict[str, SourceConfig] = Field(
+        default_factory=dict,
+        description="Named senders: {name: {format, signing_secret, signature_header}}",
+    )
+    inbox_max_age_s: int = Field(
+        default=7 * 86400, ge=60, description="Keep processed raw events this long"
+    )
+    inbox_max_events: int = Field(
+        default=1_000_000, ge=1, description="Keep at most this many processed raw events"
+    )
     metrics_public: bool = Field(
         default=False, description="Serve /metrics without a token (for simple scrapers)"
     )

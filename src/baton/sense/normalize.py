@@ -1,17 +1,19 @@
-"""Turn source payloads into `EventIn`, the one shape the pipeline understands.
+"""The one shape every signal takes: `EventIn`, and its serialised form `EventRecord`.
 
-Validation errors name the offending field (e.g. `alerts[3].labels`) so a sender can
-fix its payload; a batch is accepted or rejected whole.
+Receivers run on the ingest hot path, so they emit each event as a plain dict
+(`EventRecord`) that goes straight into the durable inbox; processing reads it back as
+`EventIn`. Errors (`SignalError`) name the offending field (e.g. `alerts[3].labels`) so a
+sender can fix its payload; a batch is accepted or rejected whole.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, TypedDict
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 SEVERITIES = ("critical", "error", "warning", "info")
 _SEVERITY_ALIASES = {
@@ -22,6 +24,7 @@ _SEVERITY_ALIASES = {
     "low": "info",
     "none": "info",
 }
+Status = Literal["firing", "resolved", "acknowledged"]
 
 
 class SignalError(ValueError):
@@ -43,12 +46,36 @@ class EventIn(BaseModel):
     service: str | None
     resource: str | None
     severity: str
-    status: Literal["firing", "resolved"]
+    status: Status
     labels: dict[str, str]
     annotations: dict[str, str]
     starts_at: datetime
     ends_at: datetime | None
     fingerprint: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labels_fingerprint(cls, data: Any) -> Any:
+        """The source's fingerprint when it gave one, else a hash of the labels."""
+        if isinstance(data, dict) and not data.get("fingerprint"):
+            data = {**data, "fingerprint": fingerprint(data.get("labels") or {})}
+        return data
+
+
+class EventRecord(TypedDict):
+    """`EventIn` as receivers emit it and the inbox stores it (JSON-ready)."""
+
+    source: str
+    name: str
+    service: str | None
+    resource: str | None
+    severity: str
+    status: Status
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    fingerprint: str | None  # None: EventIn derives it from the labels
 
 
 def fingerprint(labels: dict[str, str]) -> str:
@@ -62,117 +89,36 @@ def normalise_severity(value: str | None) -> str:
     return severity if severity in SEVERITIES else "warning"
 
 
-class AlertmanagerAlert(BaseModel):
-    """One entry of Alertmanager's API v2 `postableAlerts` (also Prometheus's payload)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    labels: dict[str, str] = Field(min_length=1)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
-    generatorURL: str | None = None
-
-    @field_validator("labels")
-    @classmethod
-    def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
-        if "alertname" not in labels:
-            raise ValueError("label 'alertname' is required")
-        return labels
-
-
-class GenericEvent(BaseModel):
-    """Baton's own JSON format for anything that is not an alert manager."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=256)
-    service: str | None = Field(default=None, max_length=128)
-    resource: str | None = Field(default=None, max_length=256)
-    severity: str = "warning"
-    status: Literal["firing", "resolved"] = "firing"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    fingerprint: str | None = Field(default=None, max_length=64)
+def event_record(
+    *,
+    source: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    status: Status,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    fingerprint_: str | None = None,
+    name: str | None = None,
+    service: str | None = None,
+    resource: str | None = None,
+    severity: str | None = None,
+) -> EventRecord:
+    """Build one event; names, service and resource default to the usual labels."""
+    return {
+        "source": source,
+        "name": name or labels["alertname"],
+        "service": service or labels.get("service") or labels.get("job"),
+        "resource": resource or labels.get("instance") or labels.get("host"),
+        "severity": normalise_severity(severity or labels.get("severity")),
+        "status": status,
+        "labels": labels,
+        "annotations": annotations,
+        "starts_at": starts_at,
+        "ends_at": ends_at if status == "resolved" else None,
+        "fingerprint": fingerprint_,
+    }
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _first_error(exc: ValidationError, prefix: str) -> SignalError:
-    err = exc.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    return SignalError(f"{prefix}{loc}" or "body", err["msg"])
-
-
-def _batch(payload: Any, key: str) -> list[Any]:
-    if isinstance(payload, dict) and key in payload:
-        payload = payload[key]
-    if not isinstance(payload, list):
-        raise SignalError("body", f"expected a JSON array of {key} (or an object with '{key}')")
-    if not payload:
-        raise SignalError("body", f"no {key} in the batch")
-    return payload
-
-
-def from_alertmanager(payload: Any, now: datetime, source: str = "alertmanager") -> list[EventIn]:
-    """Normalise an Alertmanager v2 alert list; resolved when endsAt is not in the future."""
-    out: list[EventIn] = []
-    for i, item in enumerate(_batch(payload, "alerts")):
-        try:
-            alert = AlertmanagerAlert.model_validate(item)
-        except ValidationError as exc:
-            raise _first_error(exc, f"alerts[{i}]") from None
-        labels = dict(alert.labels)
-        ends = _aware(alert.endsAt)
-        status: Literal["firing", "resolved"] = "resolved" if ends and ends <= now else "firing"
-        out.append(
-            EventIn(
-                source=source,
-                name=labels["alertname"],
-                service=labels.get("service") or labels.get("job"),
-                resource=labels.get("instance") or labels.get("host"),
-                severity=normalise_severity(labels.get("severity")),
-                status=status,
-                labels=labels,
-                annotations=dict(alert.annotations),
-                starts_at=_aware(alert.startsAt) or now,
-                ends_at=ends if status == "resolved" else None,
-                fingerprint=fingerprint(labels),
-            )
-        )
-    return out
-
-
-def from_generic(payload: Any, now: datetime) -> list[EventIn]:
-    """Normalise Baton's generic JSON events."""
-    out: list[EventIn] = []
-    for i, item in enumerate(_batch(payload, "events")):
-        try:
-            event = GenericEvent.model_validate(item)
-        except ValidationError as exc:
-            raise _first_error(exc, f"events[{i}]") from None
-        labels = {"alertname": event.name, **event.labels}
-        if event.service:
-            labels.setdefault("service", event.service)
-        out.append(
-            EventIn(
-                source="generic",
-                name=event.name,
-                service=event.service,
-                resource=event.resource,
-                severity=normalise_severity(event.severity),
-                status=event.status,
-                labels=labels,
-                annotations=event.annotations,
-                starts_at=_aware(event.starts_at) or now,
-                ends_at=_aware(event.ends_at) if event.status == "resolved" else None,
-                fingerprint=event.fingerprint or fingerprint(labels),
-            )
-        )
-    return out
+def events_from_json(data: bytes | str) -> list[EventIn]:
+    """The inbox's stored records back as `EventIn`s for processing."""
+    return [EventIn.model_validate(record) for record in orjson.loads(data)]

@@ -31,8 +31,8 @@ def store(session: Session, incoming: list[EventIn], at: datetime) -> list[Event
     for item in incoming:
         current = active.get(item.fingerprint)
         if current is None:
-            if item.status == "resolved":
-                continue  # a resolve for something never seen firing carries no news
+            if item.status != "firing":
+                continue  # a resolve or ack for something never seen firing carries no news
             current = Event(
                 source=item.source,
                 fingerprint=item.fingerprint,
@@ -54,6 +54,8 @@ def store(session: Session, incoming: list[EventIn], at: datetime) -> list[Event
             changed.append(current)
             continue
         current.last_seen = at
+        if item.status == "acknowledged":
+            continue  # a person is on it at the source: seen, not a new occurrence
         current.occurrences += 1
         current.annotations = item.annotations or current.annotations
         if item.status == "resolved":

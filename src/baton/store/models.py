@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -110,6 +111,32 @@ class Event(Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     __table_args__ = (Index("ix_events_fingerprint_status", "fingerprint", "status"),)
+
+
+class InboxBatch(Base):
+    """A received batch, committed before the sender got its 2xx and processed later.
+
+    One row per request, not per alert, so acknowledging is one small insert; the rows
+    double as the raw-event history, pruned by age and count once processed.
+    """
+
+    __tablename__ = "inbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    events: Mapped[str] = mapped_column(Text)  # JSON array of EventIn records
+    count: Mapped[int] = mapped_column(Integer)
+    group_key: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)  # why processing gave up on it
+    __table_args__ = (
+        Index(
+            "ix_inbox_pending",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
 
 class Incident(Base):

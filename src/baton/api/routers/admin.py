@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from baton.api.deps import actor_of, parsed, platform, require, session
+from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
@@ -135,11 +135,13 @@ def new_token(
 @router.delete("/tokens/{token_id}")
 def delete_token(
     token_id: int,
+    request: Request,
     who: Principal = ADMIN,
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
     token = revoke_token(s, token_id, p.clock.now())
+    forget_tokens(request)
     audit.append(
         s,
         actor=actor_of(who),

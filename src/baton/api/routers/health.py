@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 
-from baton.api.deps import platform, require
+from baton.api.deps import authorize, platform
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission
 from baton.runtime.platform import Platform
+from baton.sense import inbox
 from baton.store.migrate import is_current
 
 router = APIRouter(tags=["health"])
+BACKLOG = Gauge("baton_inbox_backlog_events", "Events acknowledged but not processed yet")
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -38,5 +40,7 @@ def readyz(p: Platform = Depends(platform)) -> dict[str, object]:
 @router.get("/metrics", summary="Prometheus metrics (viewer token unless metrics_public)")
 def metrics(request: Request, p: Platform = Depends(platform)) -> Response:
     if not p.settings.metrics_public:
-        require(Permission.READ)(request, p)
+        authorize(request, p, Permission.READ)
+    with p.db.session() as s:
+        BACKLOG.set(inbox.backlog(s))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
