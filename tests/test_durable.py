@@ -427,3 +427,74 @@ def test_step_output_streams_over_the_api_as_it_happens(tmp_path, books, clock):
     finally:
         platform.backend.drain(10)
         platform.close()
+
+
+def test_heartbeat_keeps_beating_while_any_copy_of_a_task_holds_the_execution(tmp_path, clock):
+    from baton.act.executor import Heartbeat
+    from baton.store.db import Database
+
+    beat = Heartbeat(Database(f"sqlite:///{tmp_path / 'x.db'}"), clock.now, "w", 60)
+    with beat.holding(7):
+        with beat.holding(7):  # a redelivered copy that found it already running
+            pass
+        assert beat.held() == {7}
+    assert beat.held() == set()
+    beat.close()
+
+
+def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, books, clock):
+    """Worker A's heartbeat lapsed and B took over (marking A's step interrupted): A's
+    program is stopped, A records nothing more and never runs the next step."""
+    import threading
+
+    from baton.act.executor import create_execution, run_execution
+
+    go, second = tmp_path / "go", tmp_path / "second"
+    wait = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+    write_runbook(
+        books,
+        [
+            {"name": "slow", "action": "command", "timeout_s": 60, "with": {"argv": py(wait)}},
+            {"name": "next", "action": "command", "with": {"argv": appender(second)}},
+        ],
+    )
+    platform = Platform(Settings(home=tmp_path, runbooks_dir=books), clock).start()
+    try:
+        with platform.db.session() as s:
+            queued, _ = create_execution(
+                s,
+                runbook=platform.catalogue.get("durable"),
+                params={},
+                incident_id=None,
+                decision_id=None,
+                at=clock.now(),
+                requested_by=PEOPLE,
+            )
+            execution_id = queued.id
+        outcome = {}
+        a = threading.Thread(
+            target=lambda: outcome.update(
+                status=run_execution(
+                    platform.db, execution_id, platform.action_context(), clock.now, worker="A"
+                )
+            )
+        )
+        a.start()
+        for _ in range(200):
+            with platform.db.session() as s:
+                if [st.status for st in s.get(Execution, execution_id).steps] == ["running"]:
+                    break
+            time.sleep(0.05)
+        with platform.db.session() as s:  # what B's take-over leaves behind
+            row = s.get(Execution, execution_id)
+            row.worker = "B"
+            row.steps[0].status = "interrupted"
+        a.join(timeout=20)
+        assert not a.is_alive() and outcome["status"] == "taken_over"
+        done = execution(platform, execution_id)
+        assert done.status == "running" and done.worker == "B"
+        assert [st.status for st in done.steps] == ["interrupted"]
+        assert not second.exists()
+    finally:
+        go.touch()
+        platform.close()

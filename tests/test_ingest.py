@@ -198,6 +198,13 @@ BAD = [
     ),
     ("/api/v1/events", b'{"events": [{"name": "X", "bogus": 1}]}', "events[0].bogus"),
     ("/api/v1/events", b'[{"name": ""}]', "events[0].name"),
+    # longer than the events table keeps: refused now, not lost in processing later
+    (
+        "/api/v2/alerts",
+        b'[{"labels": {"alertname": "A"}}, {"labels": {"alertname": "' + b"x" * 300 + b'"}}]',
+        "alerts[1].name: is longer than 256 characters",
+    ),
+    ("/api/v1/events", b'[{"name": "X", "service": "' + b"s" * 200 + b'"}]', "events[0].service"),
 ]
 
 

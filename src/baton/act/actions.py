@@ -170,7 +170,7 @@ def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str
         except subprocess.TimeoutExpired:
             if capture.size != shown:
                 shown = capture.size
-                ctx.on_output(_clip(capture.text(), ctx))
+                ctx.on_output(_tail(capture.text(), ctx))
             if time.monotonic() >= deadline:
                 why = f"timed out after {ctx.timeout_s:g}s"
             elif cancelled := ctx.should_cancel():
@@ -179,6 +179,12 @@ def _run(args: dict[str, Any], ctx: ActionContext) -> tuple[int | None, str, str
     proc.wait()
     capture.join(timeout=2)  # a detached grandchild may hold the pipe: do not wait on it
     return (None if why else proc.returncode), capture.text(), why
+
+
+def _tail(text: str, ctx: ActionContext) -> str:
+    """The latest output of a running program, for people following it live."""
+    text = scrub(text, ctx.secrets).replace("\x00", "\\0")
+    return text if len(text) <= MAX_OUTPUT else "… " + text[-MAX_OUTPUT:]
 
 
 def _clip(text: str, ctx: ActionContext) -> str:

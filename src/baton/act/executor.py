@@ -7,8 +7,10 @@ slept for inside the executor, so it works the same in simulated and real time.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -31,7 +33,9 @@ from baton.govern.audit import Actor, append, serialize
 from baton.store.db import Database, lock_row
 from baton.store.models import Execution, ExecutionStep
 
+log = logging.getLogger("baton.act")
 EXECUTOR = Actor("baton.act", "system", "executor/1")
+TAKEN_OVER = "another worker took this execution over"
 FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "vetoed")
 Clock = Callable[[], datetime]
 
@@ -39,6 +43,11 @@ Clock = Callable[[], datetime]
 def load(session: Session, execution_id: int) -> Execution | None:
     """An execution (its steps load when asked, inside the session)."""
     return session.get(Execution, execution_id)
+
+
+def next_seq(execution: Execution) -> int:
+    """The number of the next step row (steps, verify checks and rollbacks share one)."""
+    return max((st.seq for st in execution.steps), default=0) + 1
 
 
 def idempotency_key(
@@ -194,7 +203,7 @@ def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, w
         if execution.status != "rolling_back":
             return False
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
-        seq = len(execution.steps) + 1
+        seq = next_seq(execution)
     rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
     if not rolled:
         with db.session() as s:
@@ -222,20 +231,21 @@ def _step_row(
     )
 
 
-def _start_step(db: Database, row: ExecutionStep) -> int:
+def _start_step(db: Database, row: ExecutionStep, worker: str | None = None) -> int:
     """Persist a step as `running` before it runs, so a crash leaves evidence of the step
-    that was in flight (and it is never re-run blindly). Returns the row's id."""
+    that was in flight (and it is never re-run blindly). Returns the row's id.
+
+    With `worker`, only while that worker still holds the execution (else LostClaim)."""
     with db.session() as s:
+        beat = update(Execution).where(Execution.id == row.execution_id)
+        if worker is not None:
+            beat = beat.where(Execution.worker == worker)
+        beat = beat.values(heartbeat_at=row.started_at)
+        if s.execute(beat.execution_options(synchronize_session=False)).rowcount != 1:
+            raise LostClaim(row.execution_id)
         values = {c.name: getattr(row, c.name) for c in ExecutionStep.__table__.columns}
         del values["id"]
-        step_id = s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0]
-        s.execute(
-            update(Execution)
-            .where(Execution.id == row.execution_id)
-            .values(heartbeat_at=row.started_at)
-            .execution_options(synchronize_session=False)
-        )
-        return int(step_id)
+        return int(s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0])
 
 
 def _end_step(
@@ -252,12 +262,14 @@ def _end_step(
         row.status, row.output, row.finished_at = status, outcome.output, finished
         s.add(row)
     else:
-        s.execute(
+        ended = s.execute(
             update(ExecutionStep)
-            .where(ExecutionStep.id == row.id)
+            .where(ExecutionStep.id == row.id, ExecutionStep.status == "running")
             .values(status=status, output=outcome.output, finished_at=finished)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if ended != 1:  # a worker that took over marked it interrupted: not ours anymore
+            raise LostClaim(row.execution_id)
     append(
         s,
         actor=EXECUTOR,
@@ -300,10 +312,15 @@ def _run_steps(
     now: Clock,
     first_seq: int,
     should_stop: Callable[[], str | None],
+    worker: str | None = None,
 ) -> StepsResult:
+    """Run steps in order, each persisted before and after it runs. With `worker`, the
+    steps belong to that worker's claim: losing it ends the run (LostClaim)."""
     seq, completed = first_seq, 0
     for item in steps:
         reason = should_stop()
+        if reason == TAKEN_OVER:
+            raise LostClaim(execution_id)
         if reason:
             return StepsResult(
                 False,
@@ -314,7 +331,7 @@ def _run_steps(
             )
         shown = shown_args(item, params)
         row = _step_row(execution_id, seq, phase, item, shown, now())
-        row.id = _start_step(db, row)
+        row.id = _start_step(db, row, worker)
         live = replace(ctx, on_output=_live_output(db, row.id))
         _, outcome = perform(item, params, live, run_action)
         with db.session() as s:
@@ -450,12 +467,7 @@ def _take_over(db: Database, execution_id: int, at: datetime, lease_s: float, wo
         return (
             s.execute(
                 update(Execution)
-                .where(
-                    Execution.id == execution_id,
-                    Execution.status == "running",
-                    Execution.heartbeat_at.is_(None)
-                    | (Execution.heartbeat_at < at - timedelta(seconds=lease_s)),
-                )
+                .where(Execution.id == execution_id, _orphaned_at(at, lease_s))
                 .values(worker=worker, heartbeat_at=at)
             ).rowcount
             == 1
@@ -479,7 +491,7 @@ def _resume_point(
     """
     rows = [r for r in execution.steps if r.phase == "step"]
     done = [r for r in rows if r.status in ("ok", "failed")]
-    index, seq = len(done), max((r.seq for r in execution.steps), default=0) + 1
+    index, seq = len(done), next_seq(execution)
     steps = runbook.doc["steps"]
     why = None
     if done and done[-1].status == "failed" and not steps[index - 1].get("continue_on_error"):
@@ -568,11 +580,40 @@ def run_execution(
     begun = _begin(db, execution_id, now(), worker, lease_s)
     if isinstance(begun, str):
         return begun
+    try:
+        return _carry_on(db, execution_id, begun, ctx, now, stop_check, worker)
+    except LostClaim:  # another worker took it over: everything from here is theirs
+        return "taken_over"
+
+
+class LostClaim(Exception):
+    """This worker no longer holds the execution (its heartbeat lapsed and another took
+    over): it must stop writing anything about it."""
+
+
+def _owned(s: Session, execution_id: int, worker: str) -> Execution:
+    execution = load(s, execution_id)
+    if execution is None or execution.worker != worker or execution.status != "running":
+        raise LostClaim(execution_id)
+    return execution
+
+
+def _carry_on(
+    db: Database,
+    execution_id: int,
+    begun: tuple[Runbook | None, dict[str, Any], Resume],
+    ctx: ActionContext,
+    now: Clock,
+    stop_check: StopCheck,
+    worker: str,
+) -> str:
     runbook, params, start = begun
 
     def should_stop() -> str | None:
         with db.session() as s:
             execution = load(s, execution_id)
+            if execution.worker != worker:
+                return TAKEN_OVER
             if execution.cancel_requested:
                 return "a human cancelled it"
             return stop_check(s, execution)
@@ -581,7 +622,9 @@ def run_execution(
 
     if runbook is None:
         with db.session() as s:
-            _finish(s, load(s, execution_id), "failed", "runbook version not found", now())
+            _finish(
+                s, _owned(s, execution_id, worker), "failed", "runbook version not found", now()
+            )
         return "failed"
     result = _run_steps(
         db,
@@ -593,6 +636,7 @@ def run_execution(
         now,
         start.seq,
         should_stop,
+        worker,
     )
     late_stop = should_stop() if result.ok else None
     if late_stop:  # asked to stop during the last step: undo rather than verify
@@ -607,7 +651,7 @@ def run_execution(
         with db.session() as s:
             _finish(
                 s,
-                load(s, execution_id),
+                _owned(s, execution_id, worker),
                 "cancelled" if result.stopped else "failed",
                 result.summary,
                 now(),
@@ -624,7 +668,7 @@ def run_execution(
         )
         return _status(db, execution_id)
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = _owned(s, execution_id, worker)
         if runbook.doc.get("verify"):
             within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
             execution.status = "verifying"
@@ -708,7 +752,7 @@ def _conclude(
 ) -> None:
     """Record the verify outcome; on failure roll back and escalate."""
     with db.session() as s:
-        seq = len(load(s, execution_id).steps) + 1
+        seq = next_seq(load(s, execution_id))
     with db.session() as s:
         for offset, (check, rendered, outcome) in enumerate(results):
             row = _step_row(execution_id, seq + offset, "verify", check, rendered, now())
@@ -760,20 +804,23 @@ def _cancel_verifying(
     """A person cancelled while the checks were still running: undo the change."""
     with db.session() as s:
         execution = load(s, execution_id)
-        seq = len(execution.steps) + 1
+        seq = next_seq(execution)
         _finish(s, execution, "cancelled", "cancelled by a person during verification", now())
     undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")
 
 
+def _orphaned_at(at: datetime, lease_s: float) -> Any:
+    """Running, and its worker has not beaten for longer than the lease (or was declared
+    gone after a restart)."""
+    return (Execution.status == "running") & (
+        Execution.heartbeat_at.is_(None)
+        | (Execution.heartbeat_at < at - timedelta(seconds=lease_s))
+    )
+
+
 def orphaned(session: Session, at: datetime, lease_s: float) -> list[int]:
     """Running executions whose worker stopped beating for longer than the lease."""
-    rows = session.scalars(
-        select(Execution.id).where(
-            Execution.status == "running",
-            Execution.heartbeat_at.is_(None)
-            | (Execution.heartbeat_at < at - timedelta(seconds=lease_s)),
-        )
-    )
+    rows = session.scalars(select(Execution.id).where(_orphaned_at(at, lease_s)))
     return list(rows)
 
 
@@ -793,7 +840,7 @@ class Heartbeat:
 
     def __init__(self, db: Database, now: Clock, worker: str, every_s: float) -> None:
         self.db, self.now, self.worker, self.every_s = db, now, worker, every_s
-        self._held: set[int] = set()
+        self._held: Counter[int] = Counter()  # a redelivered copy may hold it a second time
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -801,32 +848,39 @@ class Heartbeat:
     @contextmanager
     def holding(self, execution_id: int) -> Iterator[None]:
         with self._lock:
-            self._held.add(execution_id)
+            self._held[execution_id] += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._beat, name="baton-heartbeat")
+                self._thread = threading.Thread(target=self._run, name="baton-heartbeat")
                 self._thread.daemon = True
                 self._thread.start()
         try:
             yield
         finally:
             with self._lock:
-                self._held.discard(execution_id)
+                self._held[execution_id] -= 1
+                if self._held[execution_id] <= 0:
+                    del self._held[execution_id]
 
     def held(self) -> set[int]:
         with self._lock:
             return set(self._held)
 
-    def _beat(self) -> None:
+    def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            with self._lock:
-                held = list(self._held)
-            if held:
-                with self.db.session() as s:
-                    s.execute(
-                        update(Execution)
-                        .where(Execution.id.in_(held), Execution.worker == self.worker)
-                        .values(heartbeat_at=self.now())
-                    )
+            try:
+                self.beat()
+            except Exception:  # a locked or lost database must not end the beating
+                log.exception("heartbeat failed; retrying")
+
+    def beat(self) -> None:
+        held = self.held()
+        if held:
+            with self.db.session() as s:
+                s.execute(
+                    update(Execution)
+                    .where(Execution.id.in_(held), Execution.worker == self.worker)
+                    .values(heartbeat_at=self.now())
+                )
 
     def close(self) -> None:
         self._stop.set()

@@ -8,7 +8,6 @@ changes that ends when the execution does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from baton.act.executor import FINAL
@@ -18,40 +17,35 @@ from baton.store.models import Execution
 POLL_S = 0.5
 
 
-def follow(
-    db: Database,
-    execution_id: int,
-    *,
-    max_s: float = 3600.0,
-    poll_s: float = POLL_S,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[dict[str, Any]]:
-    """Yield `step` changes (new output as `append`, or the whole `output` when the kept
-    head/tail window moved) and finally `end` with the execution's status.
+class Follower:
+    """One person's view of one execution: each `poll` returns what changed since the
+    last (`step` events, new output as `append` or the whole `output` when the kept
+    window moved), and finally `end` with the status; then `done` is set.
 
-    A `None` in the stream is a pause with no news (for keep-alives); LookupError when
-    there is no such execution.
+    Polling is left to the caller, so a web server can wait without holding a thread.
     """
-    sent: dict[int, tuple[str, str]] = {}
-    deadline = time.monotonic() + max_s
-    while True:
-        with db.session() as s:
-            execution = s.get(Execution, execution_id)
+
+    def __init__(self, db: Database, execution_id: int, max_s: float = 3600.0) -> None:
+        self.db, self.execution_id = db, execution_id
+        self.deadline = time.monotonic() + max_s
+        self.done = False
+        self._sent: dict[int, tuple[str, str]] = {}
+
+    def poll(self) -> list[dict[str, Any]]:
+        """LookupError when there is no such execution."""
+        with self.db.session() as s:
+            execution = s.get(Execution, self.execution_id)
             if execution is None:
-                raise LookupError(f"no execution {execution_id}")
+                raise LookupError(f"no execution {self.execution_id}")
             status, summary = execution.status, execution.summary
-            changes = [_change(step, sent) for step in execution.steps]
-        news = [c for c in changes if c]
-        yield from news
+            news = [c for c in (_change(st, self._sent) for st in execution.steps) if c]
         if status in FINAL:
-            yield {"event": "end", "status": status, "summary": summary}
-            return
-        if time.monotonic() >= deadline:
-            yield {"event": "end", "status": status, "summary": "stopped following (time limit)"}
-            return
-        if not news:
-            yield None
-        sleep(poll_s)
+            self.done = True
+            return [*news, {"event": "end", "status": status, "summary": summary}]
+        if time.monotonic() >= self.deadline:
+            self.done = True
+            return [*news, {"event": "end", "status": status, "summary": "stopped following"}]
+        return news
 
 
 def _change(step: Any, sent: dict[int, tuple[str, str]]) -> dict[str, Any] | None:

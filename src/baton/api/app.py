@@ -53,7 +53,7 @@ def create_app(platform: Platform) -> FastAPI:
         "`baton token create`).",
     )
     app.state.platform = platform
-    app.state.principals = {}  # token hash -> (expiry, Principal); see deps._principal
+    app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps._cached
     errors.install(app)
     app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
     for module in (health, signals, incidents, automation, oversight, admin):

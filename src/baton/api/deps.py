@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from baton.govern.rbac import Permission, Principal, authenticate, hash_token
 from baton.runtime.platform import Platform
 
 TOKEN_CACHE_S = 2.0
+TOKEN_CACHE_SIZE = 10_000
 
 
 async def platform(request: Request) -> Platform:
@@ -28,42 +30,45 @@ def session(p: Platform = Depends(platform)) -> Iterator[Session]:
         yield s
 
 
-def _principal(request: Request, p: Platform) -> Principal:
-    """The caller, from a short-lived cache of recently seen tokens.
+def _credentials(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if not header:
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
+def _cached(request: Request, secret: str) -> Principal | None:
+    """A recently seen token's principal; 401 at once for a recently refused one.
 
     Senders post many batches a second with the same token; looking it up each time
     would cost a database round trip per request. A token revoked through this API is
     dropped from the cache at once; one revoked elsewhere stops working within
     TOKEN_CACHE_S.
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if not header:
-        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)")
-    if scheme.lower() != "bearer" or not secret:
-        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
-    known: dict[str, tuple[float, Principal]] = request.app.state.principals
-    key = hash_token(secret.strip())
-    hit = known.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    with p.db.session() as s:
-        principal = authenticate(s, secret.strip(), p.clock.now())
-    if principal is None:
-        known.pop(key, None)
+    hit = request.app.state.principals.get(hash_token(secret))
+    if hit is None or hit[0] <= time.monotonic():
+        return None
+    if hit[1] is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token")
-    known[key] = (time.monotonic() + TOKEN_CACHE_S, principal)
+    return hit[1]
+
+
+def _look_up(request: Request, p: Platform, secret: str) -> Principal:
+    with p.db.session() as s:
+        principal = authenticate(s, secret, p.clock.now())
+    known: dict[str, tuple[float, Principal | None]] = request.app.state.principals
+    if len(known) >= TOKEN_CACHE_SIZE:  # guessed tokens must not grow it without bound
+        known.clear()
+    known[hash_token(secret)] = (time.monotonic() + TOKEN_CACHE_S, principal)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
     return principal
 
 
-def forget_tokens(request: Request) -> None:
-    """Drop cached principals (after a token is revoked)."""
-    request.app.state.principals.clear()
-
-
-def authorize(request: Request, p: Platform, permission: Permission) -> Principal:
-    """The caller, who must hold `permission` (401 without a token, 403 without it)."""
-    principal = _principal(request, p)
+def _permitted(request: Request, principal: Principal, permission: Permission) -> Principal:
     if not principal.can(permission):
         raise ApiError(
             403,
@@ -74,11 +79,28 @@ def authorize(request: Request, p: Platform, permission: Permission) -> Principa
     return principal
 
 
+def forget_tokens(request: Request) -> None:
+    """Drop cached principals (after a token is revoked)."""
+    request.app.state.principals.clear()
+
+
+def authorize(request: Request, p: Platform, permission: Permission) -> Principal:
+    """The caller, who must hold `permission` (401 without a token, 403 without it)."""
+    secret = _credentials(request)
+    principal = _cached(request, secret) or _look_up(request, p, secret)
+    return _permitted(request, principal, permission)
+
+
 def require(permission: Permission) -> Callable[..., Any]:
-    """Dependency form of `authorize`; async, so no thread hop on every request."""
+    """Dependency form of `authorize`. Async: a cached token costs no thread hop, and a
+    database lookup runs in the thread pool, never on the event loop."""
 
     async def check(request: Request, p: Platform = Depends(platform)) -> Principal:
-        return authorize(request, p, permission)
+        secret = _credentials(request)
+        principal = _cached(request, secret)
+        if principal is None:
+            principal = await run_in_threadpool(_look_up, request, p, secret)
+        return _permitted(request, principal, permission)
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the RBAC matrix test
     return check

@@ -111,7 +111,10 @@ def track(
     ids = sorted(set(incident_ids))
     if not ids:
         return 0
-    groups = list(session.scalars(select(NotificationGroup).with_for_update()))
+    # locked in id order, the order `flush` locks them in, so the two never deadlock
+    groups = list(
+        session.scalars(select(NotificationGroup).order_by(NotificationGroup.id).with_for_update())
+    )
     touched = 0
     for incident_id in ids:
         incident = session.get(Incident, incident_id)

@@ -82,7 +82,8 @@ def _mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, 
     if not settings.smtp_host:
         raise ChannelError("email channels need BATON_SMTP_HOST")
     mail = EmailMessage()
-    mail["From"], mail["To"], mail["Subject"] = settings.smtp_from, recipients, message.title
+    subject = " ".join(message.title.split())[:200]  # headers hold no line breaks
+    mail["From"], mail["To"], mail["Subject"] = settings.smtp_from, recipients, subject
     mail.set_content(message.text)
     password = None
     if settings.smtp_password_secret:
@@ -123,6 +124,8 @@ def deliver(
         ok, detail = send(settings, channel, message)
     except (ChannelError, KeyError) as exc:
         ok, detail = False, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a message that cannot be sent is a failed delivery, audited
+        ok, detail = False, f"could not send: {type(exc).__name__}"
     with db.session() as s:
         append(
             s,

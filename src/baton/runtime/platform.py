@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from baton.act import executor
@@ -265,7 +266,7 @@ class Platform:
 
         Each batch is processed at the time it was received. A batch that cannot be
         processed is set aside with its error (kept for inspection) rather than
-        blocking every batch behind it.
+        blocking every batch behind it; a database that is busy or gone only defers it.
         """
         with self.db.session() as s:
             waiting = inbox.pending(s, limit)
@@ -273,6 +274,9 @@ class Platform:
             try:
                 with self.intake.turn():
                     self.ingest(item.events(), at=item.received_at, batch=item.id)
+            except OperationalError:  # locked, deadlocked or disconnected: try again later
+                log.warning("inbox batch deferred", extra={"batch": item.id}, exc_info=True)
+                break
             except Exception as exc:
                 log.exception("inbox batch failed", extra={"batch": item.id})
                 with self.db.session() as s:
@@ -388,10 +392,14 @@ class Platform:
 
     def _submit(self, ids: list[int]) -> int:
         fresh, now = [], time.monotonic()
+        # in-process, a start is seen here, so a submitted id is still waiting its turn
+        again = (
+            None if isinstance(self.backend, InProcessBackend) else self.settings.execution_lease_s
+        )
         with self._submitted_lock:
             for i in ids:
                 since = self._submitted.get(i)
-                if since is None or now - since > self.settings.execution_lease_s:
+                if since is None or (again is not None and now - since > again):
                     self._submitted[i] = now
                     fresh.append(i)
             if len(self._submitted) > 10_000:  # remote starts are never seen here
@@ -464,15 +472,24 @@ class Platform:
     def _notify_group_task(self, notification: dict[str, Any]) -> None:
         """Every channel of the receiver is tried; the group is settled as delivered only
         if all of them took it, otherwise it is said again at its next group_interval."""
-        message = group_message(notification)
-        results = [
-            deliver(
-                self.db, self.settings, channel, message, "notification.delivery", self.clock.now()
-            )
-            for channel in notification["channels"]
-        ]
-        with self.db.session() as s:
-            notifications.delivered(s, notification, all(results))
+        ok = False
+        try:
+            message = group_message(notification)
+            results = [  # a list, not all(): every channel is tried
+                deliver(
+                    self.db,
+                    self.settings,
+                    channel,
+                    message,
+                    "notification.delivery",
+                    self.clock.now(),
+                )
+                for channel in notification["channels"]
+            ]
+            ok = all(results)
+        finally:  # settled whatever happened, so a failure is said again next interval
+            with self.db.session() as s:
+                notifications.delivered(s, notification, ok)
 
     # --- act -------------------------------------------------------------------------
     def queue_execution(

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 log = logging.getLogger("baton.tasks")
 
 Task = Callable[[dict[str, Any]], None]
+PENDING_KEPT = 10_000
 
 
 class TaskBackend(Protocol):
@@ -108,7 +110,7 @@ class CeleryBackend:
             worker_hijack_root_logger=False,
             worker_redirect_stdouts=False,
         )
-        self._pending: list[Any] = []
+        self._pending: deque[Any] = deque(maxlen=PENDING_KEPT)
         self._lock = threading.Lock()
 
     def register(self, name: str, fn: Task) -> None:
@@ -120,18 +122,17 @@ class CeleryBackend:
     def submit(self, name: str, payload: dict[str, Any]) -> None:
         result = self.app.send_task(f"baton.{name}", args=[payload], queue=self.queue)
         with self._lock:
-            self._pending.append(result)
-            if len(self._pending) > 1000:  # nobody drains in a server: forget finished ones
-                self._pending = [r for r in self._pending if not r.ready()]
+            self._pending.append(result)  # bounded: a server never drains, so old ones go
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait for the tasks this process submitted (and those they submitted)."""
+        """Wait for the tasks this process submitted (and those they submitted); only the
+        latest PENDING_KEPT are remembered, which is what tests and benches need."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 if not self._pending:
                     return True
-                result = self._pending.pop(0)
+                result = self._pending.popleft()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
@@ -139,7 +140,7 @@ class CeleryBackend:
                 result.get(timeout=left, propagate=False)
             except CeleryTimeout:
                 with self._lock:
-                    self._pending.insert(0, result)
+                    self._pending.appendleft(result)
                 return False
 
     def run_worker(self, concurrency: int, loglevel: str = "INFO") -> None:

@@ -102,9 +102,14 @@ def event_record(
     service: str | None = None,
     resource: str | None = None,
     severity: str | None = None,
+    where: str = "event",
 ) -> EventRecord:
-    """Build one event; names, service and resource default to the usual labels."""
-    return {
+    """Build one event; names, service and resource default to the usual labels.
+
+    Values longer than what is stored are refused here, while the sender still waits
+    for its answer: an acknowledged batch must never fail later in processing.
+    """
+    record: EventRecord = {
         "source": source,
         "name": name or labels["alertname"],
         "service": service or labels.get("service") or labels.get("job"),
@@ -115,8 +120,25 @@ def event_record(
         "annotations": annotations,
         "starts_at": starts_at,
         "ends_at": ends_at if status == "resolved" else None,
-        "fingerprint": fingerprint_,
+        "fingerprint": _fits(fingerprint_),
     }
+    for key, limit in STORED_LENGTHS.items():
+        value = record[key]  # type: ignore[literal-required]
+        if value is not None and len(value) > limit:
+            raise SignalError(f"{where}.{key}", f"is longer than {limit} characters")
+    return record
+
+
+def _fits(source_fingerprint: str | None) -> str | None:
+    """A source's own fingerprint, or a stable digest of one too long to store (PagerDuty
+    dedup keys may have 255 characters)."""
+    if source_fingerprint is None or len(source_fingerprint) <= 64:
+        return source_fingerprint
+    return "sha256:" + hashlib.sha256(source_fingerprint.encode()).hexdigest()[:48]
+
+
+# what the events table keeps of each (store/models.py Event)
+STORED_LENGTHS = {"source": 32, "name": 256, "service": 128, "resource": 256, "fingerprint": 64}
 
 
 def events_from_json(data: bytes | str) -> list[EventIn]:

@@ -208,6 +208,7 @@ def _alert_event(
         starts_at=starts or now,
         ends_at=ends or now,
         fingerprint_=sent.fingerprint if sent else None,
+        where=where,
     )
 
 
@@ -288,6 +289,7 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
             ends_at=now,
             fingerprint_=event.dedup_key,
             name=event.dedup_key[:256],
+            where="body",
         )
         return Batch(source, [record])
     detail = event.payload
@@ -309,6 +311,7 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
         service=detail.component or detail.group,
         resource=detail.source,
         severity=detail.severity,
+        where="payload",
     )
     return Batch(source, [record])
 
@@ -316,7 +319,7 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
 _GENERIC = msgspec.json.Decoder(list[GenericEvent] | GenericBatch)
 
 
-def _generic_event(item: GenericEvent, now: datetime, source: str) -> EventRecord:
+def _generic_event(item: GenericEvent, now: datetime, source: str, where: str) -> EventRecord:
     labels = {"alertname": item.name, **item.labels}
     if item.service:
         labels.setdefault("service", item.service)
@@ -332,6 +335,7 @@ def _generic_event(item: GenericEvent, now: datetime, source: str) -> EventRecor
         service=item.service,
         resource=item.resource,
         severity=item.severity,
+        where=where,
     )
 
 
@@ -339,7 +343,10 @@ def generic(body: bytes, now: datetime, source: str) -> Batch:
     """Baton's own JSON events, for anything that is not an alert manager."""
     decoded = _decode(_GENERIC, body, "events")
     items = decoded.events if isinstance(decoded, GenericBatch) else decoded
-    return Batch(source, [_generic_event(e, now, source) for e in _non_empty(items, "events")])
+    items = _non_empty(items, "events")
+    return Batch(
+        source, [_generic_event(e, now, source, f"events[{i}]") for i, e in enumerate(items)]
+    )
 
 
 Parser = Callable[[bytes, datetime, str], Batch]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -204,19 +205,24 @@ def execution_logs(
     _: Principal = READ,
     p: Platform = Depends(platform),
 ) -> StreamingResponse:
-    stream = logs.follow(p.db, execution_id, max_s=max_s)
+    follower = logs.Follower(p.db, execution_id, max_s=max_s)
     try:
-        first = next(stream)  # a missing execution is a 404, not an empty stream
+        first = follower.poll()  # a missing execution is a 404, not an empty stream
     except LookupError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
 
-    def events() -> Iterator[bytes]:
-        for item in itertools.chain([first], stream):
-            if item is None:
+    async def events() -> AsyncIterator[bytes]:
+        batch = first
+        while True:
+            for item in batch:
+                kind = item.pop("event")
+                yield f"event: {kind}\ndata: ".encode() + orjson.dumps(item) + b"\n\n"
+            if follower.done:
+                return
+            if not batch:
                 yield b": still running\n\n"
-                continue
-            kind = item.pop("event")
-            yield f"event: {kind}\ndata: ".encode() + orjson.dumps(item) + b"\n\n"
+            await asyncio.sleep(logs.POLL_S)
+            batch = await run_in_threadpool(follower.poll)
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
