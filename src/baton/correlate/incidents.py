@@ -8,6 +8,7 @@ which rule grouped it and why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.govern.audit import Actor, append
 from baton.sense.service import SEVERITY_RANK
@@ -50,16 +52,31 @@ def _still_firing(session: Session, incident_id: int) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
+ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
+SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows nothing of
+SIMILAR_WINDOW = timedelta(minutes=5)
+CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
+
+
 def choose_origin(
     firing: list[tuple[str, datetime, str]], graph: Topology
 ) -> tuple[str | None, str]:
-    """The most upstream affected service; ties go to the earliest, then the most severe."""
+    """The most upstream affected service; ties go to the earliest, then the most severe.
+
+    A failing dependency only explains a service when it started failing before it (or
+    within ORIGIN_LAG after): a queue that backs up ten minutes after its consumer broke
+    is an effect of the consumer, not its cause.
+    """
     services = {s for s, _, _ in firing}
     if not services:
         return None, "no events"
-    roots = [s for s in services if not (graph.upstream(s) & services)]
     first_seen = {s: min(t for n, t, _ in firing if n == s) for s in services}
     worst = {s: max(SEVERITY_RANK.get(v, 1) for n, _, v in firing if n == s) for s in services}
+
+    def explained(s: str) -> bool:
+        return any(first_seen[u] <= first_seen[s] + ORIGIN_LAG for u in graph.upstream(s) & services)
+
+    roots = [s for s in services if not explained(s)]
     roots.sort(key=lambda s: (first_seen[s], -worst[s], s))
     origin = roots[0]
     others = sorted(services - {origin})
@@ -69,35 +86,167 @@ def choose_origin(
         why = f"{origin} is the only failing service"
     else:
         why = (
-            f"{len(roots)} failing services have no failing dependency "
+            f"{len(roots)} failing services have no failing dependency that failed first "
             f"({', '.join(sorted(roots))}); {origin} failed first"
         )
     return origin, why
 
 
-def _candidates(
-    event: Event, incidents: list[Incident], graph: Topology, now: datetime, window: timedelta
-) -> list[tuple[Incident, dict[str, Any]]]:
-    found = []
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
+
+
+def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> frozenset[str]:
+    """Words of an alert's name, identifying labels and summary, for similarity."""
+    words = [name, *(str(labels.get(k, "")) for k in _TEXT_LABELS), str(annotations.get("summary", ""))]
+    return frozenset(w.lower() for text in words for w in _WORD.findall(text) if len(w) > 2)
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two token sets."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _incident_tokens(session: Session, incident_id: int) -> frozenset[str]:
+    rows = session.execute(
+        select(Event.name, Event.labels, Event.annotations)
+        .where(Event.incident_id == incident_id)
+        .order_by(Event.id.desc())
+        .limit(50)
+    )
+    return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
+
+
+def _refired(session: Session, event: Event, since: datetime) -> bool:
+    """Has this alert fired and cleared before, recently? Then it is a known nuisance."""
+    query = select(Event.id).where(
+        Event.fingerprint == event.fingerprint, Event.id != event.id, Event.first_seen >= since
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _previous_incident(session: Session, event: Event) -> int | None:
+    """The incident the last episode of this alert (same fingerprint) was in."""
+    query = (
+        select(Event.incident_id)
+        .where(
+            Event.fingerprint == event.fingerprint,
+            Event.id != event.id,
+            Event.incident_id.is_not(None),
+        )
+        .order_by(Event.id.desc())
+    )
+    return session.scalar(query.limit(1))
+
+
+def _failing_services(session: Session) -> frozenset[str]:
+    query = select(Event.service).where(Event.status == "firing").distinct()
+    return frozenset(s for s in session.scalars(query) if s)
+
+
+def _explains(service: str, graph: Topology, failing: frozenset[str]) -> float:
+    """Share of `service`'s direct dependents that are failing too."""
+    dependents = graph.dependents(service)
+    return len(dependents & failing) / len(dependents) if dependents else 0.0
+
+
+def _topology_link(
+    session: Session, event: Event, inc: Incident, graph: Topology, failing: frozenset[str]
+) -> tuple[str, float, str] | None:
+    """How an event relates to an incident through the graph: (rule, score, detail).
+
+    Same service first; then downstream of the incident's services (nearer is stronger);
+    a queue backing up behind a consumer in the incident; then upstream of its origin (a
+    cause found late), only for new trouble that began within ORIGIN_LAG of the
+    incident and that most of its direct dependents suffer from (a shared cache with one
+    unhappy client out of four is not that client's cause). Being upstream of a mere symptom is not enough: that is how two faults
+    sharing a downstream service would chain into one incident.
+    """
     service = event.service or "unknown"
+    if service in inc.services:
+        return "same-service", 1.0, f"same service {service}"
+    nearest = min(
+        ((h, m) for m in inc.services if (h := graph.hops(service, m))),
+        default=None,
+    )
+    if nearest is not None:
+        hops, member = nearest
+        plural = "s" if hops > 1 else ""
+        return "downstream", round(0.9 / hops, 3), f"{service} depends on {member} ({hops} hop{plural})"
+    stalled = sorted(graph.consumers(service) & set(inc.services))
+    if stalled:
+        return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}"
+    origin = inc.origin_service
+    if (
+        origin
+        and (hops := graph.hops(origin, service))
+        and event.first_seen <= inc.opened_at + ORIGIN_LAG
+        and not _refired(session, event, inc.opened_at - ORIGIN_LAG * 10)
+        and (coverage := _explains(service, graph, failing)) >= CAUSE_COVERAGE
+    ):
+        detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
+        return "upstream-of-origin", round(0.6 / hops, 3), detail
+    return None
+
+
+def _candidates(
+    session: Session,
+    event: Event,
+    incidents: list[Incident],
+    graph: Topology,
+    now: datetime,
+    window: timedelta,
+) -> list[tuple[Incident, dict[str, Any]]]:
+    service = event.service or "unknown"
+    previous = _previous_incident(session, event)
+    found = [
+        (
+            inc,
+            {
+                "rule": "refire",
+                "detail": f"{event.name} on {service} fired before in this incident",
+                "score": 1.0,
+                "event_id": event.id,
+            },
+        )
+        for inc in incidents
+        if inc.id == previous and now - inc.updated_at <= window
+    ]
+    if found or event.suppressed_by == "flapping":
+        return found  # a flapping alert only ever rejoins where it was before
+    mine = tokens(event.name, event.labels or {}, event.annotations or {})
+    failing = _failing_services(session)
     for inc in incidents:
         if now - inc.updated_at > window:
             continue
-        linked = [s for s in inc.services if graph.related(service, s)]
-        if linked:
-            found.append(
-                (
-                    inc,
-                    {
-                        "rule": "topology" if service not in inc.services else "same-service",
-                        "detail": graph.path_note(service, linked[0]),
-                        "score": round(len(linked) / max(1, len(inc.services)), 3),
-                        "event_id": event.id,
-                        "window_s": int(window.total_seconds()),
-                    },
-                )
+        link = _topology_link(session, event, inc, graph, failing) if graph.known(service) else None
+        sim = None
+        if link is None:
+            if graph.known(service) or now - inc.updated_at > SIMILAR_WINDOW:
+                continue
+            sim = similarity(mine, _incident_tokens(session, inc.id))
+            if sim < SIMILAR_ENOUGH:
+                continue
+            link = "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike"
+        rule, score, detail = link
+        found.append(
+            (
+                inc,
+                {
+                    "rule": rule,
+                    "detail": detail,
+                    "score": score,
+                    "event_id": event.id,
+                    "window_s": int(window.total_seconds()),
+                },
             )
-    found.sort(key=lambda pair: (-pair[1]["score"], pair[0].id))
+        )
+    top = max((r["score"] for _, r in found), default=0.0)
+    tied = [(inc, r) for inc, r in found if r["score"] == top]
+    if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
+        for inc, reason in tied:
+            reason["similarity"] = round(similarity(mine, _incident_tokens(session, inc.id)), 3)
+    found.sort(key=lambda pair: (-pair[1]["score"], -pair[1].get("similarity", 0.0), pair[0].id))
     return found
 
 
@@ -113,6 +262,8 @@ def _retitle(inc: Incident, session: Session) -> None:
 
 
 def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetime) -> bool:
+    if inc.origin_set_by:  # a person chose the origin; new alerts do not overrule them
+        return False
     # Every event counts, resolved ones too: fixing the origin must not hand the title
     # to the downstream symptoms that are still recovering.
     origin, why = choose_origin(_event_services(session, inc.id), graph)
@@ -142,14 +293,21 @@ def correlate(
     window: timedelta = timedelta(minutes=15),
     resolve_with_alerts: bool = True,
 ) -> list[IncidentChange]:
-    """Place changed events into incidents; resolve incidents whose events all resolved."""
+    """Place changed events into incidents; resolve incidents whose events all resolved.
+
+    A held or suppressed event (flapping, inhibited) may join an incident but never opens
+    one.
+    """
     incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == "firing" and event.incident_id is None:
-            inc, reason = _place(session, event, incidents, graph, at, window)
+            placed = _place(session, event, incidents, graph, at, window, may_open(event, at))
+            if placed is None:
+                continue
+            inc, reason = placed
             if inc not in incidents:
                 incidents.append(inc)
                 changes[inc.id] = "opened"
@@ -189,9 +347,10 @@ def _place(
     graph: Topology,
     at: datetime,
     window: timedelta,
-) -> tuple[Incident, dict[str, Any]]:
+    may_open: bool = True,
+) -> tuple[Incident, dict[str, Any]] | None:
     service = event.service or "unknown"
-    candidates = _candidates(event, incidents, graph, at, window)
+    candidates = _candidates(session, event, incidents, graph, at, window)
     if candidates:
         inc, reason = candidates[0]
         if service not in inc.services:
@@ -203,6 +362,8 @@ def _place(
         inc.updated_at = at
         event.incident_id = inc.id
         return inc, reason
+    if not may_open:
+        return None
     reason = {
         "rule": "new",
         "detail": f"no open incident related to {service}",
@@ -272,4 +433,6 @@ def to_dict(inc: Incident) -> dict[str, Any]:
         "acknowledged_at": inc.acknowledged_at,
         "acknowledged_by": inc.acknowledged_by,
         "resolved_at": inc.resolved_at,
+        "origin_set_by": inc.origin_set_by,
+        "merged_into": inc.merged_into,
     }

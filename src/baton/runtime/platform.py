@@ -23,6 +23,7 @@ from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
+from baton.correlate.config import CorrelationConfig, load_config
 from baton.govern import breaker, escalation, killswitch, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
@@ -40,6 +41,7 @@ from baton.runtime.pipeline import (
     Observer,
     SenseStage,
     StageContext,
+    SuppressStage,
     TriageStage,
 )
 from baton.runtime.settings import Settings
@@ -93,11 +95,17 @@ class Platform:
         self.triage_settle = triage_settle
         self.catalogue = Catalogue()
         self.policy = PolicyConfig()
+        self.correlation = load_config(settings.correlation_path)
         self._graph: tuple[float, topology.Topology] | None = None
         self._policy_stamp: float | None = None
         self._submitted: set[int] = set()  # handed to the backend, not yet started
         self._submitted_lock = threading.Lock()
-        self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
+        self.ingest_pipeline = MultiStage(
+            [SenseStage(), SuppressStage(), CorrelateStage()], name="ingest"
+        )
+        # Held and muted alerts are looked at again on every heartbeat, not only when
+        # new alerts arrive: a transient hold ends whether or not anything else happens.
+        self.release_pipeline = MultiStage([SuppressStage(), CorrelateStage()], name="release")
         self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
         self.backend.register("execute", self._execute_task)
         self.backend.register("rollback", self._rollback_task)
@@ -257,6 +265,8 @@ class Platform:
         at = self.clock.now()
         self._follow_policy_file()
         notices: list[escalation.Notice] = []
+        with self.db.session() as s:
+            self.release_pipeline.run(StageContext(s, at, self), [])
         with self.db.session() as s:
             for approval in governance.expire_approvals(s, at):
                 notices += self._escalate(
