@@ -9,6 +9,9 @@ Example (see docs/correlation.md):
     services:
       reporting: {transient_hold_s: 300}
     flap: {window_s: 1800, min_firings: 3}
+    impact_matchers:             # whose alerts can explain their dependents' alerts
+      - ['severity=~"critical|error"']
+      - ['alertname=~".*Latency.*"']
     inhibit_rules:
       - name: down-masks-symptoms
         source_matchers: ['alertname="ServiceDown"']
@@ -72,6 +75,19 @@ class CorrelationConfig(BaseModel):
     services: dict[str, ServiceTuning] = Field(default_factory=dict)
     flap: FlapSettings = Field(default_factory=FlapSettings)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    # Alerts that show a service-level impact (errors, slowness, down), so dependents'
+    # alerts can be blamed on them. A list of matcher groups: an alert counts when it
+    # matches every matcher of any group. Empty: every alert counts.
+    impact_matchers: list[list[str]] = Field(default_factory=list)
+
+    @field_validator("impact_matchers")
+    @classmethod
+    def _impact_parses(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if not group:
+                raise ValueError("an empty matcher group would match every alert")
+            parse_all(group)
+        return groups
 
     @field_validator("inhibit_rules")
     @classmethod
@@ -88,9 +104,7 @@ class CorrelationConfig(BaseModel):
 
     def hold_for(self, service: str | None) -> timedelta:
         tuning = self.services.get(service or "")
-        return timedelta(
-            seconds=tuning.transient_hold_s if tuning else self.transient_hold_s
-        )
+        return timedelta(seconds=tuning.transient_hold_s if tuning else self.transient_hold_s)
 
 
 def parse_config(data: object, where: str = "correlation config") -> CorrelationConfig:

@@ -8,14 +8,15 @@ which rule grouped it and why.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from baton.correlate.config import CorrelationConfig
+from baton.correlate.grouping import ORIGIN_LAG, Grouper
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.govern.audit import Actor, append
@@ -52,12 +53,6 @@ def _still_firing(session: Session, incident_id: int) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
-ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
-SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows nothing of
-SIMILAR_WINDOW = timedelta(minutes=5)
-CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
-
-
 def choose_origin(
     firing: list[tuple[str, datetime, str]], graph: Topology
 ) -> tuple[str | None, str]:
@@ -74,7 +69,9 @@ def choose_origin(
     worst = {s: max(SEVERITY_RANK.get(v, 1) for n, _, v in firing if n == s) for s in services}
 
     def explained(s: str) -> bool:
-        return any(first_seen[u] <= first_seen[s] + ORIGIN_LAG for u in graph.upstream(s) & services)
+        return any(
+            first_seen[u] <= first_seen[s] + ORIGIN_LAG for u in graph.upstream(s) & services
+        )
 
     roots = [s for s in services if not explained(s)]
     roots.sort(key=lambda s: (first_seen[s], -worst[s], s))
@@ -90,164 +87,6 @@ def choose_origin(
             f"({', '.join(sorted(roots))}); {origin} failed first"
         )
     return origin, why
-
-
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-_TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
-
-
-def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> frozenset[str]:
-    """Words of an alert's name, identifying labels and summary, for similarity."""
-    words = [name, *(str(labels.get(k, "")) for k in _TEXT_LABELS), str(annotations.get("summary", ""))]
-    return frozenset(w.lower() for text in words for w in _WORD.findall(text) if len(w) > 2)
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    """Jaccard similarity of two token sets."""
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def _incident_tokens(session: Session, incident_id: int) -> frozenset[str]:
-    rows = session.execute(
-        select(Event.name, Event.labels, Event.annotations)
-        .where(Event.incident_id == incident_id)
-        .order_by(Event.id.desc())
-        .limit(50)
-    )
-    return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
-
-
-def _refired(session: Session, event: Event, since: datetime) -> bool:
-    """Has this alert fired and cleared before, recently? Then it is a known nuisance."""
-    query = select(Event.id).where(
-        Event.fingerprint == event.fingerprint, Event.id != event.id, Event.first_seen >= since
-    )
-    return session.scalar(query.limit(1)) is not None
-
-
-def _previous_incident(session: Session, event: Event) -> int | None:
-    """The incident the last episode of this alert (same fingerprint) was in."""
-    query = (
-        select(Event.incident_id)
-        .where(
-            Event.fingerprint == event.fingerprint,
-            Event.id != event.id,
-            Event.incident_id.is_not(None),
-        )
-        .order_by(Event.id.desc())
-    )
-    return session.scalar(query.limit(1))
-
-
-def _failing_services(session: Session) -> frozenset[str]:
-    query = select(Event.service).where(Event.status == "firing").distinct()
-    return frozenset(s for s in session.scalars(query) if s)
-
-
-def _explains(service: str, graph: Topology, failing: frozenset[str]) -> float:
-    """Share of `service`'s direct dependents that are failing too."""
-    dependents = graph.dependents(service)
-    return len(dependents & failing) / len(dependents) if dependents else 0.0
-
-
-def _topology_link(
-    session: Session, event: Event, inc: Incident, graph: Topology, failing: frozenset[str]
-) -> tuple[str, float, str] | None:
-    """How an event relates to an incident through the graph: (rule, score, detail).
-
-    Same service first; then downstream of the incident's services (nearer is stronger);
-    a queue backing up behind a consumer in the incident; then upstream of its origin (a
-    cause found late), only for new trouble that began within ORIGIN_LAG of the
-    incident and that most of its direct dependents suffer from (a shared cache with one
-    unhappy client out of four is not that client's cause). Being upstream of a mere symptom is not enough: that is how two faults
-    sharing a downstream service would chain into one incident.
-    """
-    service = event.service or "unknown"
-    if service in inc.services:
-        return "same-service", 1.0, f"same service {service}"
-    nearest = min(
-        ((h, m) for m in inc.services if (h := graph.hops(service, m))),
-        default=None,
-    )
-    if nearest is not None:
-        hops, member = nearest
-        plural = "s" if hops > 1 else ""
-        return "downstream", round(0.9 / hops, 3), f"{service} depends on {member} ({hops} hop{plural})"
-    stalled = sorted(graph.consumers(service) & set(inc.services))
-    if stalled:
-        return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}"
-    origin = inc.origin_service
-    if (
-        origin
-        and (hops := graph.hops(origin, service))
-        and event.first_seen <= inc.opened_at + ORIGIN_LAG
-        and not _refired(session, event, inc.opened_at - ORIGIN_LAG * 10)
-        and (coverage := _explains(service, graph, failing)) >= CAUSE_COVERAGE
-    ):
-        detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
-        return "upstream-of-origin", round(0.6 / hops, 3), detail
-    return None
-
-
-def _candidates(
-    session: Session,
-    event: Event,
-    incidents: list[Incident],
-    graph: Topology,
-    now: datetime,
-    window: timedelta,
-) -> list[tuple[Incident, dict[str, Any]]]:
-    service = event.service or "unknown"
-    previous = _previous_incident(session, event)
-    found = [
-        (
-            inc,
-            {
-                "rule": "refire",
-                "detail": f"{event.name} on {service} fired before in this incident",
-                "score": 1.0,
-                "event_id": event.id,
-            },
-        )
-        for inc in incidents
-        if inc.id == previous and now - inc.updated_at <= window
-    ]
-    if found or event.suppressed_by == "flapping":
-        return found  # a flapping alert only ever rejoins where it was before
-    mine = tokens(event.name, event.labels or {}, event.annotations or {})
-    failing = _failing_services(session)
-    for inc in incidents:
-        if now - inc.updated_at > window:
-            continue
-        link = _topology_link(session, event, inc, graph, failing) if graph.known(service) else None
-        sim = None
-        if link is None:
-            if graph.known(service) or now - inc.updated_at > SIMILAR_WINDOW:
-                continue
-            sim = similarity(mine, _incident_tokens(session, inc.id))
-            if sim < SIMILAR_ENOUGH:
-                continue
-            link = "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike"
-        rule, score, detail = link
-        found.append(
-            (
-                inc,
-                {
-                    "rule": rule,
-                    "detail": detail,
-                    "score": score,
-                    "event_id": event.id,
-                    "window_s": int(window.total_seconds()),
-                },
-            )
-        )
-    top = max((r["score"] for _, r in found), default=0.0)
-    tied = [(inc, r) for inc, r in found if r["score"] == top]
-    if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
-        for inc, reason in tied:
-            reason["similarity"] = round(similarity(mine, _incident_tokens(session, inc.id)), 3)
-    found.sort(key=lambda pair: (-pair[1]["score"], -pair[1].get("similarity", 0.0), pair[0].id))
-    return found
 
 
 def _retitle(inc: Incident, session: Session) -> None:
@@ -290,24 +129,26 @@ def correlate(
     events: list[Event],
     graph: Topology,
     at: datetime,
-    window: timedelta = timedelta(minutes=15),
-    resolve_with_alerts: bool = True,
+    cfg: CorrelationConfig | None = None,
 ) -> list[IncidentChange]:
     """Place changed events into incidents; resolve incidents whose events all resolved.
 
     A held or suppressed event (flapping, inhibited) may join an incident but never opens
     one.
     """
+    cfg = cfg or CorrelationConfig()
+    grouper = Grouper(session, graph, at, cfg)
     incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == "firing" and event.incident_id is None:
-            placed = _place(session, event, incidents, graph, at, window, may_open(event, at))
+            placed = _place(session, event, grouper.candidates(event, incidents), at)
             if placed is None:
                 continue
             inc, reason = placed
+            grouper.changed(inc.id)
             if inc not in incidents:
                 incidents.append(inc)
                 changes[inc.id] = "opened"
@@ -324,7 +165,7 @@ def correlate(
     for inc in touched.values():
         if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
             changes[inc.id] = "origin_changed"
-        if resolve_with_alerts and not _still_firing(session, inc.id):
+        if cfg.resolve_with_alerts and not _still_firing(session, inc.id):
             inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
             changes[inc.id] = "resolved"
             append(
@@ -343,14 +184,11 @@ def correlate(
 def _place(
     session: Session,
     event: Event,
-    incidents: list[Incident],
-    graph: Topology,
+    candidates: list[tuple[Incident, dict[str, Any]]],
     at: datetime,
-    window: timedelta,
-    may_open: bool = True,
 ) -> tuple[Incident, dict[str, Any]] | None:
+    """Join the best candidate, or open an incident if the event may page."""
     service = event.service or "unknown"
-    candidates = _candidates(session, event, incidents, graph, at, window)
     if candidates:
         inc, reason = candidates[0]
         if service not in inc.services:
@@ -362,13 +200,14 @@ def _place(
         inc.updated_at = at
         event.incident_id = inc.id
         return inc, reason
-    if not may_open:
+    if not may_open(event, at):
         return None
     reason = {
         "rule": "new",
         "detail": f"no open incident related to {service}",
         "score": 0.0,
         "event_id": event.id,
+        "service": service,
     }
     inc = Incident(
         title=f"{event.name} on {service}",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 OPS = ("=~", "!~", "!=", "=")
 _SYNTAX = re.compile(
-    r'^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*'
+    r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"
     r'(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^"\s]*))\s*$'
 )
 
@@ -45,12 +45,10 @@ def parse(text: str) -> Matcher:
     found = _SYNTAX.match(text) if isinstance(text, str) else None
     if found is None:
         raise ValueError(
-            f"{text!r} is not a matcher; write name=\"value\" with one of {', '.join(OPS)}"
+            f'{text!r} is not a matcher; write name="value" with one of {", ".join(OPS)}'
         )
     quoted = found.group("quoted")
-    value = (
-        re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else found.group("bare") or ""
-    )
+    value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else found.group("bare") or ""
     op = found.group("op")
     regex = None
     if op in ("=~", "!~"):

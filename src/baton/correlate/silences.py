@@ -149,7 +149,9 @@ def occurrence_at(window: MaintenanceWindow, at: datetime) -> datetime | None:
     zone = ZoneInfo(window.timezone)
     rule = _rule(window.rrule, window.starts_at, window.timezone)
     local_now = at.astimezone(zone).replace(tzinfo=None)
-    for start in reversed(rule.between(local_now - length - timedelta(days=1), local_now, inc=True)):
+    for start in reversed(
+        rule.between(local_now - length - timedelta(days=1), local_now, inc=True)
+    ):
         begins = start.replace(tzinfo=zone).astimezone(UTC)
         if begins <= at < begins + length:
             return begins

@@ -104,14 +104,8 @@ class CorrelateStage:
     name = "correlate"
 
     def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
-        cfg = ctx.platform.correlation
         changes = correlate(
-            ctx.session,
-            items,
-            ctx.platform.graph(ctx.session),
-            ctx.at,
-            window=cfg.window,
-            resolve_with_alerts=cfg.resolve_with_alerts,
+            ctx.session, items, ctx.platform.graph(ctx.session), ctx.at, ctx.platform.correlation
         )
         for change in changes:
             if change.kind == "resolved":

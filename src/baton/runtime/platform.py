@@ -23,7 +23,7 @@ from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
-from baton.correlate.config import CorrelationConfig, load_config
+from baton.correlate.config import load_config
 from baton.govern import breaker, escalation, killswitch, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append

@@ -35,6 +35,7 @@ STORM_CONFIG: dict[str, Any] = {
     "window_s": 900,
     "transient_hold_s": 120,
     "flap": {"window_s": 1800, "min_firings": 2},
+    "impact_matchers": [['severity=~"critical|error"'], ['alertname=~".*Latency.*"']],
     "inhibit_rules": [
         {
             "name": "down-masks-symptoms",
@@ -97,9 +98,7 @@ def run_storm(plan: StormPlan, home: Path) -> StormResult:
             events = list(s.scalars(select(Event).order_by(Event.id)))
             incidents = list(s.scalars(select(Incident)))
             labels = [
-                truth.alert_fault.get(
-                    (e.labels.get("service", ""), e.name, iso(e.starts_at))
-                )
+                truth.alert_fault.get((e.labels.get("service", ""), e.name, iso(e.starts_at)))
                 for e in events
             ]
             suppressed: dict[str, int] = {}

@@ -87,9 +87,7 @@ def _reach(specs: list[ServiceSpec], name: str) -> set[str]:
 def _choose_faults(
     rng: random.Random, specs: list[ServiceSpec], estate: Estate
 ) -> tuple[StormFault, ...]:
-    options = [
-        (sc, s.name) for sc in SCENARIOS for s in specs if estate.misfit(sc, s.name) is None
-    ]
+    options = [(sc, s.name) for sc in SCENARIOS for s in specs if estate.misfit(sc, s.name) is None]
     for _ in range(200):
         want = rng.randint(4, 6)
         picked: list[tuple[str, str]] = []
@@ -108,12 +106,15 @@ def _choose_faults(
         if len(picked) == want and touching:
             offsets = sorted(rng.uniform(120.0, 720.0) for _ in picked)
             return tuple(
-                StormFault(sc, root, round(at)) for (sc, root), at in zip(picked, offsets, strict=True)
+                StormFault(sc, root, round(at))
+                for (sc, root), at in zip(picked, offsets, strict=True)
             )
     raise RuntimeError("no storm with touching blast radii found")  # pragma: no cover
 
 
-def _labels(spec: ServiceSpec, alertname: str, severity: str, job: str) -> tuple[tuple[str, str], ...]:
+def _labels(
+    spec: ServiceSpec, alertname: str, severity: str, job: str
+) -> tuple[tuple[str, str], ...]:
     labels = {
         "alertname": alertname,
         "service": spec.name,
@@ -128,9 +129,7 @@ def _labels(spec: ServiceSpec, alertname: str, severity: str, job: str) -> tuple
     return tuple(sorted(labels.items()))
 
 
-def _noise(
-    rng: random.Random, specs: list[ServiceSpec], duration_s: float
-) -> list[NoiseAlert]:
+def _noise(rng: random.Random, specs: list[ServiceSpec], duration_s: float) -> list[NoiseAlert]:
     out: list[NoiseAlert] = []
     for _ in range(rng.randint(2, 3)):  # flapping: on and off all through the storm
         spec, name = rng.choice(specs), rng.choice(NOISE_NAMES)

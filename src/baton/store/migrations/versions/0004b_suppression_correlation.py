@@ -68,9 +68,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["other_incident_id"], ["incidents.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_correlation_feedback_incident_id", "correlation_feedback", ["incident_id"]
-    )
+    op.create_index("ix_correlation_feedback_incident_id", "correlation_feedback", ["incident_id"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,228 @@
+"""Which open incident a new alert belongs to, and why: the correlator's features.
+
+Features, strongest first, each recorded with its score on the incident:
+
+- refire: the same alert (fingerprint) fired before in the incident; a flapping alert
+  may only ever rejoin where it was.
+- same-service: another alert of the same service is in the incident.
+- downstream: the service depends (transitively) on a service of the incident that shows
+  a service-level impact (`impact_matchers`); nearer is stronger, and depending on the
+  incident's origin itself beats depending on one of its symptoms.
+- consumer-backlog: a queue backing up behind a worker in the incident.
+- upstream-of-origin: a cause found late; only for new, unheld trouble that began within
+  ORIGIN_LAG of the incident and that most of its direct dependents suffer from.
+- similarity: for services the graph does not know, alert name, labels and summary alike.
+
+Graph scores fade with the time since the linked service's latest new alert in that
+incident, so when two faults' blast radii share a service, a symptom goes to the one
+whose trouble reached that neighbourhood just before it. Being upstream of a mere
+symptom never links: that is how two faults sharing a downstream service would chain
+into one incident.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from baton.correlate.config import CorrelationConfig
+from baton.correlate.matchers import match_all, parse_all
+from baton.correlate.suppress import may_open
+from baton.correlate.topology import Topology
+from baton.store.models import Event, Incident
+
+ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
+SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows nothing of
+SIMILAR_WINDOW = timedelta(minutes=5)
+CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
+FADE = 0.3  # how much of a graph score fades over one correlation window
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
+
+
+def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> frozenset[str]:
+    """Words of an alert's name, identifying labels and summary, for similarity."""
+    texts = [name, *(str(labels.get(k, "")) for k in _TEXT_LABELS)]
+    texts.append(str(annotations.get("summary", "")))
+    return frozenset(w.lower() for text in texts for w in _WORD.findall(text) if len(w) > 2)
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two token sets."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+@dataclass(frozen=True)
+class Member:
+    """What the incident knows of one of its services."""
+
+    latest: datetime  # first_seen of its newest alert in the incident
+    impact: bool  # shows a service-level impact, so it can explain its dependents
+
+
+@dataclass
+class Grouper:
+    """Finds and scores the candidate incidents for events of one batch."""
+
+    session: Session
+    graph: Topology
+    now: datetime
+    cfg: CorrelationConfig
+    _members: dict[int, dict[str, Member]] = field(default_factory=dict)
+    _failing: frozenset[str] | None = None
+
+    def changed(self, incident_id: int) -> None:
+        """An event joined the incident: forget what was known of its members."""
+        self._members.pop(incident_id, None)
+        self._failing = None
+
+    def candidates(
+        self, event: Event, incidents: list[Incident]
+    ) -> list[tuple[Incident, dict[str, Any]]]:
+        """Open incidents the event could join, best first, each with its reason."""
+        window = self.cfg.window
+        recent = [i for i in incidents if self.now - i.updated_at <= window]
+        previous = self._previous_incident(event)
+        found = [
+            (inc, self._reason(event, "refire", 1.0, f"{event.name} fired before in it"))
+            for inc in recent
+            if inc.id == previous
+        ]
+        if found or event.suppressed_by == "flapping":
+            return found  # a flapping alert only ever rejoins where it was before
+        for inc in recent:
+            link = self._link(event, inc)
+            if link is not None:
+                found.append((inc, self._reason(event, *link)))
+        top = max((r["score"] for _, r in found), default=0.0)
+        tied = [(inc, r) for inc, r in found if r["score"] == top]
+        if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
+            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            for inc, reason in tied:
+                reason["similarity"] = round(similarity(mine, self._tokens(inc.id)), 3)
+        found.sort(key=lambda p: (-p[1]["score"], -p[1].get("similarity", 0.0), p[0].id))
+        return found
+
+    def _reason(self, event: Event, rule: str, score: float, detail: str) -> dict[str, Any]:
+        return {
+            "rule": rule,
+            "detail": detail,
+            "score": score,
+            "event_id": event.id,
+            "service": event.service or "unknown",
+            "window_s": self.cfg.window_s,
+        }
+
+    def _link(self, event: Event, inc: Incident) -> tuple[str, float, str] | None:
+        service = event.service or "unknown"
+        if not self.graph.known(service):
+            if self.now - inc.updated_at > SIMILAR_WINDOW:
+                return None
+            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            sim = similarity(mine, self._tokens(inc.id))
+            if sim < SIMILAR_ENOUGH:
+                return None
+            return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike"
+        members = self._profile(inc.id)
+        if service in members:
+            score = self._faded(1.0, members[service], event)
+            return "same-service", score, f"same service {service}"
+        effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
+        links = [
+            (
+                self._faded(0.9 / hops + (0.05 if name == inc.origin_service else 0.0), m, event),
+                hops,
+                name,
+            )
+            for name, m in members.items()
+            if m.impact and name not in effects and (hops := self.graph.hops(service, name))
+        ]
+        if links:
+            score, hops, name = max(links, key=lambda x: (x[0], -x[1]))
+            via = ", its origin" if name == inc.origin_service else ""
+            return "downstream", score, f"{service} depends on {name} ({hops} hop(s){via})"
+        stalled = sorted(self.graph.consumers(service) & set(members))
+        if stalled:
+            return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}"
+        return self._late_cause(event, inc)
+
+    def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str] | None:
+        service, origin = event.service or "unknown", inc.origin_service
+        hops = self.graph.hops(origin, service) if origin else None
+        if not hops or event.first_seen > inc.opened_at + ORIGIN_LAG:
+            return None
+        if not may_open(event, self.now):  # held or suppressed: too unsure to be a cause
+            return None
+        if self._refired(event, inc.opened_at - ORIGIN_LAG * 10):
+            return None
+        dependents = self.graph.dependents(service)
+        coverage = len(dependents & self._failing_now()) / len(dependents) if dependents else 0
+        if coverage < CAUSE_COVERAGE:
+            return None
+        detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
+        return "upstream-of-origin", round(0.6 / hops, 3), detail
+
+    def _faded(self, score: float, member: Member, event: Event) -> float:
+        gap = max(0.0, (event.first_seen - member.latest).total_seconds())
+        return round(score - FADE * min(1.0, gap / self.cfg.window_s), 3)
+
+    def _profile(self, incident_id: int) -> dict[str, Member]:
+        if incident_id not in self._members:
+            impact = [parse_all(group) for group in self.cfg.impact_matchers]
+            found: dict[str, Member] = {}
+            rows = self.session.execute(
+                select(Event.service, Event.first_seen, Event.labels).where(
+                    Event.incident_id == incident_id
+                )
+            )
+            for service, first_seen, labels in rows:
+                name = service or "unknown"
+                hit = not impact or any(match_all(g, labels or {}) for g in impact)
+                seen = found.get(name)
+                found[name] = Member(
+                    max(first_seen, seen.latest) if seen else first_seen,
+                    hit or (seen.impact if seen else False),
+                )
+            self._members[incident_id] = found
+        return self._members[incident_id]
+
+    def _failing_now(self) -> frozenset[str]:
+        if self._failing is None:
+            query = select(Event.service).where(Event.status == "firing").distinct()
+            self._failing = frozenset(s for s in self.session.scalars(query) if s)
+        return self._failing
+
+    def _tokens(self, incident_id: int) -> frozenset[str]:
+        rows = self.session.execute(
+            select(Event.name, Event.labels, Event.annotations)
+            .where(Event.incident_id == incident_id)
+            .order_by(Event.id.desc())
+            .limit(50)
+        )
+        return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
+
+    def _previous_incident(self, event: Event) -> int | None:
+        """The incident the last episode of this alert (same fingerprint) was in."""
+        query = (
+            select(Event.incident_id)
+            .where(
+                Event.fingerprint == event.fingerprint,
+                Event.id != event.id,
+                Event.incident_id.is_not(None),
+            )
+            .order_by(Event.id.desc())
+        )
+        return self.session.scalar(query.limit(1))
+
+    def _refired(self, event: Event, since: datetime) -> bool:
+        """Has this alert fired and cleared before, recently? Then it is a known nuisance."""
+        query = select(func.count()).where(
+            Event.fingerprint == event.fingerprint, Event.id != event.id, Event.first_seen >= since
+        )
+        return bool(self.session.scalar(query))
