@@ -2,8 +2,9 @@
 
 Features, strongest first, each recorded with its score on the incident:
 
-- refire: the same alert (fingerprint) fired before in the incident; a flapping alert
-  may only ever rejoin where it was.
+- refire: the same alert (fingerprint) fired before in the incident (reopened if it
+  resolved within the window, unless the alert is flapping). A flapping alert links
+  by refire or same-service only.
 - same-service: another alert of the same service is in the incident.
 - downstream: the service depends (transitively) on a service of the incident that shows
   a service-level impact (`impact_matchers`); nearer is stronger, and depending on the
@@ -13,9 +14,11 @@ Features, strongest first, each recorded with its score on the incident:
   ORIGIN_LAG of the incident and that most of its direct dependents suffer from.
 - similarity: for services the graph does not know, alert name, labels and summary alike.
 
-Graph scores fade with the time since the linked service's latest new alert in that
+An alert that was already firing (on and off) before an incident began is not linked
+to it by anything but refire: effects do not come before their causes. Graph scores fade with the time since the linked service's latest new alert in that
 incident, so when two faults' blast radii share a service, a symptom goes to the one
-whose trouble reached that neighbourhood just before it. Being upstream of a mere
+whose trouble reached that neighbourhood just before it. For the same reason an alert
+waits while new trouble upstream of it is still in its transient hold. Being upstream of a mere
 symptom never links: that is how two faults sharing a downstream service would chain
 into one incident.
 """
@@ -76,28 +79,35 @@ class Grouper:
     cfg: CorrelationConfig
     _members: dict[int, dict[str, Member]] = field(default_factory=dict)
     _failing: frozenset[str] | None = None
+    _pending: list[Any] | None = None
 
     def changed(self, incident_id: int) -> None:
         """An event joined the incident: forget what was known of its members."""
         self._members.pop(incident_id, None)
-        self._failing = None
+        self._failing = self._pending = None
 
     def candidates(
         self, event: Event, incidents: list[Incident]
-    ) -> list[tuple[Incident, dict[str, Any]]]:
-        """Open incidents the event could join, best first, each with its reason."""
+    ) -> list[tuple[Incident, dict[str, Any]]] | None:
+        """Incidents the event could join, best first, each with its reason; None when it
+        should wait because a likely cause upstream is still in its transient hold."""
         window = self.cfg.window
         recent = [i for i in incidents if self.now - i.updated_at <= window]
         previous = self._previous_incident(event)
-        found = [
-            (inc, self._reason(event, "refire", 1.0, f"{event.name} fired before in it"))
-            for inc in recent
-            if inc.id == previous
-        ]
-        if found or event.suppressed_by == "flapping":
-            return found  # a flapping alert only ever rejoins where it was before
+        if previous is not None:
+            reason = self._reason(event, "refire", 1.0, f"{event.name} fired before in it")
+            return [(previous, reason)]
+        flapping = event.suppressed_by == "flapping"
+        if not flapping and self._cause_pending(event):
+            return None
+        found: list[tuple[Incident, dict[str, Any]]] = []
+        began = self._first_fired(event)
         for inc in recent:
+            if began < inc.opened_at - ORIGIN_LAG:
+                continue  # it was firing on and off before this trouble began: not its effect
             link = self._link(event, inc)
+            if flapping and link is not None and link[0] != "same-service":
+                continue  # a flapping alert is too unsteady to link by anything weaker
             if link is not None:
                 found.append((inc, self._reason(event, *link)))
         top = max((r["score"] for _, r in found), default=0.0)
@@ -207,8 +217,9 @@ class Grouper:
         )
         return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
 
-    def _previous_incident(self, event: Event) -> int | None:
-        """The incident the last episode of this alert (same fingerprint) was in."""
+    def _previous_incident(self, event: Event) -> Incident | None:
+        """The incident the last episode of this alert (same fingerprint) was in, if it is
+        open or resolved within the window: the same trouble coming back reopens it."""
         query = (
             select(Event.incident_id)
             .where(
@@ -218,7 +229,41 @@ class Grouper:
             )
             .order_by(Event.id.desc())
         )
-        return self.session.scalar(query.limit(1))
+        incident_id = self.session.scalar(query.limit(1))
+        inc = self.session.get(Incident, incident_id) if incident_id else None
+        if inc is None or inc.status == "merged":
+            return None
+        if inc.status == "resolved" and event.suppressed_by == "flapping":
+            return None  # a flapping alert rejoins an open incident; it never reopens one
+        last = inc.resolved_at or inc.updated_at
+        return inc if self.now - last <= self.cfg.window else None
+
+    def _first_fired(self, event: Event) -> datetime:
+        """When this alert (fingerprint) first fired within the flap window."""
+        since = self.now - timedelta(seconds=self.cfg.flap.window_s)
+        query = select(func.min(Event.first_seen)).where(
+            Event.fingerprint == event.fingerprint, Event.first_seen >= since
+        )
+        return self.session.scalar(query) or event.first_seen
+
+    def _cause_pending(self, event: Event) -> bool:
+        """Is new trouble upstream of this event still held (and so in no incident yet)?"""
+        if self._pending is None:
+            self._pending = list(
+                self.session.execute(
+                    select(Event.service, Event.first_seen).where(
+                        Event.status == "firing",
+                        Event.incident_id.is_(None),
+                        Event.suppressed_by.is_(None),
+                        Event.held_until > self.now,
+                    )
+                )
+            )
+        service = event.service or "unknown"
+        return any(
+            self.graph.hops(service, other or "") and first_seen >= event.first_seen - ORIGIN_LAG
+            for other, first_seen in self._pending
+        )
 
     def _refired(self, event: Event, since: datetime) -> bool:
         """Has this alert fired and cleared before, recently? Then it is a known nuisance."""

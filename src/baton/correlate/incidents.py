@@ -31,7 +31,7 @@ MAX_REASONS = 50  # grouping reasons kept on the incident; the audit ledger keep
 @dataclass(frozen=True)
 class IncidentChange:
     incident_id: int
-    kind: str  # opened | grew | origin_changed | resolved
+    kind: str  # opened | grew | reopened | origin_changed | resolved
 
 
 def open_incidents(session: Session) -> list[Incident]:
@@ -144,12 +144,17 @@ def correlate(
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == "firing" and event.incident_id is None:
-            placed = _place(session, event, grouper.candidates(event, incidents), at)
+            candidates = grouper.candidates(event, incidents)
+            placed = None if candidates is None else _place(session, event, candidates, at)
             if placed is None:
                 continue
             inc, reason = placed
             grouper.changed(inc.id)
-            if inc not in incidents:
+            if inc.status == "resolved":
+                _reopen(session, inc, event, at)
+                changes[inc.id] = "reopened"
+                incidents.append(inc)
+            elif inc not in incidents:
                 incidents.append(inc)
                 changes[inc.id] = "opened"
             else:
@@ -179,6 +184,20 @@ def correlate(
             )
     session.flush()
     return [IncidentChange(i, k) for i, k in changes.items()]
+
+
+def _reopen(session: Session, inc: Incident, event: Event, at: datetime) -> None:
+    inc.status, inc.resolved_at = "open", None
+    append(
+        session,
+        actor=CORRELATOR,
+        action="incident.reopened",
+        subject=f"incident:{inc.id}",
+        at=at,
+        inputs={"event": event.id, "alert": event.name, "service": event.service},
+        decision="reopened",
+        rationale="an alert of this incident fired again within the correlation window",
+    )
 
 
 def _place(

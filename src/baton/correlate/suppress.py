@@ -68,11 +68,13 @@ def _muted(session: Session, event: Event, at: datetime) -> str | None:
 def _waiting(session: Session, exclude: set[int]) -> list[Event]:
     """Firing events outside any incident that were held or suppressed: looked at again."""
     rows = session.scalars(
-        select(Event).where(
+        select(Event)
+        .where(
             Event.status == "firing",
             Event.incident_id.is_(None),
             Event.suppressed_by.is_not(None) | Event.held_until.is_not(None),
         )
+        .order_by(Event.id)  # first in, first placed: a cause before its symptoms
     )
     return [e for e in rows if e.id not in exclude]
 

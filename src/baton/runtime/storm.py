@@ -34,7 +34,7 @@ OPERATOR = Actor("storm-ops", "human")
 STORM_CONFIG: dict[str, Any] = {
     "window_s": 900,
     "transient_hold_s": 120,
-    "flap": {"window_s": 1800, "min_firings": 2},
+    "flap": {"window_s": 1800, "min_firings": 3},
     "impact_matchers": [['severity=~"critical|error"'], ['alertname=~".*Latency.*"']],
     "inhibit_rules": [
         {
@@ -52,7 +52,7 @@ class StormResult:
     notifications: int
     alerts: int  # distinct alert episodes (an alert from firing to resolved)
     incidents: int
-    truth: list[str | None]
+    truth: list[Any]  # fault id, ("noise", n) for the repeats of noise alert n, or None
     predicted: list[int | None]
     roots: dict[str, str]
     origins: dict[int, str | None]
@@ -97,9 +97,12 @@ def run_storm(plan: StormPlan, home: Path) -> StormResult:
         with platform.db.session() as s:
             events = list(s.scalars(select(Event).order_by(Event.id)))
             incidents = list(s.scalars(select(Incident)))
-            labels = [
-                truth.alert_fault.get((e.labels.get("service", ""), e.name, iso(e.starts_at)))
-                for e in events
+            keys = [(e.labels.get("service", ""), e.name, iso(e.starts_at)) for e in events]
+            labels: list[Any] = [
+                ("noise", truth.noise_source[k])
+                if k in truth.noise_source
+                else truth.alert_fault.get(k)
+                for k in keys
             ]
             suppressed: dict[str, int] = {}
             for e in events:
@@ -124,18 +127,20 @@ def score(results: list[StormResult]) -> dict[str, Any]:
     """Figures over several storms: alerts and pairs are pooled, not averaged."""
     truth: list[Any] = []
     predicted: list[Any] = []
+    neutral: set[Any] = set()
     hits = faults = 0
     for n, r in enumerate(results):
         truth += [None if t is None else (n, t) for t in r.truth]
+        neutral |= {(n, t) for t in r.truth if isinstance(t, tuple)}
         predicted += [None if p is None else (n, p) for p in r.predicted]
         h, f = origin_hits(
-            [None if t is None else (n, t) for t in r.truth],
+            [(n, t) if isinstance(t, str) else None for t in r.truth],
             [None if p is None else (n, p) for p in r.predicted],
             {(n, k): v for k, v in r.roots.items()},
             {(n, k): v for k, v in r.origins.items()},
         )
         hits, faults = hits + h, faults + f
-    pairs = pairwise(truth, predicted)
+    pairs = pairwise(truth, predicted, neutral)
     notifications = sum(r.notifications for r in results)
     alerts = sum(r.alerts for r in results)
     incidents = sum(r.incidents for r in results)

@@ -4,7 +4,7 @@ probable-origin accuracy. Pure functions so a hand-made case can check them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 
@@ -22,20 +22,32 @@ def _pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
-def pairwise(truth: Sequence[Hashable | None], predicted: Sequence[Hashable | None]) -> PairScore:
+def pairwise(
+    truth: Sequence[Hashable | None],
+    predicted: Sequence[Hashable | None],
+    neutral: Collection[Hashable] = (),
+) -> PairScore:
     """Score two clusterings of the same alerts, given as one label per alert.
 
-    None means "in no cluster" (a noise alert in the truth, an alert in no incident in the
-    prediction): it forms no pair with anything. A pair counts as agreeing when both sides
-    put the two alerts together. With no pairs on a side, its score is 1.0 (nothing to get
-    wrong) rather than undefined.
+    None means "in no cluster" (a one-off noise alert in the truth, an alert in no
+    incident in the prediction): it forms no pair with anything. A pair counts as agreeing
+    when both sides put the two alerts together. Pairs of alerts that share a truth label
+    in `neutral` count for nothing either way: the repeats of one flapping noise alert may
+    be grouped or not, but grouping them with anything else is a false pair. With no pairs
+    on a side, its score is 1.0 (nothing to get wrong) rather than undefined.
     """
     if len(truth) != len(predicted):
         raise ValueError("truth and prediction must label the same alerts")
-    true_pairs = sum(_pairs(n) for t, n in Counter(truth).items() if t is not None)
-    pred_pairs = sum(_pairs(n) for p, n in Counter(predicted).items() if p is not None)
-    both = Counter((t, p) for t, p in zip(truth, predicted, strict=True))
-    agree = sum(_pairs(n) for (t, p), n in both.items() if t is not None and p is not None)
+    counted = [t is not None and t not in neutral for t in truth]
+    true_pairs = sum(_pairs(n) for t, n in Counter(t for t, c in zip(truth, counted) if c).items())
+    both = Counter(zip(truth, predicted, strict=True))
+    skip = sum(_pairs(n) for (t, p), n in both.items() if p is not None and t in neutral)
+    pred_pairs = sum(_pairs(n) for p, n in Counter(predicted).items() if p is not None) - skip
+    agree = sum(
+        _pairs(n)
+        for (t, p), n in both.items()
+        if t is not None and p is not None and t not in neutral
+    )
     precision = agree / pred_pairs if pred_pairs else 1.0
     recall = agree / true_pairs if true_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -78,6 +78,7 @@ class StormTruth:
     alert_fault: dict[AlertKey, str | None] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)  # fault id -> root service
     noise_kind: dict[AlertKey, str] = field(default_factory=dict)
+    noise_source: dict[AlertKey, int] = field(default_factory=dict)  # which noise alert
 
 
 def _reach(specs: list[ServiceSpec], name: str) -> set[str]:
@@ -188,7 +189,7 @@ class Storm:
         self.plan = plan
         self.estate = Estate(seed=plan.seed, start=plan.start, step_seconds=step_seconds)
         self._fault_ids: dict[str, str] = {}  # root -> fault id
-        self._noise_keys: dict[AlertKey, str] = {}
+        self._noise_keys: dict[AlertKey, tuple[str, int]] = {}
         self.notifications = 0
 
     def batches(self) -> Iterator[tuple[datetime, list[dict[str, object]]]]:
@@ -208,13 +209,14 @@ class Storm:
 
     def _noise_at(self, t: float, dt: float) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
-        for alert in self.plan.noise:
+        for source, alert in enumerate(self.plan.noise):
             for begin, end in alert.spans:
                 if not begin <= t < end + dt:
                     continue
                 labels = dict(alert.labels)
                 starts = iso(self.plan.start + timedelta(seconds=begin))
-                self._noise_keys[(labels["service"], labels["alertname"], starts)] = alert.kind
+                key = (labels["service"], labels["alertname"], starts)
+                self._noise_keys[key] = (alert.kind, source)
                 item: dict[str, object] = {
                     "labels": labels,
                     "annotations": {"summary": f"{alert.summary} on {labels['service']}"},
@@ -229,8 +231,9 @@ class Storm:
         """For scorers only."""
         truth = StormTruth()
         truth.alert_fault.update(self.estate.alert_causes())
-        for key, kind in self._noise_keys.items():
+        for key, (kind, source) in self._noise_keys.items():
             truth.alert_fault[key] = None
             truth.noise_kind[key] = kind
+            truth.noise_source[key] = source
         truth.roots = {fid: root for root, fid in self._fault_ids.items()}
         return truth
