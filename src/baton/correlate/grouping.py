@@ -15,7 +15,8 @@ Features, strongest first, each recorded with its score on the incident:
 - similarity: for services the graph does not know, alert name, labels and summary alike.
 
 An alert that was already firing (on and off) before an incident began is not linked
-to it by anything but refire: effects do not come before their causes. Graph scores fade with the time since the linked service's latest new alert in that
+to it by anything but refire: effects do not come before their causes. Graph scores
+fade with the time since the linked service's latest new alert in that
 incident, so when two faults' blast radii share a service, a symptom goes to the one
 whose trouble reached that neighbourhood just before it. For the same reason an alert
 waits while new trouble upstream of it is still in its transient hold. Being upstream of a mere
@@ -59,6 +60,11 @@ def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> fr
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     """Jaccard similarity of two token sets."""
     return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _origin(inc: Incident) -> str | None:
+    """The incident's origin; one opened in this very batch has its first service."""
+    return inc.origin_service or (inc.services[0] if inc.services else None)
 
 
 @dataclass(frozen=True)
@@ -144,18 +150,15 @@ class Grouper:
             score = self._faded(1.0, members[service], event)
             return "same-service", score, f"same service {service}"
         effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
+        origin = _origin(inc)
         links = [
-            (
-                self._faded(0.9 / hops + (0.05 if name == inc.origin_service else 0.0), m, event),
-                hops,
-                name,
-            )
+            (self._faded(0.9 / hops + (0.05 if name == origin else 0.0), m, event), hops, name)
             for name, m in members.items()
             if m.impact and name not in effects and (hops := self.graph.hops(service, name))
         ]
         if links:
             score, hops, name = max(links, key=lambda x: (x[0], -x[1]))
-            via = ", its origin" if name == inc.origin_service else ""
+            via = ", its origin" if name == origin else ""
             return "downstream", score, f"{service} depends on {name} ({hops} hop(s){via})"
         stalled = sorted(self.graph.consumers(service) & set(members))
         if stalled:
@@ -163,7 +166,7 @@ class Grouper:
         return self._late_cause(event, inc)
 
     def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str] | None:
-        service, origin = event.service or "unknown", inc.origin_service
+        service, origin = event.service or "unknown", _origin(inc)
         hops = self.graph.hops(origin, service) if origin else None
         if not hops or event.first_seen > inc.opened_at + ORIGIN_LAG:
             return None

@@ -39,7 +39,9 @@ def pairwise(
     if len(truth) != len(predicted):
         raise ValueError("truth and prediction must label the same alerts")
     counted = [t is not None and t not in neutral for t in truth]
-    true_pairs = sum(_pairs(n) for t, n in Counter(t for t, c in zip(truth, counted) if c).items())
+    true_pairs = sum(
+        _pairs(n) for t, n in Counter(t for t, c in zip(truth, counted, strict=True) if c).items()
+    )
     both = Counter(zip(truth, predicted, strict=True))
     skip = sum(_pairs(n) for (t, p), n in both.items() if p is not None and t in neutral)
     pred_pairs = sum(_pairs(n) for p, n in Counter(predicted).items() if p is not None) - skip
