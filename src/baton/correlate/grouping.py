@@ -115,14 +115,24 @@ class Grouper:
             if flapping and link is not None and link[0] != "same-service":
                 continue  # a flapping alert is too unsteady to link by anything weaker
             if link is not None:
-                found.append((inc, self._reason(event, *link)))
+                rule, score, detail, trouble = link
+                reason = self._reason(event, rule, score, detail)
+                reason["trouble"] = trouble  # alerts on the linked service: a tie-breaker
+                found.append((inc, reason))
         top = max((r["score"] for _, r in found), default=0.0)
         tied = [(inc, r) for inc, r in found if r["score"] == top]
         if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
             mine = tokens(event.name, event.labels or {}, event.annotations or {})
             for inc, reason in tied:
                 reason["similarity"] = round(similarity(mine, self._tokens(inc.id)), 3)
-        found.sort(key=lambda p: (-p[1]["score"], -p[1].get("similarity", 0.0), p[0].id))
+        found.sort(
+            key=lambda p: (
+                -p[1]["score"],
+                -p[1]["trouble"],
+                -p[1].get("similarity", 0.0),
+                p[0].id,
+            )
+        )
         return found
 
     def _reason(self, event: Event, rule: str, score: float, detail: str) -> dict[str, Any]:
@@ -135,7 +145,8 @@ class Grouper:
             "window_s": self.cfg.window_s,
         }
 
-    def _link(self, event: Event, inc: Incident) -> tuple[str, float, str] | None:
+    def _link(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
+        """(rule, score, detail, how many kinds of alert the linked service has)."""
         service = event.service or "unknown"
         if not self.graph.known(service):
             if self.now - inc.updated_at > SIMILAR_WINDOW:
@@ -144,11 +155,11 @@ class Grouper:
             sim = similarity(mine, self._tokens(inc.id))
             if sim < SIMILAR_ENOUGH:
                 return None
-            return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike"
+            return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
         members = self._profile(inc.id)
         if service in members:
             score = self._faded(1.0, members[service], event)
-            return "same-service", score, f"same service {service}"
+            return "same-service", score, f"same service {service}", len(members[service].names)
         effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
         origin = _origin(inc)
         links = [
@@ -160,13 +171,14 @@ class Grouper:
             score, hops, name = max(links, key=lambda x: (x[0], -x[1], len(members[x[2]].names)))
             via = ", its origin" if name == origin else ""
             same = ", same kind of alert" if event.name in members[name].names else ""
-            return "downstream", score, f"{service} depends on {name} ({hops} hop(s){via}{same})"
+            detail = f"{service} depends on {name} ({hops} hop(s){via}{same})"
+            return "downstream", score, detail, len(members[name].names)
         stalled = sorted(self.graph.consumers(service) & set(members))
         if stalled:
-            return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}"
+            return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
         return self._late_cause(event, inc)
 
-    def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str] | None:
+    def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
         service, origin = event.service or "unknown", _origin(inc)
         hops = self.graph.hops(origin, service) if origin else None
         if not hops or event.first_seen > inc.opened_at + ORIGIN_LAG:
@@ -180,7 +192,7 @@ class Grouper:
         if coverage < CAUSE_COVERAGE:
             return None
         detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
-        return "upstream-of-origin", round(0.6 / hops, 3), detail
+        return "upstream-of-origin", round(0.6 / hops, 3), detail, 0
 
     @staticmethod
     def _bonus(name: str, origin: str | None, member: Member, event: Event) -> float:
