@@ -4,7 +4,7 @@ Features, strongest first, each recorded with its score on the incident:
 
 - refire: the same alert (fingerprint) fired before in the incident (reopened if it
   resolved within the window, unless the alert is flapping). A flapping alert links
-  by refire or same-service only.
+  by refire or same-service only, and not at all if it shows no service impact.
 - same-service: another alert of the same service is in the incident.
 - downstream: the service depends (transitively) on a service of the incident that shows
   a service-level impact (`impact_matchers`); nearer is stronger, and depending on the
@@ -100,11 +100,13 @@ class Grouper:
         should wait because a likely cause upstream is still in its transient hold."""
         window = self.cfg.window
         recent = [i for i in incidents if self.now - i.updated_at <= window]
+        flapping = event.suppressed_by == "flapping"
+        if flapping and not self._impact(event):
+            return []  # a flapping alert that shows no service impact is just noise
         previous = self._previous_incident(event)
         if previous is not None:
             reason = self._reason(event, "refire", 1.0, f"{event.name} fired before in it")
             return [(previous, reason)]
-        flapping = event.suppressed_by == "flapping"
         if not flapping and self._cause_pending(event):
             return None
         found: list[tuple[Incident, dict[str, Any]]] = []
@@ -203,6 +205,10 @@ class Grouper:
     def _faded(self, score: float, member: Member, event: Event) -> float:
         gap = max(0.0, (event.first_seen - member.latest).total_seconds())
         return round(score - FADE * min(1.0, gap / self.cfg.window_s), 3)
+
+    def _impact(self, event: Event) -> bool:
+        impact = [parse_all(group) for group in self.cfg.impact_matchers]
+        return not impact or any(match_all(g, event.labels or {}) for g in impact)
 
     def _profile(self, incident_id: int) -> dict[str, Member]:
         if incident_id not in self._members:
