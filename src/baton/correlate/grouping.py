@@ -44,7 +44,7 @@ ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its e
 SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows nothing of
 SIMILAR_WINDOW = timedelta(minutes=5)
 CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
-FADE = 0.3  # how much of a graph score fades over one correlation window
+FADE = 0.6  # how much of a graph score fades over one correlation window
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
