@@ -38,7 +38,7 @@ def open_incidents(session: Session) -> list[Incident]:
     return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
 
 
-def _event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
+def event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
     """(service, first seen, severity) per service and severity: a handful of rows."""
     rows = session.execute(
         select(Event.service, func.min(Event.first_seen), Event.severity)
@@ -89,7 +89,7 @@ def choose_origin(
     return origin, why
 
 
-def _retitle(inc: Incident, session: Session) -> None:
+def retitle(inc: Incident, session: Session) -> None:
     names = session.scalars(
         select(Event.name)
         .where(Event.incident_id == inc.id, Event.service == inc.origin_service)
@@ -105,12 +105,12 @@ def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetim
         return False
     # Every event counts, resolved ones too: fixing the origin must not hand the title
     # to the downstream symptoms that are still recovering.
-    origin, why = choose_origin(_event_services(session, inc.id), graph)
+    origin, why = choose_origin(event_services(session, inc.id), graph)
     if origin is None or origin == inc.origin_service:
         return False
     previous = inc.origin_service
     inc.origin_service = origin
-    _retitle(inc, session)
+    retitle(inc, session)
     append(
         session,
         actor=CORRELATOR,
