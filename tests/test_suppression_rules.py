@@ -40,7 +40,7 @@ def test_matcher_semantics(text, labels, hit):
 
 @pytest.mark.parametrize("bad", ["service", 'service=="db"', '1x="a"', 're=~"("', ""])
 def test_bad_matchers_are_refused_with_a_reason(bad):
-    with pytest.raises(ValueError, match="matcher|regular expression"):
+    with pytest.raises(ValueError, match=r"matcher|regular expression"):
         parse(bad)
 
 
@@ -187,12 +187,12 @@ def test_config_errors_name_the_field():
                 ]
             }
         )
-    with pytest.raises(ValueError, match="services.db.transient_hold_s"):
+    with pytest.raises(ValueError, match=r"services\.db\.transient_hold_s"):
         parse_config({"services": {"db": {"transient_hold_s": -1}}})
     with pytest.raises(ValueError, match="used twice"):
         rule = {"name": "x", "source_matchers": ['a="b"'], "target_matchers": ['a="c"']}
         parse_config({"inhibit_rules": [rule, rule]})
-    with pytest.raises(ValueError, match="unknown_key|Extra inputs"):
+    with pytest.raises(ValueError, match=r"unknown_key|Extra inputs"):
         parse_config({"unknown_key": 1})
 
 
