@@ -1,9 +1,8 @@
-"""Grouping events into incidents and choosing each incident's probable origin.
+"""Incidents: opening, growing, reopening and resolving them, and choosing each one's
+probable origin (the most upstream failing service that failed first).
 
-A new firing event joins an open incident when it is recent (time proximity) and its
-service is the same as, upstream of, or downstream of a service already in it (the
-dependency graph). The origin is the most upstream firing service. Every join records
-which rule grouped it and why.
+Which incident an event joins, and why, is decided in `grouping.py`; every join records
+its rule, detail and score on the incident and in the audit ledger.
 """
 
 from __future__ import annotations

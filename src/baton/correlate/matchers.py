@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 OPS = ("=~", "!~", "!=", "=")
 _SYNTAX = re.compile(
@@ -39,6 +40,7 @@ class Matcher:
         return f'{self.name}{self.op}"{escaped}"'
 
 
+@lru_cache(maxsize=4096)  # the same few matchers are read on every pass
 def parse(text: str) -> Matcher:
     """`name="value"`, `name!="value"`, `name=~"regex"` or `name!~"regex"`; ValueError
     saying what is wrong otherwise."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.correlate.matchers import match_all, parse_all
+from baton.correlate.matchers import parse_all
 from baton.govern.audit import Actor, append
 from baton.runtime.clock import UtcDatetime
 from baton.store.models import MaintenanceWindow, Silence
@@ -119,14 +119,9 @@ def list_silences(session: Session, at: datetime, active_only: bool = False) -> 
     return list(session.scalars(query.limit(500)))
 
 
-def silencing(session: Session, labels: dict[str, Any], at: datetime) -> Silence | None:
-    """The first active silence whose matchers all match `labels`."""
-    for silence in session.scalars(
-        select(Silence).where(Silence.starts_at <= at, Silence.ends_at > at).order_by(Silence.id)
-    ):
-        if match_all(parse_all(silence.matchers), labels):
-            return silence
-    return None
+def active_silences(session: Session, at: datetime) -> list[Silence]:
+    query = select(Silence).where(Silence.starts_at <= at, Silence.ends_at > at)
+    return list(session.scalars(query.order_by(Silence.id)))
 
 
 def _rule(text: str, first: datetime, zone: str) -> rrule:
@@ -208,18 +203,13 @@ def list_windows(session: Session) -> list[MaintenanceWindow]:
     return list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.id.desc())))
 
 
-def in_maintenance(
-    session: Session, labels: dict[str, Any], at: datetime
-) -> MaintenanceWindow | None:
-    """The first window covering `at` whose matchers all match `labels`."""
+def open_windows(session: Session, at: datetime) -> list[MaintenanceWindow]:
+    """Windows that have begun and not ended; `occurrence_at` says if one covers `at`."""
     query = select(MaintenanceWindow).where(
         MaintenanceWindow.starts_at <= at,
         MaintenanceWindow.until.is_(None) | (MaintenanceWindow.until > at),
     )
-    for window in session.scalars(query.order_by(MaintenanceWindow.id)):
-        if match_all(parse_all(window.matchers), labels) and occurrence_at(window, at):
-            return window
-    return None
+    return list(session.scalars(query.order_by(MaintenanceWindow.id)))
 
 
 def silence_dict(s: Silence) -> dict[str, Any]:

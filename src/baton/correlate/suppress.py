@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from baton.correlate.config import CorrelationConfig
 from baton.correlate.inhibition import Firing, inhibited_by
-from baton.correlate.silences import in_maintenance, silencing
+from baton.correlate.matchers import match_all, parse_all
+from baton.correlate.silences import active_silences, occurrence_at, open_windows
 from baton.govern.audit import Actor, append
-from baton.store.models import Event
+from baton.store.models import Event, MaintenanceWindow, Silence
 
 SUPPRESSOR = Actor("baton.correlate", "ai", "suppress/1")
 EXAMPLES = 20
@@ -57,12 +58,25 @@ def _flapping(session: Session, event: Event, cfg: CorrelationConfig, at: dateti
     return int(firings or 0) >= cfg.flap.min_firings
 
 
-def _muted(session: Session, event: Event, at: datetime) -> str | None:
-    silence = silencing(session, event.labels, at)
-    if silence is not None:
-        return f"silence:{silence.id}"
-    window = in_maintenance(session, event.labels, at)
-    return f"maintenance:{window.id}" if window is not None else None
+@dataclass
+class _Mutes:
+    """The silences and maintenance windows in force, read once per pass."""
+
+    silences: list[Silence]
+    windows: list[MaintenanceWindow]
+
+    @classmethod
+    def load(cls, session: Session, at: datetime) -> _Mutes:
+        return cls(active_silences(session, at), open_windows(session, at))
+
+    def why(self, event: Event, at: datetime) -> str | None:
+        for silence in self.silences:
+            if match_all(parse_all(silence.matchers), event.labels):
+                return f"silence:{silence.id}"
+        for window in self.windows:
+            if match_all(parse_all(window.matchers), event.labels) and occurrence_at(window, at):
+                return f"maintenance:{window.id}"
+        return None
 
 
 def _waiting(session: Session, exclude: set[int]) -> list[Event]:
@@ -90,6 +104,7 @@ def screen(
 ) -> Screened:
     """Decide for the changed events (and those waiting) what goes on to correlation."""
     out = Screened()
+    mutes = _Mutes.load(session, at)
     candidates: list[Event] = []
     for event in changed:
         if event.status == "resolved":
@@ -98,9 +113,7 @@ def screen(
                 out.note("transient", event)
             out.events.append(event)
             continue
-        why = _muted(session, event, at) or (
-            "flapping" if _flapping(session, event, cfg, at) else None
-        )
+        why = mutes.why(event, at) or ("flapping" if _flapping(session, event, cfg, at) else None)
         if why:
             event.suppressed_by = why
             out.note(why.split(":")[0], event)
@@ -114,7 +127,7 @@ def screen(
         candidates.append(event)
     for event in _waiting(session, {e.id for e in changed}):
         was = event.suppressed_by
-        why = _muted(session, event, at)
+        why = mutes.why(event, at)
         if why:
             event.suppressed_by = why
             if why != was:
