@@ -274,3 +274,12 @@ def test_silence_api_round_trip(estate, technician):
     assert [s["id"] for s in active] == [made.json()["id"]]
     assert client.delete(f"/api/v1/silences/{made.json()['id']}", headers=auth).status_code == 200
     assert client.get("/api/v1/silences?active=true", headers=auth).json() == []
+
+
+def test_a_bad_correlation_file_stops_the_start_naming_the_field(settings, clock, tmp_path):
+    from baton.runtime.platform import Platform
+
+    bad = tmp_path / "correlation.yaml"
+    bad.write_text("flap: {min_firings: 1}\n")
+    with pytest.raises(ValueError, match=r"correlation\.yaml: flap\.min_firings"):
+        Platform(settings.model_copy(update={"correlation_file": bad}), clock)
