@@ -19,7 +19,8 @@ to it by anything but refire: effects do not come before their causes. Graph sco
 fade with the time since the linked service's latest new alert in that
 incident, so when two faults' blast radii share a service, a symptom goes to the one
 whose trouble reached that neighbourhood just before it. For the same reason an alert
-waits while new trouble upstream of it is still in its transient hold. Being upstream of a mere
+waits while new trouble upstream of it is still in its transient hold, and a held alert
+that shows no impact waits out its own hold before it links to anything. Being upstream of a mere
 symptom never links: that is how two faults sharing a downstream service would chain
 into one incident.
 """
@@ -109,6 +110,8 @@ class Grouper:
             return [(previous, reason)]
         if not flapping and self._cause_pending(event):
             return None
+        if event.held_until and event.held_until > self.now and not self._impact(event):
+            return None  # a held alert showing no impact waits out its hold before linking
         found: list[tuple[Incident, dict[str, Any]]] = []
         for inc in recent:
             if self._already_troubled(event, inc):
