@@ -98,7 +98,7 @@ class Grouper:
         self, event: Event, incidents: list[Incident]
     ) -> list[tuple[Incident, dict[str, Any]]] | None:
         """Incidents the event could join, best first, each with its reason; None when it
-        should wait because a likely cause upstream is still in its transient hold."""
+        should wait (see `_should_wait`)."""
         window = self.cfg.window
         recent = [i for i in incidents if self.now - i.updated_at <= window]
         flapping = event.suppressed_by == "flapping"
@@ -108,10 +108,8 @@ class Grouper:
         if previous is not None:
             reason = self._reason(event, "refire", 1.0, f"{event.name} fired before in it")
             return [(previous, reason)]
-        if not flapping and self._cause_pending(event):
+        if not flapping and self._should_wait(event):
             return None
-        if event.held_until and event.held_until > self.now and not self._impact(event):
-            return None  # a held alert showing no impact waits out its hold before linking
         found: list[tuple[Incident, dict[str, Any]]] = []
         for inc in recent:
             if self._already_troubled(event, inc):
@@ -124,6 +122,18 @@ class Grouper:
                 reason = self._reason(event, rule, score, detail)
                 reason["trouble"] = trouble  # alerts on the linked service: a tie-breaker
                 found.append((inc, reason))
+        return self._ranked(event, found)
+
+    def _should_wait(self, event: Event) -> bool:
+        """Wait while a likely cause upstream is held (so it opens its incident first), and
+        while this alert is held itself and shows no impact (a blip joins nothing)."""
+        held = event.held_until is not None and event.held_until > self.now
+        return self._cause_pending(event) or (held and not self._impact(event))
+
+    def _ranked(
+        self, event: Event, found: list[tuple[Incident, dict[str, Any]]]
+    ) -> list[tuple[Incident, dict[str, Any]]]:
+        """Best first: score, then the neighbour in more trouble, then similar text."""
         top = max((r["score"] for _, r in found), default=0.0)
         tied = [(inc, r) for inc, r in found if r["score"] == top]
         if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
