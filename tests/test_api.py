@@ -27,6 +27,16 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/incidents"): R,
     ("GET", "/api/v1/incidents/{incident_id}"): R,
     ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): OPS,
+    ("POST", "/api/v1/incidents/{incident_id}/merge"): OPS,
+    ("POST", "/api/v1/incidents/{incident_id}/split"): OPS,
+    ("POST", "/api/v1/incidents/{incident_id}/origin"): OPS,
+    ("GET", "/api/v1/correlation/feedback"): R,
+    ("GET", "/api/v1/silences"): R,
+    ("POST", "/api/v1/silences"): OPS,
+    ("DELETE", "/api/v1/silences/{silence_id}"): OPS,
+    ("GET", "/api/v1/maintenance"): R,
+    ("POST", "/api/v1/maintenance"): OPS,
+    ("DELETE", "/api/v1/maintenance/{window_id}"): OPS,
     ("GET", "/api/v1/events"): R,
     ("GET", "/api/v1/tickets"): R,
     ("GET", "/api/v1/runbooks"): R,
@@ -101,6 +111,8 @@ def _url(path):
         .replace("{token_id}", "999")
         .replace("{runbook_id}", "nope")
         .replace("{escalation_id}", "999")
+        .replace("{silence_id}", "999")
+        .replace("{window_id}", "999")
         .replace("{service}", "web")
         .replace("{source}", "grafana")
     )

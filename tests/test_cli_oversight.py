@@ -125,3 +125,29 @@ def test_oncall_escalations_and_policy(cli, tokens, tmp_path):
     assert denied.exit_code == 1 and "403" in denied.output
     applied = cli("policy", "apply", str(new), "--token", tokens["lee"])
     assert applied.exit_code == 0 and "+  directory-ldap: observe" in applied.output
+
+
+def test_silences_through_the_cli(cli, tokens):
+    added = cli(
+        "silences",
+        "add",
+        'service="orders-db"',
+        "alertname=~High.*",
+        "--comment",
+        "failover drill",
+        "--duration",
+        "2h",
+        "--token",
+        tokens["tia"],
+    )
+    assert added.exit_code == 0 and "silence #1 until" in added.output
+    listed = cli("silences", "list", "--json", "--token", tokens["vic"])
+    assert json.loads(listed.output)[0]["matchers"] == ['service="orders-db"', "alertname=~High.*"]
+    bad = cli("silences", "add", "orders-db", "--comment", "x", "--token", tokens["tia"])
+    assert bad.exit_code == 1 and "matchers" in bad.output
+    wrong = cli("silences", "add", 'a="b"', "--comment", "x", "--duration", "2w")
+    assert wrong.exit_code == 2 and "--duration" in wrong.output
+    denied = cli("silences", "expire", "1", "--token", tokens["vic"])
+    assert denied.exit_code == 1 and "403" in denied.output
+    assert cli("silences", "expire", "1", "--token", tokens["tia"]).exit_code == 0
+    assert json.loads(cli("silences", "list", "--json", "--token", tokens["vic"]).output) == []

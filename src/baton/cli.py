@@ -120,13 +120,16 @@ def serve(
     cfg = settings(host=host, port=port)
     configure_logging(cfg.log_level, cfg.log_format)
     log = logging.getLogger("baton.pipeline")
-    platform = Platform(
-        cfg,
-        SystemClock(),
-        observer=lambda kind, data: log.info(
-            kind, extra={"event": kind, **{k: v for k, v in data.items() if k != "at"}}
-        ),
-    ).start()
+    try:
+        platform = Platform(
+            cfg,
+            SystemClock(),
+            observer=lambda kind, data: log.info(
+                kind, extra={"event": kind, **{k: v for k, v in data.items() if k != "at"}}
+            ),
+        ).start()
+    except ValueError as exc:  # a bad policy.yaml or correlation.yaml names its field
+        raise fail(str(exc)) from None
     stop = threading.Event()
 
     def heartbeat() -> None:

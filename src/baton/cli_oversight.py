@@ -22,6 +22,7 @@ override_app = typer.Typer(help="Veto, cancel or roll back an execution.", no_ar
 oncall_app = typer.Typer(help="On-call rotations.", no_args_is_help=True)
 escalations_app = typer.Typer(help="Escalations waiting for a person.", no_args_is_help=True)
 policy_app = typer.Typer(help="The autonomy policy.", no_args_is_help=True)
+silences_app = typer.Typer(help="Silences: mute matching alerts for a while.", no_args_is_help=True)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -252,7 +253,53 @@ def policy_apply(
     print(result["diff"] or "no change", end="" if result["diff"] else "\n")
 
 
+# --- silences ---------------------------------------------------------------------------
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> int:
+    unit, number = text[-1:], text[:-1]
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise _fail(f"--duration takes a number and m, h or d (e.g. 90m, 2h), got {text!r}", 2)
+    return int(number) * _UNITS[unit]
+
+
+@silences_app.command("list")
+def silences_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include ended silences.")] = False,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Silences in force (or all of them)."""
+    rows = call("GET", f"/api/v1/silences?active={'false' if all_ else 'true'}", token)
+    _show(rows, as_json, ["id", "matchers", "starts_at", "ends_at", "created_by", "comment"])
+
+
+@silences_app.command("add")
+def silences_add(
+    matchers: Annotated[list[str], typer.Argument(help='Matchers, e.g. service="db".')],
+    comment: Annotated[str, typer.Option(help="Why (audited).")],
+    duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1d.")] = "1h",
+    token: TokenOpt = None,
+) -> None:
+    """Mute alerts matching every MATCHER (technician and up)."""
+    from datetime import UTC, datetime, timedelta
+
+    ends = datetime.now(UTC) + timedelta(seconds=_duration_s(duration))
+    body = {"matchers": matchers, "ends_at": ends.isoformat(), "comment": comment}
+    made = call("POST", "/api/v1/silences", token, body)
+    out.print(f"silence #{made['id']} until {made['ends_at']}", markup=False)
+
+
+@silences_app.command("expire")
+def silences_expire(silence_id: int, token: TokenOpt = None) -> None:
+    """End a silence now."""
+    call("DELETE", f"/api/v1/silences/{silence_id}", token)
+    out.print(f"silence #{silence_id} ended", markup=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(silences_app, name="silences")
     app.add_typer(approvals_app, name="approvals")
     app.add_typer(override_app, name="override")
     app.add_typer(oncall_app, name="oncall")

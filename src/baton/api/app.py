@@ -11,7 +11,15 @@ from prometheus_client import Counter, Histogram
 from baton import __version__
 from baton.api import errors
 from baton.api.limits import BodyLimit
-from baton.api.routers import admin, automation, health, incidents, oversight, signals
+from baton.api.routers import (
+    admin,
+    automation,
+    health,
+    incidents,
+    oversight,
+    signals,
+    suppression,
+)
 from baton.runtime.platform import Platform
 
 REQUESTS = Counter("baton_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -56,7 +64,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps._cached
     errors.install(app)
     app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
-    for module in (health, signals, incidents, automation, oversight, admin):
+    for module in (health, signals, incidents, suppression, automation, oversight, admin):
         app.include_router(module.router)
 
     app.add_middleware(Measure)

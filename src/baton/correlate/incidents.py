@@ -1,20 +1,22 @@
-"""Grouping events into incidents and choosing each incident's probable origin.
+"""Incidents: opening, growing, reopening and resolving them, and choosing each one's
+probable origin (the most upstream failing service that failed first).
 
-A new firing event joins an open incident when it is recent (time proximity) and its
-service is the same as, upstream of, or downstream of a service already in it (the
-dependency graph). The origin is the most upstream firing service. Every join records
-which rule grouped it and why.
+Which incident an event joins, and why, is decided in `grouping.py`; every join records
+its rule, detail and score on the incident and in the audit ledger.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from baton.correlate.config import CorrelationConfig
+from baton.correlate.grouping import ORIGIN_LAG, Grouper
+from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.govern.audit import Actor, append
 from baton.sense.service import SEVERITY_RANK
@@ -28,14 +30,14 @@ MAX_REASONS = 50  # grouping reasons kept on the incident; the audit ledger keep
 @dataclass(frozen=True)
 class IncidentChange:
     incident_id: int
-    kind: str  # opened | grew | origin_changed | resolved
+    kind: str  # opened | grew | reopened | origin_changed | resolved
 
 
 def open_incidents(session: Session) -> list[Incident]:
     return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
 
 
-def _event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
+def event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
     """(service, first seen, severity) per service and severity: a handful of rows."""
     rows = session.execute(
         select(Event.service, func.min(Event.first_seen), Event.severity)
@@ -53,13 +55,24 @@ def _still_firing(session: Session, incident_id: int) -> bool:
 def choose_origin(
     firing: list[tuple[str, datetime, str]], graph: Topology
 ) -> tuple[str | None, str]:
-    """The most upstream affected service; ties go to the earliest, then the most severe."""
+    """The most upstream affected service; ties go to the earliest, then the most severe.
+
+    A failing dependency only explains a service when it started failing before it (or
+    within ORIGIN_LAG after): a queue that backs up ten minutes after its consumer broke
+    is an effect of the consumer, not its cause.
+    """
     services = {s for s, _, _ in firing}
     if not services:
         return None, "no events"
-    roots = [s for s in services if not (graph.upstream(s) & services)]
     first_seen = {s: min(t for n, t, _ in firing if n == s) for s in services}
     worst = {s: max(SEVERITY_RANK.get(v, 1) for n, _, v in firing if n == s) for s in services}
+
+    def explained(s: str) -> bool:
+        return any(
+            first_seen[u] <= first_seen[s] + ORIGIN_LAG for u in graph.upstream(s) & services
+        )
+
+    roots = [s for s in services if not explained(s)]
     roots.sort(key=lambda s: (first_seen[s], -worst[s], s))
     origin = roots[0]
     others = sorted(services - {origin})
@@ -69,39 +82,13 @@ def choose_origin(
         why = f"{origin} is the only failing service"
     else:
         why = (
-            f"{len(roots)} failing services have no failing dependency "
+            f"{len(roots)} failing services have no failing dependency that failed first "
             f"({', '.join(sorted(roots))}); {origin} failed first"
         )
     return origin, why
 
 
-def _candidates(
-    event: Event, incidents: list[Incident], graph: Topology, now: datetime, window: timedelta
-) -> list[tuple[Incident, dict[str, Any]]]:
-    found = []
-    service = event.service or "unknown"
-    for inc in incidents:
-        if now - inc.updated_at > window:
-            continue
-        linked = [s for s in inc.services if graph.related(service, s)]
-        if linked:
-            found.append(
-                (
-                    inc,
-                    {
-                        "rule": "topology" if service not in inc.services else "same-service",
-                        "detail": graph.path_note(service, linked[0]),
-                        "score": round(len(linked) / max(1, len(inc.services)), 3),
-                        "event_id": event.id,
-                        "window_s": int(window.total_seconds()),
-                    },
-                )
-            )
-    found.sort(key=lambda pair: (-pair[1]["score"], pair[0].id))
-    return found
-
-
-def _retitle(inc: Incident, session: Session) -> None:
+def retitle(inc: Incident, session: Session) -> None:
     names = session.scalars(
         select(Event.name)
         .where(Event.incident_id == inc.id, Event.service == inc.origin_service)
@@ -113,14 +100,16 @@ def _retitle(inc: Incident, session: Session) -> None:
 
 
 def _update_origin(session: Session, inc: Incident, graph: Topology, at: datetime) -> bool:
+    if inc.origin_set_by:  # a person chose the origin; new alerts do not overrule them
+        return False
     # Every event counts, resolved ones too: fixing the origin must not hand the title
     # to the downstream symptoms that are still recovering.
-    origin, why = choose_origin(_event_services(session, inc.id), graph)
+    origin, why = choose_origin(event_services(session, inc.id), graph)
     if origin is None or origin == inc.origin_service:
         return False
     previous = inc.origin_service
     inc.origin_service = origin
-    _retitle(inc, session)
+    retitle(inc, session)
     append(
         session,
         actor=CORRELATOR,
@@ -139,18 +128,32 @@ def correlate(
     events: list[Event],
     graph: Topology,
     at: datetime,
-    window: timedelta = timedelta(minutes=15),
-    resolve_with_alerts: bool = True,
+    cfg: CorrelationConfig | None = None,
 ) -> list[IncidentChange]:
-    """Place changed events into incidents; resolve incidents whose events all resolved."""
+    """Place changed events into incidents; resolve incidents whose events all resolved.
+
+    A held or suppressed event (flapping, inhibited) may join an incident but never opens
+    one.
+    """
+    cfg = cfg or CorrelationConfig()
+    grouper = Grouper(session, graph, at, cfg)
     incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == "firing" and event.incident_id is None:
-            inc, reason = _place(session, event, incidents, graph, at, window)
-            if inc not in incidents:
+            candidates = grouper.candidates(event, incidents)
+            placed = None if candidates is None else _place(session, event, candidates, at)
+            if placed is None:
+                continue
+            inc, reason = placed
+            grouper.changed(inc.id)
+            if inc.status == "resolved":
+                _reopen(session, inc, event, at)
+                changes[inc.id] = "reopened"
+                incidents.append(inc)
+            elif inc not in incidents:
                 incidents.append(inc)
                 changes[inc.id] = "opened"
             else:
@@ -166,7 +169,7 @@ def correlate(
     for inc in touched.values():
         if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
             changes[inc.id] = "origin_changed"
-        if resolve_with_alerts and not _still_firing(session, inc.id):
+        if cfg.resolve_with_alerts and not _still_firing(session, inc.id):
             inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
             changes[inc.id] = "resolved"
             append(
@@ -182,16 +185,28 @@ def correlate(
     return [IncidentChange(i, k) for i, k in changes.items()]
 
 
+def _reopen(session: Session, inc: Incident, event: Event, at: datetime) -> None:
+    inc.status, inc.resolved_at = "open", None
+    append(
+        session,
+        actor=CORRELATOR,
+        action="incident.reopened",
+        subject=f"incident:{inc.id}",
+        at=at,
+        inputs={"event": event.id, "alert": event.name, "service": event.service},
+        decision="reopened",
+        rationale="an alert of this incident fired again within the correlation window",
+    )
+
+
 def _place(
     session: Session,
     event: Event,
-    incidents: list[Incident],
-    graph: Topology,
+    candidates: list[tuple[Incident, dict[str, Any]]],
     at: datetime,
-    window: timedelta,
-) -> tuple[Incident, dict[str, Any]]:
+) -> tuple[Incident, dict[str, Any]] | None:
+    """Join the best candidate, or open an incident if the event may page."""
     service = event.service or "unknown"
-    candidates = _candidates(event, incidents, graph, at, window)
     if candidates:
         inc, reason = candidates[0]
         if service not in inc.services:
@@ -203,11 +218,14 @@ def _place(
         inc.updated_at = at
         event.incident_id = inc.id
         return inc, reason
+    if not may_open(event, at):
+        return None
     reason = {
         "rule": "new",
         "detail": f"no open incident related to {service}",
         "score": 0.0,
         "event_id": event.id,
+        "service": service,
     }
     inc = Incident(
         title=f"{event.name} on {service}",
@@ -272,4 +290,6 @@ def to_dict(inc: Incident) -> dict[str, Any]:
         "acknowledged_at": inc.acknowledged_at,
         "acknowledged_by": inc.acknowledged_by,
         "resolved_at": inc.resolved_at,
+        "origin_set_by": inc.origin_set_by,
+        "merged_into": inc.merged_into,
     }

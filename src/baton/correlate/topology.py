@@ -56,6 +56,49 @@ class Topology:
         """Everything `name` needs, directly or transitively."""
         return self._upstream.get(name, frozenset())
 
+    def hops(self, a: str, b: str) -> int | None:
+        """Dependency edges from `a` up to `b` (0 when equal), None when `b` is not upstream."""
+        if a == b:
+            return 0
+        if b not in self.upstream(a):
+            return None
+        frontier, seen, depth = {a}, {a}, 0
+        while frontier:
+            depth += 1
+            frontier = {
+                dep
+                for name in frontier
+                for dep in (self.services[name].depends_on if name in self.services else ())
+                if dep not in seen
+            }
+            if b in frontier:
+                return depth
+            seen |= frontier
+        return None  # pragma: no cover - upstream() said b is reachable
+
+    @cached_property
+    def _dependents(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for spec in self.services.values():
+            for dep in spec.depends_on:
+                out.setdefault(dep, set()).add(spec.name)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def dependents(self, name: str) -> frozenset[str]:
+        """Services that need `name` directly."""
+        return self._dependents.get(name, frozenset())
+
+    def consumers(self, name: str) -> frozenset[str]:
+        """Workers that read from `name` when it is a queue: when they stop, it backs up."""
+        if self.kind(name) != "queue":
+            return frozenset()
+        return frozenset(
+            s.name for s in self.services.values() if s.kind == "worker" and name in s.depends_on
+        )
+
+    def known(self, name: str) -> bool:
+        return name in self.services
+
     def related(self, a: str, b: str) -> bool:
         """True when one of the two depends (transitively) on the other."""
         return a == b or b in self.upstream(a) or a in self.upstream(b)

@@ -152,6 +152,17 @@ def demo_bench(args: BenchArgs) -> dict[str, Any]:
             demo.close()
 
 
+@bench("correlate", "sandbox alert storms: noise reduction, pairwise F1, origin accuracy")
+def correlate_bench(args: BenchArgs) -> dict[str, Any]:
+    """Three storms (seeds seed..seed+2, or --size storms). noise_reduction is
+    1 - incidents opened / alert notifications posted (every POSTed alert, re-sends and
+    the HA pair's duplicates included); noise_reduction_distinct divides by distinct alert
+    episodes instead. See docs/benchmarks.md."""
+    from baton.runtime.storm import correlate_storms
+
+    return correlate_storms(args.seed, args.size or 3, args.progress)
+
+
 NOOP_RUNBOOK = """\
 id: bench-noop
 title: Does nothing, for measuring the engine

@@ -67,7 +67,7 @@ class DemoPlan:
     late_min: int = 30
 
 
-def _services(estate: Estate) -> list[ServiceDef]:
+def estate_services(estate: Estate) -> list[ServiceDef]:
     return [
         ServiceDef(
             name=s.name,
@@ -164,7 +164,7 @@ class Demo:
         self.platform = Platform(
             settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
         ).start()
-        self.platform.register_services(_services(self.estate))
+        self.platform.register_services(estate_services(self.estate))
         self._staff()
         self.injected: list[dict[str, Any]] = []
         self._vetoed = False

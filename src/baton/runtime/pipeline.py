@@ -21,6 +21,7 @@ from baton.act.actions import missing_targets
 from baton.act.limits import LimitReached
 from baton.act.service import get_version
 from baton.correlate.incidents import IncidentChange, correlate
+from baton.correlate.suppress import screen
 from baton.govern import escalation
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
@@ -87,13 +88,25 @@ class SenseStage:
         return changed
 
 
+class SuppressStage:
+    """Changed events → those that may go on to correlation (silences, maintenance,
+    flapping, transient hold, inhibition); also releases events whose hold is over."""
+
+    name = "suppress"
+
+    def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
+        return screen(ctx.session, items, ctx.platform.correlation, ctx.at).events
+
+
 class CorrelateStage:
     """Events → incident changes."""
 
     name = "correlate"
 
     def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
-        changes = correlate(ctx.session, items, ctx.platform.graph(ctx.session), ctx.at)
+        changes = correlate(
+            ctx.session, items, ctx.platform.graph(ctx.session), ctx.at, ctx.platform.correlation
+        )
         for change in changes:
             if change.kind == "resolved":
                 escalation.close_for(

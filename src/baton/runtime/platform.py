@@ -29,6 +29,7 @@ from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
+from baton.correlate.config import load_config
 from baton.govern import breaker, escalation, killswitch, notifications, overrides
 from baton.govern import flows as governance
 from baton.govern.audit import Actor, append
@@ -48,6 +49,7 @@ from baton.runtime.pipeline import (
     Observer,
     SenseStage,
     StageContext,
+    SuppressStage,
     TriageStage,
 )
 from baton.runtime.settings import Settings
@@ -109,12 +111,18 @@ class Platform:
         self.catalogue = Catalogue()
         self.policy = PolicyConfig()
         self.routing: Routing | None = None  # notifications.yaml; None: no notifications
+        self.correlation = load_config(settings.correlation_path)
         self._graph: tuple[float, topology.Topology] | None = None
         self._policy_stamp: float | None = None
         # handed to the backend and not seen starting here: id → when (monotonic)
         self._submitted: dict[int, float] = {}
         self._submitted_lock = threading.Lock()
-        self.ingest_pipeline = MultiStage([SenseStage(), CorrelateStage()], name="ingest")
+        self.ingest_pipeline = MultiStage(
+            [SenseStage(), SuppressStage(), CorrelateStage()], name="ingest"
+        )
+        # Held and muted alerts are looked at again on every heartbeat, not only when
+        # new alerts arrive: a transient hold ends whether or not anything else happens.
+        self.release_pipeline = MultiStage([SuppressStage(), CorrelateStage()], name="release")
         self.decide_pipeline = MultiStage([TriageStage(), DecideStage(), ActStage()], name="decide")
         self.backend.register("execute", self._execute_task)
         self.backend.register("rollback", self._rollback_task)
@@ -243,9 +251,17 @@ class Platform:
         with self.db.session() as s:
             if batch is not None and not inbox.claim(s, batch, self.clock.now()):
                 return {"accepted": 0, "incident_changes": 0}
-            changes = self.ingest_pipeline.run(StageContext(s, at, self), list(events))
-            notifications.track(s, self.routing, [c.incident_id for c in changes], at)
+            changes = self._correlate(s, self.ingest_pipeline, list(events), at)
         return {"accepted": len(events), "incident_changes": len(changes)}
+
+    def _correlate(
+        self, s: Session, pipeline: MultiStage, events: list[Any], at: datetime
+    ) -> list[Any]:
+        """Run a sense/suppress/correlate pipeline; changed incidents join their
+        notification groups in the same transaction."""
+        changes = pipeline.run(StageContext(s, at, self), events)
+        notifications.track(s, self.routing, [c.incident_id for c in changes], at)
+        return changes
 
     def ingest_alertmanager(self, payload: Any, source: str = "alertmanager") -> dict[str, int]:
         return self.ingest_payload(receivers.alertmanager_api, payload, source)
@@ -345,6 +361,8 @@ class Platform:
         at = self.clock.now()
         self._follow_policy_file()
         notices: list[escalation.Notice] = []
+        with self.db.session() as s:
+            self._correlate(s, self.release_pipeline, [], at)
         with self.db.session() as s:
             for approval in governance.expire_approvals(s, at):
                 notices += self._escalate(

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         "taken over (resumed or interrupted)",
     )
     runbooks_dir: Path | None = Field(default=None, description="Runbook YAML directory")
+    correlation_file: Path | None = Field(
+        default=None,
+        description="correlation.yaml (holds, flapping, inhibition); "
+        "default $BATON_HOME/correlation.yaml if present",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -90,6 +95,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'baton.db').resolve()}"
+
+    @property
+    def correlation_path(self) -> Path:
+        return self.correlation_file or self.home / "correlation.yaml"
 
     @property
     def runbooks_path(self) -> Path:

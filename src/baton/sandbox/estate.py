@@ -144,6 +144,12 @@ class Estate:
         self._active: dict[int, list[Fault]] = {}
         blank = [_BLANK] * len(specs)
         self._hist: deque[list[_Out]] = deque([blank, blank, blank], maxlen=3)
+        # Ground truth of causation, for scorers: which fault each service's trouble came
+        # from at each step (parallel to `_hist`), and so which fault each alert belongs to.
+        no_cause: list[str | None] = [None] * len(specs)
+        self._cause_hist: deque[list[str | None]] = deque([no_cause] * 3, maxlen=3)
+        self._queue_cause: dict[int, str | None] = {}
+        self._alert_cause: dict[tuple[str, str, str], str | None] = {}
         self._pending_logs: list[LogLine] = []
         self._degraded_since: dict[int, datetime] = {}
         self._quiet_steps: dict[int, int] = {}
@@ -176,6 +182,12 @@ class Estate:
     def ground_truth_records(self) -> list[GroundTruth]:
         """The same as `ground_truth`, as frozen records."""
         return [f.truth() for f in self._faults]
+
+    def alert_causes(self) -> dict[tuple[str, str, str], str | None]:
+        """For scorers only: (service, alertname, startsAt) of every alert that fired ->
+        the fault whose trouble made it fire (followed through the dependency edge that
+        carried the worst symptoms), or None when no fault was behind it."""
+        return dict(self._alert_cause)
 
     def observe(self, service: str, metric: str) -> float:
         """The current noise-free value of a metric, from the model the alerts use."""
@@ -215,6 +227,11 @@ class Estate:
             "restarts": st.restarts,
             "started_at": st.started_at,
         }
+
+    def misfit(self, scenario: str, service: str) -> str | None:
+        """Why `scenario` cannot happen on `service`, or None when it can."""
+        i = self._idx(service)
+        return SCENARIOS[scenario].misfit(self._specs[i], self._profiles[i].metric_names())
 
     # -- changing the estate -----------------------------------------------------------
     def inject(self, scenario: str, service: str | None = None) -> str:
@@ -357,15 +374,18 @@ class Estate:
             logs.extend(self._pending_logs)
             self._pending_logs.clear()
 
+        c1, c2 = self._cause_hist[-1], self._cause_hist[-2]
         for q, consumers in self._consumers.items():
             stuck = max(h1[c][0] for c in consumers)
             st = states[q]
             if stuck > 0.02:  # consumers failing: messages pile up, to the queue's max-length
+                self._queue_cause[q] = c1[max(consumers, key=lambda c: h1[c][0])]
                 st.queue_backlog = min(_QUEUE_MAX_BACKLOG, st.queue_backlog + 40.0 * stuck * dt)
             elif st.queue_backlog:  # consumers catch up fast once healthy
                 st.queue_backlog = max(0.0, st.queue_backlog - 100.0 * dt)
 
         cur: list[_Out] = [_BLANK] * len(specs)
+        causes: list[str | None] = [None] * len(specs)
         levels: list[Levels] = [_IDLE] * len(specs)
         for i in self._order:
             spec, p, st = specs[i], profiles[i], states[i]
@@ -383,6 +403,7 @@ class Estate:
             err_in, lat_in, worst = self._inherit(i, h1, h2)
             lv = compute_levels(p, st, eff, err_in, lat_in, load, now)
             levels[i] = lv
+            causes[i] = self._cause_of(i, faults, worst, c1, c2)
             family = eff.log or ("tls_expired" if lv.tls_broken else None)
             cur[i] = (lv.err_excess, lv.lat_excess, lv.cause, family)
 
@@ -390,7 +411,11 @@ class Estate:
             name, host = spec.name, spec.host
             for metric, value in vals.items():
                 metrics.append(MetricSample(now, name, host, metric, value))
+            sent = len(alerts)
             self._rules.evaluate(i, vals, now, alerts)
+            for alert in alerts[sent:]:
+                key = (name, alert["labels"]["alertname"], alert["startsAt"])  # type: ignore[index]
+                self._alert_cause.setdefault(key, causes[i])
 
             if family is not None:
                 pct = lv.disk if family in ("enospc", "disk_warn") else lv.mem
@@ -408,6 +433,7 @@ class Estate:
             if st.down_left > 0.0:
                 st.down_left = max(0.0, st.down_left - dt)
         self._hist.append(cur)
+        self._cause_hist.append(causes)
 
         n_routine = int(1.5 + 3.0 * load + lrand())
         for i in self._log_rng.choices(range(len(specs)), cum_weights=self._log_cum, k=n_routine):
@@ -416,6 +442,25 @@ class Estate:
 
         self._track_affected(levels)
         self._users(now, levels, sig.tickets)
+
+    def _cause_of(
+        self,
+        i: int,
+        own: list[Fault] | None,
+        worst: int,
+        c1: list[str | None],
+        c2: list[str | None],
+    ) -> str | None:
+        """A service's own fault wins; else the cause carried by its worst dependency; else,
+        for a queue, the cause of the consumers that stopped draining it."""
+        if own:
+            return own[0].fault_id
+        if worst >= 0:
+            delay = next(dl for d, _, _, dl in self._edges[i] if d == worst)
+            return (c1 if delay == 1 else c2)[worst]
+        if self._states[i].queue_backlog:
+            return self._queue_cause.get(i)
+        return None
 
     def _track_affected(self, levels: list[Levels]) -> None:
         active = [f for faults in self._active.values() for f in faults]

@@ -101,4 +101,6 @@ def to_dict(event: Event) -> dict[str, Any]:
         "ends_at": event.ends_at,
         "occurrences": event.occurrences,
         "incident_id": event.incident_id,
+        "suppressed_by": event.suppressed_by,
+        "held_until": event.held_until,
     }

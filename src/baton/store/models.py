@@ -109,6 +109,10 @@ class Event(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    # Why it did not page, e.g. "silence:3", "maintenance:1", "inhibition:down-masks",
+    # "flapping", "transient"; None when it went on to correlation.
+    suppressed_by: Mapped[str | None] = mapped_column(String(128))
+    held_until: Mapped[datetime | None]  # transient hold: not correlated before this
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     __table_args__ = (Index("ix_events_fingerprint_status", "fingerprint", "status"),)
 
@@ -155,6 +159,53 @@ class Incident(Base):
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     resolved_at: Mapped[datetime | None]
+    origin_set_by: Mapped[str | None] = mapped_column(String(128))  # a person pinned it
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+
+
+class Silence(Base):
+    """Mute alerts matching every matcher between starts_at and ends_at (Alertmanager's)."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    matchers: Mapped[list[Any]] = mapped_column(default=list)  # ['service="db"', ...]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class MaintenanceWindow(Base):
+    """Planned work: alerts matching it are expected and do not page; may recur (RRULE)."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    matchers: Mapped[list[Any]] = mapped_column(default=list)
+    starts_at: Mapped[datetime]  # the first occurrence
+    duration_s: Mapped[int] = mapped_column(Integer)
+    rrule: Mapped[str | None] = mapped_column(Text)  # RFC 5545, in `timezone` wall time
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    until: Mapped[datetime | None]  # ended early (deleted) or last day
+    created_by: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class CorrelationFeedback(Base):
+    """A person correcting the correlator (merge, split, origin): labelled data to learn from."""
+
+    __tablename__ = "correlation_feedback"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # merge | split | origin
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    other_incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
 
 
 class Ticket(Base):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.api.deps import actor_of, platform, require, session
+from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.correlate import feedback
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import escalation
 from baton.govern.audit import append
@@ -54,6 +56,7 @@ def incident(
     data["tickets"] = [
         ticket_dict(t) for t in s.scalars(select(Ticket).where(Ticket.incident_id == incident_id))
     ]
+    data["feedback"] = [feedback.to_dict(f) for f in feedback.list_feedback(s, incident_id)]
     data["proposals"] = [
         proposal_dict(p)
         for p in s.scalars(
@@ -85,6 +88,90 @@ def acknowledge(
         decision="acknowledged",
     )
     return incident_dict(inc)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    incidents: list[int] = Field(min_length=1, max_length=50)  # merged into the path's one
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[int] = Field(min_length=1, max_length=500)  # moved to a new incident
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class OriginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _bad_input(exc: ValueError) -> ApiError:
+    return ApiError(422, "invalid", str(exc))
+
+
+@router.post("/incidents/{incident_id}/merge")
+def merge(
+    incident_id: int,
+    who: Principal = Depends(require(Permission.OPERATE)),
+    body: MergeIn = Depends(parsed(MergeIn)),
+    s: Session = Depends(session),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    """Merge other incidents into this one (a person's correction, kept as feedback)."""
+    try:
+        inc = feedback.merge(
+            s, incident_id, body.incidents, p.graph(s), actor_of(who), body.reason, p.clock.now()
+        )
+    except ValueError as exc:
+        raise _bad_input(exc) from None
+    return incident_dict(inc)
+
+
+@router.post("/incidents/{incident_id}/split", status_code=201)
+def split(
+    incident_id: int,
+    who: Principal = Depends(require(Permission.OPERATE)),
+    body: SplitIn = Depends(parsed(SplitIn)),
+    s: Session = Depends(session),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    """Move alerts out of this incident into a new one; returns the new incident."""
+    try:
+        new = feedback.split(
+            s, incident_id, body.events, p.graph(s), actor_of(who), body.reason, p.clock.now()
+        )
+    except ValueError as exc:
+        raise _bad_input(exc) from None
+    return incident_dict(new)
+
+
+@router.post("/incidents/{incident_id}/origin")
+def set_origin(
+    incident_id: int,
+    who: Principal = Depends(require(Permission.OPERATE)),
+    body: OriginIn = Depends(parsed(OriginIn)),
+    s: Session = Depends(session),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    """Name the probable origin yourself; the correlator keeps it from now on."""
+    try:
+        inc = feedback.set_origin(
+            s, incident_id, body.service, actor_of(who), body.reason, p.clock.now()
+        )
+    except ValueError as exc:
+        raise _bad_input(exc) from None
+    return incident_dict(inc)
+
+
+@router.get("/correlation/feedback")
+def correlation_feedback(
+    limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    """Every merge, split and origin correction, with before/after: labelled data."""
+    return [feedback.to_dict(f) for f in feedback.list_feedback(s, limit=limit)]
 
 
 @router.get("/events")

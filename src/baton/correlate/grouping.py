@@ -1,0 +1,319 @@
+"""Which open incident a new alert belongs to, and why: the correlator's features.
+
+Features, strongest first, each recorded with its score on the incident:
+
+- refire: the same alert (fingerprint) fired before in the incident (reopened if it
+  resolved within the window, unless the alert is flapping). A flapping alert links
+  by refire or same-service only, and not at all if it shows no service impact.
+- same-service: another alert of the same service is in the incident.
+- downstream: the service depends (transitively) on a service of the incident that shows
+  a service-level impact (`impact_matchers`); nearer is stronger, and depending on the
+  incident's origin itself beats depending on one of its symptoms.
+- consumer-backlog: a queue backing up behind a worker in the incident.
+- upstream-of-origin: a cause found late; only for new, unheld trouble that began within
+  ORIGIN_LAG of the incident and that most of its direct dependents suffer from.
+- similarity: for services the graph does not know, alert name, labels and summary alike.
+
+An alert that was already firing (on and off) before an incident began is not linked
+to it by anything but refire: effects do not come before their causes. Graph scores
+fade with the time since the linked service's latest new alert in that
+incident, so when two faults' blast radii share a service, a symptom goes to the one
+whose trouble reached that neighbourhood just before it. For the same reason an alert
+waits while new trouble upstream of it is still in its transient hold, and a held alert
+that shows no impact waits out its own hold before it links to anything. Being upstream of a mere
+symptom never links: that is how two faults sharing a downstream service would chain
+into one incident.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from baton.correlate.config import CorrelationConfig
+from baton.correlate.matchers import match_all, parse_all
+from baton.correlate.suppress import may_open
+from baton.correlate.topology import Topology
+from baton.store.models import Event, Incident
+
+ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
+SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows nothing of
+SIMILAR_WINDOW = timedelta(minutes=5)
+CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
+FADE = 0.6  # how much of a graph score fades over one correlation window
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
+
+
+def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> frozenset[str]:
+    """Words of an alert's name, identifying labels and summary, for similarity."""
+    texts = [name, *(str(labels.get(k, "")) for k in _TEXT_LABELS)]
+    texts.append(str(annotations.get("summary", "")))
+    return frozenset(w.lower() for text in texts for w in _WORD.findall(text) if len(w) > 2)
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two token sets."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _origin(inc: Incident) -> str | None:
+    """The incident's origin; one opened in this very batch has its first service."""
+    return inc.origin_service or (inc.services[0] if inc.services else None)
+
+
+@dataclass(frozen=True)
+class Member:
+    """What the incident knows of one of its services."""
+
+    latest: datetime  # first_seen of its newest alert in the incident
+    impact: bool  # shows a service-level impact, so it can explain its dependents
+    names: frozenset[str]  # its alert names
+
+
+@dataclass
+class Grouper:
+    """Finds and scores the candidate incidents for events of one batch."""
+
+    session: Session
+    graph: Topology
+    now: datetime
+    cfg: CorrelationConfig
+    _members: dict[int, dict[str, Member]] = field(default_factory=dict)
+    _failing: frozenset[str] | None = None
+    _pending: list[Any] | None = None
+
+    def changed(self, incident_id: int) -> None:
+        """An event joined the incident: forget what was known of its members."""
+        self._members.pop(incident_id, None)
+        self._failing = self._pending = None
+
+    def candidates(
+        self, event: Event, incidents: list[Incident]
+    ) -> list[tuple[Incident, dict[str, Any]]] | None:
+        """Incidents the event could join, best first, each with its reason; None when it
+        should wait (see `_should_wait`)."""
+        window = self.cfg.window
+        recent = [i for i in incidents if self.now - i.updated_at <= window]
+        flapping = event.suppressed_by == "flapping"
+        if flapping and not self._impact(event):
+            return []  # a flapping alert that shows no service impact is just noise
+        previous = self._previous_incident(event)
+        if previous is not None:
+            reason = self._reason(event, "refire", 1.0, f"{event.name} fired before in it")
+            return [(previous, reason)]
+        if not flapping and self._should_wait(event):
+            return None
+        found: list[tuple[Incident, dict[str, Any]]] = []
+        for inc in recent:
+            if self._already_troubled(event, inc):
+                continue  # it was firing on and off before this trouble began: not its effect
+            link = self._link(event, inc)
+            if flapping and link is not None and link[0] != "same-service":
+                continue  # a flapping alert is too unsteady to link by anything weaker
+            if link is not None:
+                rule, score, detail, trouble = link
+                reason = self._reason(event, rule, score, detail)
+                reason["trouble"] = trouble  # alerts on the linked service: a tie-breaker
+                found.append((inc, reason))
+        return self._ranked(event, found)
+
+    def _should_wait(self, event: Event) -> bool:
+        """Wait while a likely cause upstream is held (so it opens its incident first), and
+        while this alert is held itself and shows no impact (a blip joins nothing)."""
+        held = event.held_until is not None and event.held_until > self.now
+        return self._cause_pending(event) or (held and not self._impact(event))
+
+    def _ranked(
+        self, event: Event, found: list[tuple[Incident, dict[str, Any]]]
+    ) -> list[tuple[Incident, dict[str, Any]]]:
+        """Best first: score, then the neighbour in more trouble, then similar text."""
+        top = max((r["score"] for _, r in found), default=0.0)
+        tied = [(inc, r) for inc, r in found if r["score"] == top]
+        if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
+            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            for inc, reason in tied:
+                reason["similarity"] = round(similarity(mine, self._tokens(inc.id)), 3)
+        found.sort(
+            key=lambda p: (
+                -p[1]["score"],
+                -p[1]["trouble"],
+                -p[1].get("similarity", 0.0),
+                p[0].id,
+            )
+        )
+        return found
+
+    def _reason(self, event: Event, rule: str, score: float, detail: str) -> dict[str, Any]:
+        return {
+            "rule": rule,
+            "detail": detail,
+            "score": score,
+            "event_id": event.id,
+            "service": event.service or "unknown",
+            "window_s": self.cfg.window_s,
+        }
+
+    def _link(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
+        """(rule, score, detail, how many kinds of alert the linked service has)."""
+        service = event.service or "unknown"
+        if not self.graph.known(service):
+            if self.now - inc.updated_at > SIMILAR_WINDOW:
+                return None
+            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            sim = similarity(mine, self._tokens(inc.id))
+            if sim < SIMILAR_ENOUGH:
+                return None
+            return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
+        members = self._profile(inc.id)
+        if service in members:
+            score = self._faded(1.0, members[service], event)
+            return "same-service", score, f"same service {service}", len(members[service].names)
+        effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
+        origin = _origin(inc)
+        links = [
+            (self._faded(0.9 / hops + self._bonus(name, origin, m, event), m, event), hops, name)
+            for name, m in members.items()
+            if m.impact and name not in effects and (hops := self.graph.hops(service, name))
+        ]
+        if links:
+            score, hops, name = max(links, key=lambda x: (x[0], -x[1], len(members[x[2]].names)))
+            via = ", its origin" if name == origin else ""
+            same = ", same kind of alert" if event.name in members[name].names else ""
+            detail = f"{service} depends on {name} ({hops} hop(s){via}{same})"
+            return "downstream", score, detail, len(members[name].names)
+        stalled = sorted(self.graph.consumers(service) & set(members))
+        if stalled:
+            return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
+        return self._late_cause(event, inc)
+
+    def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
+        service, origin = event.service or "unknown", _origin(inc)
+        hops = self.graph.hops(origin, service) if origin else None
+        if not hops or event.first_seen > inc.opened_at + ORIGIN_LAG:
+            return None
+        if not may_open(event, self.now):  # held or suppressed: too unsure to be a cause
+            return None
+        if self._refired(event, inc.opened_at - ORIGIN_LAG * 10):
+            return None
+        dependents = self.graph.dependents(service)
+        coverage = len(dependents & self._failing_now()) / len(dependents) if dependents else 0
+        if coverage < CAUSE_COVERAGE:
+            return None
+        detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
+        return "upstream-of-origin", round(0.6 / hops, 3), detail, 0
+
+    @staticmethod
+    def _bonus(name: str, origin: str | None, member: Member, event: Event) -> float:
+        """Depending on the origin itself beats depending on a symptom; a symptom of the
+        same kind (latency upstream, latency here) is likelier carried by that neighbour."""
+        return (0.05 if name == origin else 0.0) + (0.02 if event.name in member.names else 0.0)
+
+    def _faded(self, score: float, member: Member, event: Event) -> float:
+        gap = max(0.0, (event.first_seen - member.latest).total_seconds())
+        return round(score - FADE * min(1.0, gap / self.cfg.window_s), 3)
+
+    def _impact(self, event: Event) -> bool:
+        impact = [parse_all(group) for group in self.cfg.impact_matchers]
+        return not impact or any(match_all(g, event.labels or {}) for g in impact)
+
+    def _profile(self, incident_id: int) -> dict[str, Member]:
+        if incident_id not in self._members:
+            impact = [parse_all(group) for group in self.cfg.impact_matchers]
+            found: dict[str, Member] = {}
+            rows = self.session.execute(
+                select(Event.service, Event.first_seen, Event.labels, Event.name).where(
+                    Event.incident_id == incident_id
+                )
+            )
+            for service, first_seen, labels, alert in rows:
+                name = service or "unknown"
+                hit = not impact or any(match_all(g, labels or {}) for g in impact)
+                seen = found.get(name)
+                found[name] = Member(
+                    max(first_seen, seen.latest) if seen else first_seen,
+                    hit or (seen.impact if seen else False),
+                    (seen.names if seen else frozenset()) | {alert},
+                )
+            self._members[incident_id] = found
+        return self._members[incident_id]
+
+    def _failing_now(self) -> frozenset[str]:
+        if self._failing is None:
+            query = select(Event.service).where(Event.status == "firing").distinct()
+            self._failing = frozenset(s for s in self.session.scalars(query) if s)
+        return self._failing
+
+    def _tokens(self, incident_id: int) -> frozenset[str]:
+        rows = self.session.execute(
+            select(Event.name, Event.labels, Event.annotations)
+            .where(Event.incident_id == incident_id)
+            .order_by(Event.id.desc())
+            .limit(50)
+        )
+        return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
+
+    def _previous_incident(self, event: Event) -> Incident | None:
+        """The incident the last episode of this alert (same fingerprint) was in, if it is
+        open or resolved within the window: the same trouble coming back reopens it."""
+        query = (
+            select(Event.incident_id)
+            .where(
+                Event.fingerprint == event.fingerprint,
+                Event.id != event.id,
+                Event.incident_id.is_not(None),
+            )
+            .order_by(Event.id.desc())
+        )
+        incident_id = self.session.scalar(query.limit(1))
+        inc = self.session.get(Incident, incident_id) if incident_id else None
+        if inc is None or inc.status == "merged":
+            return None
+        if inc.status == "resolved" and event.suppressed_by == "flapping":
+            return None  # a flapping alert rejoins an open incident; it never reopens one
+        last = inc.resolved_at or inc.updated_at
+        return inc if self.now - last <= self.cfg.window else None
+
+    def _already_troubled(self, event: Event, inc: Incident) -> bool:
+        """Did an earlier episode of this alert start before the incident and last until
+        shortly before it? (A flapping neighbour, not an effect of this trouble.)"""
+        before = inc.opened_at - ORIGIN_LAG
+        query = select(Event.id).where(
+            Event.fingerprint == event.fingerprint,
+            Event.id != event.id,
+            Event.first_seen < before,
+            Event.ends_at.is_(None) | (Event.ends_at >= before - ORIGIN_LAG),
+        )
+        return self.session.scalar(query.limit(1)) is not None
+
+    def _cause_pending(self, event: Event) -> bool:
+        """Is new trouble upstream of this event still held (and so in no incident yet)?"""
+        if self._pending is None:
+            self._pending = list(
+                self.session.execute(
+                    select(Event.service, Event.first_seen).where(
+                        Event.status == "firing",
+                        Event.incident_id.is_(None),
+                        Event.suppressed_by.is_(None),
+                        Event.held_until > self.now,
+                    )
+                )
+            )
+        service = event.service or "unknown"
+        return any(
+            self.graph.hops(service, other or "") and first_seen >= event.first_seen - ORIGIN_LAG
+            for other, first_seen in self._pending
+        )
+
+    def _refired(self, event: Event, since: datetime) -> bool:
+        """Has this alert fired and cleared before, recently? Then it is a known nuisance."""
+        query = select(func.count()).where(
+            Event.fingerprint == event.fingerprint, Event.id != event.id, Event.first_seen >= since
+        )
+        return bool(self.session.scalar(query))
