@@ -58,6 +58,10 @@ def tokens(name: str, labels: dict[str, Any], annotations: dict[str, Any]) -> fr
     return frozenset(w.lower() for text in texts for w in _WORD.findall(text) if len(w) > 2)
 
 
+def _event_tokens(event: Event) -> frozenset[str]:
+    return tokens(event.name, event.labels or {}, event.annotations or {})
+
+
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     """Jaccard similarity of two token sets."""
     return len(a & b) / len(a | b) if a and b else 0.0
@@ -86,12 +90,17 @@ class Grouper:
     now: datetime
     cfg: CorrelationConfig
     _members: dict[int, dict[str, Member]] = field(default_factory=dict)
+    _words: dict[int, frozenset[str]] = field(default_factory=dict)
+    _episodes: dict[int, list[tuple[datetime, datetime | None]]] = field(default_factory=dict)
     _failing: frozenset[str] | None = None
     _pending: list[Any] | None = None
 
-    def changed(self, incident_id: int) -> None:
-        """An event joined the incident: forget what was known of its members."""
+    def changed(self, incident_id: int, event: Event) -> None:
+        """An event joined the incident: forget what was known of its members, and add
+        its words to the incident's."""
         self._members.pop(incident_id, None)
+        if incident_id in self._words:
+            self._words[incident_id] |= _event_tokens(event)
         self._failing = self._pending = None
 
     def candidates(
@@ -137,7 +146,7 @@ class Grouper:
         top = max((r["score"] for _, r in found), default=0.0)
         tied = [(inc, r) for inc, r in found if r["score"] == top]
         if len(tied) > 1:  # a tie on the graph is broken by how alike the alerts read
-            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            mine = _event_tokens(event)
             for inc, reason in tied:
                 reason["similarity"] = round(similarity(mine, self._tokens(inc.id)), 3)
         found.sort(
@@ -166,7 +175,7 @@ class Grouper:
         if not self.graph.known(service):
             if self.now - inc.updated_at > SIMILAR_WINDOW:
                 return None
-            mine = tokens(event.name, event.labels or {}, event.annotations or {})
+            mine = _event_tokens(event)
             sim = similarity(mine, self._tokens(inc.id))
             if sim < SIMILAR_ENOUGH:
                 return None
@@ -251,13 +260,17 @@ class Grouper:
         return self._failing
 
     def _tokens(self, incident_id: int) -> frozenset[str]:
-        rows = self.session.execute(
-            select(Event.name, Event.labels, Event.annotations)
-            .where(Event.incident_id == incident_id)
-            .order_by(Event.id.desc())
-            .limit(50)
-        )
-        return frozenset().union(*(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows))
+        if incident_id not in self._words:
+            rows = self.session.execute(
+                select(Event.name, Event.labels, Event.annotations)
+                .where(Event.incident_id == incident_id)
+                .order_by(Event.id.desc())
+                .limit(50)
+            )
+            self._words[incident_id] = frozenset().union(
+                *(tokens(n, lab or {}, ann or {}) for n, lab, ann in rows)
+            )
+        return self._words[incident_id]
 
     def _previous_incident(self, event: Event) -> Incident | None:
         """The incident the last episode of this alert (same fingerprint) was in, if it is
@@ -284,13 +297,21 @@ class Grouper:
         """Did an earlier episode of this alert start before the incident and last until
         shortly before it? (A flapping neighbour, not an effect of this trouble.)"""
         before = inc.opened_at - ORIGIN_LAG
-        query = select(Event.id).where(
-            Event.fingerprint == event.fingerprint,
-            Event.id != event.id,
-            Event.first_seen < before,
-            Event.ends_at.is_(None) | (Event.ends_at >= before - ORIGIN_LAG),
+        return any(
+            first_seen < before and (ends_at is None or ends_at >= before - ORIGIN_LAG)
+            for first_seen, ends_at in self._earlier_episodes(event)
         )
-        return self.session.scalar(query.limit(1)) is not None
+
+    def _earlier_episodes(self, event: Event) -> list[tuple[datetime, datetime | None]]:
+        """(first seen, ended) of the other episodes of this alert, read once per event."""
+        if event.id not in self._episodes:
+            rows = self.session.execute(
+                select(Event.first_seen, Event.ends_at).where(
+                    Event.fingerprint == event.fingerprint, Event.id != event.id
+                )
+            )
+            self._episodes[event.id] = [(first, ends) for first, ends in rows]
+        return self._episodes[event.id]
 
     def _cause_pending(self, event: Event) -> bool:
         """Is new trouble upstream of this event still held (and so in no incident yet)?"""

@@ -148,7 +148,7 @@ def correlate(
             if placed is None:
                 continue
             inc, reason = placed
-            grouper.changed(inc.id)
+            grouper.changed(inc.id, event)
             if inc.status == "resolved":
                 _reopen(session, inc, event, at)
                 changes[inc.id] = "reopened"
