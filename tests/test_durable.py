@@ -319,15 +319,17 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
     }
     baton = str(Path(sys.executable).parent / "baton")
     platform = Platform(settings, SystemClock()).start()
-    workers = [
-        subprocess.Popen(
+
+    def start_worker() -> subprocess.Popen:
+        return subprocess.Popen(
             [baton, "worker", "--concurrency", "2"],
             env=env,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    ]
+
+    workers = [start_worker()]
     try:
         execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
         for _ in range(300):
@@ -338,15 +340,7 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
         os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)  # the step's own process
-        workers.append(
-            subprocess.Popen(
-                [baton, "worker", "--concurrency", "2"],
-                env=env,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        workers.append(start_worker())
         status = "running"
         for _ in range(120):  # the scheduler notices the stale heartbeat
             platform.tick()

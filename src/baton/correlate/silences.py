@@ -7,6 +7,7 @@ time zone, so "Sundays 02:00 Europe/Berlin" stays at 02:00 local across DST chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +69,30 @@ class MaintenanceIn(BaseModel):
         return self
 
 
+def _created(
+    session: Session,
+    kind: str,
+    row: Any,
+    view: Callable[[Any], dict[str, Any]],
+    actor: Actor,
+    at: datetime,
+    comment: str | None,
+) -> None:
+    """Store a new silence or window and record who made it and why."""
+    session.add(row)
+    session.flush()
+    append(
+        session,
+        actor=actor,
+        action=f"{kind}.created",
+        subject=f"{kind}:{row.id}",
+        at=at,
+        inputs=view(row),
+        decision="created",
+        rationale=comment,
+    )
+
+
 def create_silence(session: Session, data: SilenceIn, actor: Actor, at: datetime) -> Silence:
     starts = data.starts_at or at
     if data.ends_at <= max(starts, at):
@@ -80,18 +105,7 @@ def create_silence(session: Session, data: SilenceIn, actor: Actor, at: datetime
         comment=data.comment,
         created_at=at,
     )
-    session.add(silence)
-    session.flush()
-    append(
-        session,
-        actor=actor,
-        action="silence.created",
-        subject=f"silence:{silence.id}",
-        at=at,
-        inputs=silence_dict(silence),
-        decision="created",
-        rationale=data.comment,
-    )
+    _created(session, "silence", silence, silence_dict, actor, at, data.comment)
     return silence
 
 
@@ -167,18 +181,7 @@ def create_window(
         comment=data.comment,
         created_at=at,
     )
-    session.add(window)
-    session.flush()
-    append(
-        session,
-        actor=actor,
-        action="maintenance.created",
-        subject=f"maintenance:{window.id}",
-        at=at,
-        inputs=window_dict(window),
-        decision="created",
-        rationale=data.comment,
-    )
+    _created(session, "maintenance", window, window_dict, actor, at, data.comment)
     return window
 
 
