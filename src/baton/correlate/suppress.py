@@ -79,15 +79,19 @@ class _Mutes:
         return None
 
 
-def _waiting(session: Session, exclude: set[int]) -> list[Event]:
-    """Firing events outside any incident that were held or suppressed: looked at again."""
+def _waiting(session: Session, exclude: set[int], at: datetime, everything: bool) -> list[Event]:
+    """Firing events outside any incident that were held or suppressed: looked at again.
+
+    `everything` (the heartbeat's pass) looks at all of them, muted and flapping ones
+    included; a batch of new alerts only at those whose hold just ended, so intake does
+    not re-read a growing set of muted alerts on every batch.
+    """
+    waiting = Event.suppressed_by.is_not(None) | Event.held_until.is_not(None)
+    if not everything:
+        waiting = Event.suppressed_by.is_(None) & (Event.held_until <= at)
     rows = session.scalars(
         select(Event)
-        .where(
-            Event.status == "firing",
-            Event.incident_id.is_(None),
-            Event.suppressed_by.is_not(None) | Event.held_until.is_not(None),
-        )
+        .where(Event.status == "firing", Event.incident_id.is_(None), waiting)
         .order_by(Event.id)  # first in, first placed: a cause before its symptoms
     )
     return [e for e in rows if e.id not in exclude]
@@ -100,7 +104,11 @@ def may_open(event: Event, at: datetime) -> bool:
 
 
 def screen(
-    session: Session, changed: list[Event], cfg: CorrelationConfig, at: datetime
+    session: Session,
+    changed: list[Event],
+    cfg: CorrelationConfig,
+    at: datetime,
+    everything: bool = True,
 ) -> Screened:
     """Decide for the changed events (and those waiting) what goes on to correlation."""
     out = Screened()
@@ -125,7 +133,7 @@ def screen(
             event.held_until = at + hold
             out.counts["held"] += 1
         candidates.append(event)
-    for event in _waiting(session, {e.id for e in changed}):
+    for event in _waiting(session, {e.id for e in changed}, at, everything):
         was = event.suppressed_by
         why = mutes.why(event, at)
         if why:

@@ -95,7 +95,9 @@ class SuppressStage:
     name = "suppress"
 
     def run(self, ctx: StageContext, items: list[Any]) -> list[Any]:
-        return screen(ctx.session, items, ctx.platform.correlation, ctx.at).events
+        # the heartbeat's pass (no new events) looks at every waiting event again
+        everything = not items
+        return screen(ctx.session, items, ctx.platform.correlation, ctx.at, everything).events
 
 
 class CorrelateStage:
