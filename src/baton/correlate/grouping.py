@@ -81,6 +81,15 @@ class Member:
     names: frozenset[str]  # its alert names
 
 
+@dataclass(frozen=True)
+class Episode:
+    """One earlier firing of an alert (same fingerprint)."""
+
+    incident_id: int | None
+    first_seen: datetime
+    ends_at: datetime | None
+
+
 @dataclass
 class Grouper:
     """Finds and scores the candidate incidents for events of one batch."""
@@ -91,17 +100,38 @@ class Grouper:
     cfg: CorrelationConfig
     _members: dict[int, dict[str, Member]] = field(default_factory=dict)
     _words: dict[int, frozenset[str]] = field(default_factory=dict)
-    _episodes: dict[int, list[tuple[datetime, datetime | None]]] = field(default_factory=dict)
+    _history: dict[str, dict[int, Episode]] = field(default_factory=dict)
     _failing: frozenset[str] | None = None
-    _pending: list[Any] | None = None
+    _pending: dict[int, tuple[str | None, datetime]] | None = None
+
+    def prefetch(self, events: list[Event]) -> None:
+        """Read the earlier episodes of the batch's alerts in one go (by fingerprint)."""
+        prints = sorted({e.fingerprint for e in events} - set(self._history))
+        for start in range(0, len(prints), 500):
+            chunk = prints[start : start + 500]
+            for fp in chunk:
+                self._history[fp] = {}
+            rows = self.session.execute(
+                select(
+                    Event.fingerprint, Event.id, Event.incident_id, Event.first_seen, Event.ends_at
+                ).where(Event.fingerprint.in_(chunk))
+            )
+            for fp, event_id, incident_id, first_seen, ends_at in rows:
+                self._history[fp][event_id] = Episode(incident_id, first_seen, ends_at)
 
     def changed(self, incident_id: int, event: Event) -> None:
-        """An event joined the incident: forget what was known of its members, and add
-        its words to the incident's."""
+        """An event joined the incident: forget what was known of its members, add its
+        words to the incident's, and note where this episode of the alert went."""
         self._members.pop(incident_id, None)
         if incident_id in self._words:
             self._words[incident_id] |= _event_tokens(event)
-        self._failing = self._pending = None
+        if event.fingerprint in self._history:
+            self._history[event.fingerprint][event.id] = Episode(
+                incident_id, event.first_seen, event.ends_at
+            )
+        if self._pending is not None:
+            self._pending.pop(event.id, None)
+        self._failing = None
 
     def candidates(
         self, event: Event, incidents: list[Incident]
@@ -275,16 +305,12 @@ class Grouper:
     def _previous_incident(self, event: Event) -> Incident | None:
         """The incident the last episode of this alert (same fingerprint) was in, if it is
         open or resolved within the window: the same trouble coming back reopens it."""
-        query = (
-            select(Event.incident_id)
-            .where(
-                Event.fingerprint == event.fingerprint,
-                Event.id != event.id,
-                Event.incident_id.is_not(None),
-            )
-            .order_by(Event.id.desc())
-        )
-        incident_id = self.session.scalar(query.limit(1))
+        placed = [
+            (event_id, ep.incident_id)
+            for event_id, ep in self._episodes_of(event).items()
+            if ep.incident_id is not None
+        ]
+        incident_id = max(placed)[1] if placed else None
         inc = self.session.get(Incident, incident_id) if incident_id else None
         if inc is None or inc.status == "merged":
             return None
@@ -293,43 +319,37 @@ class Grouper:
         last = inc.resolved_at or inc.updated_at
         return inc if self.now - last <= self.cfg.window else None
 
+    def _episodes_of(self, event: Event) -> dict[int, Episode]:
+        """The other episodes of this alert, by event id."""
+        if event.fingerprint not in self._history:
+            self.prefetch([event])
+        return {i: ep for i, ep in self._history[event.fingerprint].items() if i != event.id}
+
     def _already_troubled(self, event: Event, inc: Incident) -> bool:
         """Did an earlier episode of this alert start before the incident and last until
         shortly before it? (A flapping neighbour, not an effect of this trouble.)"""
         before = inc.opened_at - ORIGIN_LAG
         return any(
-            first_seen < before and (ends_at is None or ends_at >= before - ORIGIN_LAG)
-            for first_seen, ends_at in self._earlier_episodes(event)
+            ep.first_seen < before and (ep.ends_at is None or ep.ends_at >= before - ORIGIN_LAG)
+            for ep in self._episodes_of(event).values()
         )
-
-    def _earlier_episodes(self, event: Event) -> list[tuple[datetime, datetime | None]]:
-        """(first seen, ended) of the other episodes of this alert, read once per event."""
-        if event.id not in self._episodes:
-            rows = self.session.execute(
-                select(Event.first_seen, Event.ends_at).where(
-                    Event.fingerprint == event.fingerprint, Event.id != event.id
-                )
-            )
-            self._episodes[event.id] = [(first, ends) for first, ends in rows]
-        return self._episodes[event.id]
 
     def _cause_pending(self, event: Event) -> bool:
         """Is new trouble upstream of this event still held (and so in no incident yet)?"""
         if self._pending is None:
-            self._pending = list(
-                self.session.execute(
-                    select(Event.service, Event.first_seen).where(
-                        Event.status == "firing",
-                        Event.incident_id.is_(None),
-                        Event.suppressed_by.is_(None),
-                        Event.held_until > self.now,
-                    )
+            rows = self.session.execute(
+                select(Event.id, Event.service, Event.first_seen).where(
+                    Event.status == "firing",
+                    Event.incident_id.is_(None),
+                    Event.suppressed_by.is_(None),
+                    Event.held_until > self.now,
                 )
             )
+            self._pending = {i: (service, first_seen) for i, service, first_seen in rows}
         service = event.service or "unknown"
         return any(
             self.graph.hops(service, other or "") and first_seen >= event.first_seen - ORIGIN_LAG
-            for other, first_seen in self._pending
+            for other, first_seen in self._pending.values()
         )
 
     def _refired(self, event: Event, since: datetime) -> bool:

@@ -137,6 +137,7 @@ def correlate(
     """
     cfg = cfg or CorrelationConfig()
     grouper = Grouper(session, graph, at, cfg)
+    grouper.prefetch(events)
     incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}

@@ -361,7 +361,7 @@ class Platform:
         at = self.clock.now()
         self._follow_policy_file()
         notices: list[escalation.Notice] = []
-        with self.db.session() as s:
+        with self.intake.turn(), self.db.session() as s:  # like processing, after intake
             self._correlate(s, self.release_pipeline, [], at)
         with self.db.session() as s:
             for approval in governance.expire_approvals(s, at):
