@@ -506,7 +506,10 @@ def bench_cmd(
             broker=broker,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-        result = bench.run(name, args)
+        try:
+            result = bench.run(name, args)
+        except (ValueError, RuntimeError) as exc:  # a bad setting or a stuck workload
+            raise fail(f"bench {name}: {exc}") from None
     table = Table("figure", "value", title=f"bench {name}")
     for key, value in result.items():
         table.add_row(key, str(value))

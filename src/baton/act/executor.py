@@ -40,11 +40,6 @@ FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "veto
 Clock = Callable[[], datetime]
 
 
-def load(session: Session, execution_id: int) -> Execution | None:
-    """An execution (its steps load when asked, inside the session)."""
-    return session.get(Execution, execution_id)
-
-
 def next_seq(execution: Execution) -> int:
     """The number of the next step row (steps, verify checks and rollbacks share one)."""
     return max((st.seq for st in execution.steps), default=0) + 1
@@ -199,7 +194,7 @@ def claim_rollback(session: Session, execution_id: int) -> Execution:
 def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str) -> bool:
     """Undo an execution a person claimed with `claim_rollback`; a failed undo escalates."""
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         if execution.status != "rolling_back":
             return False
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
@@ -207,7 +202,7 @@ def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, w
     rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
     if not rolled:
         with db.session() as s:
-            _finish(s, load(s, execution_id), "failed", f"rollback failed: {why}", now())
+            _finish(s, s.get(Execution, execution_id), "failed", f"rollback failed: {why}", now())
     return rolled
 
 
@@ -539,7 +534,7 @@ def _begin(
     """Claim a queued execution or take over an orphaned one; the status when neither."""
     with db.session() as s:
         claimed = _claim(s, execution_id, at, worker)
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         if execution is None:
             raise LookupError(f"no execution {execution_id}")
         status = execution.status
@@ -554,7 +549,7 @@ def _begin(
     ):
         return status  # redelivery never runs an execution twice
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         point = _resume_point(s, execution, runbook, at)
     return (runbook, params, point) if point else "interrupted"
 
@@ -592,7 +587,7 @@ class LostClaim(Exception):
 
 
 def _owned(s: Session, execution_id: int, worker: str) -> Execution:
-    execution = load(s, execution_id)
+    execution = s.get(Execution, execution_id)
     if execution is None or execution.worker != worker or execution.status != "running":
         raise LostClaim(execution_id)
     return execution
@@ -611,7 +606,7 @@ def _carry_on(
 
     def should_stop() -> str | None:
         with db.session() as s:
-            execution = load(s, execution_id)
+            execution = s.get(Execution, execution_id)
             if execution.worker != worker:
                 return TAKEN_OVER
             if execution.cancel_requested:
@@ -690,7 +685,7 @@ def _carry_on(
 
 def _status(db: Database, execution_id: int) -> str:
     with db.session() as s:
-        return load(s, execution_id).status
+        return s.get(Execution, execution_id).status
 
 
 def undo_and_escalate(
@@ -708,7 +703,7 @@ def undo_and_escalate(
     rolled, note = False, "nothing had changed, so nothing to roll back"
     if changed and runbook.reversible and steps:
         with db.session() as s:
-            params = dict(load(s, execution_id).params)
+            params = dict(s.get(Execution, execution_id).params)
         result = _run_steps(
             db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda: None
         )
@@ -716,7 +711,7 @@ def undo_and_escalate(
     elif changed:
         note = "the runbook is not reversible: no rollback possible"
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         if rolled:
             execution.status = "rolled_back"
         append(
@@ -752,7 +747,7 @@ def _conclude(
 ) -> None:
     """Record the verify outcome; on failure roll back and escalate."""
     with db.session() as s:
-        seq = next_seq(load(s, execution_id))
+        seq = next_seq(s.get(Execution, execution_id))
     with db.session() as s:
         for offset, (check, rendered, outcome) in enumerate(results):
             row = _step_row(execution_id, seq + offset, "verify", check, rendered, now())
@@ -760,7 +755,7 @@ def _conclude(
     passed = all(r.ok for _, _, r in results)
     detail = "; ".join(r.output for _, _, r in results)
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         if passed:
             _finish(s, execution, "succeeded", f"verified: {detail}", now(), verified=True)
         else:
@@ -785,7 +780,7 @@ def check_verifications(db: Database, ctx: ActionContext, now: Clock) -> list[in
     for execution_id, runbook_id, version, params, deadline in waiting:
         with db.session() as s:
             runbook = get_version(s, runbook_id, version)
-            cancelled = load(s, execution_id).cancel_requested
+            cancelled = s.get(Execution, execution_id).cancel_requested
         if cancelled:
             _cancel_verifying(db, execution_id, runbook, ctx, now)
             finished.append(execution_id)
@@ -803,7 +798,7 @@ def _cancel_verifying(
 ) -> None:
     """A person cancelled while the checks were still running: undo the change."""
     with db.session() as s:
-        execution = load(s, execution_id)
+        execution = s.get(Execution, execution_id)
         seq = next_seq(execution)
         _finish(s, execution, "cancelled", "cancelled by a person during verification", now())
     undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")

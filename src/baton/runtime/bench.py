@@ -221,15 +221,21 @@ def runbooks_bench(args: BenchArgs) -> dict[str, Any]:
 
 
 def _wait_finished(platform: Any, ids: list[int], progress: Progress) -> tuple[list[float], int]:
-    """Wait until the executions ended; (ms from decision to first step, succeeded)."""
+    """Wait until the executions ended; (ms from decision to first step, succeeded).
+    RuntimeError when nothing moves for a minute (workers gone, say)."""
     from baton.act.executor import FINAL
     from baton.store.models import Execution
 
+    last, moved = -1, time.monotonic()
     while True:
         with platform.db.session() as s:
             rows = list(s.scalars(select(Execution).where(Execution.id.in_(ids))))
             done = [e for e in rows if e.status in FINAL]
             progress(len(done), len(ids))
+            if len(done) != last:
+                last, moved = len(done), time.monotonic()
+            elif time.monotonic() - moved > 60:
+                raise RuntimeError(f"{len(ids) - len(done)} executions made no progress for 60 s")
             if len(done) == len(ids):
                 waits = [
                     (e.steps[0].started_at - e.created_at).total_seconds() * 1000
@@ -253,8 +259,12 @@ def _workers(broker: str | None, home: Path) -> Iterator[Settings]:
     if not broker:
         yield cfg
         return
+    from baton.runtime.tasks import CeleryBackend
     from baton.store.migrate import upgrade
 
+    problem = CeleryBackend(broker, queue).reachable()
+    if problem:
+        raise ValueError(f"broker {broker} is not reachable: {problem}")
     upgrade(cfg.db_url)  # before the workers start, so they do not race to create it
     env = {
         **os.environ,

@@ -53,7 +53,7 @@ from baton.runtime.pipeline import (
     TriageStage,
 )
 from baton.runtime.settings import Settings
-from baton.runtime.tasks import InProcessBackend, TaskBackend, make_backend
+from baton.runtime.tasks import TaskBackend, make_backend
 from baton.sense import inbox, normalize, receivers
 from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
@@ -146,7 +146,7 @@ class Platform:
         scheduler takes over those whose heartbeat has gone stale (see `_start_due`).
         Taking over re-runs no finished step and no step that is not idempotent.
         """
-        if self.db.is_sqlite and isinstance(self.backend, InProcessBackend):
+        if self.db.is_sqlite and self.backend.local:
             executor.forget_workers(self.db)
         self._start_due()
 
@@ -410,10 +410,8 @@ class Platform:
 
     def _submit(self, ids: list[int]) -> int:
         fresh, now = [], time.monotonic()
-        # in-process, a start is seen here, so a submitted id is still waiting its turn
-        again = (
-            None if isinstance(self.backend, InProcessBackend) else self.settings.execution_lease_s
-        )
+        # a local backend's starts are seen here: a submitted id is still waiting its turn
+        again = None if self.backend.local else self.settings.execution_lease_s
         with self._submitted_lock:
             for i in ids:
                 since = self._submitted.get(i)
@@ -584,7 +582,7 @@ class Platform:
         notices: list[escalation.Notice] = []
         with self.db.session() as s:
             record = record_outcome(s, execution_id, self.clock.now())
-            execution = executor.load(s, execution_id)
+            execution = s.get(Execution, execution_id)
             notices += self._trip_breaker(s, execution)
             overridden = s.scalar(select(Override.id).where(Override.execution_id == execution_id))
             if execution.status in BAD_ENDINGS and overridden is None:
@@ -652,7 +650,7 @@ class Platform:
             return None
         self._start_due()
         with self.db.session() as s:
-            return executor.load(s, execution_id)
+            return s.get(Execution, execution_id)
 
     def _approve(
         self,
@@ -796,7 +794,7 @@ class Platform:
                 {"execution_id": execution_id, "why": f"rolled back by {actor.name}: {reason}"},
             )
         with self.db.session() as s:
-            return executor.load(s, execution.id)
+            return s.get(Execution, execution.id)
 
     def _hold_off_triage(self, session: Session, execution: Execution, at: datetime) -> None:
         """After a veto, propose again only once `retriage_after_veto_s` has passed."""

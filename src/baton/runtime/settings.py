@@ -22,6 +22,9 @@ class ConfigError(ValueError):
     """Configuration that cannot be used; the message names the problem."""
 
 
+BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BATON_", extra="forbid")
 
@@ -88,6 +91,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must start with sqlite:// or postgresql://")
         return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError("must start with redis://, rediss://, amqp:// or amqps://")
+        return value or None
 
     @property
     def db_url(self) -> str:

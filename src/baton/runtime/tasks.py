@@ -25,6 +25,8 @@ PENDING_KEPT = 10_000
 
 
 class TaskBackend(Protocol):
+    local: bool  # tasks run in this process, so their start is seen here
+
     def register(self, name: str, fn: Task) -> None: ...
 
     def submit(self, name: str, payload: dict[str, Any]) -> None: ...
@@ -36,6 +38,8 @@ class TaskBackend(Protocol):
 
 class InProcessBackend:
     """A queue served by worker threads in this process."""
+
+    local = True
 
     def __init__(self, workers: int = 1) -> None:
         self._tasks: dict[str, Task] = {}
@@ -94,6 +98,8 @@ class CeleryBackend:
     heartbeats make a second delivery harmless rather than a second run.
     """
 
+    local = False
+
     def __init__(self, broker_url: str, queue: str = "baton") -> None:
         self.queue = queue
         self.app = Celery("baton", broker=broker_url, backend=_result_backend(broker_url))
@@ -142,6 +148,15 @@ class CeleryBackend:
                 with self._lock:
                     self._pending.appendleft(result)
                 return False
+
+    def reachable(self) -> str | None:
+        """None when the broker answers, else what went wrong (for a clear error)."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=3)
+        except Exception as exc:  # any failure to connect is the answer
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def run_worker(self, concurrency: int, loglevel: str = "INFO") -> None:
         """Serve this queue in this process until stopped (threads: one DB engine)."""
