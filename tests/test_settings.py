@@ -26,6 +26,7 @@ def test_default_database_is_sqlite_under_home(tmp_path, monkeypatch):
         ("port: lots\n", "port"),
         ("unknown_thing: 1\n", "unknown_thing"),
         ("database_url: mysql://x\n", "database_url"),
+        ("broker_url: nats://x\n", "broker_url"),
         ("- a\n- b\n", "mapping"),
         ("port: [\n", "not valid YAML"),
     ],
