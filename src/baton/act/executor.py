@@ -226,21 +226,20 @@ def _step_row(
     )
 
 
-def _start_step(db: Database, row: ExecutionStep, worker: str | None = None) -> int:
+def _start_step(s: Session, row: ExecutionStep, worker: str | None = None) -> int:
     """Persist a step as `running` before it runs, so a crash leaves evidence of the step
     that was in flight (and it is never re-run blindly). Returns the row's id.
 
     With `worker`, only while that worker still holds the execution (else LostClaim)."""
-    with db.session() as s:
-        beat = update(Execution).where(Execution.id == row.execution_id)
-        if worker is not None:
-            beat = beat.where(Execution.worker == worker)
-        beat = beat.values(heartbeat_at=row.started_at)
-        if s.execute(beat.execution_options(synchronize_session=False)).rowcount != 1:
-            raise LostClaim(row.execution_id)
-        values = {c.name: getattr(row, c.name) for c in ExecutionStep.__table__.columns}
-        del values["id"]
-        return int(s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0])
+    beat = update(Execution).where(Execution.id == row.execution_id)
+    if worker is not None:
+        beat = beat.where(Execution.worker == worker)
+    beat = beat.values(heartbeat_at=row.started_at)
+    if s.execute(beat.execution_options(synchronize_session=False)).rowcount != 1:
+        raise LostClaim(row.execution_id)
+    values = {c.name: getattr(row, c.name) for c in ExecutionStep.__table__.columns}
+    del values["id"]
+    return int(s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0])
 
 
 def _end_step(
@@ -297,6 +296,10 @@ class StepsResult:
     stopped: bool = False
 
 
+StopReason = Callable[[Session], str | None]
+Conclude = Callable[[Session, StepsResult], StepsResult]
+
+
 def _run_steps(
     db: Database,
     execution_id: int,
@@ -306,51 +309,56 @@ def _run_steps(
     ctx: ActionContext,
     now: Clock,
     first_seq: int,
-    should_stop: Callable[[], str | None],
+    stop_reason: StopReason,
     worker: str | None = None,
+    conclude: Conclude | None = None,
 ) -> StepsResult:
     """Run steps in order, each persisted before and after it runs. With `worker`, the
-    steps belong to that worker's claim: losing it ends the run (LostClaim)."""
+    steps belong to that worker's claim: losing it ends the run (LostClaim).
+
+    One transaction per step boundary: a step's end, the stop check and the next step's
+    start commit together; the last step's end commits with `conclude`, which may turn
+    the result into the execution's ending.
+    """
     seq, completed = first_seq, 0
+    ended: tuple[ExecutionStep, dict[str, Any], Outcome, datetime] | None = None
+
+    def finish(s: Session, result: StepsResult) -> StepsResult:
+        if ended is not None:
+            _end_step(s, *ended)
+        return conclude(s, result) if conclude else result
+
     for item in steps:
-        reason = should_stop()
-        if reason == TAKEN_OVER:
-            raise LostClaim(execution_id)
-        if reason:
-            return StepsResult(
-                False,
-                seq,
-                completed,
-                f"stopped before step {render(item['name'], params)!r}: {reason}",
-                stopped=True,
-            )
-        shown = shown_args(item, params)
-        row = _step_row(execution_id, seq, phase, item, shown, now())
-        row.id = _start_step(db, row, worker)
+        with db.session() as s:
+            if ended is not None:
+                _end_step(s, *ended)
+                ended = None
+            reason = stop_reason(s)
+            if reason == TAKEN_OVER:
+                raise LostClaim(execution_id)
+            if reason:
+                why = f"stopped before step {render(item['name'], params)!r}: {reason}"
+                return finish(s, StepsResult(False, seq, completed, why, stopped=True))
+            row = _step_row(execution_id, seq, phase, item, shown_args(item, params), now())
+            row.id = _start_step(s, row, worker)
         live = replace(ctx, on_output=_live_output(db, row.id))
         _, outcome = perform(item, params, live, run_action)
-        with db.session() as s:
-            _end_step(s, row, item, outcome, now())
+        ended = (row, item, outcome, now())
         seq += 1
+        result = None
         if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
-            return StepsResult(
-                False,
-                seq,
-                completed,
-                f"stopped during step {render(item['name'], params)!r}",
-                stopped=True,
-            )
-        if not outcome.ok and item.get("continue_on_error"):
-            continue
-        if not outcome.ok:
-            return StepsResult(
-                False,
-                seq,
-                completed,
-                f"step {render(item['name'], params)!r} failed: {outcome.output}",
-            )
-        completed += 1
-    return StepsResult(True, seq, completed, "all steps ok")
+            why = f"stopped during step {render(item['name'], params)!r}"
+            result = StepsResult(False, seq, completed, why, stopped=True)
+        elif not outcome.ok and not item.get("continue_on_error"):
+            why = f"step {render(item['name'], params)!r} failed: {outcome.output}"
+            result = StepsResult(False, seq, completed, why)
+        elif outcome.ok:
+            completed += 1
+        if result is not None:
+            with db.session() as s:
+                return finish(s, result)
+    with db.session() as s:
+        return finish(s, StepsResult(True, seq, completed, "all steps ok"))
 
 
 def _throttled(check: Callable[[], str | None], every_s: float = 1.0) -> Callable[[], str | None]:
@@ -555,6 +563,7 @@ def _begin(
 
 
 StopCheck = Callable[[Session, Execution], str | None]
+Learn = Callable[[Session, Execution], None]
 
 
 def run_execution(
@@ -565,18 +574,21 @@ def run_execution(
     stop_check: StopCheck = lambda s, execution: None,
     worker: str = "local",
     lease_s: float = 30.0,
+    learn: Learn | None = None,
 ) -> str:
     """Run the steps of a queued execution (or go on with one whose worker died); leave it
     `verifying` or finished. Returns its status.
 
     `stop_check` is asked, with the execution, before each step and while a program
-    runs; a reason it returns (a kill switch, say) stops the run like a cancel.
+    runs; a reason it returns (a kill switch, say) stops the run like a cancel. `learn`
+    is called inside the transaction that records a success, so the outcome and what is
+    learned from it commit together (other endings are left to the caller).
     """
     begun = _begin(db, execution_id, now(), worker, lease_s)
     if isinstance(begun, str):
         return begun
     try:
-        return _carry_on(db, execution_id, begun, ctx, now, stop_check, worker)
+        return _carry_on(db, execution_id, begun, ctx, now, stop_check, worker, learn)
     except LostClaim:  # another worker took it over: everything from here is theirs
         return "taken_over"
 
@@ -601,19 +613,62 @@ def _carry_on(
     now: Clock,
     stop_check: StopCheck,
     worker: str,
+    learn: Learn | None,
 ) -> str:
     runbook, params, start = begun
 
+    def stop_reason(s: Session) -> str | None:
+        execution = s.get(Execution, execution_id)
+        if execution.worker != worker:
+            return TAKEN_OVER
+        if execution.cancel_requested:
+            return "a human cancelled it"
+        return stop_check(s, execution)
+
     def should_stop() -> str | None:
         with db.session() as s:
-            execution = s.get(Execution, execution_id)
-            if execution.worker != worker:
-                return TAKEN_OVER
-            if execution.cancel_requested:
-                return "a human cancelled it"
-            return stop_check(s, execution)
+            return stop_reason(s)
 
     ctx = replace(ctx, should_cancel=_throttled(should_stop))
+    status = "failed"
+
+    def conclude(s: Session, result: StepsResult) -> StepsResult:
+        nonlocal status
+        late_stop = stop_reason(s) if result.ok else None
+        if late_stop == TAKEN_OVER:
+            raise LostClaim(execution_id)
+        if late_stop:  # asked to stop during the last step: undo rather than verify
+            result = StepsResult(
+                False,
+                result.next_seq,
+                result.completed,
+                f"stopped after the last step: {late_stop}",
+                stopped=True,
+            )
+        execution = _owned(s, execution_id, worker)
+        if not result.ok:
+            ending = "cancelled" if result.stopped else "failed"
+            _finish(s, execution, ending, result.summary, now())
+        elif runbook.doc.get("verify"):
+            within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
+            execution.status = "verifying"
+            execution.verify_deadline = now() + timedelta(seconds=within)
+            append(
+                s,
+                actor=EXECUTOR,
+                action="execution.verifying",
+                subject=f"execution:{execution_id}",
+                at=now(),
+                decision="verifying",
+                rationale=f"steps done; checking {len(runbook.doc['verify'])} verify check(s) "
+                f"for up to {within:.0f}s",
+            )
+        else:
+            _finish(s, execution, "succeeded", "steps done; runbook has no verify checks", now())
+            if learn is not None:
+                learn(s, execution)
+        status = execution.status
+        return result
 
     if runbook is None:
         with db.session() as s:
@@ -630,27 +685,11 @@ def _carry_on(
         ctx,
         now,
         start.seq,
-        should_stop,
+        stop_reason,
         worker,
+        conclude,
     )
-    late_stop = should_stop() if result.ok else None
-    if late_stop:  # asked to stop during the last step: undo rather than verify
-        result = StepsResult(
-            False,
-            result.next_seq,
-            result.completed,
-            f"stopped after the last step: {late_stop}",
-            stopped=True,
-        )
     if not result.ok:
-        with db.session() as s:
-            _finish(
-                s,
-                _owned(s, execution_id, worker),
-                "cancelled" if result.stopped else "failed",
-                result.summary,
-                now(),
-            )
         undo_and_escalate(
             db,
             execution_id,
@@ -662,25 +701,7 @@ def _carry_on(
             changed=result.completed > 0 or start.index > 0,
         )
         return _status(db, execution_id)
-    with db.session() as s:
-        execution = _owned(s, execution_id, worker)
-        if runbook.doc.get("verify"):
-            within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
-            execution.status = "verifying"
-            execution.verify_deadline = now() + timedelta(seconds=within)
-            append(
-                s,
-                actor=EXECUTOR,
-                action="execution.verifying",
-                subject=f"execution:{execution_id}",
-                at=now(),
-                decision="verifying",
-                rationale=f"steps done; checking {len(runbook.doc['verify'])} verify check(s) "
-                f"for up to {within:.0f}s",
-            )
-        else:
-            _finish(s, execution, "succeeded", "steps done; runbook has no verify checks", now())
-        return execution.status
+    return status
 
 
 def _status(db: Database, execution_id: int) -> str:
@@ -705,7 +726,7 @@ def undo_and_escalate(
         with db.session() as s:
             params = dict(s.get(Execution, execution_id).params)
         result = _run_steps(
-            db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda: None
+            db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda s: None
         )
         rolled, note = result.ok, "rolled back" if result.ok else f"rollback {result.summary}"
     elif changed:

@@ -41,11 +41,8 @@ def trust(session: Session, runbook_id: str) -> dict[str, Any]:
     }
 
 
-def record_outcome(session: Session, execution_id: int, at: datetime) -> dict[str, Any]:
+def record_outcome(session: Session, execution: Execution, at: datetime) -> dict[str, Any]:
     """Feed a finished execution back into its runbook's track record (audited)."""
-    execution = session.get(Execution, execution_id)
-    if execution is None:
-        raise LookupError(f"no execution {execution_id}")
     record = trust(session, execution.runbook_id)
     append(
         session,
@@ -54,7 +51,7 @@ def record_outcome(session: Session, execution_id: int, at: datetime) -> dict[st
         subject=f"runbook:{execution.runbook_id}",
         at=at,
         inputs={
-            "execution": execution_id,
+            "execution": execution.id,
             "status": execution.status,
             "verified": execution.verified,
         },

@@ -553,6 +553,7 @@ class Platform:
             scope = killswitch.paused_scope(s, execution.runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
+        learned: list[tuple[dict[str, Any], list[escalation.Notice]]] = []
         with self.heartbeat.holding(execution_id):
             status = executor.run_execution(
                 self.db,
@@ -562,9 +563,12 @@ class Platform:
                 paused,
                 worker=self.worker,
                 lease_s=self.settings.execution_lease_s,
+                learn=lambda s, execution: learned.append(self._learn_from(s, execution)),
             )
         self.notify("execution.ran", {"execution": execution_id, "status": status})
-        if status in executor.FINAL:
+        if learned:
+            self._tell(*learned[0])
+        elif status in executor.FINAL:
             self._learn(execution_id)
 
     def _rollback_task(self, payload: dict[str, Any]) -> None:
@@ -579,32 +583,44 @@ class Platform:
         self._learn(execution_id)
 
     def _learn(self, execution_id: int) -> None:
-        notices: list[escalation.Notice] = []
         with self.db.session() as s:
-            record = record_outcome(s, execution_id, self.clock.now())
-            execution = s.get(Execution, execution_id)
-            notices += self._trip_breaker(s, execution)
-            overridden = s.scalar(select(Override.id).where(Override.execution_id == execution_id))
-            if execution.status in BAD_ENDINGS and overridden is None:
+            learned = self._learn_from(s, s.get(Execution, execution_id))
+        self._tell(*learned)
+
+    def _learn_from(
+        self, s: Session, execution: Execution
+    ) -> tuple[dict[str, Any], list[escalation.Notice]]:
+        """Feed a finished execution back (track record, breaker, escalation) inside the
+        caller's transaction; returns what to tell people once it committed."""
+        record = record_outcome(s, execution, self.clock.now())
+        notices = self._trip_breaker(s, execution)
+        if execution.status in BAD_ENDINGS:
+            overridden = s.scalar(select(Override.id).where(Override.execution_id == execution.id))
+            if overridden is None:
                 notices += self._escalate(
                     s,
-                    f"execution:{execution_id}",
+                    f"execution:{execution.id}",
                     execution.params.get("service"),
                     f"{execution.runbook_id} ended {execution.status}: {execution.summary}",
                     self.clock.now(),
                 )
-            note = {
-                "execution": execution_id,
-                "runbook": execution.runbook_id,
-                "status": execution.status,
-                "verified": execution.verified,
-                "summary": execution.summary,
-                "trust": record,
-            }
+        note = {
+            "execution": execution.id,
+            "runbook": execution.runbook_id,
+            "status": execution.status,
+            "verified": execution.verified,
+            "summary": execution.summary,
+            "trust": record,
+        }
+        return note, notices
+
+    def _tell(self, note: dict[str, Any], notices: list[escalation.Notice]) -> None:
         self.notify("execution.finished", note)
         self._send(notices)
 
     def _trip_breaker(self, session: Session, execution: Execution) -> list[escalation.Notice]:
+        if execution.status not in breaker.FAILED:  # a success ends any failure streak
+            return []
         runbook = get_version(session, execution.runbook_id, execution.runbook_version)
         limit = (runbook.doc.get("limits") or {}).get("breaker_after") if runbook else None
         if not breaker.record_outcome(session, execution.runbook_id, limit, self.clock.now()):
