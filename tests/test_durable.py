@@ -492,3 +492,27 @@ def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, boo
     finally:
         go.touch()
         platform.close()
+
+
+def test_each_ending_is_learned_once_and_counts_itself(make_platform, books, tmp_path):
+    flag = tmp_path / "flag"
+    write_runbook(
+        books, [{"name": "check", "action": "command", "with": {"argv": ["test", "-f", str(flag)]}}]
+    )
+    platform = make_platform()
+    flag.touch()
+    run(platform)
+    run(platform)
+    flag.unlink()
+    run(platform)
+    with platform.db.session() as s:
+        learned = s.scalars(
+            select(AuditRecord.rationale)
+            .where(AuditRecord.action == "learn.outcome")
+            .order_by(AuditRecord.seq)
+        ).all()
+    assert learned == [
+        "1 of 1 finished runs succeeded",
+        "2 of 2 finished runs succeeded",
+        "2 of 3 finished runs succeeded",
+    ]

@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from baton.act import limits
@@ -38,6 +37,24 @@ EXECUTOR = Actor("baton.act", "system", "executor/1")
 TAKEN_OVER = "another worker took this execution over"
 FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "vetoed")
 Clock = Callable[[], datetime]
+
+# Core statements built once: every execution runs them (ORM statements cost far more).
+_RUNS, _STEPS = Execution.__table__, ExecutionStep.__table__
+_CLAIM = (
+    _RUNS.update()
+    .where(_RUNS.c.id == bindparam("run"), _RUNS.c.status == "queued")
+    .values(status="running", started_at=bindparam("at"), worker=bindparam("by"))
+    .values(heartbeat_at=bindparam("at"))
+)
+_BEAT = _RUNS.update().where(_RUNS.c.id == bindparam("run")).values(heartbeat_at=bindparam("at"))
+_BEAT_MINE = _BEAT.where(_RUNS.c.worker == bindparam("by"))
+_STEP_INSERT = _STEPS.insert()
+_BY_KEY = select(_RUNS.c.id).where(_RUNS.c.idempotency_key == bindparam("key"))
+_STEP_END = (
+    _STEPS.update()
+    .where(_STEPS.c.id == bindparam("step"), _STEPS.c.status == "running")
+    .values(status=bindparam("ended"), output=bindparam("out"), finished_at=bindparam("at"))
+)
 
 
 def next_seq(execution: Execution) -> int:
@@ -76,11 +93,10 @@ def create_execution(
     `not_before` holds it for a veto window: it is not started before that time.
     """
     key = idempotency_key(incident_id, decision_id, runbook, params)
-    by_key = select(Execution).where(Execution.idempotency_key == key)
-    existing = session.scalar(by_key)
+    serialize(session)  # the key, the limits and the insert under one lock: no race
+    existing = session.execute(_BY_KEY, {"key": key}).scalar()
     if existing is not None:
-        return existing, False
-    serialize(session)  # limits are checked and the run inserted under one lock
+        return session.get(Execution, existing), False
     try:
         limits.check(session, runbook, params, at, global_per_hour)
     except limits.LimitReached as exc:
@@ -106,15 +122,8 @@ def create_execution(
         created_at=at,
         not_before=not_before,
     )
-    try:
-        with session.begin_nested():
-            session.add(execution)
-            session.flush()
-    except IntegrityError:
-        winner = session.scalar(by_key)
-        if winner is None:  # not the race on the key: a real integrity problem
-            raise
-        return winner, False
+    session.add(execution)
+    session.flush()
     append(
         session,
         actor=requested_by,
@@ -231,15 +240,11 @@ def _start_step(s: Session, row: ExecutionStep, worker: str | None = None) -> in
     that was in flight (and it is never re-run blindly). Returns the row's id.
 
     With `worker`, only while that worker still holds the execution (else LostClaim)."""
-    beat = update(Execution).where(Execution.id == row.execution_id)
-    if worker is not None:
-        beat = beat.where(Execution.worker == worker)
-    beat = beat.values(heartbeat_at=row.started_at)
-    if s.execute(beat.execution_options(synchronize_session=False)).rowcount != 1:
+    beat = {"run": row.execution_id, "at": row.started_at, "by": worker}
+    if s.execute(_BEAT if worker is None else _BEAT_MINE, beat).rowcount != 1:
         raise LostClaim(row.execution_id)
-    values = {c.name: getattr(row, c.name) for c in ExecutionStep.__table__.columns}
-    del values["id"]
-    return int(s.execute(insert(ExecutionStep).values(values)).inserted_primary_key[0])
+    values = {c.name: getattr(row, c.name) for c in _STEPS.columns if c.name != "id"}
+    return int(s.execute(_STEP_INSERT, values).inserted_primary_key[0])
 
 
 def _end_step(
@@ -256,12 +261,8 @@ def _end_step(
         row.status, row.output, row.finished_at = status, outcome.output, finished
         s.add(row)
     else:
-        ended = s.execute(
-            update(ExecutionStep)
-            .where(ExecutionStep.id == row.id, ExecutionStep.status == "running")
-            .values(status=status, output=outcome.output, finished_at=finished)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        end = {"step": row.id, "ended": status, "out": outcome.output, "at": finished}
+        ended = s.execute(_STEP_END, end).rowcount
         if ended != 1:  # a worker that took over marked it interrupted: not ours anymore
             raise LostClaim(row.execution_id)
     append(
@@ -445,12 +446,7 @@ def _finish(
 
 def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> bool:
     """Atomically move queued → running: of two deliveries only one wins."""
-    done = s.execute(
-        update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "queued")
-        .values(status="running", started_at=at, worker=worker, heartbeat_at=at)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    done = s.execute(_CLAIM, {"run": execution_id, "at": at, "by": worker}).rowcount
     if done == 1:
         append(
             s,

@@ -73,23 +73,32 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def record_hash(record: AuditRecord) -> str:
+HASHED = (
+    "seq",
+    "ts",
+    "actor",
+    "actor_kind",
+    "actor_version",
+    "action",
+    "subject",
+    "inputs",
+    "decision",
+    "rationale",
+    "outcome",
+    "prev_hash",
+)
+
+
+def fields_hash(fields: dict[str, Any]) -> str:
     """SHA-256 of the canonical encoding of every field but the hash itself."""
-    body = {
-        "seq": record.seq,
-        "ts": _ts(record.ts),
-        "actor": record.actor,
-        "actor_kind": record.actor_kind,
-        "actor_version": record.actor_version,
-        "action": record.action,
-        "subject": record.subject,
-        "inputs": record.inputs,
-        "decision": record.decision,
-        "rationale": record.rationale,
-        "outcome": record.outcome,
-        "prev_hash": record.prev_hash,
-    }
+    body = {name: fields[name] for name in HASHED}
+    body["ts"] = _ts(body["ts"])
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def record_hash(record: AuditRecord) -> str:
+    """The hash a stored record should carry."""
+    return fields_hash({name: getattr(record, name) for name in HASHED})
 
 
 _HEAD = "baton.audit.head"
@@ -143,6 +152,9 @@ def _lock_chain(session: Session) -> tuple[int, str] | None:
     return (int(seq), digest) if seq.isdigit() and digest else None
 
 
+_INSERT = AuditRecord.__table__.insert()  # Core, built once: appends sit on hot paths
+
+
 def append(
     session: Session,
     *,
@@ -154,28 +166,27 @@ def append(
     decision: str | None = None,
     rationale: str | None = None,
     outcome: str | None = None,
-) -> AuditRecord:
+) -> None:
     """Append one record to the chain inside the caller's transaction."""
     serialize(session)  # first append of this transaction: lock, then read the head once
-    head = session.info[_HEAD]
-    record = AuditRecord(
-        seq=head[0] + 1,
-        ts=at.astimezone(UTC),
-        actor=actor.name,
-        actor_kind=actor.kind,
-        actor_version=actor.version,
-        action=action,
-        subject=subject,
-        inputs=orjson.loads(orjson.dumps(mask_secrets(inputs or {}), default=str)),
-        decision=mask_text(decision),
-        rationale=mask_text(rationale),
-        outcome=mask_text(outcome),
-        prev_hash=head[1],
-    )
-    record.hash = record_hash(record)
-    session.add(record)
-    session.info[_HEAD] = (record.seq, record.hash)
-    return record
+    seq, prev_hash = session.info[_HEAD]
+    fields: dict[str, Any] = {
+        "seq": seq + 1,
+        "ts": at.astimezone(UTC),
+        "actor": actor.name,
+        "actor_kind": actor.kind,
+        "actor_version": actor.version,
+        "action": action,
+        "subject": subject,
+        "inputs": orjson.loads(orjson.dumps(mask_secrets(inputs or {}), default=str)),
+        "decision": mask_text(decision),
+        "rationale": mask_text(rationale),
+        "outcome": mask_text(outcome),
+        "prev_hash": prev_hash,
+    }
+    fields["hash"] = fields_hash(fields)
+    session.execute(_INSERT, fields)
+    session.info[_HEAD] = (fields["seq"], fields["hash"])
 
 
 @dataclass(frozen=True)

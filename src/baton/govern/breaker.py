@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from baton.errors import Refused
@@ -22,6 +22,8 @@ PREFIX = "breaker:"
 FAILED = ("failed", "rolled_back", "interrupted")
 COUNTED = (*FAILED, "succeeded")
 DEFAULT_THRESHOLD = 3
+_META = Meta.__table__
+_OPEN = select(_META.c.key).where(_META.c.key == bindparam("key"))  # asked per decision
 BREAKER = Actor("baton.govern.breaker", "system", "consecutive-failures/1")
 
 
@@ -47,7 +49,8 @@ def state(session: Session, runbook_id: str) -> dict[str, Any] | None:
 
 
 def is_open(session: Session, runbook_id: str) -> bool:
-    return session.get(Meta, PREFIX + runbook_id) is not None
+    session.flush()  # Core reads do not autoflush
+    return session.execute(_OPEN, {"key": PREFIX + runbook_id}).first() is not None
 
 
 def record_outcome(session: Session, runbook_id: str, threshold: int | None, at: datetime) -> bool:

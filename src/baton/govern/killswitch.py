@@ -14,6 +14,9 @@ from baton.govern.audit import Actor, append
 from baton.store.models import Meta
 
 PREFIX = "pause:"
+_META = Meta.__table__
+# Core and built once: every step boundary of every execution asks.
+_PAUSES = select(_META.c.key).where(_META.c.key.like(f"{PREFIX}%")).order_by(_META.c.key)
 
 
 def _key(scope: str, target: str | None) -> str:
@@ -61,12 +64,8 @@ def resume(
 
 
 def active(session: Session) -> list[str]:
-    return [
-        k.removeprefix(PREFIX)
-        for k in session.scalars(
-            select(Meta.key).where(Meta.key.like(f"{PREFIX}%")).order_by(Meta.key)
-        )
-    ]
+    session.flush()  # Core reads do not autoflush; a pause set in this session counts
+    return [k.removeprefix(PREFIX) for k in session.execute(_PAUSES).scalars()]
 
 
 def details(session: Session) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from baton.govern.audit import Actor, append
@@ -21,15 +21,18 @@ from baton.store.models import (
 )
 
 LEARNER = Actor("baton.learn", "ai", "trust-ledger/1")
+_RUNS = Execution.__table__
+_BY_STATUS = (  # Core and built once: every finished execution asks
+    select(_RUNS.c.status, func.count())
+    .where(_RUNS.c.runbook_id == bindparam("runbook"))
+    .group_by(_RUNS.c.status)
+)
 
 
 def trust(session: Session, runbook_id: str) -> dict[str, Any]:
     """A runbook's track record: finished runs, verified successes, success rate."""
-    rows = session.execute(
-        select(Execution.status, func.count())
-        .where(Execution.runbook_id == runbook_id)
-        .group_by(Execution.status)
-    ).all()
+    session.flush()  # Core reads do not autoflush; the run just finished counts
+    rows = session.execute(_BY_STATUS, {"runbook": runbook_id}).all()
     counts = {status: n for status, n in rows}
     finished = sum(n for s, n in counts.items() if s in ("succeeded", "failed", "rolled_back"))
     success = counts.get("succeeded", 0)

@@ -751,10 +751,15 @@ class Platform:
                 decision="proposed",
                 rationale=reason,
             )
-            MultiStage([DecideStage(), ActStage()]).run(StageContext(s, at, self), [proposal])
-            decision = s.scalar(select(Decision).where(Decision.proposal_id == proposal.id))
-            approval = s.scalar(select(Approval).where(Approval.decision_id == decision.id))
-            execution = s.scalar(select(Execution).where(Execution.decision_id == decision.id))
+            stage = StageContext(s, at, self)
+            [(decision, _)] = DecideStage().run(stage, [proposal])
+            queued = ActStage().run(stage, [(decision, proposal)])
+            execution = queued[0] if queued else None
+            approval = (
+                s.scalar(select(Approval).where(Approval.decision_id == decision.id))
+                if decision.tier == "approve"
+                else None
+            )
             due_now = execution is not None and execution.not_before is None
             result = {
                 "proposal": proposal.id,
