@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import bindparam, select, update
@@ -45,6 +45,13 @@ _CLAIM = (
     .where(_RUNS.c.id == bindparam("run"), _RUNS.c.status == "queued")
     .values(status="running", started_at=bindparam("at"), worker=bindparam("by"))
     .values(heartbeat_at=bindparam("at"))
+    .returning(
+        _RUNS.c.runbook_id,
+        _RUNS.c.runbook_version,
+        _RUNS.c.params,
+        _RUNS.c.worker,
+        _RUNS.c.cancel_requested,
+    )
 )
 _BEAT = _RUNS.update().where(_RUNS.c.id == bindparam("run")).values(heartbeat_at=bindparam("at"))
 _BEAT_MINE = _BEAT.where(_RUNS.c.worker == bindparam("by"))
@@ -235,13 +242,14 @@ def _step_row(
     )
 
 
-def _start_step(s: Session, row: ExecutionStep, worker: str | None = None) -> int:
+def _start_step(s: Session, row: ExecutionStep, worker: str | None, beat: bool = True) -> int:
     """Persist a step as `running` before it runs, so a crash leaves evidence of the step
     that was in flight (and it is never re-run blindly). Returns the row's id.
 
-    With `worker`, only while that worker still holds the execution (else LostClaim)."""
-    beat = {"run": row.execution_id, "at": row.started_at, "by": worker}
-    if s.execute(_BEAT if worker is None else _BEAT_MINE, beat).rowcount != 1:
+    With `worker`, only while that worker still holds the execution (else LostClaim);
+    `beat=False` when the claim was taken in this very transaction."""
+    values = {"run": row.execution_id, "at": row.started_at, "by": worker}
+    if beat and s.execute(_BEAT if worker is None else _BEAT_MINE, values).rowcount != 1:
         raise LostClaim(row.execution_id)
     values = {c.name: getattr(row, c.name) for c in _STEPS.columns if c.name != "id"}
     return int(s.execute(_STEP_INSERT, values).inserted_primary_key[0])
@@ -297,69 +305,94 @@ class StepsResult:
     stopped: bool = False
 
 
-StopReason = Callable[[Session], str | None]
+StopReason = Callable[[Session, Any], str | None]
 Conclude = Callable[[Session, StepsResult], StepsResult]
 
 
-def _run_steps(
-    db: Database,
-    execution_id: int,
-    steps: list[dict[str, Any]],
-    phase: str,
-    params: dict[str, Any],
-    ctx: ActionContext,
-    now: Clock,
-    first_seq: int,
-    stop_reason: StopReason,
-    worker: str | None = None,
-    conclude: Conclude | None = None,
-) -> StepsResult:
-    """Run steps in order, each persisted before and after it runs. With `worker`, the
-    steps belong to that worker's claim: losing it ends the run (LostClaim).
+@dataclass(frozen=True)
+class Phase:
+    """The steps (or rollback steps) of one execution, run in order, each persisted
+    before and after it runs. With `worker`, they belong to that worker's claim: losing
+    it ends the run (LostClaim).
 
     One transaction per step boundary: a step's end, the stop check and the next step's
     start commit together; the last step's end commits with `conclude`, which may turn
     the result into the execution's ending.
     """
-    seq, completed = first_seq, 0
-    ended: tuple[ExecutionStep, dict[str, Any], Outcome, datetime] | None = None
 
-    def finish(s: Session, result: StepsResult) -> StepsResult:
-        if ended is not None:
-            _end_step(s, *ended)
-        return conclude(s, result) if conclude else result
+    db: Database
+    execution_id: int
+    name: str
+    params: dict[str, Any]
+    ctx: ActionContext
+    now: Clock
+    stop_reason: StopReason  # asked with the execution's state, or None to read it
+    worker: str | None = None
 
-    for item in steps:
-        with db.session() as s:
+    def open(
+        self, s: Session, item: dict[str, Any], seq: int, state: Any = None, beat: bool = True
+    ) -> ExecutionStep | str:
+        """A boundary's start: the stored `running` row, or why the step must not start."""
+        reason = self.stop_reason(s, state)
+        if reason == TAKEN_OVER:
+            raise LostClaim(self.execution_id)
+        if reason:
+            return reason
+        shown = shown_args(item, self.params)
+        row = _step_row(self.execution_id, seq, self.name, item, shown, self.now())
+        row.id = _start_step(s, row, self.worker, beat)
+        return row
+
+    def run(
+        self,
+        steps: list[dict[str, Any]],
+        first_seq: int,
+        conclude: Conclude | None = None,
+        started: ExecutionStep | str | None = None,
+    ) -> StepsResult:
+        """`started`: the first step's boundary, already written by the caller."""
+        seq, completed = first_seq, 0
+        ended: tuple[ExecutionStep, dict[str, Any], Outcome, datetime] | None = None
+
+        def finish(s: Session, result: StepsResult) -> StepsResult:
             if ended is not None:
                 _end_step(s, *ended)
-                ended = None
-            reason = stop_reason(s)
-            if reason == TAKEN_OVER:
-                raise LostClaim(execution_id)
-            if reason:
-                why = f"stopped before step {render(item['name'], params)!r}: {reason}"
-                return finish(s, StepsResult(False, seq, completed, why, stopped=True))
-            row = _step_row(execution_id, seq, phase, item, shown_args(item, params), now())
-            row.id = _start_step(s, row, worker)
-        live = replace(ctx, on_output=_live_output(db, row.id))
-        _, outcome = perform(item, params, live, run_action)
-        ended = (row, item, outcome, now())
-        seq += 1
-        result = None
-        if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
-            why = f"stopped during step {render(item['name'], params)!r}"
-            result = StepsResult(False, seq, completed, why, stopped=True)
-        elif not outcome.ok and not item.get("continue_on_error"):
-            why = f"step {render(item['name'], params)!r} failed: {outcome.output}"
-            result = StepsResult(False, seq, completed, why)
-        elif outcome.ok:
-            completed += 1
-        if result is not None:
-            with db.session() as s:
-                return finish(s, result)
-    with db.session() as s:
-        return finish(s, StepsResult(True, seq, completed, "all steps ok"))
+            return conclude(s, result) if conclude else result
+
+        def named(item: dict[str, Any]) -> str:
+            return repr(render(item["name"], self.params))
+
+        for item in steps:
+            opened, started = started, None
+            with self.db.session() as s:
+                if opened is None:
+                    if ended is not None:
+                        _end_step(s, *ended)
+                        ended = None
+                    opened = self.open(s, item, seq)
+                if isinstance(opened, str):
+                    why = f"stopped before step {named(item)}: {opened}"
+                    return finish(s, StepsResult(False, seq, completed, why, stopped=True))
+            row = opened
+            live = replace(self.ctx, on_output=_live_output(self.db, row.id))
+            _, outcome = perform(item, self.params, live, run_action)
+            ended = (row, item, outcome, self.now())
+            seq += 1
+            result = None
+            if outcome.observed.get("stopped"):  # cancelled mid-step: the process was killed
+                why = f"stopped during step {named(item)}"
+                result = StepsResult(False, seq, completed, why, stopped=True)
+            elif not outcome.ok and not item.get("continue_on_error"):
+                result = StepsResult(
+                    False, seq, completed, f"step {named(item)} failed: {outcome.output}"
+                )
+            elif outcome.ok:
+                completed += 1
+            if result is not None:
+                with self.db.session() as s:
+                    return finish(s, result)
+        with self.db.session() as s:
+            return finish(s, StepsResult(True, seq, completed, "all steps ok"))
 
 
 def _throttled(check: Callable[[], str | None], every_s: float = 1.0) -> Callable[[], str | None]:
@@ -444,10 +477,11 @@ def _finish(
     )
 
 
-def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> bool:
-    """Atomically move queued → running: of two deliveries only one wins."""
-    done = s.execute(_CLAIM, {"run": execution_id, "at": at, "by": worker}).rowcount
-    if done == 1:
+def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> Any:
+    """Atomically move queued → running: of two deliveries only one wins. Returns the
+    claimed execution's state (runbook, params, cancel flag), or None if not won."""
+    claimed = s.execute(_CLAIM, {"run": execution_id, "at": at, "by": worker}).first()
+    if claimed is not None:
         append(
             s,
             actor=EXECUTOR,
@@ -457,7 +491,7 @@ def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> bool:
             decision="running",
             inputs={"worker": worker},
         )
-    return done == 1
+    return claimed
 
 
 def _take_over(db: Database, execution_id: int, at: datetime, lease_s: float, worker: str) -> bool:
@@ -532,33 +566,16 @@ def _escalated(s: Session, execution_id: int, at: datetime, why: str) -> None:
     )
 
 
-def _begin(
-    db: Database, execution_id: int, at: datetime, worker: str, lease_s: float
-) -> tuple[Runbook | None, dict[str, Any], Resume] | str:
-    """Claim a queued execution or take over an orphaned one; the status when neither."""
-    with db.session() as s:
-        claimed = _claim(s, execution_id, at, worker)
-        execution = s.get(Execution, execution_id)
-        if execution is None:
-            raise LookupError(f"no execution {execution_id}")
-        status = execution.status
-        runbook = get_version(s, execution.runbook_id, execution.runbook_version)
-        params = dict(execution.params)
-    if claimed:
-        return runbook, params, Resume(0, 1)
-    if (
-        status != "running"
-        or runbook is None
-        or not _take_over(db, execution_id, at, lease_s, worker)
-    ):
-        return status  # redelivery never runs an execution twice
-    with db.session() as s:
-        execution = s.get(Execution, execution_id)
-        point = _resume_point(s, execution, runbook, at)
-    return (runbook, params, point) if point else "interrupted"
+class RunState(Protocol):
+    """What a stop check may look at: an Execution, or the row its claim returned."""
+
+    runbook_id: str
+    params: dict[str, Any]
+    worker: str | None
+    cancel_requested: bool
 
 
-StopCheck = Callable[[Session, Execution], str | None]
+StopCheck = Callable[[Session, RunState], str | None]
 Learn = Callable[[Session, Execution], None]
 
 
@@ -567,7 +584,7 @@ def run_execution(
     execution_id: int,
     ctx: ActionContext,
     now: Clock,
-    stop_check: StopCheck = lambda s, execution: None,
+    stop_check: StopCheck = lambda s, state: None,
     worker: str = "local",
     lease_s: float = 30.0,
     learn: Learn | None = None,
@@ -575,16 +592,14 @@ def run_execution(
     """Run the steps of a queued execution (or go on with one whose worker died); leave it
     `verifying` or finished. Returns its status.
 
-    `stop_check` is asked, with the execution, before each step and while a program
-    runs; a reason it returns (a kill switch, say) stops the run like a cancel. `learn`
-    is called inside the transaction that records a success, so the outcome and what is
-    learned from it commit together (other endings are left to the caller).
+    `stop_check` is asked, with the execution's state, before each step and while a
+    program runs; a reason it returns (a kill switch, say) stops the run like a cancel.
+    `learn` is called inside the transaction that records a success, so the outcome and
+    what is learned from it commit together (other endings are left to the caller).
     """
-    begun = _begin(db, execution_id, now(), worker, lease_s)
-    if isinstance(begun, str):
-        return begun
+    run = _Run(db, execution_id, ctx, now, stop_check, worker, learn)
     try:
-        return _carry_on(db, execution_id, begun, ctx, now, stop_check, worker, learn)
+        return run.go(lease_s)
     except LostClaim:  # another worker took it over: everything from here is theirs
         return "taken_over"
 
@@ -601,38 +616,117 @@ def _owned(s: Session, execution_id: int, worker: str) -> Execution:
     return execution
 
 
-def _carry_on(
-    db: Database,
-    execution_id: int,
-    begun: tuple[Runbook | None, dict[str, Any], Resume],
-    ctx: ActionContext,
-    now: Clock,
-    stop_check: StopCheck,
-    worker: str,
-    learn: Learn | None,
-) -> str:
-    runbook, params, start = begun
+Begun = tuple[Runbook | None, dict[str, Any], Resume, ExecutionStep | str | None]
 
-    def stop_reason(s: Session) -> str | None:
-        execution = s.get(Execution, execution_id)
-        if execution.worker != worker:
+
+class _Run:
+    """One worker's go at one execution: claim it (or take it over), run its steps, then
+    record how it ended."""
+
+    def __init__(
+        self,
+        db: Database,
+        execution_id: int,
+        ctx: ActionContext,
+        now: Clock,
+        stop_check: StopCheck,
+        worker: str,
+        learn: Learn | None,
+    ) -> None:
+        self.db, self.execution_id, self.now = db, execution_id, now
+        self.stop_check, self.worker, self.learn = stop_check, worker, learn
+        self.ctx = replace(ctx, should_cancel=_throttled(self._should_stop))
+        self.runbook: Runbook | None = None
+        self.status = "failed"
+
+    def stop_reason(self, s: Session, state: Any = None) -> str | None:
+        state = state or s.get(Execution, self.execution_id)
+        if state.worker != self.worker:
             return TAKEN_OVER
-        if execution.cancel_requested:
+        if state.cancel_requested:
             return "a human cancelled it"
-        return stop_check(s, execution)
+        return self.stop_check(s, state)
 
-    def should_stop() -> str | None:
-        with db.session() as s:
-            return stop_reason(s)
+    def _should_stop(self) -> str | None:
+        with self.db.session() as s:
+            return self.stop_reason(s)
 
-    ctx = replace(ctx, should_cancel=_throttled(should_stop))
-    status = "failed"
+    def phase(self, params: dict[str, Any]) -> Phase:
+        return Phase(
+            self.db,
+            self.execution_id,
+            "step",
+            params,
+            self.ctx,
+            self.now,
+            self.stop_reason,
+            self.worker,
+        )
 
-    def conclude(s: Session, result: StepsResult) -> StepsResult:
-        nonlocal status
-        late_stop = stop_reason(s) if result.ok else None
-        if late_stop == TAKEN_OVER:
-            raise LostClaim(execution_id)
+    def go(self, lease_s: float) -> str:
+        begun = self._begin(lease_s)
+        if isinstance(begun, str):
+            return begun
+        runbook, params, start, started = begun
+        if runbook is None:
+            with self.db.session() as s:
+                execution = _owned(s, self.execution_id, self.worker)
+                _finish(s, execution, "failed", "runbook version not found", self.now())
+            return "failed"
+        self.runbook = runbook
+        steps = runbook.doc["steps"][start.index :]
+        result = self.phase(params).run(steps, start.seq, self._conclude, started)
+        if not result.ok:
+            undo_and_escalate(
+                self.db,
+                self.execution_id,
+                runbook,
+                self.ctx,
+                self.now,
+                result.next_seq,
+                result.summary,
+                changed=result.completed > 0 or start.index > 0,
+            )
+            return _status(self.db, self.execution_id)
+        return self.status
+
+    def _begin(self, lease_s: float) -> Begun | str:
+        """Claim a queued execution, opening its first step in the same transaction, or
+        take over an orphaned one; the execution's status when neither."""
+        at = self.now()
+        with self.db.session() as s:
+            claimed = _claim(s, self.execution_id, at, self.worker)
+            if claimed is not None:
+                runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
+                params = dict(claimed.params)
+                steps = runbook.doc["steps"] if runbook else []
+                started = (
+                    self.phase(params).open(s, steps[0], 1, state=claimed, beat=False)
+                    if steps
+                    else None
+                )
+                return runbook, params, Resume(0, 1), started
+            execution = s.get(Execution, self.execution_id)
+            if execution is None:
+                raise LookupError(f"no execution {self.execution_id}")
+            status = execution.status
+            runbook = get_version(s, execution.runbook_id, execution.runbook_version)
+            params = dict(execution.params)
+        if (
+            status != "running"
+            or runbook is None
+            or not _take_over(self.db, self.execution_id, at, lease_s, self.worker)
+        ):
+            return status  # redelivery never runs an execution twice
+        with self.db.session() as s:
+            execution = s.get(Execution, self.execution_id)
+            point = _resume_point(s, execution, runbook, at)
+        return (runbook, params, point, None) if point else "interrupted"
+
+    def _conclude(self, s: Session, result: StepsResult) -> StepsResult:
+        """The steps are over: record the ending (or `verifying`) with the last step's end."""
+        execution = _owned(s, self.execution_id, self.worker)
+        late_stop = self.stop_reason(s, execution) if result.ok else None
         if late_stop:  # asked to stop during the last step: undo rather than verify
             result = StepsResult(
                 False,
@@ -641,63 +735,31 @@ def _carry_on(
                 f"stopped after the last step: {late_stop}",
                 stopped=True,
             )
-        execution = _owned(s, execution_id, worker)
+        verify = self.runbook.doc.get("verify") if self.runbook else None
         if not result.ok:
             ending = "cancelled" if result.stopped else "failed"
-            _finish(s, execution, ending, result.summary, now())
-        elif runbook.doc.get("verify"):
-            within = max(c.get("within_s", 300) for c in runbook.doc["verify"])
+            _finish(s, execution, ending, result.summary, self.now())
+        elif verify:
+            within = max(c.get("within_s", 300) for c in verify)
             execution.status = "verifying"
-            execution.verify_deadline = now() + timedelta(seconds=within)
+            execution.verify_deadline = self.now() + timedelta(seconds=within)
             append(
                 s,
                 actor=EXECUTOR,
                 action="execution.verifying",
-                subject=f"execution:{execution_id}",
-                at=now(),
+                subject=f"execution:{self.execution_id}",
+                at=self.now(),
                 decision="verifying",
-                rationale=f"steps done; checking {len(runbook.doc['verify'])} verify check(s) "
+                rationale=f"steps done; checking {len(verify)} verify check(s) "
                 f"for up to {within:.0f}s",
             )
         else:
-            _finish(s, execution, "succeeded", "steps done; runbook has no verify checks", now())
-            if learn is not None:
-                learn(s, execution)
-        status = execution.status
+            done = "steps done; runbook has no verify checks"
+            _finish(s, execution, "succeeded", done, self.now())
+            if self.learn is not None:
+                self.learn(s, execution)
+        self.status = execution.status
         return result
-
-    if runbook is None:
-        with db.session() as s:
-            _finish(
-                s, _owned(s, execution_id, worker), "failed", "runbook version not found", now()
-            )
-        return "failed"
-    result = _run_steps(
-        db,
-        execution_id,
-        runbook.doc["steps"][start.index :],
-        "step",
-        params,
-        ctx,
-        now,
-        start.seq,
-        stop_reason,
-        worker,
-        conclude,
-    )
-    if not result.ok:
-        undo_and_escalate(
-            db,
-            execution_id,
-            runbook,
-            ctx,
-            now,
-            result.next_seq,
-            result.summary,
-            changed=result.completed > 0 or start.index > 0,
-        )
-        return _status(db, execution_id)
-    return status
 
 
 def _status(db: Database, execution_id: int) -> str:
@@ -721,9 +783,8 @@ def undo_and_escalate(
     if changed and runbook.reversible and steps:
         with db.session() as s:
             params = dict(s.get(Execution, execution_id).params)
-        result = _run_steps(
-            db, execution_id, steps, "rollback", params, ctx, now, first_seq, lambda s: None
-        )
+        phase = Phase(db, execution_id, "rollback", params, ctx, now, lambda s, state: None)
+        result = phase.run(steps, first_seq)
         rolled, note = result.ok, "rolled back" if result.ok else f"rollback {result.summary}"
     elif changed:
         note = "the runbook is not reversible: no rollback possible"

@@ -548,9 +548,9 @@ class Platform:
         with self._submitted_lock:
             self._submitted.pop(execution_id, None)
 
-        def paused(s: Session, execution: Execution) -> str | None:
-            service = execution.params.get("service")
-            scope = killswitch.paused_scope(s, execution.runbook_id, service)
+        def paused(s: Session, state: executor.RunState) -> str | None:
+            service = state.params.get("service")
+            scope = killswitch.paused_scope(s, state.runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
         learned: list[tuple[dict[str, Any], list[escalation.Notice]]] = []
