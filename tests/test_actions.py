@@ -422,3 +422,40 @@ def test_all_known_secrets_are_scrubbed_in_their_encodings(monkeypatch, tmp_path
     shown, outcome = perform(step, {}, ActionContext(), run_action)
     assert outcome.ok and "p@ss" not in outcome.output and "cEBzc" not in outcome.output
     assert shown["argv"][-1] == "***"
+
+
+def test_each_limit_refuses_the_run_over_it_and_only_that(demo):
+    rb = _runbook(
+        [{"name": "noop", "action": "command", "with": {"argv": ["true"]}}],
+        limits={"max_per_hour_per_target": 2, "max_concurrent": 3},
+    )
+    at, asker = demo.clock.now(), Actor("t", "human")
+
+    def queue(service: str, global_per_hour: int | None = None) -> str:
+        with demo.platform.db.session() as s:
+            try:
+                create_execution(
+                    s,
+                    runbook=rb,
+                    params={"service": service, "n": len(seen)},  # never a repeat
+                    incident_id=None,
+                    decision_id=None,
+                    at=at,
+                    requested_by=asker,
+                    global_per_hour=global_per_hour,
+                )
+                return "ok"
+            except LimitReached as exc:
+                return str(exc)
+            finally:
+                seen.append(service)
+
+    seen: list[str] = []
+    assert [queue("web"), queue("web")] == ["ok", "ok"]
+    assert "max_per_hour_per_target" in queue("web")  # a third on the same target
+    assert queue("db") == "ok"  # another target is its own count
+    assert "max_concurrent" in queue("cache")  # three already queued: in flight
+    with demo.platform.db.session() as s:
+        s.query(Execution).filter_by(runbook_id=rb.id).update({"status": "succeeded"})
+    assert queue("cache") == "ok"  # finished runs are not in flight
+    assert "max_runs_per_hour" in queue("mail", global_per_hour=4)  # four ran this hour

@@ -27,16 +27,27 @@ class LimitReached(Refused):
 _RUNS = Execution.__table__
 _RECENT = (_RUNS.c.created_at > bindparam("since"), _RUNS.c.status.not_in(NOT_COUNTED))
 _MINE = _RUNS.c.runbook_id == bindparam("runbook")
-# Core and built once: every queued execution is counted against them.
-_COUNT = select(func.count()).select_from(_RUNS)
-_ALL_RECENT = _COUNT.where(*_RECENT)
-_MINE_RECENT = _COUNT.where(_MINE, *_RECENT)
-_MINE_ACTIVE = _COUNT.where(_MINE, _RUNS.c.status.in_(ACTIVE))
+_ON_TARGET = _RUNS.c.params["service"].as_string() == bindparam("target")
 
 
-def _count(session: Session, stmt: Any, **values: Any) -> int:
+def _up_to(*where: Any) -> Any:
+    """Count matching runs, but only up to `cap`: a limit only asks whether it is reached,
+    so the cost stays bounded by the limit, not by the history (Core, built once)."""
+    hits = select(_RUNS.c.id).where(*where).limit(bindparam("cap")).subquery()
+    return select(func.count()).select_from(hits)
+
+
+_ALL_RECENT = _up_to(*_RECENT)
+_MINE_RECENT = _up_to(_MINE, *_RECENT)
+_MINE_ON_TARGET = _up_to(_MINE, _ON_TARGET, *_RECENT)
+_MINE_ACTIVE = _up_to(_MINE, _RUNS.c.status.in_(ACTIVE))
+
+
+def _reached(session: Session, limit: int | None, stmt: Any, **values: Any) -> bool:
+    if not limit:
+        return False
     session.flush()  # Core reads do not autoflush
-    return int(session.execute(stmt, values).scalar() or 0)
+    return int(session.execute(stmt, {**values, "cap": limit}).scalar() or 0) >= limit
 
 
 def check(
@@ -48,33 +59,27 @@ def check(
 ) -> None:
     """Raise LimitReached if one more run of `runbook` with `params` would break a limit."""
     limits = runbook.doc.get("limits") or {}
-    hour_ago = at - timedelta(hours=1)
-    recent = (Execution.created_at > hour_ago, Execution.status.not_in(NOT_COUNTED))
-    mine = Execution.runbook_id == runbook.id
+    since, mine = at - timedelta(hours=1), runbook.id
     per_hour = limits.get("max_per_hour")
-    if per_hour and _count(session, _MINE_RECENT, runbook=runbook.id, since=hour_ago) >= per_hour:
+    if _reached(session, per_hour, _MINE_RECENT, runbook=mine, since=since):
         raise LimitReached(
             f"{runbook.id} already ran {per_hour} time(s) in the last hour (limits.max_per_hour)"
         )
     target = params.get("service")
-    per_target = limits.get("max_per_hour_per_target")
-    if per_target and target is not None:
-        same = [
-            e
-            for e in session.scalars(select(Execution).where(mine, *recent))
-            if e.params.get("service") == target
-        ]
-        if len(same) >= per_target:
-            raise LimitReached(
-                f"{runbook.id} already ran {per_target} time(s) on {target} in "
-                "the last hour (limits.max_per_hour_per_target)"
-            )
+    per_target = limits.get("max_per_hour_per_target") if target is not None else None
+    if _reached(
+        session, per_target, _MINE_ON_TARGET, runbook=mine, target=str(target), since=since
+    ):
+        raise LimitReached(
+            f"{runbook.id} already ran {per_target} time(s) on {target} in "
+            "the last hour (limits.max_per_hour_per_target)"
+        )
     concurrent = limits.get("max_concurrent")
-    if concurrent and _count(session, _MINE_ACTIVE, runbook=runbook.id) >= concurrent:
+    if _reached(session, concurrent, _MINE_ACTIVE, runbook=mine):
         raise LimitReached(
             f"{runbook.id} already has {concurrent} run(s) in flight (limits.max_concurrent)"
         )
-    if global_per_hour and _count(session, _ALL_RECENT, since=hour_ago) >= global_per_hour:
+    if _reached(session, global_per_hour, _ALL_RECENT, since=since):
         raise LimitReached(
             f"{global_per_hour} automated runs in the last hour across all "
             "runbooks (policy max_runs_per_hour)"

@@ -261,7 +261,7 @@ def _workers(broker: str | None, home: Path) -> Iterator[Settings]:
     books = home / "runbooks"
     books.mkdir()
     (books / "bench-noop.yaml").write_text(NOOP_RUNBOOK)
-    (books / "policy.yaml").write_text("veto_window_s: 0\nmax_runs_per_hour: 1000000\n")
+    (books / "policy.yaml").write_text("veto_window_s: 0\n")  # else the default policy
     queue = f"baton-bench-{uuid.uuid4().hex[:8]}"
     cfg = Settings(home=home, runbooks_dir=books, broker_url=broker, task_queue=queue)
     if not broker:

@@ -285,7 +285,12 @@ class Approval(Base):
 
 class Execution(Base):
     __tablename__ = "executions"
-    __table_args__ = (Index("ix_executions_runbook_status", "runbook_id", "status"),)
+    __table_args__ = (
+        Index("ix_executions_runbook_status", "runbook_id", "status"),
+        Index("ix_executions_created_at", "created_at"),
+        Index("ix_executions_runbook_created", "runbook_id", "created_at"),
+        Index("ix_executions_runbook_finished", "runbook_id", "finished_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
