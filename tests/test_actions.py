@@ -431,7 +431,7 @@ def test_each_limit_refuses_the_run_over_it_and_only_that(demo):
     )
     at, asker = demo.clock.now(), Actor("t", "human")
 
-    def queue(service: str, global_per_hour: int | None = None) -> str:
+    def queue(service: str | int, global_per_hour: int | None = None) -> str:
         with demo.platform.db.session() as s:
             try:
                 create_execution(
@@ -450,7 +450,7 @@ def test_each_limit_refuses_the_run_over_it_and_only_that(demo):
             finally:
                 seen.append(service)
 
-    seen: list[str] = []
+    seen: list[str | int] = []
     assert [queue("web"), queue("web")] == ["ok", "ok"]
     assert "max_per_hour_per_target" in queue("web")  # a third on the same target
     assert queue("db") == "ok"  # another target is its own count
@@ -459,3 +459,7 @@ def test_each_limit_refuses_the_run_over_it_and_only_that(demo):
         s.query(Execution).filter_by(runbook_id=rb.id).update({"status": "succeeded"})
     assert queue("cache") == "ok"  # finished runs are not in flight
     assert "max_runs_per_hour" in queue("mail", global_per_hour=4)  # four ran this hour
+    with demo.platform.db.session() as s:
+        s.query(Execution).filter_by(runbook_id=rb.id).update({"status": "succeeded"})
+    assert [queue(7), queue(7)] == ["ok", "ok"]  # a target that is not text counts too
+    assert "max_per_hour_per_target" in queue(7)

@@ -242,15 +242,18 @@ def _step_row(
     )
 
 
-def _start_step(s: Session, row: ExecutionStep, worker: str | None, beat: bool = True) -> int:
-    """Persist a step as `running` before it runs, so a crash leaves evidence of the step
-    that was in flight (and it is never re-run blindly). Returns the row's id.
+def _hold(s: Session, execution_id: int, at: datetime, worker: str | None) -> None:
+    """Write the execution's row first in a transaction (a heartbeat): every writer takes
+    it before the audit chain's lock, so a step boundary and a cancel cannot deadlock.
+    With `worker`, only while that worker still holds the execution (else LostClaim)."""
+    values = {"run": execution_id, "at": at, "by": worker}
+    if s.execute(_BEAT if worker is None else _BEAT_MINE, values).rowcount != 1:
+        raise LostClaim(execution_id)
 
-    With `worker`, only while that worker still holds the execution (else LostClaim);
-    `beat=False` when the claim was taken in this very transaction."""
-    values = {"run": row.execution_id, "at": row.started_at, "by": worker}
-    if beat and s.execute(_BEAT if worker is None else _BEAT_MINE, values).rowcount != 1:
-        raise LostClaim(row.execution_id)
+
+def _start_step(s: Session, row: ExecutionStep) -> int:
+    """Persist a step as `running` before it runs, so a crash leaves evidence of the step
+    that was in flight (and it is never re-run blindly). Returns the row's id."""
     values = {c.name: getattr(row, c.name) for c in _STEPS.columns if c.name != "id"}
     return int(s.execute(_STEP_INSERT, values).inserted_primary_key[0])
 
@@ -317,7 +320,8 @@ class Phase:
 
     One transaction per step boundary: a step's end, the stop check and the next step's
     start commit together; the last step's end commits with `conclude`, which may turn
-    the result into the execution's ending.
+    the result into the execution's ending. A boundary that finds the claim lost writes
+    nothing, not even the end of the step that just ran: the new owner decides about it.
     """
 
     db: Database
@@ -330,9 +334,10 @@ class Phase:
     worker: str | None = None
 
     def open(
-        self, s: Session, item: dict[str, Any], seq: int, state: Any = None, beat: bool = True
+        self, s: Session, item: dict[str, Any], seq: int, state: Any = None
     ) -> ExecutionStep | str:
-        """A boundary's start: the stored `running` row, or why the step must not start."""
+        """A boundary's start: the stored `running` row, or why the step must not start.
+        The caller already holds the execution's row in this transaction."""
         reason = self.stop_reason(s, state)
         if reason == TAKEN_OVER:
             raise LostClaim(self.execution_id)
@@ -340,7 +345,7 @@ class Phase:
             return reason
         shown = shown_args(item, self.params)
         row = _step_row(self.execution_id, seq, self.name, item, shown, self.now())
-        row.id = _start_step(s, row, self.worker, beat)
+        row.id = _start_step(s, row)
         return row
 
     def run(
@@ -354,6 +359,9 @@ class Phase:
         seq, completed = first_seq, 0
         ended: tuple[ExecutionStep, dict[str, Any], Outcome, datetime] | None = None
 
+        def hold(s: Session) -> None:
+            _hold(s, self.execution_id, self.now(), self.worker)
+
         def finish(s: Session, result: StepsResult) -> StepsResult:
             if ended is not None:
                 _end_step(s, *ended)
@@ -364,15 +372,17 @@ class Phase:
 
         for item in steps:
             opened, started = started, None
-            with self.db.session() as s:
-                if opened is None:
-                    if ended is not None:
-                        _end_step(s, *ended)
-                        ended = None
-                    opened = self.open(s, item, seq)
-                if isinstance(opened, str):
-                    why = f"stopped before step {named(item)}: {opened}"
-                    return finish(s, StepsResult(False, seq, completed, why, stopped=True))
+            if not isinstance(opened, ExecutionStep):
+                with self.db.session() as s:
+                    hold(s)
+                    if opened is None:
+                        if ended is not None:
+                            _end_step(s, *ended)
+                            ended = None
+                        opened = self.open(s, item, seq)
+                    if isinstance(opened, str):
+                        why = f"stopped before step {named(item)}: {opened}"
+                        return finish(s, StepsResult(False, seq, completed, why, stopped=True))
             row = opened
             live = replace(self.ctx, on_output=_live_output(self.db, row.id))
             _, outcome = perform(item, self.params, live, run_action)
@@ -390,8 +400,10 @@ class Phase:
                 completed += 1
             if result is not None:
                 with self.db.session() as s:
+                    hold(s)
                     return finish(s, result)
         with self.db.session() as s:
+            hold(s)
             return finish(s, StepsResult(True, seq, completed, "all steps ok"))
 
 
@@ -464,6 +476,7 @@ def _finish(
     execution.status, execution.summary, execution.finished_at = status, summary, at
     if verified is not None:
         execution.verified = verified
+    s.flush()  # the execution's row before the audit chain's lock: one order for all
     append(
         s,
         actor=EXECUTOR,
@@ -594,8 +607,9 @@ def run_execution(
 
     `stop_check` is asked, with the execution's state, before each step and while a
     program runs; a reason it returns (a kill switch, say) stops the run like a cancel.
-    `learn` is called inside the transaction that records a success, so the outcome and
-    what is learned from it commit together (other endings are left to the caller).
+    `learn` is called once for the ending this call reached (none when another worker ran
+    or ends it): a success inside the transaction that records it, so the outcome and
+    what is learned from it commit together; other endings once they are settled.
     """
     run = _Run(db, execution_id, ctx, now, stop_check, worker, learn)
     try:
@@ -638,6 +652,8 @@ class _Run:
         self.ctx = replace(ctx, should_cancel=_throttled(self._should_stop))
         self.runbook: Runbook | None = None
         self.status = "failed"
+        self.ended_here = False  # this call took the execution to its ending
+        self.learn_after = False  # learning inside the ending's transaction failed
 
     def stop_reason(self, s: Session, state: Any = None) -> str | None:
         state = state or s.get(Execution, self.execution_id)
@@ -666,12 +682,15 @@ class _Run:
     def go(self, lease_s: float) -> str:
         begun = self._begin(lease_s)
         if isinstance(begun, str):
+            if self.ended_here:  # taken over and interrupted here
+                self._learn_apart()
             return begun
         runbook, params, start, started = begun
         if runbook is None:
             with self.db.session() as s:
                 execution = _owned(s, self.execution_id, self.worker)
                 _finish(s, execution, "failed", "runbook version not found", self.now())
+            self._learn_apart()
             return "failed"
         self.runbook = runbook
         steps = runbook.doc["steps"][start.index :]
@@ -687,8 +706,17 @@ class _Run:
                 result.summary,
                 changed=result.completed > 0 or start.index > 0,
             )
+            self._learn_apart()
             return _status(self.db, self.execution_id)
+        if self.learn_after:
+            self._learn_apart()
         return self.status
+
+    def _learn_apart(self) -> None:
+        """Learn from the ending in a transaction of its own."""
+        if self.learn is not None:
+            with self.db.session() as s:
+                self.learn(s, s.get(Execution, self.execution_id))
 
     def _begin(self, lease_s: float) -> Begun | str:
         """Claim a queued execution, opening its first step in the same transaction, or
@@ -700,11 +728,7 @@ class _Run:
                 runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
                 params = dict(claimed.params)
                 steps = runbook.doc["steps"] if runbook else []
-                started = (
-                    self.phase(params).open(s, steps[0], 1, state=claimed, beat=False)
-                    if steps
-                    else None
-                )
+                started = self.phase(params).open(s, steps[0], 1, state=claimed) if steps else None
                 return runbook, params, Resume(0, 1), started
             execution = s.get(Execution, self.execution_id)
             if execution is None:
@@ -721,6 +745,7 @@ class _Run:
         with self.db.session() as s:
             execution = s.get(Execution, self.execution_id)
             point = _resume_point(s, execution, runbook, at)
+        self.ended_here = point is None
         return (runbook, params, point, None) if point else "interrupted"
 
     def _conclude(self, s: Session, result: StepsResult) -> StepsResult:
@@ -757,7 +782,12 @@ class _Run:
             done = "steps done; runbook has no verify checks"
             _finish(s, execution, "succeeded", done, self.now())
             if self.learn is not None:
-                self.learn(s, execution)
+                try:
+                    with s.begin_nested():  # a failure to learn must not undo the success
+                        self.learn(s, execution)
+                except Exception:
+                    log.exception("learning inside the ending failed; learning apart")
+                    self.learn_after = True
         self.status = execution.status
         return result
 
@@ -792,6 +822,7 @@ def undo_and_escalate(
         execution = s.get(Execution, execution_id)
         if rolled:
             execution.status = "rolled_back"
+            s.flush()  # the execution's row before the audit chain's lock
         append(
             s,
             actor=EXECUTOR,

@@ -50,6 +50,21 @@ def _reached(session: Session, limit: int | None, stmt: Any, **values: Any) -> b
     return int(session.execute(stmt, {**values, "cap": limit}).scalar() or 0) >= limit
 
 
+def _on_target(session: Session, runbook_id: str, target: Any, since: datetime, cap: int) -> int:
+    """Recent runs of the runbook on this target (up to `cap`). Text targets are counted in
+    SQL; others (JSON numbers, booleans) by Python equality, as databases spell them
+    differently."""
+    if isinstance(target, str):
+        session.flush()
+        values = {"runbook": runbook_id, "target": target, "since": since, "cap": cap}
+        return int(session.execute(_MINE_ON_TARGET, values).scalar() or 0)
+    recent = (Execution.created_at > since, Execution.status.not_in(NOT_COUNTED))
+    runs = session.scalars(
+        select(Execution.params).where(_RUNS.c.runbook_id == runbook_id, *recent)
+    )
+    return sum(1 for params in runs if params.get("service") == target)
+
+
 def check(
     session: Session,
     runbook: Runbook,
@@ -67,9 +82,7 @@ def check(
         )
     target = params.get("service")
     per_target = limits.get("max_per_hour_per_target") if target is not None else None
-    if _reached(
-        session, per_target, _MINE_ON_TARGET, runbook=mine, target=str(target), since=since
-    ):
+    if per_target and _on_target(session, mine, target, since, per_target) >= per_target:
         raise LimitReached(
             f"{runbook.id} already ran {per_target} time(s) on {target} in "
             "the last hour (limits.max_per_hour_per_target)"

@@ -566,10 +566,8 @@ class Platform:
                 learn=lambda s, execution: learned.append(self._learn_from(s, execution)),
             )
         self.notify("execution.ran", {"execution": execution_id, "status": status})
-        if learned:
-            self._tell(*learned[0])
-        elif status in executor.FINAL:
-            self._learn(execution_id)
+        for note, notices in learned:  # only what this call ended: a redelivery learns nothing
+            self._tell(note, notices)
 
     def _rollback_task(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
