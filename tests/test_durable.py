@@ -516,3 +516,69 @@ def test_each_ending_is_learned_once_and_counts_itself(make_platform, books, tmp
         "2 of 2 finished runs succeeded",
         "2 of 3 finished runs succeeded",
     ]
+
+
+@pytest.mark.parametrize("status", ["failed", "rolling_back"])
+def test_a_dead_workers_rollback_is_interrupted_and_escalated(
+    make_platform, books, tmp_path, status
+):
+    """A failed run's own rollback, or one a person asked for, whose worker died: the undo
+    is not re-run (nobody knows how far it got), and a person is called, once."""
+    undo = tmp_path / "undo"
+    write_runbook(books, [{"name": "fix", "action": "command", "with": {"argv": ["false"]}}])
+    doc = yaml.safe_load((books / "durable.yaml").read_text())
+    doc["reversible"] = True
+    doc["rollback"] = [{"name": "undo", "action": "command", "with": {"argv": appender(undo)}}]
+    (books / "durable.yaml").write_text(yaml.safe_dump(doc))
+    platform = make_platform(lease_s=30)
+    from baton.act.executor import create_execution
+
+    with platform.db.session() as s:
+        queued, _ = create_execution(
+            s,
+            runbook=platform.catalogue.get("durable"),
+            params={},
+            incident_id=None,
+            decision_id=None,
+            at=platform.clock.now(),
+            requested_by=PEOPLE,
+        )
+        execution_id = queued.id
+        now = platform.clock.now()
+        queued.status, queued.worker, queued.heartbeat_at = status, "dead:1", now
+        for seq, (phase, state) in enumerate([("step", "failed"), ("rollback", "running")], 1):
+            s.add(
+                ExecutionStep(
+                    execution_id=execution_id,
+                    seq=seq,
+                    phase=phase,
+                    name=phase,
+                    action="command",
+                    status=state,
+                    rendered={},
+                    started_at=now,
+                )
+            )
+    platform.tick()  # the undoing worker may still be alive: nothing happens
+    assert platform.backend.drain(timeout=60)
+    assert execution(platform, execution_id).status == status
+    platform.clock.advance(timedelta(seconds=31))
+    platform.tick()
+    assert platform.backend.drain(timeout=60)
+    platform.tick()  # nothing left to take over: the next tick changes nothing
+    assert platform.backend.drain(timeout=60)
+    done = execution(platform, execution_id)
+    assert not undo.exists()  # the undo is not run again
+    assert done.status == "failed"
+    assert [(st.phase, st.status) for st in done.steps] == [
+        ("step", "failed"),
+        ("rollback", "interrupted"),
+    ]
+    with platform.db.session() as s:
+        audit = s.scalars(
+            select(AuditRecord).where(AuditRecord.subject == f"execution:{execution_id}")
+        ).all()
+        learned = s.scalars(select(AuditRecord).where(AuditRecord.action == "learn.outcome")).all()
+    assert [r.action for r in audit].count("execution.escalated") == 1
+    assert any("mid-rollback" in (r.rationale or "") for r in audit)
+    assert len(learned) == 1

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, true, update
 from sqlalchemy.orm import Session
 
 from baton.act import limits
@@ -191,7 +191,7 @@ def request_cancel(session: Session, execution_id: int) -> Execution:
     return execution
 
 
-def claim_rollback(session: Session, execution_id: int) -> Execution:
+def claim_rollback(session: Session, execution_id: int, at: datetime) -> Execution:
     """Mark a succeeded execution `rolling_back` (only one request can win); ValueError
     if it cannot be undone."""
     execution = _locked(session, execution_id)
@@ -204,22 +204,30 @@ def claim_rollback(session: Session, execution_id: int) -> Execution:
     if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
         raise Refused(f"runbook {execution.runbook_id} is not reversible")
     execution.status = "rolling_back"
+    execution.heartbeat_at = at  # the lease covers the wait for a worker
     return execution
 
 
-def roll_back(db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str) -> bool:
-    """Undo an execution a person claimed with `claim_rollback`; a failed undo escalates."""
+def roll_back(
+    db: Database, execution_id: int, ctx: ActionContext, now: Clock, why: str, worker: str
+) -> str | None:
+    """Undo an execution a person claimed with `claim_rollback`; a failed undo escalates.
+    Returns how it ended, or None when there was nothing to do (a redelivery, say).
+
+    The rollback is `worker`'s while it runs: its heartbeat keeps it, and a worker that
+    dies leaves it to be taken over (interrupted and escalated, see `_Run`)."""
     with db.session() as s:
         execution = s.get(Execution, execution_id)
         if execution.status != "rolling_back":
-            return False
+            return None
+        execution.worker, execution.heartbeat_at = worker, now()
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
         seq = next_seq(execution)
     rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
     if not rolled:
         with db.session() as s:
             _finish(s, s.get(Execution, execution_id), "failed", f"rollback failed: {why}", now())
-    return rolled
+    return "rolled_back" if rolled else "failed"
 
 
 def _step_row(
@@ -736,12 +744,17 @@ class _Run:
             status = execution.status
             runbook = get_version(s, execution.runbook_id, execution.runbook_version)
             params = dict(execution.params)
-        if (
-            status != "running"
-            or runbook is None
-            or not _take_over(self.db, self.execution_id, at, lease_s, self.worker)
-        ):
-            return status  # redelivery never runs an execution twice
+        if status != "running":
+            if not _take_over_rollback(self.db, self.execution_id, at, lease_s, self.worker):
+                return status  # redelivery never runs an execution twice
+            with self.db.session() as s:
+                execution = s.get(Execution, self.execution_id)
+                _interrupt_rollback(s, execution, at)
+                status = execution.status
+            self.ended_here = True
+            return status
+        if runbook is None or not _take_over(self.db, self.execution_id, at, lease_s, self.worker):
+            return status
         with self.db.session() as s:
             execution = s.get(Execution, self.execution_id)
             point = _resume_point(s, execution, runbook, at)
@@ -913,29 +926,93 @@ def _cancel_verifying(
     undo_and_escalate(db, execution_id, runbook, ctx, now, seq, "cancelled during verification")
 
 
-def _orphaned_at(at: datetime, lease_s: float) -> Any:
-    """Running, and its worker has not beaten for longer than the lease (or was declared
-    gone after a restart)."""
-    return (Execution.status == "running") & (
-        Execution.heartbeat_at.is_(None)
-        | (Execution.heartbeat_at < at - timedelta(seconds=lease_s))
+def _stale(at: datetime, lease_s: float) -> Any:
+    """Its worker has not beaten for longer than the lease (or was declared gone)."""
+    return Execution.heartbeat_at.is_(None) | (
+        Execution.heartbeat_at < at - timedelta(seconds=lease_s)
     )
 
 
+def _orphaned_at(at: datetime, lease_s: float) -> Any:
+    return (Execution.status == "running") & _stale(at, lease_s)
+
+
+def _rollback_in_flight(execution_id: Any = Execution.id) -> Any:
+    """A rollback step stored `running`: some worker was undoing this execution."""
+    return (
+        select(ExecutionStep.id)
+        .where(
+            ExecutionStep.execution_id == execution_id,
+            ExecutionStep.phase == "rollback",
+            ExecutionStep.status == "running",
+        )
+        .exists()
+    )
+
+
+def _busy(session: Session, where: Any = None) -> list[int]:
+    """Executions being run or undone (a person's rollback, or a failed run's own), as
+    two indexed lookups: by status, and by a rollback step stored `running`."""
+    where = true() if where is None else where
+    by_status = select(Execution.id).where(Execution.status.in_(("running", "rolling_back")), where)
+    by_step = (
+        select(Execution.id)
+        .join(ExecutionStep, ExecutionStep.execution_id == Execution.id)
+        .where(ExecutionStep.status == "running", ExecutionStep.phase == "rollback", where)
+    )
+    return sorted(set(session.scalars(by_status)) | set(session.scalars(by_step)))
+
+
 def orphaned(session: Session, at: datetime, lease_s: float) -> list[int]:
-    """Running executions whose worker stopped beating for longer than the lease."""
-    rows = session.scalars(select(Execution.id).where(_orphaned_at(at, lease_s)))
-    return list(rows)
+    """Executions whose worker stopped beating for longer than the lease while running
+    their steps or undoing them."""
+    return _busy(session, _stale(at, lease_s))
 
 
 def forget_workers(db: Database) -> list[int]:
-    """After a restart of the only process that runs executions: every `running` one lost
-    its worker, whatever its last beat says. Returns them, to be taken over."""
+    """After a restart of the only process that runs executions: every execution it was
+    running or undoing lost its worker, whatever its last beat says. Returns them, to be
+    taken over."""
     with db.session() as s:
-        ids = list(s.scalars(select(Execution.id).where(Execution.status == "running")))
+        ids = _busy(s)
         if ids:
             s.execute(update(Execution).where(Execution.id.in_(ids)).values(heartbeat_at=None))
         return ids
+
+
+def _take_over_rollback(
+    db: Database, execution_id: int, at: datetime, lease_s: float, worker: str
+) -> bool:
+    """Claim an execution whose undoing worker died: one winner."""
+    with db.session() as s:
+        undoing = (Execution.status == "rolling_back") | _rollback_in_flight(execution_id)
+        claim = (
+            update(Execution)
+            .where(
+                Execution.id == execution_id,
+                Execution.status != "running",
+                _stale(at, lease_s),
+                undoing,
+            )
+            .values(worker=worker, heartbeat_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return s.execute(claim).rowcount == 1
+
+
+def _interrupt_rollback(s: Session, execution: Execution, at: datetime) -> None:
+    """The worker undoing this execution died: nobody knows how far the undo got, so it
+    is not re-run; the step in flight is marked interrupted and a person is called."""
+    for row in execution.steps:
+        if row.phase == "rollback" and row.status == "running":
+            row.status, row.finished_at = "interrupted", at
+            row.output = (row.output or "") + "\n[the worker running this step stopped]"
+    why = "the worker undoing this execution stopped mid-rollback: not re-run"
+    if execution.status == "rolling_back":
+        _finish(s, execution, "failed", f"rollback interrupted: {why}", at)
+    else:
+        s.flush()  # the execution's row before the audit chain's lock
+    _escalated(s, execution.id, at, f"{why}; the undo may be partial, check the target")
 
 
 class Heartbeat:

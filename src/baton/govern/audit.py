@@ -115,7 +115,7 @@ def _forget_head(session: Session, transaction: Any) -> None:
 def _store_head(session: Session) -> None:
     """Record the chain's head beside it, so deleting the newest records shows too."""
     head = session.info.get(_HEAD)
-    if head is not None:
+    if head is not None and not session.in_nested_transaction():  # a savepoint's release
         session.execute(
             text("UPDATE meta SET value = :v WHERE key = :k"),
             {"v": f"{head[0]}:{head[1]}", "k": LOCK_KEY},

@@ -571,14 +571,17 @@ class Platform:
 
     def _rollback_task(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
-        executor.roll_back(
-            self.db,
-            execution_id,
-            self.action_context(),
-            self.clock.now,
-            payload.get("why", "a human asked for a rollback"),
-        )
-        self._learn(execution_id)
+        with self.heartbeat.holding(execution_id):
+            ended = executor.roll_back(
+                self.db,
+                execution_id,
+                self.action_context(),
+                self.clock.now,
+                payload.get("why", "a human asked for a rollback"),
+                self.worker,
+            )
+        if ended is not None:  # a redelivered request did nothing, so learns nothing
+            self._learn(execution_id)
 
     def _learn(self, execution_id: int) -> None:
         with self.db.session() as s:
@@ -787,7 +790,7 @@ class Platform:
             elif kind == "cancel":
                 execution = executor.request_cancel(s, execution_id)
             else:
-                execution = executor.claim_rollback(s, execution_id)
+                execution = executor.claim_rollback(s, execution_id, self.clock.now())
             overrides.record(
                 s,
                 execution_id=execution_id,

@@ -326,7 +326,7 @@ class ExecutionStep(Base):
     phase: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(256))
     action: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     rendered: Mapped[dict[str, Any]] = mapped_column(default=dict)
     output: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
