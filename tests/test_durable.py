@@ -582,3 +582,78 @@ def test_a_dead_workers_rollback_is_interrupted_and_escalated(
     assert [r.action for r in audit].count("execution.escalated") == 1
     assert any("mid-rollback" in (r.rationale or "") for r in audit)
     assert len(learned) == 1
+
+
+@pytest.mark.postgres
+def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
+    pg_url, books, tmp_path, clock
+):
+    """A person's cancel locks the execution's row, then appends to the audit chain. A step
+    boundary landing in between must wait for it (every writer takes the execution's row
+    before the chain's lock), not deadlock with it, on PostgreSQL's row locks."""
+    import threading
+
+    from baton.act.executor import request_cancel
+    from baton.govern.audit import append
+
+    go = tmp_path / "go"
+    wait_for_go = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
+    write_runbook(
+        books,
+        [
+            {
+                "name": "first",
+                "action": "command",
+                "timeout_s": 60,
+                "with": {"argv": py(wait_for_go)},
+            },
+            {"name": "second", "action": "command", "with": {"argv": ["true"]}},
+        ],
+    )
+    platform = Platform(
+        Settings(home=tmp_path, database_url=pg_url, runbooks_dir=books), clock
+    ).start()
+    try:
+        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        for _ in range(400):
+            with platform.db.session() as s:
+                if (
+                    s.scalar(
+                        select(ExecutionStep.status).where(
+                            ExecutionStep.execution_id == execution_id
+                        )
+                    )
+                    == "running"
+                ):
+                    break
+            time.sleep(0.025)
+        locked, problems = threading.Event(), []
+
+        def person() -> None:
+            try:
+                with platform.db.session() as s:
+                    request_cancel(s, execution_id)
+                    locked.set()
+                    time.sleep(1.5)  # the step ends meanwhile; its boundary must queue
+                    append(
+                        s,
+                        actor=PEOPLE,
+                        action="override.cancel",
+                        subject=f"execution:{execution_id}",
+                        at=clock.now(),
+                    )
+            except Exception as exc:  # a deadlock victim, say
+                problems.append(exc)
+
+        worker = threading.Thread(target=person)
+        worker.start()
+        assert locked.wait(10)
+        go.touch()
+        worker.join(30)
+        assert platform.backend.drain(timeout=60)
+        assert problems == []
+        done = execution(platform, execution_id)
+        assert done.status == "cancelled"
+        assert [(st.name, st.status) for st in done.steps] == [("first", "ok")]
+    finally:
+        platform.close()
