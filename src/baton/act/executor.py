@@ -53,8 +53,26 @@ _CLAIM = (
         _RUNS.c.cancel_requested,
     )
 )
-_BEAT = _RUNS.update().where(_RUNS.c.id == bindparam("run")).values(heartbeat_at=bindparam("at"))
+_STATE = (  # what a stop check and an ending need to know
+    _RUNS.c.status,
+    _RUNS.c.worker,
+    _RUNS.c.cancel_requested,
+    _RUNS.c.runbook_id,
+    _RUNS.c.runbook_version,
+    _RUNS.c.params,
+)
+_BEAT = (
+    _RUNS.update()
+    .where(_RUNS.c.id == bindparam("run"))
+    .values(heartbeat_at=bindparam("at"))
+    .returning(*_STATE)
+)
 _BEAT_MINE = _BEAT.where(_RUNS.c.worker == bindparam("by"))
+_END = (
+    _RUNS.update()
+    .where(_RUNS.c.id == bindparam("run"))
+    .values(status=bindparam("ended"), summary=bindparam("summary"), finished_at=bindparam("at"))
+)
 _STEP_INSERT = _STEPS.insert()
 _BY_KEY = select(_RUNS.c.id).where(_RUNS.c.idempotency_key == bindparam("key"))
 _STEP_END = (
@@ -250,13 +268,16 @@ def _step_row(
     )
 
 
-def _hold(s: Session, execution_id: int, at: datetime, worker: str | None) -> None:
+def _hold(s: Session, execution_id: int, at: datetime, worker: str | None) -> Any:
     """Write the execution's row first in a transaction (a heartbeat): every writer takes
     it before the audit chain's lock, so a step boundary and a cancel cannot deadlock.
-    With `worker`, only while that worker still holds the execution (else LostClaim)."""
+    With `worker`, only while that worker still holds the execution (else LostClaim).
+    Returns the execution's state (a RunState) as the write left it."""
     values = {"run": execution_id, "at": at, "by": worker}
-    if s.execute(_BEAT if worker is None else _BEAT_MINE, values).rowcount != 1:
+    state = s.execute(_BEAT if worker is None else _BEAT_MINE, values).first()
+    if state is None:
         raise LostClaim(execution_id)
+    return state
 
 
 def _start_step(s: Session, row: ExecutionStep) -> int:
@@ -317,7 +338,7 @@ class StepsResult:
 
 
 StopReason = Callable[[Session, Any], str | None]
-Conclude = Callable[[Session, StepsResult], StepsResult]
+Conclude = Callable[[Session, StepsResult, Any], StepsResult]  # (.., result, held state)
 
 
 @dataclass(frozen=True)
@@ -367,13 +388,10 @@ class Phase:
         seq, completed = first_seq, 0
         ended: tuple[ExecutionStep, dict[str, Any], Outcome, datetime] | None = None
 
-        def hold(s: Session) -> None:
-            _hold(s, self.execution_id, self.now(), self.worker)
-
-        def finish(s: Session, result: StepsResult) -> StepsResult:
+        def finish(s: Session, result: StepsResult, state: Any) -> StepsResult:
             if ended is not None:
                 _end_step(s, *ended)
-            return conclude(s, result) if conclude else result
+            return conclude(s, result, state) if conclude else result
 
         def named(item: dict[str, Any]) -> str:
             return repr(render(item["name"], self.params))
@@ -382,15 +400,16 @@ class Phase:
             opened, started = started, None
             if not isinstance(opened, ExecutionStep):
                 with self.db.session() as s:
-                    hold(s)
+                    state = _hold(s, self.execution_id, self.now(), self.worker)
                     if opened is None:
                         if ended is not None:
                             _end_step(s, *ended)
                             ended = None
-                        opened = self.open(s, item, seq)
+                        opened = self.open(s, item, seq, state)
                     if isinstance(opened, str):
                         why = f"stopped before step {named(item)}: {opened}"
-                        return finish(s, StepsResult(False, seq, completed, why, stopped=True))
+                        stopped = StepsResult(False, seq, completed, why, stopped=True)
+                        return finish(s, stopped, state)
             row = opened
             live = replace(self.ctx, on_output=_live_output(self.db, row.id))
             _, outcome = perform(item, self.params, live, run_action)
@@ -408,11 +427,11 @@ class Phase:
                 completed += 1
             if result is not None:
                 with self.db.session() as s:
-                    hold(s)
-                    return finish(s, result)
+                    state = _hold(s, self.execution_id, self.now(), self.worker)
+                    return finish(s, result, state)
         with self.db.session() as s:
-            hold(s)
-            return finish(s, StepsResult(True, seq, completed, "all steps ok"))
+            state = _hold(s, self.execution_id, self.now(), self.worker)
+            return finish(s, StepsResult(True, seq, completed, "all steps ok"), state)
 
 
 def _throttled(check: Callable[[], str | None], every_s: float = 1.0) -> Callable[[], str | None]:
@@ -485,13 +504,17 @@ def _finish(
     if verified is not None:
         execution.verified = verified
     s.flush()  # the execution's row before the audit chain's lock: one order for all
+    _audit_ending(s, execution, status, summary, at)
+
+
+def _audit_ending(s: Session, run: Any, status: str, summary: str, at: datetime) -> None:
     append(
         s,
         actor=EXECUTOR,
         action=f"execution.{status}",
-        subject=f"execution:{execution.id}",
+        subject=f"execution:{run.id}",
         at=at,
-        inputs={"runbook": execution.runbook_id, "version": execution.runbook_version},
+        inputs={"runbook": run.runbook_id, "version": run.runbook_version},
         decision=status,
         rationale=summary,
         outcome=status,
@@ -587,6 +610,19 @@ def _escalated(s: Session, execution_id: int, at: datetime, why: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Ended:
+    """An execution as its ending left it: what learning from it reads."""
+
+    id: int
+    runbook_id: str
+    runbook_version: str
+    params: dict[str, Any]
+    status: str
+    summary: str
+    verified: bool | None = None
+
+
 class RunState(Protocol):
     """What a stop check may look at: an Execution, or the row its claim returned."""
 
@@ -597,7 +633,7 @@ class RunState(Protocol):
 
 
 StopCheck = Callable[[Session, RunState], str | None]
-Learn = Callable[[Session, Execution], None]
+Learn = Callable[[Session, Any], None]  # with an Execution, or the Ended record
 
 
 def run_execution(
@@ -661,7 +697,6 @@ class _Run:
         self.runbook: Runbook | None = None
         self.status = "failed"
         self.ended_here = False  # this call took the execution to its ending
-        self.learn_after = False  # learning inside the ending's transaction failed
 
     def stop_reason(self, s: Session, state: Any = None) -> str | None:
         state = state or s.get(Execution, self.execution_id)
@@ -716,8 +751,6 @@ class _Run:
             )
             self._learn_apart()
             return _status(self.db, self.execution_id)
-        if self.learn_after:
-            self._learn_apart()
         return self.status
 
     def _learn_apart(self) -> None:
@@ -761,10 +794,12 @@ class _Run:
         self.ended_here = point is None
         return (runbook, params, point, None) if point else "interrupted"
 
-    def _conclude(self, s: Session, result: StepsResult) -> StepsResult:
-        """The steps are over: record the ending (or `verifying`) with the last step's end."""
-        execution = _owned(s, self.execution_id, self.worker)
-        late_stop = self.stop_reason(s, execution) if result.ok else None
+    def _conclude(self, s: Session, result: StepsResult, state: Any) -> StepsResult:
+        """The steps are over: record the ending (or `verifying`) with the last step's end.
+        `state` is the execution as this transaction's heartbeat left it."""
+        if state.status != "running":
+            raise LostClaim(self.execution_id)
+        late_stop = self.stop_reason(s, state) if result.ok else None
         if late_stop:  # asked to stop during the last step: undo rather than verify
             result = StepsResult(
                 False,
@@ -774,6 +809,10 @@ class _Run:
                 stopped=True,
             )
         verify = self.runbook.doc.get("verify") if self.runbook else None
+        if result.ok and not verify:  # the common ending, on Core statements
+            self._succeed(s, state)
+            return result
+        execution = _owned(s, self.execution_id, self.worker)
         if not result.ok:
             ending = "cancelled" if result.stopped else "failed"
             _finish(s, execution, ending, result.summary, self.now())
@@ -791,18 +830,27 @@ class _Run:
                 rationale=f"steps done; checking {len(verify)} verify check(s) "
                 f"for up to {within:.0f}s",
             )
-        else:
-            done = "steps done; runbook has no verify checks"
-            _finish(s, execution, "succeeded", done, self.now())
-            if self.learn is not None:
-                try:
-                    with s.begin_nested():  # a failure to learn must not undo the success
-                        self.learn(s, execution)
-                except Exception:
-                    log.exception("learning inside the ending failed; learning apart")
-                    self.learn_after = True
         self.status = execution.status
         return result
+
+    def _succeed(self, s: Session, state: Any) -> None:
+        """Record a success and learn from it in the same transaction: should learning
+        fail, the success is not recorded either and the run is taken over after the
+        lease like any crash (its steps are not re-run unless idempotent)."""
+        at, done = self.now(), "steps done; runbook has no verify checks"
+        s.execute(_END, {"run": self.execution_id, "ended": "succeeded", "summary": done, "at": at})
+        ended = Ended(
+            self.execution_id,
+            state.runbook_id,
+            state.runbook_version,
+            state.params,
+            "succeeded",
+            done,
+        )
+        _audit_ending(s, ended, ended.status, done, at)
+        if self.learn is not None:
+            self.learn(s, ended)
+        self.status = ended.status
 
 
 def _status(db: Database, execution_id: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from statistics import median
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
@@ -44,7 +44,16 @@ def trust(session: Session, runbook_id: str) -> dict[str, Any]:
     }
 
 
-def record_outcome(session: Session, execution: Execution, at: datetime) -> dict[str, Any]:
+class FinishedRun(Protocol):
+    """What learning reads of a finished execution (an Execution row satisfies it)."""
+
+    id: int
+    runbook_id: str
+    status: str
+    verified: bool | None
+
+
+def record_outcome(session: Session, execution: FinishedRun, at: datetime) -> dict[str, Any]:
     """Feed a finished execution back into its runbook's track record (audited)."""
     record = trust(session, execution.runbook_id)
     append(

@@ -589,7 +589,7 @@ class Platform:
         self._tell(*learned)
 
     def _learn_from(
-        self, s: Session, execution: Execution
+        self, s: Session, execution: Execution | executor.Ended
     ) -> tuple[dict[str, Any], list[escalation.Notice]]:
         """Feed a finished execution back (track record, breaker, escalation) inside the
         caller's transaction; returns what to tell people once it committed."""
@@ -619,7 +619,9 @@ class Platform:
         self.notify("execution.finished", note)
         self._send(notices)
 
-    def _trip_breaker(self, session: Session, execution: Execution) -> list[escalation.Notice]:
+    def _trip_breaker(
+        self, session: Session, execution: Execution | executor.Ended
+    ) -> list[escalation.Notice]:
         if execution.status not in breaker.FAILED:  # a success ends any failure streak
             return []
         runbook = get_version(session, execution.runbook_id, execution.runbook_version)
