@@ -14,6 +14,7 @@ from baton.govern import oncall
 from baton.govern.audit import Actor
 from baton.govern.flows import ApprovalError
 from baton.govern.rbac import create_token
+from baton.learn.kpis import trust
 from baton.runtime.demo import Demo, DemoPlan
 from baton.store.models import Approval, AuditRecord, Escalation, Override
 
@@ -46,10 +47,15 @@ def test_roll_back_a_finished_execution(demo):
     assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
     done = next(e for e in executions(demo) if e.verified)
     replicas = demo.estate.service_state(done.params["service"])["replicas"]
+    with demo.platform.db.session() as s:
+        before = trust(s, done.runbook_id)
     demo.platform.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
     demo.platform.backend.drain(5)
     after = next(e for e in executions(demo) if e.id == done.id)
     assert after.status == "rolled_back"
+    with demo.platform.db.session() as s:  # the run now counts as rolled back, not twice
+        record = trust(s, done.runbook_id)
+    assert (record["runs"], record["succeeded"]) == (before["runs"], before["succeeded"] - 1)
     assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
     with pytest.raises(ValueError, match=r"not reversible|only a succeeded"):
         demo.platform.override(done.id, "rollback", "other", "twice", BOB)

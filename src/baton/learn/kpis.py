@@ -8,8 +8,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from baton.govern.audit import Actor, append
+from baton.govern.audit import Actor, append, serialize
 from baton.store.models import (
     Approval,
     Decision,
@@ -18,34 +19,42 @@ from baton.store.models import (
     Incident,
     Override,
     Ticket,
+    TrackRecord,
 )
 
 LEARNER = Actor("baton.learn", "ai", "trust-ledger/1")
-_RUNS = Execution.__table__
-_BY_STATUS = (  # Core and built once: every finished execution asks
-    select(_RUNS.c.status, func.count())
-    .where(_RUNS.c.runbook_id == bindparam("runbook"))
-    .group_by(_RUNS.c.status)
+COUNTED = ("succeeded", "failed", "rolled_back")  # the endings a track record counts
+# Core and built once: every finished execution updates them.
+_TRACK = TrackRecord.__table__
+_READ = select(_TRACK.c.runs, _TRACK.c.succeeded).where(_TRACK.c.runbook_id == bindparam("runbook"))
+_ADD = (
+    _TRACK.update()
+    .where(_TRACK.c.runbook_id == bindparam("runbook"))
+    .values(runs=_TRACK.c.runs + bindparam("runs"), succeeded=_TRACK.c.succeeded + bindparam("ok"))
+    .returning(_TRACK.c.runs, _TRACK.c.succeeded)
 )
+_RUNS = Execution.__table__
+_LEARNED = _RUNS.update().where(_RUNS.c.id == bindparam("run")).values(learned_as=bindparam("as"))
 
 
-def trust(session: Session, runbook_id: str) -> dict[str, Any]:
-    """A runbook's track record: finished runs, verified successes, success rate."""
-    session.flush()  # Core reads do not autoflush; the run just finished counts
-    rows = session.execute(_BY_STATUS, {"runbook": runbook_id}).all()
-    counts = {status: n for status, n in rows}
-    finished = sum(n for s, n in counts.items() if s in ("succeeded", "failed", "rolled_back"))
-    success = counts.get("succeeded", 0)
+def _record(runbook_id: str, runs: int, succeeded: int) -> dict[str, Any]:
     return {
         "runbook_id": runbook_id,
-        "runs": finished,
-        "succeeded": success,
-        "success_rate": round(success / finished, 3) if finished else None,
+        "runs": runs,
+        "succeeded": succeeded,
+        "success_rate": round(succeeded / runs, 3) if runs else None,
     }
 
 
+def trust(session: Session, runbook_id: str) -> dict[str, Any]:
+    """A runbook's track record: finished runs learned from, successes, success rate."""
+    row = session.execute(_READ, {"runbook": runbook_id}).first()
+    return _record(runbook_id, *(row or (0, 0)))
+
+
 class FinishedRun(Protocol):
-    """What learning reads of a finished execution (an Execution row satisfies it)."""
+    """What learning reads of a finished execution (an Execution row satisfies it; one
+    never learned before may leave out `learned_as`)."""
 
     id: int
     runbook_id: str
@@ -54,8 +63,25 @@ class FinishedRun(Protocol):
 
 
 def record_outcome(session: Session, execution: FinishedRun, at: datetime) -> dict[str, Any]:
-    """Feed a finished execution back into its runbook's track record (audited)."""
-    record = trust(session, execution.runbook_id)
+    """Feed a finished execution back into its runbook's track record (audited). An
+    execution learned before (a success a person rolled back, say) moves its count from
+    its earlier ending to this one, so each execution counts once, as it ended last."""
+    before, now = getattr(execution, "learned_as", None), execution.status
+    runs = (now in COUNTED) - (before in COUNTED)
+    ok = (now == "succeeded") - (before == "succeeded")
+    serialize(session)  # the chain's lock orders concurrent updates of the counts too
+    values = {"runbook": execution.runbook_id, "runs": runs, "ok": ok}
+    counts = session.execute(_ADD, values).first()
+    if counts is None:  # the runbook's first outcome
+        counts = (max(runs, 0), max(ok, 0))
+        session.execute(
+            _TRACK.insert(),
+            {"runbook_id": execution.runbook_id, "runs": counts[0], "succeeded": counts[1]},
+        )
+    session.execute(_LEARNED, {"run": execution.id, "as": now})
+    if isinstance(execution, Execution):  # keep the loaded row in step, without a write
+        set_committed_value(execution, "learned_as", now)
+    record = _record(execution.runbook_id, *counts)
     append(
         session,
         actor=LEARNER,

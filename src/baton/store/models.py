@@ -239,6 +239,16 @@ class RunbookRecord(Base):
     __table_args__ = (UniqueConstraint("runbook_id", "version"),)
 
 
+class TrackRecord(Base):
+    """A runbook's outcomes as learned, kept as running counts so reading them costs the
+    same at the millionth run as at the first."""
+
+    __tablename__ = "track_records"
+    runbook_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)  # succeeded, failed, rolled back
+    succeeded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Proposal(Base):
     """What triage suggests doing, with evidence; only a proposal until decided."""
 
@@ -311,6 +321,9 @@ class Execution(Base):
     # the worker died and another may take the execution over (resume or interrupt).
     worker: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None]
+    # The ending its runbook's track record counts (set when learned; a later ending,
+    # a person's rollback say, replaces it there).
+    learned_as: Mapped[str | None] = mapped_column(String(16))
     steps: Mapped[list[ExecutionStep]] = relationship(
         order_by="ExecutionStep.seq", cascade="all, delete-orphan", lazy="select"
     )
