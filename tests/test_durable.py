@@ -64,6 +64,15 @@ def write_runbook(directory: Path, steps: list[dict], verify: list[dict] | None 
     (directory / "durable.yaml").write_text(yaml.safe_dump(doc))
 
 
+def write_reversible(directory: Path, fix: str, undo: Path) -> None:
+    """One step running the program `fix`; its rollback appends to `undo`."""
+    write_runbook(directory, [{"name": "fix", "action": "command", "with": {"argv": [fix]}}])
+    doc = yaml.safe_load((directory / "durable.yaml").read_text())
+    doc["reversible"] = True
+    doc["rollback"] = [{"name": "undo", "action": "command", "with": {"argv": appender(undo)}}]
+    (directory / "durable.yaml").write_text(yaml.safe_dump(doc))
+
+
 def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
@@ -525,11 +534,7 @@ def test_a_dead_workers_rollback_is_interrupted_and_escalated(
     """A failed run's own rollback, or one a person asked for, whose worker died: the undo
     is not re-run (nobody knows how far it got), and a person is called, once."""
     undo = tmp_path / "undo"
-    write_runbook(books, [{"name": "fix", "action": "command", "with": {"argv": ["false"]}}])
-    doc = yaml.safe_load((books / "durable.yaml").read_text())
-    doc["reversible"] = True
-    doc["rollback"] = [{"name": "undo", "action": "command", "with": {"argv": appender(undo)}}]
-    (books / "durable.yaml").write_text(yaml.safe_dump(doc))
+    write_reversible(books, "false", undo)
     platform = make_platform(lease_s=30)
     from baton.act.executor import create_execution
 
@@ -657,3 +662,40 @@ def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
         assert [(st.name, st.status) for st in done.steps] == [("first", "ok")]
     finally:
         platform.close()
+
+
+def test_a_redelivered_rollback_request_undoes_once(make_platform, books, tmp_path):
+    undo = tmp_path / "undo"
+    write_reversible(books, "true", undo)
+    platform = make_platform()
+    execution_id = run(platform)
+    platform.override(execution_id, "rollback", "risk_too_high", "test", Actor("bob", "human"))
+    for _ in range(2):  # the broker redelivering the person's request
+        platform.backend.submit("rollback", {"execution_id": execution_id})
+    assert platform.backend.drain(timeout=60)
+    assert undo.read_text() == "ran\n"
+    assert execution(platform, execution_id).status == "rolled_back"
+    with platform.db.session() as s:
+        learned = s.scalars(select(AuditRecord).where(AuditRecord.action == "learn.outcome")).all()
+    assert len(learned) == 2  # the success, then the rollback: each learned once
+
+
+def test_a_rollback_waiting_for_a_worker_is_not_taken_for_a_dead_one(
+    make_platform, books, tmp_path
+):
+    undo = tmp_path / "undo"
+    write_reversible(books, "true", undo)
+    platform = make_platform(lease_s=30)
+    execution_id = run(platform)
+    from baton.act.executor import claim_rollback
+
+    with platform.db.session() as s:  # claimed by a person; its task still in the queue
+        claim_rollback(s, execution_id, platform.clock.now())
+    platform.clock.advance(timedelta(seconds=120))
+    platform.tick()
+    assert platform.backend.drain(timeout=60)
+    assert execution(platform, execution_id).status == "rolling_back"  # left alone
+    platform.backend.submit("rollback", {"execution_id": execution_id})
+    assert platform.backend.drain(timeout=60)
+    assert undo.read_text() == "ran\n"
+    assert execution(platform, execution_id).status == "rolled_back"

@@ -12,13 +12,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import bindparam, select, true, update
+from sqlalchemy import bindparam, func, select, true, update
 from sqlalchemy.orm import Session
 
 from baton.act import limits
@@ -222,7 +222,7 @@ def claim_rollback(session: Session, execution_id: int, at: datetime) -> Executi
     if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
         raise Refused(f"runbook {execution.runbook_id} is not reversible")
     execution.status = "rolling_back"
-    execution.heartbeat_at = at  # the lease covers the wait for a worker
+    execution.worker, execution.heartbeat_at = None, at  # no worker has it yet
     return execution
 
 
@@ -235,10 +235,19 @@ def roll_back(
     The rollback is `worker`'s while it runs: its heartbeat keeps it, and a worker that
     dies leaves it to be taken over (interrupted and escalated, see `_Run`)."""
     with db.session() as s:
-        execution = s.get(Execution, execution_id)
-        if execution.status != "rolling_back":
+        claim = (
+            update(Execution)
+            .where(
+                Execution.id == execution_id,
+                Execution.status == "rolling_back",
+                Execution.worker.is_(None),  # one delivery wins; a redelivery does nothing
+            )
+            .values(worker=worker, heartbeat_at=now())
+            .execution_options(synchronize_session=False)
+        )
+        if s.execute(claim).rowcount != 1:
             return None
-        execution.worker, execution.heartbeat_at = worker, now()
+        execution = s.get(Execution, execution_id)
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
         seq = next_seq(execution)
     rolled = undo_and_escalate(db, execution_id, runbook, ctx, now, seq, why)
@@ -781,9 +790,7 @@ class _Run:
             if not _take_over_rollback(self.db, self.execution_id, at, lease_s, self.worker):
                 return status  # redelivery never runs an execution twice
             with self.db.session() as s:
-                execution = s.get(Execution, self.execution_id)
-                _interrupt_rollback(s, execution, at)
-                status = execution.status
+                status = _interrupt_rollback(s, self.execution_id, at).status
             self.ended_here = True
             return status
         if runbook is None or not _take_over(self.db, self.execution_id, at, lease_s, self.worker):
@@ -936,31 +943,65 @@ def _conclude(
         )
 
 
-def check_verifications(db: Database, ctx: ActionContext, now: Clock) -> list[int]:
+def check_verifications(
+    db: Database,
+    ctx: ActionContext,
+    now: Clock,
+    holding: Callable[[int], AbstractContextManager[Any]] = lambda execution_id: nullcontext(),
+    worker: str | None = None,
+) -> list[int]:
     """Evaluate verify checks of executions awaiting them; return ids that finished.
 
     An execution finishes when every check passes, or when its deadline passes first.
+    While one is concluded (and maybe undone) it is `worker`'s, kept by `holding`'s
+    heartbeat, so a long rollback step is not mistaken for a dead worker's.
     """
-    with db.session() as s:
-        waiting = [
-            (e.id, e.runbook_id, e.runbook_version, dict(e.params), e.verify_deadline)
-            for e in s.scalars(select(Execution).where(Execution.status == "verifying"))
-        ]
     finished = []
-    for execution_id, runbook_id, version, params, deadline in waiting:
-        with db.session() as s:
-            runbook = get_version(s, runbook_id, version)
-            cancelled = s.get(Execution, execution_id).cancel_requested
-        if cancelled:
-            _cancel_verifying(db, execution_id, runbook, ctx, now)
-            finished.append(execution_id)
-            continue
+    for execution_id in _verifying(db):
+        try:
+            with holding(execution_id):
+                if _check_one(db, execution_id, ctx, now, worker):
+                    finished.append(execution_id)
+        except LostClaim:
+            log.warning("execution %s was taken over while being concluded", execution_id)
+    return finished
+
+
+def _verifying(db: Database) -> list[int]:
+    with db.session() as s:
+        return list(s.scalars(select(Execution.id).where(Execution.status == "verifying")))
+
+
+def _check_one(
+    db: Database, execution_id: int, ctx: ActionContext, now: Clock, worker: str | None
+) -> bool:
+    """Conclude one verifying execution if it is time; True if it finished."""
+    with db.session() as s:
+        execution = s.get(Execution, execution_id)
+        if execution is None or execution.status != "verifying":
+            return False
+        runbook = get_version(s, execution.runbook_id, execution.runbook_version)
+        params, deadline = dict(execution.params), execution.verify_deadline
+        cancelled = execution.cancel_requested
+    if not cancelled:
         results = _evaluate(runbook, params, ctx)
         expired = deadline is not None and now() >= deadline
-        if all(r.ok for _, _, r in results) or expired:
-            _conclude(db, execution_id, runbook, ctx, now, results)
-            finished.append(execution_id)
-    return finished
+        if not (all(r.ok for _, _, r in results) or expired):
+            return False
+    if worker is not None:  # from here it is ours: the heartbeat keeps it
+        with db.session() as s:
+            _hold(s, execution_id, now(), None)
+            s.execute(
+                update(Execution)
+                .where(Execution.id == execution_id)
+                .values(worker=worker)
+                .execution_options(synchronize_session=False)
+            )
+    if cancelled:
+        _cancel_verifying(db, execution_id, runbook, ctx, now)
+    else:
+        _conclude(db, execution_id, runbook, ctx, now, results)
+    return True
 
 
 def _cancel_verifying(
@@ -1002,7 +1043,8 @@ def _busy(session: Session, where: Any = None) -> list[int]:
     """Executions being run or undone (a person's rollback, or a failed run's own), as
     two indexed lookups: by status, and by a rollback step stored `running`."""
     where = true() if where is None else where
-    by_status = select(Execution.id).where(Execution.status.in_(("running", "rolling_back")), where)
+    claimed_undo = (Execution.status == "rolling_back") & Execution.worker.is_not(None)
+    by_status = select(Execution.id).where((Execution.status == "running") | claimed_undo, where)
     by_step = (
         select(Execution.id)
         .join(ExecutionStep, ExecutionStep.execution_id == Execution.id)
@@ -1033,7 +1075,8 @@ def _take_over_rollback(
 ) -> bool:
     """Claim an execution whose undoing worker died: one winner."""
     with db.session() as s:
-        undoing = (Execution.status == "rolling_back") | _rollback_in_flight(execution_id)
+        claimed_undo = (Execution.status == "rolling_back") & Execution.worker.is_not(None)
+        undoing = claimed_undo | _rollback_in_flight(execution_id)
         claim = (
             update(Execution)
             .where(
@@ -1048,19 +1091,33 @@ def _take_over_rollback(
         return s.execute(claim).rowcount == 1
 
 
-def _interrupt_rollback(s: Session, execution: Execution, at: datetime) -> None:
+def _interrupt_rollback(s: Session, execution_id: int, at: datetime) -> Execution:
     """The worker undoing this execution died: nobody knows how far the undo got, so it
     is not re-run; the step in flight is marked interrupted and a person is called."""
-    for row in execution.steps:
-        if row.phase == "rollback" and row.status == "running":
-            row.status, row.finished_at = "interrupted", at
-            row.output = (row.output or "") + "\n[the worker running this step stopped]"
+    lock_row(s, Execution, execution_id)  # the execution's row first, as every writer
+    note = "\n[the worker running this step stopped]"
+    s.execute(
+        update(ExecutionStep)
+        .where(
+            ExecutionStep.execution_id == execution_id,
+            ExecutionStep.phase == "rollback",
+            ExecutionStep.status == "running",  # a step that did end keeps its ending
+        )
+        .values(
+            status="interrupted",
+            finished_at=at,
+            output=func.coalesce(ExecutionStep.output, "") + note,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    execution = s.get(Execution, execution_id)
     why = "the worker undoing this execution stopped mid-rollback: not re-run"
     if execution.status == "rolling_back":
         _finish(s, execution, "failed", f"rollback interrupted: {why}", at)
     else:
         s.flush()  # the execution's row before the audit chain's lock
     _escalated(s, execution.id, at, f"{why}; the undo may be partial, check the target")
+    return execution
 
 
 class Heartbeat:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from baton.govern.audit import Actor, append, serialize
+from baton.store.db import lock_row
 from baton.store.models import (
     Approval,
     Decision,
@@ -66,6 +67,8 @@ def record_outcome(session: Session, execution: FinishedRun, at: datetime) -> di
     """Feed a finished execution back into its runbook's track record (audited). An
     execution learned before (a success a person rolled back, say) moves its count from
     its earlier ending to this one, so each execution counts once, as it ended last."""
+    if isinstance(execution, Execution):  # its row first (then the chain's lock), and
+        lock_row(session, Execution, execution.id)  # `learned_as` read under that lock
     before, now = getattr(execution, "learned_as", None), execution.status
     runs = (now in COUNTED) - (before in COUNTED)
     ok = (now == "succeeded") - (before == "succeeded")

@@ -378,7 +378,9 @@ class Platform:
             notices += self._unacknowledged(s, at)
             notices += escalation.advance(s, at)
         report.executions_started = self._start_due()
-        finished = executor.check_verifications(self.db, self.action_context(), self.clock.now)
+        finished = executor.check_verifications(
+            self.db, self.action_context(), self.clock.now, self.heartbeat.holding, self.worker
+        )
         for execution_id in finished:
             self._learn(execution_id)
         report.executions_finished = finished

@@ -1,6 +1,5 @@
 """execution history indexes: rate limits and breakers read recent runs, so their cost
-follows the limit (or the streak), not the length of the history; the scheduler finds
-rollbacks in flight by their step's status
+follows the limit (or the streak), not the length of the history
 
 Revision ID: 0005
 Revises: 0004b
@@ -23,16 +22,11 @@ INDEXES = {
 }
 
 
-STEP_STATUS = "ix_execution_steps_status"
-
-
 def upgrade() -> None:
     for name, columns in INDEXES.items():
         op.create_index(name, "executions", columns)
-    op.create_index(STEP_STATUS, "execution_steps", ["status"])
 
 
 def downgrade() -> None:
-    op.drop_index(STEP_STATUS, table_name="execution_steps")
     for name in INDEXES:
         op.drop_index(name, table_name="executions")

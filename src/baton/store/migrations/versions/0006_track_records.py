@@ -1,5 +1,6 @@
 """track records as running counts: learning an outcome adds to its runbook's counts
-instead of counting every past execution again
+instead of counting every past execution again; the scheduler finds rollbacks in flight
+by their step's status
 
 Revision ID: 0006
 Revises: 0005
@@ -17,7 +18,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+STEP_STATUS = "ix_execution_steps_status"
+
+
 def upgrade() -> None:
+    op.create_index(STEP_STATUS, "execution_steps", ["status"])
     op.create_table(
         "track_records",
         sa.Column("runbook_id", sa.String(length=128), primary_key=True),
@@ -44,3 +49,4 @@ def downgrade() -> None:
     with op.batch_alter_table("executions") as batch:
         batch.drop_column("learned_as")
     op.drop_table("track_records")
+    op.drop_index(STEP_STATUS, table_name="execution_steps")
