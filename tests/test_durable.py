@@ -699,3 +699,25 @@ def test_a_rollback_waiting_for_a_worker_is_not_taken_for_a_dead_one(
     assert platform.backend.drain(timeout=60)
     assert undo.read_text() == "ran\n"
     assert execution(platform, execution_id).status == "rolled_back"
+
+
+def test_a_rollback_asked_before_a_restart_still_happens(tmp_path, books, clock):
+    """The embedded deployment's queue is memory: a person's rollback still waiting when
+    the server stopped is asked again when it starts."""
+    undo = tmp_path / "undo"
+    write_reversible(books, "true", undo)
+    settings = Settings(home=tmp_path, runbooks_dir=books)
+    first = Platform(settings, clock).start()
+    execution_id = run(first)
+    from baton.act.executor import claim_rollback
+
+    with first.db.session() as s:  # asked, but the server stops before a worker takes it
+        claim_rollback(s, execution_id, clock.now())
+    first.close()
+    second = Platform(settings, clock).start()
+    try:
+        assert second.backend.drain(timeout=60)
+        assert undo.read_text() == "ran\n"
+        assert execution(second, execution_id).status == "rolled_back"
+    finally:
+        second.close()

@@ -1070,6 +1070,13 @@ def forget_workers(db: Database) -> list[int]:
         return ids
 
 
+def undos_waiting(db: Database) -> list[int]:
+    """A person's rollbacks that no worker has taken yet."""
+    with db.session() as s:
+        waiting = (Execution.status == "rolling_back") & Execution.worker.is_(None)
+        return list(s.scalars(select(Execution.id).where(waiting)))
+
+
 def _take_over_rollback(
     db: Database, execution_id: int, at: datetime, lease_s: float, worker: str
 ) -> bool:

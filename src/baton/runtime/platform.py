@@ -142,12 +142,17 @@ class Platform:
         """After a restart: go on with executions whose worker died; deliver queued ones.
 
         In the embedded deployment (SQLite, tasks in this process) nothing else can be
-        running them, so every `running` execution is taken over at once; elsewhere the
-        scheduler takes over those whose heartbeat has gone stale (see `_start_due`).
+        running them, so every `running` execution is taken over at once, and a person's
+        rollback still waiting for a worker is asked again (the queue it waited in was in
+        memory); elsewhere the scheduler takes over those whose heartbeat has gone stale
+        (see `_start_due`) and the broker keeps waiting requests.
         Taking over re-runs no finished step and no step that is not idempotent.
         """
         if self.db.is_sqlite and self.backend.local:
             executor.forget_workers(self.db)
+            for execution_id in executor.undos_waiting(self.db):  # their queue was memory
+                why = "a person's rollback, asked before a restart"
+                self.backend.submit("rollback", {"execution_id": execution_id, "why": why})
         self._start_due()
 
     def reload_runbooks(self, actor: Actor = INTAKE) -> Catalogue:
