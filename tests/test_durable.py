@@ -135,6 +135,23 @@ def run(platform: Platform) -> int:
     return result["execution"]
 
 
+def queue_only(platform: Platform) -> int:
+    """Queue a run of the durable runbook without handing it to a worker."""
+    from baton.act.executor import create_execution
+
+    with platform.db.session() as s:
+        queued, _ = create_execution(
+            s,
+            runbook=platform.catalogue.get("durable"),
+            params={},
+            incident_id=None,
+            decision_id=None,
+            at=platform.clock.now(),
+            requested_by=PEOPLE,
+        )
+        return queued.id
+
+
 def execution(platform: Platform, execution_id: int) -> Execution:
     with platform.db.session() as s:
         row = s.get(Execution, execution_id)
@@ -248,19 +265,7 @@ def test_a_dead_workers_execution_is_resumed_or_interrupted(
         ],
     )
     platform = make_platform(lease_s=30)
-    from baton.act.executor import create_execution
-
-    with platform.db.session() as s:
-        queued, _ = create_execution(
-            s,
-            runbook=platform.catalogue.get("durable"),
-            params={},
-            incident_id=None,
-            decision_id=None,
-            at=platform.clock.now(),
-            requested_by=PEOPLE,
-        )
-        execution_id = queued.id
+    execution_id = queue_only(platform)
     _crash(platform, execution_id, finished_steps=1, in_flight=True)
     platform.tick()  # heartbeat still fresh: the worker may be alive, nothing happens
     assert platform.backend.drain(timeout=60)
@@ -450,7 +455,7 @@ def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, boo
     program is stopped, A records nothing more and never runs the next step."""
     import threading
 
-    from baton.act.executor import create_execution, run_execution
+    from baton.act.executor import run_execution
 
     go, second = tmp_path / "go", tmp_path / "second"
     wait = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
@@ -463,17 +468,7 @@ def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, boo
     )
     platform = Platform(Settings(home=tmp_path, runbooks_dir=books), clock).start()
     try:
-        with platform.db.session() as s:
-            queued, _ = create_execution(
-                s,
-                runbook=platform.catalogue.get("durable"),
-                params={},
-                incident_id=None,
-                decision_id=None,
-                at=clock.now(),
-                requested_by=PEOPLE,
-            )
-            execution_id = queued.id
+        execution_id = queue_only(platform)
         outcome = {}
         a = threading.Thread(
             target=lambda: outcome.update(
@@ -536,20 +531,9 @@ def test_a_dead_workers_rollback_is_interrupted_and_escalated(
     undo = tmp_path / "undo"
     write_reversible(books, "false", undo)
     platform = make_platform(lease_s=30)
-    from baton.act.executor import create_execution
-
+    execution_id = queue_only(platform)
     with platform.db.session() as s:
-        queued, _ = create_execution(
-            s,
-            runbook=platform.catalogue.get("durable"),
-            params={},
-            incident_id=None,
-            decision_id=None,
-            at=platform.clock.now(),
-            requested_by=PEOPLE,
-        )
-        execution_id = queued.id
-        now = platform.clock.now()
+        queued, now = s.get(Execution, execution_id), platform.clock.now()
         queued.status, queued.worker, queued.heartbeat_at = status, "dead:1", now
         for seq, (phase, state) in enumerate([("step", "failed"), ("rollback", "running")], 1):
             s.add(
