@@ -1026,7 +1026,12 @@ def _orphaned_at(at: datetime, lease_s: float) -> Any:
     return (Execution.status == "running") & _stale(at, lease_s)
 
 
-def _rollback_in_flight(execution_id: Any = Execution.id) -> Any:
+def _claimed_undo() -> Any:
+    """A person's rollback that a worker has taken (one still queued has no worker)."""
+    return (Execution.status == "rolling_back") & Execution.worker.is_not(None)
+
+
+def _rollback_in_flight(execution_id: int) -> Any:
     """A rollback step stored `running`: some worker was undoing this execution."""
     return (
         select(ExecutionStep.id)
@@ -1043,8 +1048,7 @@ def _busy(session: Session, where: Any = None) -> list[int]:
     """Executions being run or undone (a person's rollback, or a failed run's own), as
     two indexed lookups: by status, and by a rollback step stored `running`."""
     where = true() if where is None else where
-    claimed_undo = (Execution.status == "rolling_back") & Execution.worker.is_not(None)
-    by_status = select(Execution.id).where((Execution.status == "running") | claimed_undo, where)
+    by_status = select(Execution.id).where((Execution.status == "running") | _claimed_undo(), where)
     by_step = (
         select(Execution.id)
         .join(ExecutionStep, ExecutionStep.execution_id == Execution.id)
@@ -1082,8 +1086,7 @@ def _take_over_rollback(
 ) -> bool:
     """Claim an execution whose undoing worker died: one winner."""
     with db.session() as s:
-        claimed_undo = (Execution.status == "rolling_back") & Execution.worker.is_not(None)
-        undoing = claimed_undo | _rollback_in_flight(execution_id)
+        undoing = _claimed_undo() | _rollback_in_flight(execution_id)
         claim = (
             update(Execution)
             .where(
