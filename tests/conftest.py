@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from baton.runtime.clock import SimulatedClock
+from baton.kernel.clock import SimulatedClock
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 
@@ -103,7 +103,7 @@ def platform(settings: Settings, clock: SimulatedClock) -> Iterator[Platform]:
 @pytest.fixture
 def demo(settings):
     """The sandbox estate feeding a platform, on the parametrised database."""
-    from baton.runtime.demo import Demo, DemoPlan
+    from baton.harness.demo import Demo, DemoPlan
 
     d = Demo(settings, DemoPlan(seed=3))
     yield d

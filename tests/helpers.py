@@ -45,7 +45,7 @@ def queue(platform, runbook_id, service, status=None):
     """Queue an execution of a starter runbook directly (no incident, no decision), and
     optionally pretend it already reached `status`. Returns (execution, created)."""
     from baton.act.executor import create_execution
-    from baton.govern.audit import Actor
+    from baton.kernel.audit import Actor
 
     with platform.db.session() as s:
         execution, created = create_execution(

@@ -18,7 +18,7 @@ from baton.act.actions import ActionContext, run_action
 from baton.act.executor import create_execution, perform, run_execution
 from baton.act.limits import LimitReached
 from baton.act.runbook import ParamError, parse, resolve_params
-from baton.govern.audit import Actor
+from baton.kernel.audit import Actor
 from baton.store.models import AuditRecord, Execution
 
 ECHO_ARGS = [sys.executable, "-c", "import json,sys; print(json.dumps(sys.argv[1:]))"]

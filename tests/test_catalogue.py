@@ -13,7 +13,7 @@ import pytest
 
 from baton.act.executor import create_execution, run_execution
 from baton.act.runbook import ParamError, resolve_params
-from baton.govern.audit import Actor
+from baton.kernel.audit import Actor
 from baton.store.models import Execution
 
 from .helpers import free_port, require_program

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from baton.runtime.clock import SimulatedClock, SystemClock, default_clock, use_clock
+from baton.kernel.clock import SimulatedClock, SystemClock, default_clock, use_clock
 
 
 def test_simulated_clock_moves_only_when_told():

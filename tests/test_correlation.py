@@ -13,8 +13,8 @@ from baton.api.app import create_app
 from baton.correlate.config import parse_config
 from baton.correlate.silences import MaintenanceIn, SilenceIn, create_silence, create_window
 from baton.correlate.topology import ServiceDef
-from baton.govern.audit import Actor
 from baton.govern.rbac import Role, create_token
+from baton.kernel.audit import Actor
 from baton.store.models import AuditRecord, CorrelationFeedback, Event, Incident
 
 OPS = Actor("ana", "human")

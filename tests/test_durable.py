@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from baton.govern.audit import Actor
+from baton.kernel.audit import Actor
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import CeleryBackend
@@ -297,7 +297,7 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
     import signal
     import subprocess
 
-    from baton.runtime.clock import SystemClock
+    from baton.kernel.clock import SystemClock
 
     url = broker_or_skip(REDIS_URL if broker == "redis" else RABBIT_URL)
     queue = f"baton-kill-{uuid.uuid4().hex[:8]}"
@@ -583,7 +583,7 @@ def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
     import threading
 
     from baton.act.executor import request_cancel
-    from baton.govern.audit import append
+    from baton.kernel.audit import append
 
     go = tmp_path / "go"
     wait_for_go = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from baton.runtime import loadgen
+from baton.harness import loadgen
 from baton.runtime.settings import Settings
 from baton.sense.normalize import events_from_json
 from baton.store.db import Database

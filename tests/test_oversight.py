@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from baton.api.app import create_app
 from baton.govern import oncall
-from baton.govern.audit import Actor
 from baton.govern.flows import ApprovalError
 from baton.govern.rbac import create_token
+from baton.harness.demo import Demo, DemoPlan
+from baton.kernel.audit import Actor
 from baton.learn.kpis import trust
-from baton.runtime.demo import Demo, DemoPlan
 from baton.store.models import Approval, AuditRecord, Escalation, Override
 
 from .helpers import actions, executions, pending, queue, rows, run_until

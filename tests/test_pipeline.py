@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from baton.govern.audit import Actor, verify
 from baton.govern.flows import ApprovalError
 from baton.govern.killswitch import pause
-from baton.runtime.demo import Demo, DemoPlan
+from baton.harness.demo import Demo, DemoPlan
+from baton.kernel.audit import Actor, verify
 from baton.store.models import Approval, AuditRecord, Escalation, Execution, ExecutionStep
 
 from .conftest import ROOT

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import inspect, text
 
-from baton.govern.audit import MASK, Actor, append, verify
+from baton.kernel.audit import MASK, Actor, append, verify
 from baton.store.db import Database
 from baton.store.migrate import head_revision, is_current, upgrade
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from baton.runtime.storm import StormResult, correlate_storms, score
+from baton.harness.storm import StormResult, correlate_storms, score
 from baton.sandbox.scoring import origin_hits, pairwise
 from baton.sandbox.storms import Storm, plan_storm
 from baton.sandbox.topology import build_topology, downstream_of

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from baton import __version__
 from baton.cli_oversight import TokenOpt, call, register
-from baton.govern.audit import Actor
+from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
 from baton.store.db import redact_url
 
@@ -70,7 +70,7 @@ def _database(s: Settings):  # type: ignore[no-untyped-def]
 
 
 def _now() -> datetime:
-    from baton.runtime.clock import default_clock
+    from baton.kernel.clock import default_clock
 
     return default_clock().now()
 
@@ -113,7 +113,7 @@ def serve(
     import uvicorn
 
     from baton.api.app import create_app
-    from baton.runtime.clock import SystemClock
+    from baton.kernel.clock import SystemClock
     from baton.runtime.logging import configure_logging
     from baton.runtime.platform import Platform
 
@@ -179,7 +179,7 @@ def worker(
     Start any number, on any machines that reach the broker and the database; the
     scheduler (`baton serve`) queues the work and takes over from workers that die.
     """
-    from baton.runtime.clock import SystemClock
+    from baton.kernel.clock import SystemClock
     from baton.runtime.logging import configure_logging
     from baton.runtime.platform import Platform
     from baton.runtime.tasks import CeleryBackend
@@ -212,8 +212,8 @@ def token_create(
     role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
 ) -> None:
     """Create an API token and print it once (only its hash is stored)."""
-    from baton.govern.audit import append
     from baton.govern.rbac import create_token, parse_role
+    from baton.kernel.audit import append
 
     try:
         parse_role(role)
@@ -271,8 +271,8 @@ def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @token_app.command("revoke")
 def token_revoke(token_id: int) -> None:
     """Revoke a token by id."""
-    from baton.govern.audit import append
     from baton.govern.rbac import revoke_token
+    from baton.kernel.audit import append
 
     db = _database(settings())
     with db.session() as s:
@@ -368,7 +368,7 @@ def runbooks_schema() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; name the first edited, deleted or reordered record."""
-    from baton.govern.audit import verify
+    from baton.kernel.audit import verify
 
     db = _database(settings())
     with db.session() as s:
@@ -387,7 +387,7 @@ def audit_export(
     fmt: Annotated[str, typer.Option("--format", help="Only 'jsonl'.")] = "jsonl",
 ) -> None:
     """Export audit records as JSON lines."""
-    from baton.govern.audit import records, to_dict
+    from baton.kernel.audit import records, to_dict
 
     if fmt != "jsonl":
         raise fail(f"unknown format {fmt!r}; only 'jsonl' is supported")
@@ -483,7 +483,7 @@ def bench_cmd(
     ] = None,
 ) -> None:
     """Measure speed or quality and print the figures."""
-    from baton.runtime import bench
+    from baton.harness import bench
 
     if name == "list":
         rows = {key: description for key, (description, _) in sorted(bench.BENCHES.items())}
@@ -538,7 +538,7 @@ def demo(
 ) -> None:
     """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
     from baton.cli_view import DemoView
-    from baton.runtime.demo import Demo, DemoPlan, DemoRefused, demo_settings
+    from baton.harness.demo import Demo, DemoPlan, DemoRefused, demo_settings
 
     cfg = demo_settings(settings(port=port))
     view = DemoView(out)
@@ -563,8 +563,8 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     import uvicorn
 
     from baton.api.app import create_app
-    from baton.govern.audit import append
     from baton.govern.rbac import create_token, revoke_token
+    from baton.kernel.audit import append
 
     with runner.platform.db.session() as s:
         token, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())

@@ -27,8 +27,8 @@ from baton.act.runbook import Runbook, render
 from baton.act.secrets import known, masked, resolve
 from baton.act.secrets import names as secret_names
 from baton.act.service import get_version
-from baton.errors import Refused
-from baton.govern.audit import Actor, append, serialize
+from baton.kernel.audit import Actor, append, serialize
+from baton.kernel.errors import Refused
 from baton.store.db import Database, lock_row
 from baton.store.models import Execution, ExecutionStep
 

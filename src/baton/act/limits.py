@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from baton.act.runbook import Runbook
-from baton.errors import Refused
+from baton.kernel.errors import Refused
 from baton.store.models import Execution
 
 ACTIVE = ("queued", "running", "verifying", "rolling_back")

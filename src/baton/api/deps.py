@@ -13,8 +13,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from baton.api.errors import ApiError
-from baton.govern.audit import Actor
 from baton.govern.rbac import Permission, Principal, authenticate, hash_token
+from baton.kernel.audit import Actor
 from baton.runtime.platform import Platform
 
 TOKEN_CACHE_S = 2.0

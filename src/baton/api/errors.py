@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from baton.act.runbook import ParamError
-from baton.errors import Refused
+from baton.kernel.errors import Refused
 
 log = logging.getLogger("baton.api")
 

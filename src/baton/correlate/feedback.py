@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from baton.correlate.incidents import OPEN_STATES, choose_origin, event_services, retitle
 from baton.correlate.topology import Topology
-from baton.errors import Refused
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Refused
 from baton.store.models import CorrelationFeedback, Event, Incident
 
 

@@ -18,7 +18,7 @@ from baton.correlate.config import CorrelationConfig
 from baton.correlate.grouping import ORIGIN_LAG, Grouper
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.sense.service import SEVERITY_RANK
 from baton.store.models import Event, Incident
 

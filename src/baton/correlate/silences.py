@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.correlate.matchers import parse_all
-from baton.govern.audit import Actor, append
-from baton.runtime.clock import UtcDatetime
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import UtcDatetime
 from baton.store.models import MaintenanceWindow, Silence
 
 

@@ -24,7 +24,7 @@ from baton.correlate.config import CorrelationConfig
 from baton.correlate.inhibition import Firing, inhibited_by
 from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.silences import active_silences, occurrence_at, open_windows
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.store.models import Event, MaintenanceWindow, Silence
 
 SUPPRESSOR = Actor("baton.correlate", "ai", "suppress/1")

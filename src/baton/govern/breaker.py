@@ -14,8 +14,8 @@ import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from baton.errors import Refused
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Refused
 from baton.store.models import Execution, Meta
 
 PREFIX = "breaker:"

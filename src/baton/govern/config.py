@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from baton.govern.policy import Tier
-from baton.runtime.clock import UtcDatetime
+from baton.kernel.clock import UtcDatetime
 
 TierName = Literal["observe", "recommend", "approve", "auto"]
 

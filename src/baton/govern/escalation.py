@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.errors import Refused
-from baton.govern.audit import Actor, append
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Refused
 from baton.store.models import Escalation
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.runbook import ParamError, Runbook, resolve_params
-from baton.errors import Refused
 from baton.govern import breaker, killswitch
-from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig
 from baton.govern.policy import PolicyInputs, Tier, decide
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Refused
 from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
 

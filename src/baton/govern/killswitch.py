@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.store.models import Meta
 
 PREFIX = "pause:"

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.govern.audit import Actor, append
-from baton.runtime.clock import UtcDatetime
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import UtcDatetime
 from baton.store.models import EscalationPolicy, Rotation, ShiftSwap
 
 DEFAULT = "*"  # the escalation policy and rotation for services without their own

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from baton.errors import Refused
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Refused
 from baton.store.models import Override
 
 KINDS = ("veto", "cancel", "rollback")

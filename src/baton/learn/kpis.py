@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from baton.govern.audit import Actor, append, serialize
+from baton.kernel.audit import Actor, append, serialize
 from baton.store.db import lock_row
 from baton.store.models import (
     Approval,

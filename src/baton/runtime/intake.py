@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from baton.runtime.clock import Clock
+from baton.kernel.clock import Clock
 from baton.sense import inbox
 from baton.sense.receivers import Batch
 from baton.store.db import Database

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from baton.act.secrets import resolve
-from baton.govern.audit import Actor, append
 from baton.govern.escalation import Notice
+from baton.kernel.audit import Actor, append
 from baton.runtime.settings import Settings
 from baton.store.db import Database
 

@@ -24,7 +24,7 @@ from baton.correlate.incidents import IncidentChange, correlate
 from baton.correlate.suppress import screen
 from baton.govern import escalation
 from baton.govern import flows as governance
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.sense.service import store
 from baton.store.models import Incident, Proposal
 from baton.triage.propose import propose

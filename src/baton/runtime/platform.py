@@ -32,12 +32,12 @@ from baton.correlate import topology
 from baton.correlate.config import load_config
 from baton.govern import breaker, escalation, killswitch, notifications, overrides
 from baton.govern import flows as governance
-from baton.govern.audit import Actor, append
 from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
 from baton.govern.routes import Routing, load_routing
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import Clock
 from baton.learn.kpis import record_outcome
-from baton.runtime.clock import Clock
 from baton.runtime.intake import Intake
 from baton.runtime.notify import deliver, escalation_message, group_message
 from baton.runtime.pipeline import (

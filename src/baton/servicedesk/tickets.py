@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.correlate.topology import Topology
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.store.models import Incident, Ticket
 
 CLASSIFIER = Actor("baton.servicedesk", "ai", "keywords/1")

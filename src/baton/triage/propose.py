@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from baton.act.runbook import Catalogue, ParamError, Runbook, resolve_params
 from baton.correlate.topology import Topology
-from baton.govern.audit import Actor, append
+from baton.kernel.audit import Actor, append
 from baton.store.models import Event, Incident, Proposal
 
 PROPOSER = Actor("baton.triage", "ai", "symptom-match/1")

@@ -13,8 +13,8 @@ from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, s
 from baton.api.errors import ApiError
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
-from baton.govern import audit
 from baton.govern.rbac import Permission, Principal, create_token, list_tokens, revoke_token
+from baton.kernel import audit
 from baton.learn.kpis import kpis
 from baton.runtime.platform import Platform
 

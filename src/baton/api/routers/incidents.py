@@ -14,8 +14,8 @@ from baton.api.errors import ApiError
 from baton.correlate import feedback
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import escalation
-from baton.govern.audit import append
 from baton.govern.rbac import Permission, Principal
+from baton.kernel.audit import append
 from baton.runtime.platform import Platform
 from baton.sense.service import list_events
 from baton.sense.service import to_dict as event_dict

@@ -17,9 +17,9 @@ import yaml
 from sqlalchemy import select
 
 from baton.correlate.silences import MaintenanceIn, create_window
-from baton.govern.audit import Actor
-from baton.runtime.clock import SimulatedClock
-from baton.runtime.demo import estate_services
+from baton.harness.demo import estate_services
+from baton.kernel.audit import Actor
+from baton.kernel.clock import SimulatedClock
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.sandbox.rules import iso

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from baton.runtime.clock import SimulatedClock
+from baton.kernel.clock import SimulatedClock
 from baton.runtime.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -106,7 +106,7 @@ def ingest_bench(args: BenchArgs) -> dict[str, Any]:
     is the figure to compare across machines. `--size` is the seconds per run."""
     from sqlalchemy import func, select
 
-    from baton.runtime import loadgen
+    from baton.harness import loadgen
     from baton.store.db import Database
     from baton.store.models import InboxBatch
 
@@ -142,7 +142,7 @@ def ingest_bench(args: BenchArgs) -> dict[str, Any]:
 
 @bench("demo", "the --once demo: wall time and how well the platform handled the faults")
 def demo_bench(args: BenchArgs) -> dict[str, Any]:
-    from baton.runtime.demo import Demo, DemoPlan
+    from baton.harness.demo import Demo, DemoPlan
 
     with tempfile.TemporaryDirectory() as home:
         demo = Demo(Settings(home=Path(home)), DemoPlan(seed=args.seed))
@@ -158,7 +158,7 @@ def correlate_bench(args: BenchArgs) -> dict[str, Any]:
     1 - incidents opened / alert notifications posted (every POSTed alert, re-sends and
     the HA pair's duplicates included); noise_reduction_distinct divides by distinct alert
     episodes instead. See docs/benchmarks.md."""
-    from baton.runtime.storm import correlate_storms
+    from baton.harness.storm import correlate_storms
 
     return correlate_storms(args.seed, args.size or 3, args.progress)
 
@@ -182,8 +182,8 @@ autonomy: {default: auto}
 def runbooks_bench(args: BenchArgs) -> dict[str, Any]:
     """Throughput from a burst of requests; latency (decision → first step) at a steady
     rate of half that throughput, since a burst's latency only measures its queue."""
-    from baton.govern.audit import Actor
-    from baton.runtime.clock import SystemClock
+    from baton.kernel.audit import Actor
+    from baton.kernel.clock import SystemClock
     from baton.runtime.platform import Platform
 
     runs = args.size or 300

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from baton.correlate.topology import ServiceDef
-from baton.govern import audit, oncall
-from baton.govern.audit import Actor
+from baton.govern import oncall
 from baton.govern.flows import pending_approvals
-from baton.runtime.clock import SimulatedClock
+from baton.kernel import audit
+from baton.kernel.audit import Actor
+from baton.kernel.clock import SimulatedClock
 from baton.runtime.pipeline import Observer
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings

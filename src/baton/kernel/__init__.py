@@ -1,0 +1,1 @@
+"""What every domain needs and nothing above it: time, errors, the audit ledger, statuses."""
