@@ -252,8 +252,10 @@ def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
             requested_by=Actor("t", "human"),
         )
     p = demo.platform
-    assert run_execution(p.db, execution.id, p.action_context(), p.clock.now) == "verifying"
-    p.tick()
+    assert (
+        run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now) == "verifying"
+    )
+    p.scheduler.tick()
     with p.db.session() as s:
         done = s.get(Execution, execution.id)
         assert done.status == "succeeded" and done.verified is True
@@ -313,7 +315,7 @@ def test_cancel_kills_a_running_command(demo):
     outcome = {}
     worker = threading.Thread(
         target=lambda: outcome.update(
-            status=run_execution(p.db, execution.id, p.action_context(), p.clock.now)
+            status=run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now)
         )
     )
     started = time.monotonic()
@@ -323,7 +325,7 @@ def test_cancel_kills_a_running_command(demo):
             if [st.status for st in s.get(Execution, execution.id).steps] == ["running"]:
                 break
         time.sleep(0.1)
-    p.override(execution.id, "cancel", "wrong_fix", "stop now", Actor("alice", "human"))
+    p.commands.override(execution.id, "cancel", "wrong_fix", "stop now", Actor("alice", "human"))
     worker.join(timeout=15)
     assert not worker.is_alive() and outcome["status"] == "cancelled"
     assert time.monotonic() - started < 15

@@ -13,17 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.correlate.incidents import OPEN_STATES, choose_origin, event_services, retitle
+from baton.correlate.incidents import get as _incident
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
-from baton.kernel.errors import Refused
+from baton.kernel.errors import Invalid, Refused
 from baton.store.models import CorrelationFeedback, Event, Incident
-
-
-def _incident(session: Session, incident_id: int) -> Incident:
-    inc = session.get(Incident, incident_id)
-    if inc is None:
-        raise LookupError(f"no incident {incident_id}")
-    return inc
 
 
 def _snapshot(session: Session, inc: Incident) -> dict[str, Any]:
@@ -62,7 +56,7 @@ def _record(
     at: datetime,
 ) -> CorrelationFeedback:
     if not reason.strip():
-        raise ValueError("reason: say why, so the correction can teach the correlator")
+        raise Invalid("say why, so the correction can teach the correlator", "reason")
     row = CorrelationFeedback(
         kind=kind,
         incident_id=inc.id,
@@ -102,7 +96,7 @@ def merge(
     target = _incident(session, target_id)
     sources = [_incident(session, i) for i in source_ids]
     if not sources or target_id in source_ids:
-        raise ValueError("incidents: name one or more incidents other than the target")
+        raise Invalid("name one or more incidents other than the target", "incidents")
     for inc in (target, *sources):
         if inc.status == "merged":
             raise Refused(f"incident {inc.id} was already merged into {inc.merged_into}")
@@ -147,12 +141,12 @@ def split(
     )
     missing = sorted(set(event_ids) - {e.id for e in events})
     if not event_ids or missing:
-        raise ValueError(f"events: not in incident {inc.id}: {missing or 'none given'}")
+        raise Invalid(f"not in incident {inc.id}: {missing or 'none given'}", "events")
     remaining = session.scalar(
         select(Event.id).where(Event.incident_id == inc.id, Event.id.not_in(event_ids)).limit(1)
     )
     if remaining is None:
-        raise ValueError("events: leave at least one alert in the incident")
+        raise Invalid("leave at least one alert in the incident", "events")
     before = {"incident": _snapshot(session, inc)}
     firing = any(e.status == "firing" for e in events)
     new = Incident(
@@ -188,9 +182,9 @@ def set_origin(
     """A person names the origin; automatic re-origination stops for this incident."""
     inc = _incident(session, incident_id)
     if service not in inc.services:
-        raise ValueError(
-            f"service: {service!r} has no alert in incident {inc.id} "
-            f"(it has: {', '.join(inc.services)})"
+        raise Invalid(
+            f"{service!r} has no alert in incident {inc.id} (it has: {', '.join(inc.services)})",
+            "service",
         )
     before = {"incident": _snapshot(session, inc)}
     inc.origin_service, inc.origin_set_by, inc.updated_at = service, actor.name, at

@@ -19,6 +19,7 @@ from baton.correlate.grouping import ORIGIN_LAG, Grouper
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
+from baton.kernel.errors import NotFound, Refused
 from baton.sense.service import SEVERITY_RANK
 from baton.store.models import Event, Incident
 
@@ -35,6 +36,30 @@ class IncidentChange:
 
 def open_incidents(session: Session) -> list[Incident]:
     return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
+
+
+def get(session: Session, incident_id: int) -> Incident:
+    inc = session.get(Incident, incident_id)
+    if inc is None:
+        raise NotFound(f"no incident {incident_id}")
+    return inc
+
+
+def acknowledge(session: Session, incident_id: int, actor: Actor, at: datetime) -> Incident:
+    """Someone has the incident: it stops waiting for an acknowledgement."""
+    inc = get(session, incident_id)
+    if inc.status != "open":
+        raise Refused(f"incident {incident_id} is {inc.status}")
+    inc.status, inc.acknowledged_at, inc.acknowledged_by = "acknowledged", at, actor.name
+    append(
+        session,
+        actor=actor,
+        action="incident.acknowledged",
+        subject=f"incident:{inc.id}",
+        at=at,
+        decision="acknowledged",
+    )
+    return inc
 
 
 def event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:

@@ -8,12 +8,13 @@ approvals are refused; only a lead or admin closes it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from baton.act.service import get_version
 from baton.kernel.audit import Actor, append
 from baton.kernel.errors import Refused
 from baton.store.models import Execution, Meta
@@ -73,6 +74,24 @@ def record_outcome(session: Session, runbook_id: str, threshold: int | None, at:
         "lead closes it",
     )
     return True
+
+
+class Ending(Protocol):
+    """What the breaker needs of a finished execution."""
+
+    runbook_id: str
+    runbook_version: str
+    status: str
+
+
+def count_ending(session: Session, execution: Ending, at: datetime) -> bool:
+    """Count a finished execution against its runbook's breaker (`limits.breaker_after`);
+    True if this ending opened it. A success ends any streak and costs no query."""
+    if execution.status not in FAILED:
+        return False
+    runbook = get_version(session, execution.runbook_id, execution.runbook_version)
+    limit = (runbook.doc.get("limits") or {}).get("breaker_after") if runbook else None
+    return record_outcome(session, execution.runbook_id, limit, at)
 
 
 def close(session: Session, runbook_id: str, actor: Actor, reason: str, at: datetime) -> None:

@@ -17,9 +17,12 @@ from sqlalchemy.orm import Session
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
 from baton.kernel.audit import Actor, append
 from baton.kernel.errors import Refused
-from baton.store.models import Escalation
+from baton.store.models import Escalation, Incident
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
+# Endings of an execution a person must hear about. A run cancelled or rolled back by a
+# person (or by a person's pause) is that person's own decision and pages nobody.
+PAGED_ENDINGS = ("failed", "rolled_back", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,53 @@ def open_escalation(
         rationale=reason,
     )
     return esc, _notify_level(session, esc, at)
+
+
+@dataclass
+class Raised:
+    """What escalating something produced: the messages to deliver, and whether it is
+    news (a new escalation, or one that notified someone) people watching should see."""
+
+    escalation: Escalation
+    notices: list[Notice]
+    news: bool
+
+    def note(self) -> dict[str, Any]:
+        esc = self.escalation
+        return {
+            "escalation": esc.id,
+            "subject": esc.subject,
+            "reason": esc.reason,
+            "notified": esc.notified[-1:],
+        }
+
+
+def escalate(
+    session: Session, subject: str, service: str | None, reason: str, at: datetime
+) -> Raised:
+    """Escalate `subject` (once while open); see `open_escalation`."""
+    esc, notices = open_escalation(session, subject=subject, service=service, reason=reason, at=at)
+    return Raised(esc, notices, bool(notices) or esc.created_at == at)
+
+
+def unacknowledged(session: Session, at: datetime) -> list[Raised]:
+    """Escalate every open incident nobody acknowledged within its service's timeout."""
+    raised = []
+    for inc in session.scalars(select(Incident).where(Incident.status == "open")):
+        policy = escalation_policy_for(session, inc.origin_service)
+        timeout = timedelta(seconds=policy.ack_timeout_s if policy else DEFAULT_ACK_TIMEOUT_S)
+        if inc.opened_at + timeout <= at:
+            minutes = int(timeout.total_seconds() // 60)
+            raised.append(
+                escalate(
+                    session,
+                    f"incident:{inc.id}",
+                    inc.origin_service,
+                    f"incident #{inc.id} unacknowledged for {minutes} min",
+                    at,
+                )
+            )
+    return raised
 
 
 def advance(session: Session, at: datetime) -> list[Notice]:

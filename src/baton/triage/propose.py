@@ -181,6 +181,44 @@ def propose(
     return proposal
 
 
+def requested(
+    session: Session,
+    runbook: Runbook,
+    params: dict[str, Any],
+    requester: Actor,
+    reason: str,
+    incident_id: int | None,
+    at: datetime,
+) -> Proposal:
+    """A person's request for a run, saved as a proposal like any other: it is decided by
+    the same policy, so it may still need someone else's approval."""
+    proposal = Proposal(
+        incident_id=incident_id,
+        runbook_id=runbook.id,
+        runbook_version=runbook.version,
+        params=params,
+        confidence=1.0,
+        rationale=f"requested by {requester.name}: {reason}",
+        evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
+        proposer=requester.name,
+        status="new",
+        created_at=at,
+    )
+    session.add(proposal)
+    session.flush()
+    append(
+        session,
+        actor=requester,
+        action="run.requested",
+        subject=f"proposal:{proposal.id}",
+        at=at,
+        inputs={"runbook": runbook.id, "params": params, "incident": incident_id},
+        decision="proposed",
+        rationale=reason,
+    )
+    return proposal
+
+
 def to_dict(p: Proposal) -> dict[str, Any]:
     return {
         "id": p.id,

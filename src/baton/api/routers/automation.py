@@ -57,9 +57,9 @@ def runbooks(
             "trust": trust(s, rb.id),
             "breaker": breaker.state(s, rb.id),
         }
-        for rb in p.catalogue
+        for rb in p.config.catalogue
     ]
-    errors = [str(e) for e in p.catalogue.errors]
+    errors = [str(e) for e in p.config.catalogue.errors]
     return {"runbooks": items, "errors": errors}
 
 
@@ -75,7 +75,7 @@ def runbook(
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
-    rb = p.catalogue.get(runbook_id)
+    rb = p.config.catalogue.get(runbook_id)
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
     return {"id": rb.id, "version": rb.version, "document": rb.doc, "trust": trust(s, rb.id)}
@@ -93,7 +93,7 @@ def dry_run_route(
     body: DryRunIn = Depends(parsed(DryRunIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    rb = p.catalogue.get(runbook_id)
+    rb = p.config.catalogue.get(runbook_id)
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
     params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
@@ -123,7 +123,9 @@ def request_run(
     body: RunIn = Depends(parsed(RunIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return p.request_run(runbook_id, body.params, actor_of(who), body.reason, body.incident_id)
+    return p.commands.request_run(
+        runbook_id, body.params, actor_of(who), body.reason, body.incident_id
+    )
 
 
 @router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
@@ -133,13 +135,13 @@ def close_breaker(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    p.close_breaker(runbook_id, actor_of(who), body.reason)
+    p.commands.close_breaker(runbook_id, actor_of(who), body.reason)
     return {"runbook": runbook_id, "breaker": None}
 
 
 @router.post("/runbooks/reload", summary="Reload runbooks and policy from disk")
 def reload(who: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str, Any]:
-    catalogue = p.reload_runbooks(actor_of(who))
+    catalogue = p.commands.reload_runbooks(actor_of(who))
     return {"loaded": len(catalogue.runbooks), "errors": [str(e) for e in catalogue.errors]}
 
 
@@ -206,10 +208,7 @@ def execution_logs(
     p: Platform = Depends(platform),
 ) -> StreamingResponse:
     follower = logs.Follower(p.db, execution_id, max_s=max_s)
-    try:
-        first = follower.poll()  # a missing execution is a 404, not an empty stream
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    first = follower.poll()  # a missing execution is a 404, not an empty stream
 
     async def events() -> AsyncIterator[bytes]:
         batch = first
@@ -277,7 +276,7 @@ def approve(
     body: ApproveIn = Depends(parsed(ApproveIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    execution = p.approve(approval_id, actor_of(who), body.reason, body.params)
+    execution = p.commands.approve(approval_id, actor_of(who), body.reason, body.params)
     return {"approval": approval_id, "execution": execution.id if execution else None}
 
 
@@ -288,7 +287,7 @@ def reject(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    p.reject(approval_id, actor_of(who), body.reason)
+    p.commands.reject(approval_id, actor_of(who), body.reason)
     return {"approval": approval_id, "status": "rejected"}
 
 
@@ -300,10 +299,7 @@ class PauseIn(BaseModel):
 
 
 def _switch(fn: Any, body: PauseIn, who: Principal) -> dict[str, Any]:
-    try:
-        return {"paused": fn(body.scope, body.target, actor_of(who), body.reason)}
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    return {"paused": fn(body.scope, body.target, actor_of(who), body.reason)}
 
 
 @router.get("/automation")
@@ -317,7 +313,7 @@ def pause(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(p.pause, body, who)
+    return _switch(p.commands.pause, body, who)
 
 
 @router.post("/automation/resume", summary="Only leads and admins may resume")
@@ -326,4 +322,4 @@ def resume(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(p.resume, body, who)
+    return _switch(p.commands.resume, body, who)

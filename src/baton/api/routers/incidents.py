@@ -10,12 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, parsed, platform, require, session
-from baton.api.errors import ApiError
 from baton.correlate import feedback
+from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
-from baton.govern import escalation
 from baton.govern.rbac import Permission, Principal
-from baton.kernel.audit import append
 from baton.runtime.platform import Platform
 from baton.sense.service import list_events
 from baton.sense.service import to_dict as event_dict
@@ -40,18 +38,11 @@ def incidents(
     return [incident_dict(i) for i in s.scalars(query)]
 
 
-def _get(s: Session, incident_id: int) -> Incident:
-    incident = s.get(Incident, incident_id)
-    if incident is None:
-        raise ApiError(404, "not_found", f"no incident {incident_id}")
-    return incident
-
-
 @router.get("/incidents/{incident_id}")
 def incident(
     incident_id: int, _: Principal = READ, s: Session = Depends(session)
 ) -> dict[str, Any]:
-    data = incident_dict(_get(s, incident_id))
+    data = incident_dict(incidents_.get(s, incident_id))
     data["events"] = [event_dict(e) for e in list_events(s, incident_id=incident_id, limit=500)]
     data["tickets"] = [
         ticket_dict(t) for t in s.scalars(select(Ticket).where(Ticket.incident_id == incident_id))
@@ -70,24 +61,9 @@ def incident(
 def acknowledge(
     incident_id: int,
     who: Principal = Depends(require(Permission.OPERATE)),
-    s: Session = Depends(session),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    inc = _get(s, incident_id)
-    if inc.status != "open":
-        raise ApiError(409, "conflict", f"incident {incident_id} is {inc.status}")
-    at = p.clock.now()
-    inc.status, inc.acknowledged_at, inc.acknowledged_by = "acknowledged", at, who.name
-    escalation.close_for(s, f"incident:{inc.id}", f"acknowledged by {who.name}", at)
-    append(
-        s,
-        actor=actor_of(who),
-        action="incident.acknowledged",
-        subject=f"incident:{inc.id}",
-        at=at,
-        decision="acknowledged",
-    )
-    return incident_dict(inc)
+    return incident_dict(p.commands.acknowledge(incident_id, actor_of(who)))
 
 
 class MergeIn(BaseModel):
@@ -108,26 +84,15 @@ class OriginIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _bad_input(exc: ValueError) -> ApiError:
-    return ApiError(422, "invalid", str(exc))
-
-
 @router.post("/incidents/{incident_id}/merge")
 def merge(
     incident_id: int,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: MergeIn = Depends(parsed(MergeIn)),
-    s: Session = Depends(session),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     """Merge other incidents into this one (a person's correction, kept as feedback)."""
-    try:
-        inc = feedback.merge(
-            s, incident_id, body.incidents, p.graph(s), actor_of(who), body.reason, p.clock.now()
-        )
-    except ValueError as exc:
-        raise _bad_input(exc) from None
-    return incident_dict(inc)
+    return incident_dict(p.commands.merge(incident_id, body.incidents, actor_of(who), body.reason))
 
 
 @router.post("/incidents/{incident_id}/split", status_code=201)
@@ -135,17 +100,10 @@ def split(
     incident_id: int,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: SplitIn = Depends(parsed(SplitIn)),
-    s: Session = Depends(session),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     """Move alerts out of this incident into a new one; returns the new incident."""
-    try:
-        new = feedback.split(
-            s, incident_id, body.events, p.graph(s), actor_of(who), body.reason, p.clock.now()
-        )
-    except ValueError as exc:
-        raise _bad_input(exc) from None
-    return incident_dict(new)
+    return incident_dict(p.commands.split(incident_id, body.events, actor_of(who), body.reason))
 
 
 @router.post("/incidents/{incident_id}/origin")
@@ -153,16 +111,10 @@ def set_origin(
     incident_id: int,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: OriginIn = Depends(parsed(OriginIn)),
-    s: Session = Depends(session),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     """Name the probable origin yourself; the correlator keeps it from now on."""
-    try:
-        inc = feedback.set_origin(
-            s, incident_id, body.service, actor_of(who), body.reason, p.clock.now()
-        )
-    except ValueError as exc:
-        raise _bad_input(exc) from None
+    inc = p.commands.set_origin(incident_id, body.service, actor_of(who), body.reason)
     return incident_dict(inc)
 
 

@@ -35,7 +35,7 @@ class OverrideIn(BaseModel):
 def _override(
     p: Platform, execution_id: int, kind: str, body: OverrideIn, who: Principal
 ) -> dict[str, Any]:
-    execution = p.override(execution_id, kind, body.category, body.reason, actor_of(who))
+    execution = p.commands.override(execution_id, kind, body.category, body.reason, actor_of(who))
     return execution_dict(execution)
 
 
@@ -109,10 +109,7 @@ def add_shift_swap(
             "technicians can only take a shift themselves; "
             "a lead or admin can assign it to someone else",
         )
-    try:
-        row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
     return {"id": row.id}
 
 
@@ -131,16 +128,13 @@ def acknowledge(
     escalation_id: int,
     who: Principal = OPERATE,
     p: Platform = Depends(platform),
-    s: Session = Depends(session),
 ) -> dict[str, Any]:
-    return escalation.to_dict(
-        escalation.acknowledge(s, escalation_id, actor_of(who), p.clock.now())
-    )
+    return escalation.to_dict(p.commands.acknowledge_escalation(escalation_id, actor_of(who)))
 
 
 @router.get("/policy", summary="The autonomy policy in force")
 def get_policy(_: Principal = READ, p: Platform = Depends(platform)) -> dict[str, Any]:
-    return {"policy": p.policy.model_dump(mode="json"), "yaml": render(p.policy)}
+    return {"policy": p.config.policy.model_dump(mode="json"), "yaml": render(p.config.policy)}
 
 
 @router.put("/policy", summary="Replace the policy (leads and admins; audited with a diff)")
@@ -149,8 +143,5 @@ def put_policy(
     body: Any = Depends(parsed(dict[str, Any])),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        policy, diff, warnings = p.update_policy(body, actor_of(who))
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    policy, diff, warnings = p.commands.apply_policy(body, actor_of(who))
     return {"policy": policy.model_dump(mode="json"), "diff": diff, "warnings": warnings}
