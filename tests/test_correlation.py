@@ -105,7 +105,7 @@ def test_silence_mutes_until_it_ends_then_the_alert_pages(estate):
     assert len(screened) == 1 and screened[0].inputs["counts"] == {"silence": 1}
     estate.clock.advance(timedelta(minutes=11))
     post(estate, fire(estate, "db"))  # still firing after the silence ended
-    estate.tick()
+    estate.scheduler.tick()
     incident_id, why = events(estate)[("db", "HighErrorRate", 1)]
     assert incident_id is not None and why is None
 
@@ -134,13 +134,13 @@ def test_transient_alert_held_and_resolved_never_pages(estate):
     estate.config.correlation = parse_config({"transient_hold_s": 120})
     post(estate, fire(estate, "db"))
     estate.clock.advance(60)
-    estate.tick()
+    estate.scheduler.tick()
     post(estate, fire(estate, "db", resolved=True))
     assert incidents(estate) == []
     assert events(estate)[("db", "HighErrorRate", 1)] == (None, "transient")
     post(estate, fire(estate, "cache"))  # this one lasts
     estate.clock.advance(121)
-    estate.tick()
+    estate.scheduler.tick()
     assert [i.services for i in incidents(estate)] == [["cache"]]
 
 

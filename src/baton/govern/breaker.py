@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from baton.act.service import get_version
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import BAD_ENDING, ExecutionStatus
 from baton.kernel.errors import Refused
 from baton.store.models import Execution, Meta
 
 PREFIX = "breaker:"
-FAILED = ("failed", "rolled_back", "interrupted")
-COUNTED = (*FAILED, "succeeded")
+COUNTED = (*BAD_ENDING, ExecutionStatus.SUCCEEDED)
 DEFAULT_THRESHOLD = 3
 _META = Meta.__table__
 _OPEN = select(_META.c.key).where(_META.c.key == bindparam("key"))  # asked per decision
@@ -38,7 +38,7 @@ def consecutive_failures(session: Session, runbook_id: str) -> int:
     )
     count = 0
     for status in rows:
-        if status not in FAILED:
+        if status not in BAD_ENDING:
             break
         count += 1
     return count
@@ -87,7 +87,7 @@ class Ending(Protocol):
 def count_ending(session: Session, execution: Ending, at: datetime) -> bool:
     """Count a finished execution against its runbook's breaker (`limits.breaker_after`);
     True if this ending opened it. A success ends any streak and costs no query."""
-    if execution.status not in FAILED:
+    if execution.status not in BAD_ENDING:
         return False
     runbook = get_version(session, execution.runbook_id, execution.runbook_version)
     limit = (runbook.doc.get("limits") or {}).get("breaker_after") if runbook else None

@@ -16,13 +16,11 @@ from sqlalchemy.orm import Session
 
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import LIVE_ESCALATION, EscalationStatus, IncidentStatus
 from baton.kernel.errors import Refused
 from baton.store.models import Escalation, Incident
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
-# Endings of an execution a person must hear about. A run cancelled or rolled back by a
-# person (or by a person's pause) is that person's own decision and pages nobody.
-PAGED_ENDINGS = ("failed", "rolled_back", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,8 @@ def open_escalation(
     (someone has it), no new one starts."""
     existing = session.scalar(
         select(Escalation).where(
-            Escalation.subject == subject, Escalation.status.in_(("open", "acknowledged"))
+            Escalation.subject == subject,
+            Escalation.status.in_(LIVE_ESCALATION),
         )
     )
     if existing is not None:
@@ -100,7 +99,7 @@ def open_escalation(
         service=service,
         reason=reason,
         level=0,
-        status="open",
+        status=EscalationStatus.OPEN,
         notified=[],
         created_at=at,
     )
@@ -149,7 +148,7 @@ def escalate(
 def unacknowledged(session: Session, at: datetime) -> list[Raised]:
     """Escalate every open incident nobody acknowledged within its service's timeout."""
     raised = []
-    for inc in session.scalars(select(Incident).where(Incident.status == "open")):
+    for inc in session.scalars(select(Incident).where(Incident.status == IncidentStatus.OPEN)):
         policy = escalation_policy_for(session, inc.origin_service)
         timeout = timedelta(seconds=policy.ack_timeout_s if policy else DEFAULT_ACK_TIMEOUT_S)
         if inc.opened_at + timeout <= at:
@@ -171,7 +170,9 @@ def advance(session: Session, at: datetime) -> list[Notice]:
     notices: list[Notice] = []
     due = session.scalars(
         select(Escalation).where(
-            Escalation.status == "open", Escalation.next_at.is_not(None), Escalation.next_at <= at
+            Escalation.status == EscalationStatus.OPEN,
+            Escalation.next_at.is_not(None),
+            Escalation.next_at <= at,
         )
     )
     for esc in due:
@@ -184,7 +185,7 @@ def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime
     esc = session.get(Escalation, escalation_id)
     if esc is None:
         raise LookupError(f"no escalation {escalation_id}")
-    if esc.status != "open":
+    if esc.status != EscalationStatus.OPEN:
         raise Refused(f"escalation {escalation_id} is already {esc.status}")
     esc.status, esc.acknowledged_by, esc.acknowledged_at, esc.next_at = (
         "acknowledged",
@@ -206,10 +207,12 @@ def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime
 def close_for(session: Session, subject: str, why: str, at: datetime) -> int:
     """Close open escalations about `subject` (it was acknowledged or resolved)."""
     rows = session.scalars(
-        select(Escalation).where(Escalation.subject == subject, Escalation.status == "open")
+        select(Escalation).where(
+            Escalation.subject == subject, Escalation.status == EscalationStatus.OPEN
+        )
     ).all()
     for esc in rows:
-        esc.status, esc.next_at = "closed", None
+        esc.status, esc.next_at = EscalationStatus.CLOSED, None
         append(
             session,
             actor=ESCALATOR,

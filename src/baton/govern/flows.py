@@ -15,6 +15,7 @@ from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
 from baton.govern.policy import PolicyInputs, Tier, decide
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import ApprovalStatus, IncidentStatus, ProposalStatus
 from baton.kernel.errors import NotFound, Refused
 from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
@@ -104,7 +105,7 @@ def decide_proposal(
         decided_at=at,
     )
     session.add(decision)
-    proposal.status = "decided"
+    proposal.status = ProposalStatus.DECIDED
     session.flush()
     append(
         session,
@@ -131,7 +132,7 @@ def decide_proposal(
     if result.tier == Tier.APPROVE:
         approval = Approval(
             decision_id=decision.id,
-            status="pending",
+            status=ApprovalStatus.PENDING,
             requested_by=proposal.proposer,
             required_approvals=2 if runbook.risk == "high" else 1,
             approvers=[],
@@ -158,7 +159,7 @@ def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
     if not lock_row(session, Approval, approval_id):
         raise NotFound(f"no approval {approval_id}")
     approval = session.get(Approval, approval_id)
-    if approval.status != "pending":
+    if approval.status != ApprovalStatus.PENDING:
         raise ApprovalError(f"approval {approval_id} is {approval.status}, not pending")
     if approval.expires_at is not None and at >= approval.expires_at:
         raise ApprovalError(f"approval {approval_id} expired at {approval.expires_at.isoformat()}")
@@ -175,9 +176,9 @@ def blocked_reason(
     proposal = proposal_of(session, approval)
     service = params_of(session, approval).get("service")
     incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
-    if incident is not None and incident.status == "resolved":
+    if incident is not None and incident.status == IncidentStatus.RESOLVED:
         return f"incident {incident.id} has resolved; nothing to fix"
-    if proposal.status == "superseded":
+    if proposal.status == ProposalStatus.SUPERSEDED:
         return "the proposal was superseded by a newer diagnosis"
     scope = killswitch.paused_scope(session, proposal.runbook_id, service)
     if scope:
@@ -274,7 +275,11 @@ def approve(session: Session, approval_id: int, approver: Actor, reason: str, at
     approval.approvers = [*approval.approvers, approver.name]
     done = len(approval.approvers) >= approval.required_approvals
     if done:
-        approval.status, approval.decided_by, approval.decided_at = "approved", approver.name, at
+        approval.status, approval.decided_by, approval.decided_at = (
+            ApprovalStatus.APPROVED,
+            approver.name,
+            at,
+        )
         approval.reason = reason
     append(
         session,
@@ -291,7 +296,11 @@ def approve(session: Session, approval_id: int, approver: Actor, reason: str, at
 
 def reject(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> None:
     approval = _pending(session, approval_id, at)
-    approval.status, approval.decided_by, approval.decided_at = "rejected", approver.name, at
+    approval.status, approval.decided_by, approval.decided_at = (
+        ApprovalStatus.REJECTED,
+        approver.name,
+        at,
+    )
     approval.reason = reason
     append(
         session,
@@ -310,10 +319,10 @@ def cancel_pending(session: Session, incident_id: int, why: str, at: datetime) -
         select(Approval)
         .join(Decision, Decision.id == Approval.decision_id)
         .join(Proposal, Proposal.id == Decision.proposal_id)
-        .where(Proposal.incident_id == incident_id, Approval.status == "pending")
+        .where(Proposal.incident_id == incident_id, Approval.status == ApprovalStatus.PENDING)
     ).all()
     for approval in rows:
-        approval.status, approval.decided_at, approval.reason = "withdrawn", at, why
+        approval.status, approval.decided_at, approval.reason = ApprovalStatus.WITHDRAWN, at, why
         append(
             session,
             actor=POLICY,
@@ -330,11 +339,13 @@ def expire_approvals(session: Session, at: datetime) -> list[Approval]:
     """Expire approvals that waited too long, and escalate each."""
     stale = list(
         session.scalars(
-            select(Approval).where(Approval.status == "pending", Approval.expires_at <= at)
+            select(Approval).where(
+                Approval.status == ApprovalStatus.PENDING, Approval.expires_at <= at
+            )
         )
     )
     for approval in stale:
-        approval.status, approval.decided_at = "expired", at
+        approval.status, approval.decided_at = ApprovalStatus.EXPIRED, at
         append(
             session,
             actor=POLICY,
@@ -349,7 +360,9 @@ def expire_approvals(session: Session, at: datetime) -> list[Approval]:
 
 def pending_approvals(session: Session) -> list[Approval]:
     return list(
-        session.scalars(select(Approval).where(Approval.status == "pending").order_by(Approval.id))
+        session.scalars(
+            select(Approval).where(Approval.status == ApprovalStatus.PENDING).order_by(Approval.id)
+        )
     )
 
 

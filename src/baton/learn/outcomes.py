@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.govern import breaker
-from baton.govern.escalation import PAGED_ENDINGS, Notice, Raised, escalate
+from baton.govern.escalation import Notice, Raised, escalate
+from baton.kernel.enums import BAD_ENDING
 from baton.learn.kpis import FinishedRun, record_outcome
 from baton.store.models import Override
 
@@ -62,7 +63,9 @@ def learn_from(session: Session, execution: Ending, at: datetime) -> Learned:
         learned.notes.append(("breaker.opened", {"runbook": rid}))
         reason = f"circuit breaker of {rid} opened after repeated failures"
         learned.add(escalate(session, f"runbook:{rid}", service, reason, at))
-    if execution.status in PAGED_ENDINGS and not _overridden(session, execution.id):
+    # A run cancelled or rolled back by a person (or by a person's pause) is that
+    # person's own decision and pages nobody.
+    if execution.status in BAD_ENDING and not _overridden(session, execution.id):
         reason = f"{execution.runbook_id} ended {execution.status}: {execution.summary}"
         learned.add(escalate(session, f"execution:{execution.id}", service, reason, at))
     return learned

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from baton.act.runbook import Catalogue, ParamError, Runbook, resolve_params
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import EventStatus, ProposalStatus
 from baton.store.models import Event, Incident, Proposal
 
 PROPOSER = Actor("baton.triage", "ai", "symptom-match/1")
@@ -72,7 +73,7 @@ def _origin_events(session: Session, incident: Incident) -> list[Event]:
             .where(
                 Event.incident_id == incident.id,
                 Event.service == incident.origin_service,
-                Event.status == "firing",
+                Event.status == EventStatus.FIRING,
             )
             .order_by(Event.id)
         )
@@ -158,7 +159,7 @@ def propose(
         rationale=rationale,
         evidence=[*evidence, {"kind": "alternatives", "runbooks": alternatives}],
         proposer=f"{PROPOSER.name}/{PROPOSER.version}",
-        status="new",
+        status=ProposalStatus.NEW,
         created_at=at,
     )
     session.add(proposal)
@@ -201,7 +202,7 @@ def requested(
         rationale=f"requested by {requester.name}: {reason}",
         evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
         proposer=requester.name,
-        status="new",
+        status=ProposalStatus.NEW,
         created_at=at,
     )
     session.add(proposal)

@@ -13,10 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.govern import flows as governance
+from baton.kernel.enums import (
+    FIXING,
+    LIVE_INCIDENT,
+    OPEN_PROPOSAL,
+    ApprovalStatus,
+    IncidentStatus,
+    ProposalStatus,
+)
 from baton.store.models import Approval, Decision, Execution, Incident, Proposal
-
-# What an incident is waiting on while one of these runs: nothing to propose meanwhile.
-BUSY = ("queued", "running", "verifying", "succeeded")
 
 
 def due(session: Session, at: datetime, settle: timedelta) -> list[Incident]:
@@ -24,7 +29,7 @@ def due(session: Session, at: datetime, settle: timedelta) -> list[Incident]:
     rows = session.scalars(
         select(Incident)
         .where(
-            Incident.status.in_(("open", "acknowledged")),
+            Incident.status.in_(LIVE_INCIDENT),
             Incident.origin_service.is_not(None),
             Incident.opened_at <= at - settle,
             Incident.triage_after.is_(None) | (Incident.triage_after <= at),
@@ -39,11 +44,11 @@ def replace_proposals(session: Session, incident: Incident, at: datetime) -> Non
     earlier origin is superseded and its pending approvals withdrawn."""
     stale = session.scalars(
         select(Proposal).where(
-            Proposal.incident_id == incident.id, Proposal.status.in_(("new", "decided"))
+            Proposal.incident_id == incident.id, Proposal.status.in_(OPEN_PROPOSAL)
         )
     )
     for old in stale:
-        old.status = "superseded"
+        old.status = ProposalStatus.SUPERSEDED
     governance.cancel_pending(session, incident.id, f"origin is now {incident.origin_service}", at)
     incident.triaged_origin, incident.triage_after = incident.origin_service, None
 
@@ -61,7 +66,7 @@ def release(session: Session, scope: str, target: str | None) -> list[Incident]:
     """After a pause is lifted: open incidents in its scope that nothing is fixing and no
     person is being asked about are triaged again; returns them."""
     released = []
-    for incident in session.scalars(select(Incident).where(Incident.status == "open")):
+    for incident in session.scalars(select(Incident).where(Incident.status == IncidentStatus.OPEN)):
         proposals = list(
             session.scalars(select(Proposal).where(Proposal.incident_id == incident.id))
         )
@@ -74,7 +79,7 @@ def release(session: Session, scope: str, target: str | None) -> list[Incident]:
             continue
         busy = session.scalar(
             select(Execution.id).where(
-                Execution.incident_id == incident.id, Execution.status.in_(BUSY)
+                Execution.incident_id == incident.id, Execution.status.in_(FIXING)
             )
         )
         asking = session.scalar(
@@ -82,7 +87,7 @@ def release(session: Session, scope: str, target: str | None) -> list[Incident]:
             .join(Decision, Decision.id == Approval.decision_id)
             .where(
                 Decision.proposal_id.in_([p.id for p in proposals]),
-                Approval.status == "pending",
+                Approval.status == ApprovalStatus.PENDING,
             )
         )
         if busy is None and asking is None:
