@@ -191,7 +191,7 @@ def test_limits_hold_under_concurrent_proposals(demo):
         limits={"max_per_hour": 2},
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     with demo.platform.db.session() as s:
         sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
@@ -238,7 +238,7 @@ def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
         ],
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     with demo.platform.db.session() as s:
         sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
@@ -298,7 +298,7 @@ def test_cancel_kills_a_running_command(demo):
         ]
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     p = demo.platform
     with p.db.session() as s:

@@ -44,7 +44,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/runbooks/{runbook_id}"): R,
     ("POST", "/api/v1/runbooks/reload"): G,
     ("POST", "/api/v1/runbooks/{runbook_id}/dry-run"): OPS,
-    ("POST", "/api/v1/runbooks/{runbook_id}/run"): OPS,
+    ("POST", "/api/v1/runbooks/{runbook_id}/executions"): OPS,
     ("POST", "/api/v1/runbooks/{runbook_id}/breaker/close"): G,
     ("GET", "/api/v1/proposals"): R,
     ("GET", "/api/v1/decisions"): R,

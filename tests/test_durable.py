@@ -129,7 +129,7 @@ def make_platform(request, tmp_path: Path, books: Path, clock):
 
 
 def run(platform: Platform) -> int:
-    result = platform.commands.request_run("durable", {}, PEOPLE, "test")
+    result = platform.commands.request_execution("durable", {}, PEOPLE, "test")
     assert result["tier"] == "auto" and result["execution"]
     assert platform.backend.drain(timeout=60)
     return result["execution"]
@@ -203,7 +203,7 @@ def test_output_is_visible_while_the_step_runs(make_platform, books, tmp_path):
         books, [{"name": "talk", "action": "command", "timeout_s": 60, "with": {"argv": py(code)}}]
     )
     platform = make_platform()
-    result = platform.commands.request_run("durable", {}, PEOPLE, "test")
+    result = platform.commands.request_execution("durable", {}, PEOPLE, "test")
     seen = None
     for _ in range(200):
         with platform.db.session() as s:
@@ -345,7 +345,9 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
 
     workers = [start_worker()]
     try:
-        execution_id = platform.commands.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         for _ in range(300):
             if marker.exists() and marker.read_text().endswith("\n"):
                 break
@@ -411,7 +413,9 @@ def test_step_output_streams_over_the_api_as_it_happens(tmp_path, books, clock):
         client = TestClient(create_app(platform))
         headers = {"Authorization": f"Bearer {secret}"}
         assert client.get("/api/v1/executions/999/logs", headers=headers).status_code == 404
-        execution_id = platform.commands.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         events: list[tuple[str, dict]] = []
         with client.stream(
             "GET", f"/api/v1/executions/{execution_id}/logs", headers=headers
@@ -607,7 +611,9 @@ def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
         Settings(home=tmp_path, database_url=pg_url, runbooks_dir=books), clock
     ).start()
     try:
-        execution_id = platform.commands.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         for _ in range(400):
             with platform.db.session() as s:
                 if (

@@ -16,7 +16,7 @@ from baton.govern.rbac import create_token
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor
 from baton.kernel.errors import Refused
-from baton.learn.kpis import trust
+from baton.learn.kpis import track_record
 from baton.store.models import Approval, AuditRecord, Escalation, Override
 
 from .helpers import actions, executions, pending, queue, rows, run_until
@@ -51,13 +51,13 @@ def test_roll_back_a_finished_execution(demo):
     done = next(e for e in executions(demo) if e.verified)
     replicas = demo.estate.service_state(done.params["service"])["replicas"]
     with demo.platform.db.session() as s:
-        before = trust(s, done.runbook_id)
+        before = track_record(s, done.runbook_id)
     demo.platform.commands.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
     demo.platform.backend.drain(5)
     after = next(e for e in executions(demo) if e.id == done.id)
     assert after.status == "rolled_back"
     with demo.platform.db.session() as s:  # the run now counts as rolled back, not twice
-        record = trust(s, done.runbook_id)
+        record = track_record(s, done.runbook_id)
     assert (record["runs"], record["succeeded"]) == (before["runs"], before["succeeded"] - 1)
     assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
     with pytest.raises(Refused, match=r"not reversible|only a succeeded"):
@@ -478,7 +478,7 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
         _, tia = create_token(s, name="tia", role="technician", at=demo.clock.now())
         _, tom = create_token(s, name="tom", role="technician", at=demo.clock.now())
     client = TestClient(create_app(demo.platform))
-    url = "/api/v1/runbooks/rollback-deploy/run"
+    url = "/api/v1/runbooks/rollback-deploy/executions"
     bad = client.post(
         url,
         json={"params": {"service": "x;y"}, "reason": "r"},
@@ -486,7 +486,7 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
     )
     assert bad.status_code == 422 and "param 'service'" in bad.json()["error"]["message"]
     missing = client.post(
-        "/api/v1/runbooks/nope/run",
+        "/api/v1/runbooks/nope/executions",
         json={"reason": "r"},
         headers={"Authorization": f"Bearer {tia}"},
     )
@@ -507,4 +507,4 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
         approve, json={"reason": "agreed"}, headers={"Authorization": f"Bearer {tom}"}
     )
     assert other.status_code == 200 and other.json()["execution"] is not None
-    assert "run.requested" in actions(demo)
+    assert "execution.requested" in actions(demo)

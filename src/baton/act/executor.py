@@ -26,7 +26,7 @@ from baton.act.actions import ActionContext, Outcome, pause, run_action, run_che
 from baton.act.runbook import Runbook, render
 from baton.act.secrets import known, masked, resolve
 from baton.act.secrets import names as secret_names
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.kernel.audit import Actor, append, serialize
 from baton.kernel.errors import Refused
 from baton.store.db import Database, lock_row

@@ -21,7 +21,7 @@ from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import LIVE_INCIDENT, EventStatus, IncidentStatus
 from baton.kernel.errors import NotFound, Refused
-from baton.sense.service import SEVERITY_RANK
+from baton.sense.events import SEVERITY_RANK
 from baton.store.models import Event, Incident
 
 CORRELATOR = Actor("baton.correlate", "ai", "topology-window/1")
@@ -306,6 +306,13 @@ def _audit_grouped(
         rationale="; ".join(rules[:10])
         + (f" (+{len(rules) - 10} more)" if len(rules) > 10 else ""),
     )
+
+
+def recent(session: Session, status: str | None, limit: int) -> list[Incident]:
+    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if status:
+        query = query.where(Incident.status == status)
+    return list(session.scalars(query))
 
 
 def to_dict(inc: Incident) -> dict[str, Any]:

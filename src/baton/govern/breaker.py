@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import BAD_ENDING, ExecutionStatus
 from baton.kernel.errors import Refused

@@ -225,6 +225,13 @@ def close_for(session: Session, subject: str, why: str, at: datetime) -> int:
     return len(rows)
 
 
+def recent(session: Session, status: str | None) -> list[Escalation]:
+    query = select(Escalation).order_by(Escalation.id.desc())
+    if status:
+        query = query.where(Escalation.status == status)
+    return list(session.scalars(query))
+
+
 def to_dict(e: Escalation) -> dict[str, Any]:
     return {
         "id": e.id,

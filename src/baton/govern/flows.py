@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
-from baton.govern.policy import PolicyInputs, Tier, decide
+from baton.govern.policy import PolicyInputs, Tier, TierDecision, decide
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import ApprovalStatus, IncidentStatus, ProposalStatus
 from baton.kernel.errors import NotFound, Refused
@@ -27,16 +26,7 @@ class ApprovalError(Refused):
     """An approval action that is not allowed; the message says why."""
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The policy's answer for one runbook, params and moment, with readable reasons."""
-
-    tier: Tier
-    reasons: list[str]
-    inputs: PolicyInputs
-
-
-def evaluate(
+def decide_tier(
     session: Session,
     runbook: Runbook,
     *,
@@ -46,8 +36,10 @@ def evaluate(
     policy: PolicyConfig,
     at: datetime,
     missing_target: str | None = None,
-) -> Evaluation:
-    """Gather every limit that applies and ask `decide()`; one place for all callers."""
+) -> tuple[TierDecision, PolicyInputs]:
+    """Gather every limit that applies and ask `decide()`; one place for all callers.
+    Returns the decision, its reasons in words that name where each limit is set, and the
+    inputs it was made from."""
     cap, cap_source = policy.cap(service, env)
     freeze = policy.frozen(service, at)
     recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
@@ -64,14 +56,14 @@ def evaluate(
         breaker_open=breaker.is_open(session, runbook.id),
         missing_target=missing_target,
     )
-    verdict = decide(inputs)
+    decided = decide(inputs)
     reasons = [
         (f"{r}: {freeze.reason}" if freeze is not None and "freeze" in r else r)
         .replace("service/environment cap", f"cap of {cap_source}")
         .replace("runbook ceiling", f"runbook ceiling (set in the {ceiling_source})")
-        for r in verdict.reasons
+        for r in decided.reasons
     ]
-    return Evaluation(verdict.tier, reasons, inputs)
+    return TierDecision(decided.tier, tuple(reasons)), inputs
 
 
 def decide_proposal(
@@ -86,7 +78,7 @@ def decide_proposal(
     missing_target: str | None = None,
 ) -> tuple[Decision, Approval | None]:
     """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
-    result = evaluate(
+    result, inputs = decide_tier(
         session,
         runbook,
         confidence=proposal.confidence,
@@ -96,7 +88,7 @@ def decide_proposal(
         at=at,
         missing_target=missing_target,
     )
-    reasons, inputs = result.reasons, result.inputs
+    reasons = list(result.reasons)
     decision = Decision(
         proposal_id=proposal.id,
         tier=result.tier.label,
@@ -233,7 +225,7 @@ def change_params(
     if chosen == current:
         return current
     service = chosen.get("service")
-    result = evaluate(
+    result, _ = decide_tier(
         session,
         runbook,
         confidence=proposal_of(session, approval).confidence,
@@ -364,6 +356,33 @@ def pending_approvals(session: Session) -> list[Approval]:
             select(Approval).where(Approval.status == ApprovalStatus.PENDING).order_by(Approval.id)
         )
     )
+
+
+def recent_decisions(session: Session, limit: int) -> list[Decision]:
+    return list(session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)))
+
+
+def decision_of(session: Session, approval: Approval) -> Decision:
+    return session.get(Decision, approval.decision_id)
+
+
+def approvals(session: Session, status: str | None) -> list[Approval]:
+    """Approvals oldest first (the queue people work through), optionally one status."""
+    query = select(Approval).order_by(Approval.id)
+    if status:
+        query = query.where(Approval.status == status)
+    return list(session.scalars(query))
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "proposal_id": d.proposal_id,
+        "tier": d.tier,
+        "reasons": d.reasons,
+        "decided_by": d.decided_by,
+        "decided_at": d.decided_at,
+    }
 
 
 def to_dict(a: Approval) -> dict[str, Any]:

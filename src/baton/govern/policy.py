@@ -28,12 +28,12 @@ class PolicyInputs:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class TierDecision:
     tier: Tier
     reasons: tuple[str, ...]
 
 
-def decide(p: PolicyInputs) -> Verdict:
+def decide(p: PolicyInputs) -> TierDecision:
     """Effective tier = min over all limits; reasons list each limit below `auto`."""
     limits: list[tuple[Tier, str]] = [
         (p.runbook_ceiling, f"runbook ceiling is {p.runbook_ceiling.label}"),
@@ -64,4 +64,4 @@ def decide(p: PolicyInputs) -> Verdict:
     reasons = tuple(why for t, why in limits if t == tier)
     if tier == Tier.AUTO:
         reasons = ("every limit allows auto",)
-    return Verdict(tier, reasons)
+    return TierDecision(tier, reasons)

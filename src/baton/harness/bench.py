@@ -192,7 +192,7 @@ def runbooks_bench(args: BenchArgs) -> dict[str, Any]:
         actor = Actor("bench", "human")
 
         def request(i: int) -> int:
-            return platform.commands.request_run("bench-noop", {}, actor, f"bench run {i}")[
+            return platform.commands.request_execution("bench-noop", {}, actor, f"bench run {i}")[
                 "execution"
             ]
 

@@ -24,7 +24,7 @@ from baton.store.models import (
     TrackRecord,
 )
 
-LEARNER = Actor("baton.learn", "ai", "trust-ledger/1")
+LEARNER = Actor("baton.learn", "ai", "track-record/1")
 # Core and built once: every finished execution updates them.
 _TRACK = TrackRecord.__table__
 _READ = select(_TRACK.c.runs, _TRACK.c.succeeded).where(_TRACK.c.runbook_id == bindparam("runbook"))
@@ -47,7 +47,7 @@ def _record(runbook_id: str, runs: int, succeeded: int) -> dict[str, Any]:
     }
 
 
-def trust(session: Session, runbook_id: str) -> dict[str, Any]:
+def track_record(session: Session, runbook_id: str) -> dict[str, Any]:
     """A runbook's track record: finished runs learned from, successes, success rate."""
     row = session.execute(_READ, {"runbook": runbook_id}).first()
     return _record(runbook_id, *(row or (0, 0)))

@@ -54,7 +54,7 @@ def learn_from(session: Session, execution: Ending, at: datetime) -> Learned:
             "status": execution.status,
             "verified": execution.verified,
             "summary": execution.summary,
-            "trust": record,
+            "track_record": record,
         }
     )
     service = execution.params.get("service")

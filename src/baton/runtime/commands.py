@@ -16,7 +16,7 @@ from sqlalchemy import select
 from baton.act import executor
 from baton.act.limits import LimitReached
 from baton.act.runbook import resolve_params
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.correlate import feedback, incidents
 from baton.correlate.topology import ServiceDef
 from baton.govern import breaker, escalation, killswitch, overrides, rbac
@@ -128,7 +128,7 @@ class Commands:
         with self.db.session() as s:
             governance.reject(s, approval_id, approver, reason, self.clock.now())
 
-    def request_run(
+    def request_execution(
         self,
         runbook_id: str,
         params: dict[str, Any],
@@ -138,9 +138,7 @@ class Commands:
     ) -> dict[str, Any]:
         """A person asks for a runbook to run. It is a proposal like any other: validated,
         decided by the same policy (so it may need someone else's approval), audited."""
-        runbook = self.config.catalogue.get(runbook_id)
-        if runbook is None:
-            raise NotFound(f"no runbook {runbook_id!r}")
+        runbook = self.config.runbook(runbook_id)
         chosen = resolve_params(runbook, origin_service=None, labels={}, overrides=params)
         at = self.clock.now()
         with self.db.session() as s:

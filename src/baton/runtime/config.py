@@ -15,14 +15,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from baton.act.runbook import Catalogue, load_dir
-from baton.act.service import sync_catalogue
+from baton.act.runbook import Catalogue, Runbook, load_dir
+from baton.act.versions import sync_catalogue
 from baton.correlate import topology
 from baton.correlate.config import load_config
 from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
 from baton.govern.routes import Routing, load_routing
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
+from baton.kernel.errors import NotFound
 from baton.runtime.pipeline import INTAKE
 from baton.runtime.settings import Settings
 from baton.store.db import Database
@@ -76,6 +77,13 @@ class LiveConfig:
                 f"removed: {', '.join(removed) or 'none'}",
             )
         return catalogue
+
+    def runbook(self, runbook_id: str) -> Runbook:
+        """The loaded runbook `runbook_id`, or `NotFound`."""
+        runbook = self.catalogue.get(runbook_id)
+        if runbook is None:
+            raise NotFound(f"no runbook {runbook_id!r}")
+        return runbook
 
     def _policy_mtime(self) -> float | None:
         path = self._policy_path

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from baton.act import executor
 from baton.act.actions import ActionContext
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.govern import killswitch, notifications
 from baton.govern.escalation import Notice, Raised
 from baton.kernel.audit import Actor

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from baton.act.actions import missing_targets
 from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.correlate.config import CorrelationConfig
 from baton.correlate.incidents import IncidentChange, correlate
 from baton.correlate.suppress import screen
@@ -31,8 +31,8 @@ from baton.govern import escalation
 from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
+from baton.sense.events import store
 from baton.sense.normalize import EventIn
-from baton.sense.service import store
 from baton.store.models import Decision, Event, Execution, Incident, Proposal
 from baton.triage import schedule
 from baton.triage.propose import propose

@@ -129,6 +129,14 @@ def file_ticket(
     return ticket
 
 
+def recent(session: Session, limit: int) -> list[Ticket]:
+    return list(session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(limit)))
+
+
+def for_incident(session: Session, incident_id: int) -> list[Ticket]:
+    return list(session.scalars(select(Ticket).where(Ticket.incident_id == incident_id)))
+
+
 def to_dict(t: Ticket) -> dict[str, Any]:
     return {
         "id": t.id,

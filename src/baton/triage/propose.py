@@ -210,7 +210,7 @@ def requested(
     append(
         session,
         actor=requester,
-        action="run.requested",
+        action="execution.requested",
         subject=f"proposal:{proposal.id}",
         at=at,
         inputs={"runbook": runbook.id, "params": params, "incident": incident_id},
@@ -218,6 +218,15 @@ def requested(
         rationale=reason,
     )
     return proposal
+
+
+def recent(session: Session, limit: int) -> list[Proposal]:
+    return list(session.scalars(select(Proposal).order_by(Proposal.id.desc()).limit(limit)))
+
+
+def for_incident(session: Session, incident_id: int) -> list[Proposal]:
+    query = select(Proposal).where(Proposal.incident_id == incident_id).order_by(Proposal.id)
+    return list(session.scalars(query))
 
 
 def to_dict(p: Proposal) -> dict[str, Any]:

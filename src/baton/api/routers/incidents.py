@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, parsed, platform, require, session
@@ -15,10 +14,11 @@ from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
-from baton.sense.service import list_events
-from baton.sense.service import to_dict as event_dict
+from baton.sense.events import list_events
+from baton.sense.events import to_dict as event_dict
+from baton.servicedesk import tickets as tickets_
 from baton.servicedesk.tickets import to_dict as ticket_dict
-from baton.store.models import Incident, Proposal, Ticket
+from baton.triage import propose as proposals_
 from baton.triage.propose import to_dict as proposal_dict
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -32,10 +32,7 @@ def incidents(
     _: Principal = READ,
     s: Session = Depends(session),
 ) -> list[dict[str, Any]]:
-    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
-    if status:
-        query = query.where(Incident.status == status)
-    return [incident_dict(i) for i in s.scalars(query)]
+    return [incident_dict(i) for i in incidents_.recent(s, status, limit)]
 
 
 @router.get("/incidents/{incident_id}")
@@ -44,16 +41,9 @@ def incident(
 ) -> dict[str, Any]:
     data = incident_dict(incidents_.get(s, incident_id))
     data["events"] = [event_dict(e) for e in list_events(s, incident_id=incident_id, limit=500)]
-    data["tickets"] = [
-        ticket_dict(t) for t in s.scalars(select(Ticket).where(Ticket.incident_id == incident_id))
-    ]
+    data["tickets"] = [ticket_dict(t) for t in tickets_.for_incident(s, incident_id)]
     data["feedback"] = [feedback.to_dict(f) for f in feedback.list_feedback(s, incident_id)]
-    data["proposals"] = [
-        proposal_dict(p)
-        for p in s.scalars(
-            select(Proposal).where(Proposal.incident_id == incident_id).order_by(Proposal.id)
-        )
-    ]
+    data["proposals"] = [proposal_dict(p) for p in proposals_.for_incident(s, incident_id)]
     return data
 
 
@@ -141,6 +131,4 @@ def events(
 def tickets(
     limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    return [
-        ticket_dict(t) for t in s.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(limit))
-    ]
+    return [ticket_dict(t) for t in tickets_.recent(s, limit)]

@@ -6,19 +6,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.executor import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import escalation, oncall
+from baton.govern import overrides as overrides_
 from baton.govern.config import render
 from baton.govern.overrides import CATEGORIES
 from baton.govern.overrides import to_dict as override_dict
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
-from baton.store.models import Escalation, Override
 
 router = APIRouter(prefix="/api/v1", tags=["oversight"])
 READ = Depends(require(Permission.READ))
@@ -60,7 +59,7 @@ _override_route("rollback", "Undo a finished execution (reversible runbooks)")
 
 @router.get("/overrides")
 def overrides(_: Principal = READ, s: Session = Depends(session)) -> list[dict[str, Any]]:
-    return [override_dict(o) for o in s.scalars(select(Override).order_by(Override.id.desc()))]
+    return [override_dict(o) for o in overrides_.recent(s)]
 
 
 @router.get("/oncall/{service}", summary="Who is on call for a service right now")
@@ -117,10 +116,7 @@ def add_shift_swap(
 def escalations(
     status: str | None = "open", _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    query = select(Escalation).order_by(Escalation.id.desc())
-    if status:
-        query = query.where(Escalation.status == status)
-    return [escalation.to_dict(e) for e in s.scalars(query)]
+    return [escalation.to_dict(e) for e in escalation.recent(s, status)]
 
 
 @router.post("/escalations/{escalation_id}/acknowledge")
