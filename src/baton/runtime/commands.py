@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from baton.act import executor
 from baton.act.limits import LimitReached
 from baton.act.runbook import resolve_params
@@ -33,7 +31,6 @@ from baton.store.db import Database
 from baton.store.models import (
     ApiToken,
     Approval,
-    Decision,
     Escalation,
     Execution,
     Incident,
@@ -145,16 +142,15 @@ class Commands:
             if incident_id is not None:
                 incidents.get(s, incident_id)
             proposal = requested(s, runbook, chosen, requester, reason, incident_id, at)
-            queued = self.pipelines.request.run(StageContext(s, at, self.observer), [proposal])
-            execution = queued[0] if queued else None
-            decision = s.scalar(select(Decision).where(Decision.proposal_id == proposal.id))
-            approval = s.scalar(select(Approval.id).where(Approval.decision_id == decision.id))
+            [acted] = self.pipelines.request.run(StageContext(s, at, self.observer), [proposal])
+            decision, approval = acted.decided.decision, acted.decided.approval
+            execution = acted.execution
             due_now = execution is not None and execution.not_before is None
             result = {
                 "proposal": proposal.id,
                 "tier": decision.tier,
                 "reasons": decision.reasons,
-                "approval": approval,
+                "approval": approval.id if approval else None,
                 "execution": execution.id if execution else None,
             }
         if due_now:  # no veto window: straight to the backend, no wait for the next tick

@@ -31,9 +31,10 @@ from baton.govern import escalation
 from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import Tier
 from baton.sense.events import store
 from baton.sense.normalize import EventIn
-from baton.store.models import Decision, Event, Execution, Incident, Proposal
+from baton.store.models import Approval, Decision, Event, Execution, Incident, Proposal
 from baton.triage import schedule
 from baton.triage.propose import propose
 
@@ -45,10 +46,20 @@ Out = TypeVar("Out")
 
 @dataclass(frozen=True)
 class Decided:
-    """What the policy decided for a proposal."""
+    """What the policy decided for a proposal (and the approval it asked for, if any)."""
 
     decision: Decision
     proposal: Proposal
+    approval: Approval | None = None
+
+
+@dataclass(frozen=True)
+class Acted:
+    """A decision and the execution it queued (None: not `auto`, a duplicate, or over a
+    limit)."""
+
+    decided: Decided
+    execution: Execution | None
 
 
 @dataclass(frozen=True)
@@ -257,39 +268,39 @@ class DecideStage:
                     "approval": approval.id if approval else None,
                 },
             )
-            out.append(Decided(decision, proposal))
+            out.append(Decided(decision, proposal, approval))
         return out
 
 
 class ActStage:
-    """Decisions at `auto` → queued executions (after the policy's veto window)."""
+    """Decisions → what was done about each: those at `auto` queue their execution
+    (after the policy's veto window)."""
 
-    name, takes, gives = "act", Decided, Execution
+    name, takes, gives = "act", Decided, Acted
 
     def __init__(self, config: Config, queue: Queue) -> None:
         self.config, self.queue = config, queue
 
-    def run(self, ctx: StageContext, items: list[Decided]) -> list[Execution]:
-        queued = []
-        for decision, proposal in ((d.decision, d.proposal) for d in items):
-            if decision.tier != "auto":
-                continue
-            window = self.config.policy.veto_window(proposal.runbook_id)
-            try:
-                execution = self.queue(
-                    ctx.session,
-                    proposal,
-                    decision.id,
-                    ctx.at,
-                    governance.POLICY,
-                    not_before=ctx.at + timedelta(seconds=window) if window else None,
-                )
-            except LimitReached as exc:
-                ctx.note("execution.limited", {"runbook": proposal.runbook_id, "reason": str(exc)})
-                continue
-            if execution is not None:
-                queued.append(execution)
-        return queued
+    def run(self, ctx: StageContext, items: list[Decided]) -> list[Acted]:
+        return [Acted(decided, self._queue(ctx, decided)) for decided in items]
+
+    def _queue(self, ctx: StageContext, decided: Decided) -> Execution | None:
+        decision, proposal = decided.decision, decided.proposal
+        if decision.tier != Tier.AUTO.label:
+            return None
+        window = self.config.policy.veto_window(proposal.runbook_id)
+        try:
+            return self.queue(
+                ctx.session,
+                proposal,
+                decision.id,
+                ctx.at,
+                governance.POLICY,
+                not_before=ctx.at + timedelta(seconds=window) if window else None,
+            )
+        except LimitReached as exc:
+            ctx.note("execution.limited", {"runbook": proposal.runbook_id, "reason": str(exc)})
+            return None
 
 
 @dataclass(frozen=True)
@@ -300,9 +311,9 @@ class Pipelines:
     # Held and muted alerts are looked at again on every heartbeat, not only when new
     # alerts arrive: a transient hold ends whether or not anything else happens.
     release: Pipeline[Event, IncidentChange]
-    decide: Pipeline[Incident, Execution]
-    # A run a person asks for: their proposal is decided and queued like any other.
-    request: Pipeline[Proposal, Execution]
+    decide: Pipeline[Incident, Acted]
+    # An execution a person asks for: their proposal is decided and acted on like any other.
+    request: Pipeline[Proposal, Acted]
 
     @classmethod
     def build(cls, config: Config, queue: Queue, targets: dict[str, Any]) -> Pipelines:
