@@ -15,8 +15,7 @@ from baton.act.executor import create_execution, run_execution
 from baton.act.runbook import ParamError, resolve_params
 from baton.kernel.audit import Actor
 from baton.store.models import Execution
-
-from .helpers import free_port, require_program
+from tests.helpers import free_port, require_program
 
 
 def _run(demo, runbook_id, labels):

@@ -14,9 +14,8 @@ from baton.govern.killswitch import pause
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor, verify
 from baton.store.models import Approval, AuditRecord, Escalation, Execution, ExecutionStep
-
-from .conftest import ROOT
-from .helpers import actions, executions, pending, queue, rows, run_until
+from tests.conftest import ROOT
+from tests.helpers import actions, executions, pending, queue, rows, run_until
 
 
 def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):

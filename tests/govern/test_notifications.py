@@ -16,8 +16,7 @@ from baton.runtime.notify import Message, send
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.store.models import AuditRecord, NotificationGroup
-
-from .helpers import free_port
+from tests.helpers import free_port
 
 # The root route both test configs share: by severity, Alertmanager-style timings.
 ROOT = {

@@ -17,8 +17,7 @@ from baton.sense.normalize import SignalError
 from baton.sense.receivers import PARSERS, SourceConfig
 from baton.sense.signature import sign
 from baton.store.models import Event, InboxBatch
-
-from .conftest import START
+from tests.conftest import START
 
 
 @pytest.fixture

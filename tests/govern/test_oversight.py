@@ -18,8 +18,7 @@ from baton.kernel.audit import Actor
 from baton.kernel.errors import Refused
 from baton.learn.kpis import track_record
 from baton.store.models import Approval, AuditRecord, Escalation, Override
-
-from .helpers import actions, executions, pending, queue, rows, run_until
+from tests.helpers import actions, executions, pending, queue, rows, run_until
 
 ALICE, BOB = Actor("alice", "human"), Actor("bob", "human")
 
