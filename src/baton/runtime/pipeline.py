@@ -117,18 +117,8 @@ class Config(Protocol):
     def graph(self, session: Session) -> Topology: ...
 
 
-class Queue(Protocol):
-    def __call__(
-        self,
-        session: Session,
-        proposal: Proposal,
-        decision_id: int,
-        at: datetime,
-        requested_by: Actor,
-        *,
-        params: dict[str, Any] | None = None,
-        not_before: datetime | None = None,
-    ) -> Execution | None: ...
+# Queues the execution a decision allowed (`Dispatch.queue`); None if it already exists.
+Queue = Callable[..., Execution | None]
 
 
 class SenseStage:
