@@ -15,6 +15,7 @@ from baton.govern.flows import ApprovalError
 from baton.govern.rbac import create_token
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor
+from baton.kernel.errors import Refused
 from baton.learn.kpis import trust
 from baton.store.models import Approval, AuditRecord, Escalation, Override
 
@@ -37,7 +38,7 @@ def test_veto_in_the_window_then_baton_proposes_again_later(demo):
     with demo.platform.db.session() as s:
         override = s.scalars(select(Override)).one()
     assert (override.kind, override.category, override.actor) == ("veto", "bad_timing", "alice")
-    with pytest.raises(ValueError, match="only a queued"):
+    with pytest.raises(Refused, match="only a queued"):
         demo.platform.override(first.id, "veto", "other", "again", ALICE)
 
 
@@ -57,7 +58,7 @@ def test_roll_back_a_finished_execution(demo):
         record = trust(s, done.runbook_id)
     assert (record["runs"], record["succeeded"]) == (before["runs"], before["succeeded"] - 1)
     assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
-    with pytest.raises(ValueError, match=r"not reversible|only a succeeded"):
+    with pytest.raises(Refused, match=r"not reversible|only a succeeded"):
         demo.platform.override(done.id, "rollback", "other", "twice", BOB)
 
 
@@ -364,7 +365,7 @@ def test_only_one_rollback_wins(demo):
     assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
     done = next(e for e in executions(demo) if e.verified)
     demo.platform.override(done.id, "rollback", "risk_too_high", "first", ALICE)
-    with pytest.raises(ValueError, match="only a succeeded"):
+    with pytest.raises(Refused, match="only a succeeded"):
         demo.platform.override(done.id, "rollback", "risk_too_high", "second", BOB)
     assert len(rows(demo, select(Override))) == 1
 

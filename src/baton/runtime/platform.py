@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from baton.act import executor
+from baton.act import executions, heartbeat, rollback, verification, worker
 from baton.act.actions import ActionContext
 from baton.act.limits import LimitReached
 from baton.act.runbook import Catalogue, load_dir, resolve_params
@@ -101,7 +101,7 @@ class Platform:
         self.targets = targets or {}
         self.backend = backend or make_backend(settings)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.heartbeat = executor.Heartbeat(
+        self.heartbeat = heartbeat.Heartbeat(
             self.db, clock.now, self.worker, settings.execution_lease_s / 3
         )
         self.intake = Intake(self.db, clock)
@@ -149,8 +149,8 @@ class Platform:
         Taking over re-runs no finished step and no step that is not idempotent.
         """
         if self.db.is_sqlite and self.backend.local:
-            executor.forget_workers(self.db)
-            for execution_id in executor.undos_waiting(self.db):  # their queue was memory
+            executions.forget_workers(self.db)
+            for execution_id in executions.undos_waiting(self.db):  # their queue was memory
                 why = "a person's rollback, asked before a restart"
                 self.backend.submit("rollback", {"execution_id": execution_id, "why": why})
         self._start_due()
@@ -383,7 +383,7 @@ class Platform:
             notices += self._unacknowledged(s, at)
             notices += escalation.advance(s, at)
         report.executions_started = self._start_due()
-        finished = executor.check_verifications(
+        finished = verification.check_verifications(
             self.db, self.action_context(), self.clock.now, self.heartbeat.holding, self.worker
         )
         for execution_id in finished:
@@ -411,8 +411,8 @@ class Platform:
         """
         at, mine = self.clock.now(), self.heartbeat.held()
         with self.db.session() as s:
-            orphans = executor.orphaned(s, at, self.settings.execution_lease_s)
-            ids = executor.due(s, at) + [o for o in orphans if o not in mine]
+            orphans = executions.orphaned(s, at, self.settings.execution_lease_s)
+            ids = executions.due(s, at) + [o for o in orphans if o not in mine]
         return self._submit(ids)
 
     def _submit(self, ids: list[int]) -> int:
@@ -527,7 +527,7 @@ class Platform:
     ) -> Execution | None:
         runbook = get_version(session, proposal.runbook_id, proposal.runbook_version)
         chosen = proposal.params if params is None else params
-        execution, created = executor.create_execution(
+        execution, created = executions.create_execution(
             session,
             global_per_hour=self.policy.max_runs_per_hour,
             runbook=runbook,
@@ -555,14 +555,14 @@ class Platform:
         with self._submitted_lock:
             self._submitted.pop(execution_id, None)
 
-        def paused(s: Session, state: executor.RunState) -> str | None:
+        def paused(s: Session, state: worker.RunState) -> str | None:
             service = state.params.get("service")
             scope = killswitch.paused_scope(s, state.runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
         learned: list[tuple[dict[str, Any], list[escalation.Notice]]] = []
         with self.heartbeat.holding(execution_id):
-            status = executor.run_execution(
+            status = worker.run_execution(
                 self.db,
                 execution_id,
                 self.action_context(),
@@ -579,7 +579,7 @@ class Platform:
     def _rollback_task(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
         with self.heartbeat.holding(execution_id):
-            ended = executor.roll_back(
+            ended = rollback.roll_back(
                 self.db,
                 execution_id,
                 self.action_context(),
@@ -596,7 +596,7 @@ class Platform:
         self._tell(*learned)
 
     def _learn_from(
-        self, s: Session, execution: Execution | executor.Ended
+        self, s: Session, execution: Execution | worker.Ended
     ) -> tuple[dict[str, Any], list[escalation.Notice]]:
         """Feed a finished execution back (track record, breaker, escalation) inside the
         caller's transaction; returns what to tell people once it committed."""
@@ -627,7 +627,7 @@ class Platform:
         self._send(notices)
 
     def _trip_breaker(
-        self, session: Session, execution: Execution | executor.Ended
+        self, session: Session, execution: Execution | worker.Ended
     ) -> list[escalation.Notice]:
         if execution.status not in breaker.FAILED:  # a success ends any failure streak
             return []
@@ -794,12 +794,12 @@ class Platform:
         at = self.clock.now()
         with self.db.session() as s:
             if kind == "veto":
-                execution = executor.veto(s, execution_id, at)
+                execution = executions.veto(s, execution_id, at)
                 self._hold_off_triage(s, execution, at)
             elif kind == "cancel":
-                execution = executor.request_cancel(s, execution_id)
+                execution = executions.request_cancel(s, execution_id)
             else:
-                execution = executor.claim_rollback(s, execution_id, self.clock.now())
+                execution = executions.claim_rollback(s, execution_id, self.clock.now())
             overrides.record(
                 s,
                 execution_id=execution_id,

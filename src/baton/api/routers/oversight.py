@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.act.executor import to_dict as execution_dict
+from baton.act.executions import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import escalation, oncall
