@@ -50,7 +50,7 @@ def queue(platform, runbook_id, service, status=None):
     with platform.db.session() as s:
         execution, created = create_execution(
             s,
-            runbook=platform.catalogue.get(runbook_id),
+            runbook=platform.config.catalogue.get(runbook_id),
             params={"service": service},
             incident_id=None,
             decision_id=None,

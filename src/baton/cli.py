@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,6 +26,9 @@ from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
 from baton.store.db import redact_url
+
+if TYPE_CHECKING:
+    from baton.runtime.commands import Commands
 
 app = typer.Typer(
     help="Baton: AI runs the tasks; humans hold the baton.",
@@ -69,15 +75,33 @@ def _database(s: Settings):  # type: ignore[no-untyped-def]
     return Database(s.db_url)
 
 
-def _now() -> datetime:
+def _cli_actor(name: str | None = None) -> Actor:
+    """The person at the terminal: `--as NAME`, else the OS user. Local CLI access is
+    machine-admin access, so the ledger names who used it."""
+    return Actor(name or getpass.getuser(), "human")
+
+
+@contextmanager
+def _local_commands() -> Iterator[Commands]:
+    """People's commands on the local database (no server needed): the same checks and
+    audit records as through the API. Nothing is started: no runbook reload, no take-over
+    of a running server's executions."""
     from baton.kernel.clock import default_clock
+    from baton.runtime.platform import Platform
 
-    return default_clock().now()
+    cfg = settings()
+    _database(cfg).dispose()  # migrated, with a clear error if it cannot be opened
+    platform = Platform(cfg, default_clock())
+    try:
+        yield platform.commands
+    finally:
+        platform.close()
 
 
-def _cli_actor() -> Actor:
-    """The person at the terminal (from $USER): local CLI access is admin access."""
-    return Actor(os.environ.get("USER", "cli"), "human")
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Who is acting, for the audit ledger (default: the OS user)."),
+]
 
 
 def _json(data: Any) -> str:
@@ -135,7 +159,7 @@ def serve(
     def heartbeat() -> None:
         while not stop.wait(tick_s):
             try:
-                platform.tick()
+                platform.scheduler.tick()
             except Exception:  # keep the heartbeat alive; the error is logged
                 logging.getLogger("baton.scheduler").exception("tick failed")
 
@@ -145,14 +169,14 @@ def serve(
             "url": f"http://{cfg.host}:{cfg.port}",
             "docs": f"http://{cfg.host}:{cfg.port}/docs",
             "database": redact_url(cfg.db_url),
-            "runbooks": len(platform.catalogue.runbooks),
-            "runbook_errors": [str(e) for e in platform.catalogue.errors],
+            "runbooks": len(platform.config.catalogue.runbooks),
+            "runbook_errors": [str(e) for e in platform.config.catalogue.errors],
         },
     )
 
     threading.Thread(target=heartbeat, name="baton-scheduler", daemon=True).start()
     threading.Thread(
-        target=platform.process_until, args=(stop,), name="baton-processing", daemon=True
+        target=platform.drain.process_until, args=(stop,), name="baton-processing", daemon=True
     ).start()
     try:
         uvicorn.run(
@@ -210,30 +234,21 @@ def db_upgrade() -> None:
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
     role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
+    as_: AsOpt = None,
 ) -> None:
     """Create an API token and print it once (only its hash is stored)."""
-    from baton.govern.rbac import create_token, parse_role
-    from baton.kernel.audit import append
+    from baton.govern.rbac import parse_role
+    from baton.kernel.errors import BatonError
 
     try:
         parse_role(role)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    db = _database(settings())
-    with db.session() as s:
+    with _local_commands() as commands:
         try:
-            token, secret = create_token(s, name=name, role=role, at=_now())
-        except ValueError as exc:
+            token, secret = commands.create_token(name, role, _cli_actor(as_))
+        except BatonError as exc:
             raise fail(str(exc)) from None
-        append(
-            s,
-            actor=_cli_actor(),
-            action="token.created",
-            subject=f"token:{token.id}",
-            at=_now(),
-            inputs={"name": name, "role": role},
-            decision="created",
-        )
     print(secret)
     err.print(
         f"token {token.id} for {name!r} ({role}); store it now, it is not shown again",
@@ -269,25 +284,15 @@ def token_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: int) -> None:
+def token_revoke(token_id: int, as_: AsOpt = None) -> None:
     """Revoke a token by id."""
-    from baton.govern.rbac import revoke_token
-    from baton.kernel.audit import append
+    from baton.kernel.errors import BatonError
 
-    db = _database(settings())
-    with db.session() as s:
+    with _local_commands() as commands:
         try:
-            revoke_token(s, token_id, _now())
-        except LookupError as exc:
+            commands.revoke_token(token_id, _cli_actor(as_))
+        except BatonError as exc:
             raise fail(str(exc)) from None
-        append(
-            s,
-            actor=_cli_actor(),
-            action="token.revoked",
-            subject=f"token:{token_id}",
-            at=_now(),
-            decision="revoked",
-        )
     out.print(f"token {token_id} revoked")
 
 
@@ -422,17 +427,19 @@ LocalOpt = Annotated[
 
 
 def _switch(
-    action: str, scope: str, target: str | None, reason: str, local: bool, token: str | None
+    action: str,
+    scope: str,
+    target: str | None,
+    reason: str,
+    local: bool,
+    token: str | None,
+    as_: str | None,
 ) -> list[str]:
     if not local:
         body = {"scope": scope, "target": target, "reason": reason}
         return call("POST", f"/api/v1/automation/{action}", token, body)["paused"]
-    from baton.govern import killswitch
-
-    db = _database(settings())
-    with db.session() as s:
-        getattr(killswitch, action)(s, scope, target, _cli_actor(), reason, _now())
-        return killswitch.active(s)
+    with _local_commands() as commands:
+        return getattr(commands, action)(scope, target, _cli_actor(as_), reason)
 
 
 @app.command()
@@ -443,11 +450,12 @@ def pause(
     reason: Annotated[str, typer.Option(help="Why (audited).")] = "paused from the CLI",
     local: LocalOpt = False,
     token: TokenOpt = None,
+    as_: AsOpt = None,
 ) -> None:
     """Kill switch (technician and up): stop automation at once; running executions stop
     before their next step."""
     scope, target = _scope(all_, runbook, service)
-    active = _switch("pause", scope, target, reason, local, token)
+    active = _switch("pause", scope, target, reason, local, token, as_)
     out.print(f"paused: {', '.join(active)}", markup=False, highlight=False)
 
 
@@ -459,10 +467,11 @@ def resume(
     reason: Annotated[str, typer.Option(help="Why (audited).")] = "resumed from the CLI",
     local: LocalOpt = False,
     token: TokenOpt = None,
+    as_: AsOpt = None,
 ) -> None:
-    """Lift a pause (lead and admin only)."""
+    """Lift a pause (lead and admin only); the incidents it held back go on to triage."""
     scope, target = _scope(all_, runbook, service)
-    active = _switch("resume", scope, target, reason, local, token)
+    active = _switch("resume", scope, target, reason, local, token, as_)
     out.print(f"resumed; still paused: {', '.join(active) or 'nothing'}", markup=False)
 
 
@@ -563,21 +572,11 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     import uvicorn
 
     from baton.api.app import create_app
-    from baton.govern.rbac import create_token, revoke_token
-    from baton.kernel.audit import append
 
-    with runner.platform.db.session() as s:
-        token, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())
-        append(
-            s,
-            actor=_cli_actor(),
-            action="token.created",
-            subject=f"token:{token.id}",
-            at=runner.clock.now(),
-            inputs={"name": "demo-admin", "role": "admin"},
-            decision="created",
-            rationale="live demo token, revoked when the demo stops",
-        )
+    commands = runner.platform.commands
+    token, secret = commands.create_token(
+        "demo-admin", "admin", _cli_actor(), why="live demo token, revoked when the demo stops"
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runner.platform), host=cfg.host, port=cfg.port, log_level="warning"
@@ -592,17 +591,7 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         runner.run_live(stop.is_set, speed)
     finally:
         server.should_exit = True
-        with runner.platform.db.session() as s:
-            revoke_token(s, token.id, runner.clock.now())
-            append(
-                s,
-                actor=_cli_actor(),
-                action="token.revoked",
-                subject=f"token:{token.id}",
-                at=runner.clock.now(),
-                decision="revoked",
-                rationale="live demo stopped",
-            )
+        commands.revoke_token(token.id, _cli_actor(), why="live demo stopped")
     view.summary(runner.summary())
 
 

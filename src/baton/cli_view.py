@@ -119,10 +119,10 @@ class DemoView:
             return f"execution #{d['execution']} steps done → {d['status']}"
         if kind == "execution.finished":
             mark = "verified fix" if d.get("verified") else d["status"]
-            trust = d.get("trust", {})
+            record = d.get("track_record", {})
             return (
                 f"execution #{d['execution']} {d['runbook']}: {mark} — {d.get('summary')} "
-                f"(track record {trust.get('succeeded')}/{trust.get('runs')})"
+                f"(track record {record.get('succeeded')}/{record.get('runs')})"
             )
         return None
 

@@ -16,7 +16,7 @@ from baton.act import limits
 from baton.act.heartbeat import stale
 from baton.act.locks import execution_then_chain
 from baton.act.runbook import Runbook
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.kernel.audit import Actor, append, serialize
 from baton.kernel.errors import Refused
 from baton.store.db import Database

@@ -14,8 +14,8 @@ from baton.act.executions import EXECUTOR, claimed_undo, escalate, finish
 from baton.act.heartbeat import stale
 from baton.act.locks import execution_then_chain
 from baton.act.runbook import Runbook
-from baton.act.service import get_version
 from baton.act.steps import Clock, Phase, next_seq
+from baton.act.versions import get_version
 from baton.kernel.audit import append
 from baton.store.db import Database
 from baton.store.models import Execution, ExecutionStep

@@ -17,9 +17,10 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from baton.act import plugins
+from baton.kernel.enums import TIER_LABELS
 
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
-TIERS = ("observe", "recommend", "approve", "auto")
+TIERS = TIER_LABELS
 _TEMPLATE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*|secret\.[A-Za-z0-9_]{1,64})\s*\}\}")
 _SECRET = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_]{1,64})\s*\}\}")
 MAX_PARAM_LEN = 256

@@ -15,8 +15,8 @@ from baton.act.actions import ActionContext, Outcome, run_check
 from baton.act.executions import finish
 from baton.act.rollback import undo_and_escalate
 from baton.act.runbook import Runbook
-from baton.act.service import get_version
 from baton.act.steps import Clock, LostClaim, end_step, next_seq, perform, step_row
+from baton.act.versions import get_version
 from baton.store.db import Database
 from baton.store.models import Execution
 

@@ -19,8 +19,8 @@ from baton.act.heartbeat import stale
 from baton.act.locks import execution_then_chain
 from baton.act.rollback import interrupt_rollback, take_over_rollback, undo_and_escalate
 from baton.act.runbook import Runbook
-from baton.act.service import get_version
 from baton.act.steps import TAKEN_OVER, Clock, LostClaim, Phase, StepsResult, next_seq
+from baton.act.versions import get_version
 from baton.kernel.audit import append
 from baton.store.db import Database
 from baton.store.models import Execution, ExecutionStep

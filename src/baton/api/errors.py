@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from baton.act.runbook import ParamError
-from baton.kernel.errors import Refused
+from baton.kernel.errors import Invalid, Refused
 
 log = logging.getLogger("baton.api")
 
@@ -49,12 +49,14 @@ def install(app: FastAPI) -> None:
         code = _CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
 
-    @app.exception_handler(LookupError)
+    # Domain errors say what they are; this is the one place that maps them to HTTP.
+    @app.exception_handler(LookupError)  # NotFound, and lookups of the standard library
     async def _missing(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(error_body("not_found", str(exc).strip("'\"")), 404)
 
+    @app.exception_handler(Invalid)
     @app.exception_handler(ParamError)
-    async def _bad_param(_: Request, exc: ParamError) -> JSONResponse:
+    async def _invalid(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(error_body("invalid", str(exc)), 422)
 
     @app.exception_handler(Refused)

@@ -12,18 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.correlate.incidents import OPEN_STATES, choose_origin, event_services, retitle
+from baton.correlate.incidents import choose_origin, event_services, retitle
+from baton.correlate.incidents import get as _incident
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
-from baton.kernel.errors import Refused
+from baton.kernel.enums import LIVE_INCIDENT, EventStatus, IncidentStatus
+from baton.kernel.errors import Invalid, Refused
 from baton.store.models import CorrelationFeedback, Event, Incident
-
-
-def _incident(session: Session, incident_id: int) -> Incident:
-    inc = session.get(Incident, incident_id)
-    if inc is None:
-        raise LookupError(f"no incident {incident_id}")
-    return inc
 
 
 def _snapshot(session: Session, inc: Incident) -> dict[str, Any]:
@@ -62,7 +57,7 @@ def _record(
     at: datetime,
 ) -> CorrelationFeedback:
     if not reason.strip():
-        raise ValueError("reason: say why, so the correction can teach the correlator")
+        raise Invalid("say why, so the correction can teach the correlator", "reason")
     row = CorrelationFeedback(
         kind=kind,
         incident_id=inc.id,
@@ -102,25 +97,25 @@ def merge(
     target = _incident(session, target_id)
     sources = [_incident(session, i) for i in source_ids]
     if not sources or target_id in source_ids:
-        raise ValueError("incidents: name one or more incidents other than the target")
+        raise Invalid("name one or more incidents other than the target", "incidents")
     for inc in (target, *sources):
-        if inc.status == "merged":
+        if inc.status == IncidentStatus.MERGED:
             raise Refused(f"incident {inc.id} was already merged into {inc.merged_into}")
     before = {
         "incident": _snapshot(session, target),
         "merged": [_snapshot(session, s) for s in sources],
     }
-    still_open = any(s.status in OPEN_STATES for s in sources)
+    still_open = any(s.status in LIVE_INCIDENT for s in sources)
     for source in sources:
         for event in session.scalars(select(Event).where(Event.incident_id == source.id)):
             event.incident_id = target.id
-        source.status, source.merged_into, source.updated_at = "merged", target.id, at
+        source.status, source.merged_into, source.updated_at = IncidentStatus.MERGED, target.id, at
         target.grouping = [
             *target.grouping,
             {"rule": "merged-by-person", "detail": f"incident {source.id} by {actor.name}"},
         ]
-    if target.status not in OPEN_STATES and still_open:
-        target.status, target.resolved_at = "open", None
+    if target.status not in LIVE_INCIDENT and still_open:
+        target.status, target.resolved_at = IncidentStatus.OPEN, None
     target.updated_at = at
     session.flush()
     _recompute(session, target, graph)
@@ -140,24 +135,24 @@ def split(
 ) -> Incident:
     """Move the given alerts out of an incident into a new one; returns the new incident."""
     inc = _incident(session, incident_id)
-    if inc.status == "merged":
+    if inc.status == IncidentStatus.MERGED:
         raise Refused(f"incident {inc.id} was merged into {inc.merged_into}")
     events = list(
         session.scalars(select(Event).where(Event.id.in_(event_ids), Event.incident_id == inc.id))
     )
     missing = sorted(set(event_ids) - {e.id for e in events})
     if not event_ids or missing:
-        raise ValueError(f"events: not in incident {inc.id}: {missing or 'none given'}")
+        raise Invalid(f"not in incident {inc.id}: {missing or 'none given'}", "events")
     remaining = session.scalar(
         select(Event.id).where(Event.incident_id == inc.id, Event.id.not_in(event_ids)).limit(1)
     )
     if remaining is None:
-        raise ValueError("events: leave at least one alert in the incident")
+        raise Invalid("leave at least one alert in the incident", "events")
     before = {"incident": _snapshot(session, inc)}
-    firing = any(e.status == "firing" for e in events)
+    firing = any(e.status == EventStatus.FIRING for e in events)
     new = Incident(
         title=f"{events[0].name} on {events[0].service or 'unknown'}",
-        status="open" if firing else "resolved",
+        status=IncidentStatus.OPEN if firing else "resolved",
         severity=inc.severity,
         services=[],
         grouping=[{"rule": "split-by-person", "detail": f"from incident {inc.id} by {actor.name}"}],
@@ -188,9 +183,9 @@ def set_origin(
     """A person names the origin; automatic re-origination stops for this incident."""
     inc = _incident(session, incident_id)
     if service not in inc.services:
-        raise ValueError(
-            f"service: {service!r} has no alert in incident {inc.id} "
-            f"(it has: {', '.join(inc.services)})"
+        raise Invalid(
+            f"{service!r} has no alert in incident {inc.id} (it has: {', '.join(inc.services)})",
+            "service",
         )
     before = {"incident": _snapshot(session, inc)}
     inc.origin_service, inc.origin_set_by, inc.updated_at = service, actor.name, at

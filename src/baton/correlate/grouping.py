@@ -39,6 +39,7 @@ from baton.correlate.config import CorrelationConfig
 from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
+from baton.kernel.enums import EventStatus, IncidentStatus
 from baton.store.models import Event, Incident
 
 ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
@@ -285,7 +286,7 @@ class Grouper:
 
     def _failing_now(self) -> frozenset[str]:
         if self._failing is None:
-            query = select(Event.service).where(Event.status == "firing").distinct()
+            query = select(Event.service).where(Event.status == EventStatus.FIRING).distinct()
             self._failing = frozenset(s for s in self.session.scalars(query) if s)
         return self._failing
 
@@ -312,9 +313,9 @@ class Grouper:
         ]
         incident_id = max(placed)[1] if placed else None
         inc = self.session.get(Incident, incident_id) if incident_id else None
-        if inc is None or inc.status == "merged":
+        if inc is None or inc.status == IncidentStatus.MERGED:
             return None
-        if inc.status == "resolved" and event.suppressed_by == "flapping":
+        if inc.status == IncidentStatus.RESOLVED and event.suppressed_by == "flapping":
             return None  # a flapping alert rejoins an open incident; it never reopens one
         last = inc.resolved_at or inc.updated_at
         return inc if self.now - last <= self.cfg.window else None
@@ -339,7 +340,7 @@ class Grouper:
         if self._pending is None:
             rows = self.session.execute(
                 select(Event.id, Event.service, Event.first_seen).where(
-                    Event.status == "firing",
+                    Event.status == EventStatus.FIRING,
                     Event.incident_id.is_(None),
                     Event.suppressed_by.is_(None),
                     Event.held_until > self.now,

@@ -19,11 +19,12 @@ from baton.correlate.grouping import ORIGIN_LAG, Grouper
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
-from baton.sense.service import SEVERITY_RANK
+from baton.kernel.enums import LIVE_INCIDENT, EventStatus, IncidentStatus
+from baton.kernel.errors import NotFound, Refused
+from baton.sense.events import SEVERITY_RANK
 from baton.store.models import Event, Incident
 
 CORRELATOR = Actor("baton.correlate", "ai", "topology-window/1")
-OPEN_STATES = ("open", "acknowledged")
 MAX_REASONS = 50  # grouping reasons kept on the incident; the audit ledger keeps them all
 
 
@@ -34,7 +35,35 @@ class IncidentChange:
 
 
 def open_incidents(session: Session) -> list[Incident]:
-    return list(session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES))))
+    return list(session.scalars(select(Incident).where(Incident.status.in_(LIVE_INCIDENT))))
+
+
+def get(session: Session, incident_id: int) -> Incident:
+    inc = session.get(Incident, incident_id)
+    if inc is None:
+        raise NotFound(f"no incident {incident_id}")
+    return inc
+
+
+def acknowledge(session: Session, incident_id: int, actor: Actor, at: datetime) -> Incident:
+    """Someone has the incident: it stops waiting for an acknowledgement."""
+    inc = get(session, incident_id)
+    if inc.status != IncidentStatus.OPEN:
+        raise Refused(f"incident {incident_id} is {inc.status}")
+    inc.status, inc.acknowledged_at, inc.acknowledged_by = (
+        IncidentStatus.ACKNOWLEDGED,
+        at,
+        actor.name,
+    )
+    append(
+        session,
+        actor=actor,
+        action="incident.acknowledged",
+        subject=f"incident:{inc.id}",
+        at=at,
+        decision="acknowledged",
+    )
+    return inc
 
 
 def event_services(session: Session, incident_id: int) -> list[tuple[str, datetime, str]]:
@@ -48,7 +77,9 @@ def event_services(session: Session, incident_id: int) -> list[tuple[str, dateti
 
 
 def _still_firing(session: Session, incident_id: int) -> bool:
-    query = select(Event.id).where(Event.incident_id == incident_id, Event.status == "firing")
+    query = select(Event.id).where(
+        Event.incident_id == incident_id, Event.status == EventStatus.FIRING
+    )
     return session.scalar(query.limit(1)) is not None
 
 
@@ -143,14 +174,14 @@ def correlate(
     touched: dict[int, Incident] = {}
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
-        if event.status == "firing" and event.incident_id is None:
+        if event.status == EventStatus.FIRING and event.incident_id is None:
             candidates = grouper.candidates(event, incidents)
             placed = None if candidates is None else _place(session, event, candidates, at)
             if placed is None:
                 continue
             inc, reason = placed
             grouper.changed(inc.id, event)
-            if inc.status == "resolved":
+            if inc.status == IncidentStatus.RESOLVED:
                 _reopen(session, inc, event, at)
                 changes[inc.id] = "reopened"
                 incidents.append(inc)
@@ -161,9 +192,9 @@ def correlate(
                 changes.setdefault(inc.id, "grew")
                 joined.setdefault(inc.id, []).append((event, reason))
             touched[inc.id] = inc
-        elif event.status == "resolved" and event.incident_id is not None:
+        elif event.status == EventStatus.RESOLVED and event.incident_id is not None:
             inc = session.get(Incident, event.incident_id)
-            if inc is not None and inc.status in OPEN_STATES:
+            if inc is not None and inc.status in LIVE_INCIDENT:
                 touched[inc.id] = inc
     for incident_id, items in joined.items():
         _audit_grouped(session, incident_id, items, at)
@@ -171,7 +202,7 @@ def correlate(
         if _update_origin(session, inc, graph, at) and changes.get(inc.id) != "opened":
             changes[inc.id] = "origin_changed"
         if cfg.resolve_with_alerts and not _still_firing(session, inc.id):
-            inc.status, inc.resolved_at, inc.updated_at = "resolved", at, at
+            inc.status, inc.resolved_at, inc.updated_at = IncidentStatus.RESOLVED, at, at
             changes[inc.id] = "resolved"
             append(
                 session,
@@ -187,7 +218,7 @@ def correlate(
 
 
 def _reopen(session: Session, inc: Incident, event: Event, at: datetime) -> None:
-    inc.status, inc.resolved_at = "open", None
+    inc.status, inc.resolved_at = IncidentStatus.OPEN, None
     append(
         session,
         actor=CORRELATOR,
@@ -230,7 +261,7 @@ def _place(
     }
     inc = Incident(
         title=f"{event.name} on {service}",
-        status="open",
+        status=IncidentStatus.OPEN,
         severity=event.severity,
         origin_service=None,
         services=[service],
@@ -275,6 +306,13 @@ def _audit_grouped(
         rationale="; ".join(rules[:10])
         + (f" (+{len(rules) - 10} more)" if len(rules) > 10 else ""),
     )
+
+
+def recent(session: Session, status: str | None, limit: int) -> list[Incident]:
+    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if status:
+        query = query.where(Incident.status == status)
+    return list(session.scalars(query))
 
 
 def to_dict(inc: Incident) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from baton.correlate.inhibition import Firing, inhibited_by
 from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.silences import active_silences, occurrence_at, open_windows
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import EventStatus
 from baton.store.models import Event, MaintenanceWindow, Silence
 
 SUPPRESSOR = Actor("baton.correlate", "ai", "suppress/1")
@@ -91,7 +92,7 @@ def _waiting(session: Session, exclude: set[int], at: datetime, everything: bool
         waiting = Event.suppressed_by.is_(None) & (Event.held_until <= at)
     rows = session.scalars(
         select(Event)
-        .where(Event.status == "firing", Event.incident_id.is_(None), waiting)
+        .where(Event.status == EventStatus.FIRING, Event.incident_id.is_(None), waiting)
         .order_by(Event.id)  # first in, first placed: a cause before its symptoms
     )
     return [e for e in rows if e.id not in exclude]
@@ -115,7 +116,7 @@ def screen(
     mutes = _Mutes.load(session, at)
     candidates: list[Event] = []
     for event in changed:
-        if event.status == "resolved":
+        if event.status == EventStatus.RESOLVED:
             if event.incident_id is None and event.suppressed_by is None and event.held_until:
                 event.suppressed_by = "transient"  # resolved within its hold: never paged
                 out.note("transient", event)
@@ -169,7 +170,7 @@ def _inhibit(session: Session, events: list[Event], cfg: CorrelationConfig, out:
     firing = [
         Firing(fp, labels or {})
         for fp, labels in session.execute(
-            select(Event.fingerprint, Event.labels).where(Event.status == "firing")
+            select(Event.fingerprint, Event.labels).where(Event.status == EventStatus.FIRING)
         )
     ]
     for event in events:

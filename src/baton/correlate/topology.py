@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.kernel.errors import Invalid
 from baton.store.models import Service, ServiceDependency
 
 
@@ -124,19 +125,17 @@ class Topology:
 
 
 def validate_defs(defs: Iterable[ServiceDef]) -> list[ServiceDef]:
-    """Check names are unique and every dependency is declared; ValueError otherwise."""
+    """Check names are unique and every dependency is declared; `Invalid` otherwise."""
     items = list(defs)
     names = [d.name for d in items]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"service declared twice: {', '.join(dupes)}")
+        raise Invalid(f"service declared twice: {', '.join(dupes)}")
     known = set(names)
     for d in items:
         missing = [dep for dep in d.depends_on if dep not in known]
         if missing:
-            raise ValueError(
-                f"service {d.name} depends on unknown service(s): {', '.join(missing)}"
-            )
+            raise Invalid(f"service {d.name} depends on unknown service(s): {', '.join(missing)}")
     return items
 
 

@@ -8,19 +8,20 @@ approvals are refused; only a lead or admin closes it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from baton.act.versions import get_version
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import BAD_ENDING, ExecutionStatus
 from baton.kernel.errors import Refused
 from baton.store.models import Execution, Meta
 
 PREFIX = "breaker:"
-FAILED = ("failed", "rolled_back", "interrupted")
-COUNTED = (*FAILED, "succeeded")
+COUNTED = (*BAD_ENDING, ExecutionStatus.SUCCEEDED)
 DEFAULT_THRESHOLD = 3
 _META = Meta.__table__
 _OPEN = select(_META.c.key).where(_META.c.key == bindparam("key"))  # asked per decision
@@ -37,7 +38,7 @@ def consecutive_failures(session: Session, runbook_id: str) -> int:
     )
     count = 0
     for status in rows:
-        if status not in FAILED:
+        if status not in BAD_ENDING:
             break
         count += 1
     return count
@@ -73,6 +74,24 @@ def record_outcome(session: Session, runbook_id: str, threshold: int | None, at:
         "lead closes it",
     )
     return True
+
+
+class Ending(Protocol):
+    """What the breaker needs of a finished execution."""
+
+    runbook_id: str
+    runbook_version: str
+    status: str
+
+
+def count_ending(session: Session, execution: Ending, at: datetime) -> bool:
+    """Count a finished execution against its runbook's breaker (`limits.breaker_after`);
+    True if this ending opened it. A success ends any streak and costs no query."""
+    if execution.status not in BAD_ENDING:
+        return False
+    runbook = get_version(session, execution.runbook_id, execution.runbook_version)
+    limit = (runbook.doc.get("limits") or {}).get("breaker_after") if runbook else None
+    return record_outcome(session, execution.runbook_id, limit, at)
 
 
 def close(session: Session, runbook_id: str, actor: Actor, reason: str, at: datetime) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from baton.govern.policy import Tier
 from baton.kernel.clock import UtcDatetime
+from baton.kernel.errors import Invalid
 
 TierName = Literal["observe", "recommend", "approve", "auto"]
 
@@ -108,13 +109,13 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def validate_model(model: type[Model], data: Any, where: str) -> Model:
-    """Validate a config document; ValueError names the file and the field."""
+    """Validate a config document; `Invalid` names the file and the field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{where}: {loc + ': ' if loc else ''}{err['msg']}") from None
+        raise Invalid(f"{where}: {loc + ': ' if loc else ''}{err['msg']}", loc or None) from None
 
 
 def read_config(path: Path, model: type[Model]) -> Model:
@@ -122,7 +123,7 @@ def read_config(path: Path, model: type[Model]) -> Model:
     try:
         data: Any = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        raise Invalid(f"{path}: not valid YAML: {exc}") from None
     return validate_model(model, data, str(path))
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, who_is_on_call
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import LIVE_ESCALATION, EscalationStatus, IncidentStatus
 from baton.kernel.errors import Refused
-from baton.store.models import Escalation
+from baton.store.models import Escalation, Incident
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
 
@@ -87,7 +88,8 @@ def open_escalation(
     (someone has it), no new one starts."""
     existing = session.scalar(
         select(Escalation).where(
-            Escalation.subject == subject, Escalation.status.in_(("open", "acknowledged"))
+            Escalation.subject == subject,
+            Escalation.status.in_(LIVE_ESCALATION),
         )
     )
     if existing is not None:
@@ -97,7 +99,7 @@ def open_escalation(
         service=service,
         reason=reason,
         level=0,
-        status="open",
+        status=EscalationStatus.OPEN,
         notified=[],
         created_at=at,
     )
@@ -116,12 +118,61 @@ def open_escalation(
     return esc, _notify_level(session, esc, at)
 
 
+@dataclass
+class Raised:
+    """What escalating something produced: the messages to deliver, and whether it is
+    news (a new escalation, or one that notified someone) people watching should see."""
+
+    escalation: Escalation
+    notices: list[Notice]
+    news: bool
+
+    def note(self) -> dict[str, Any]:
+        esc = self.escalation
+        return {
+            "escalation": esc.id,
+            "subject": esc.subject,
+            "reason": esc.reason,
+            "notified": esc.notified[-1:],
+        }
+
+
+def escalate(
+    session: Session, subject: str, service: str | None, reason: str, at: datetime
+) -> Raised:
+    """Escalate `subject` (once while open); see `open_escalation`."""
+    esc, notices = open_escalation(session, subject=subject, service=service, reason=reason, at=at)
+    return Raised(esc, notices, bool(notices) or esc.created_at == at)
+
+
+def unacknowledged(session: Session, at: datetime) -> list[Raised]:
+    """Escalate every open incident nobody acknowledged within its service's timeout."""
+    raised = []
+    for inc in session.scalars(select(Incident).where(Incident.status == IncidentStatus.OPEN)):
+        policy = escalation_policy_for(session, inc.origin_service)
+        timeout = timedelta(seconds=policy.ack_timeout_s if policy else DEFAULT_ACK_TIMEOUT_S)
+        if inc.opened_at + timeout <= at:
+            minutes = int(timeout.total_seconds() // 60)
+            raised.append(
+                escalate(
+                    session,
+                    f"incident:{inc.id}",
+                    inc.origin_service,
+                    f"incident #{inc.id} unacknowledged for {minutes} min",
+                    at,
+                )
+            )
+    return raised
+
+
 def advance(session: Session, at: datetime) -> list[Notice]:
     """Move unacknowledged escalations whose level timed out to the next level."""
     notices: list[Notice] = []
     due = session.scalars(
         select(Escalation).where(
-            Escalation.status == "open", Escalation.next_at.is_not(None), Escalation.next_at <= at
+            Escalation.status == EscalationStatus.OPEN,
+            Escalation.next_at.is_not(None),
+            Escalation.next_at <= at,
         )
     )
     for esc in due:
@@ -134,7 +185,7 @@ def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime
     esc = session.get(Escalation, escalation_id)
     if esc is None:
         raise LookupError(f"no escalation {escalation_id}")
-    if esc.status != "open":
+    if esc.status != EscalationStatus.OPEN:
         raise Refused(f"escalation {escalation_id} is already {esc.status}")
     esc.status, esc.acknowledged_by, esc.acknowledged_at, esc.next_at = (
         "acknowledged",
@@ -156,10 +207,12 @@ def acknowledge(session: Session, escalation_id: int, actor: Actor, at: datetime
 def close_for(session: Session, subject: str, why: str, at: datetime) -> int:
     """Close open escalations about `subject` (it was acknowledged or resolved)."""
     rows = session.scalars(
-        select(Escalation).where(Escalation.subject == subject, Escalation.status == "open")
+        select(Escalation).where(
+            Escalation.subject == subject, Escalation.status == EscalationStatus.OPEN
+        )
     ).all()
     for esc in rows:
-        esc.status, esc.next_at = "closed", None
+        esc.status, esc.next_at = EscalationStatus.CLOSED, None
         append(
             session,
             actor=ESCALATOR,
@@ -170,6 +223,13 @@ def close_for(session: Session, subject: str, why: str, at: datetime) -> int:
             rationale=why,
         )
     return len(rows)
+
+
+def recent(session: Session, status: str | None) -> list[Escalation]:
+    query = select(Escalation).order_by(Escalation.id.desc())
+    if status:
+        query = query.where(Escalation.status == status)
+    return list(session.scalars(query))
 
 
 def to_dict(e: Escalation) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +12,10 @@ from sqlalchemy.orm import Session
 from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
-from baton.govern.policy import PolicyInputs, Tier, decide
+from baton.govern.policy import PolicyInputs, Tier, TierDecision, decide
 from baton.kernel.audit import Actor, append
-from baton.kernel.errors import Refused
+from baton.kernel.enums import ApprovalStatus, IncidentStatus, ProposalStatus
+from baton.kernel.errors import NotFound, Refused
 from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
 
@@ -26,16 +26,7 @@ class ApprovalError(Refused):
     """An approval action that is not allowed; the message says why."""
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The policy's answer for one runbook, params and moment, with readable reasons."""
-
-    tier: Tier
-    reasons: list[str]
-    inputs: PolicyInputs
-
-
-def evaluate(
+def decide_tier(
     session: Session,
     runbook: Runbook,
     *,
@@ -45,8 +36,10 @@ def evaluate(
     policy: PolicyConfig,
     at: datetime,
     missing_target: str | None = None,
-) -> Evaluation:
-    """Gather every limit that applies and ask `decide()`; one place for all callers."""
+) -> tuple[TierDecision, PolicyInputs]:
+    """Gather every limit that applies and ask `decide()`; one place for all callers.
+    Returns the decision, its reasons in words that name where each limit is set, and the
+    inputs it was made from."""
     cap, cap_source = policy.cap(service, env)
     freeze = policy.frozen(service, at)
     recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
@@ -63,14 +56,14 @@ def evaluate(
         breaker_open=breaker.is_open(session, runbook.id),
         missing_target=missing_target,
     )
-    verdict = decide(inputs)
+    decided = decide(inputs)
     reasons = [
         (f"{r}: {freeze.reason}" if freeze is not None and "freeze" in r else r)
         .replace("service/environment cap", f"cap of {cap_source}")
         .replace("runbook ceiling", f"runbook ceiling (set in the {ceiling_source})")
-        for r in verdict.reasons
+        for r in decided.reasons
     ]
-    return Evaluation(verdict.tier, reasons, inputs)
+    return TierDecision(decided.tier, tuple(reasons)), inputs
 
 
 def decide_proposal(
@@ -85,7 +78,7 @@ def decide_proposal(
     missing_target: str | None = None,
 ) -> tuple[Decision, Approval | None]:
     """Apply the autonomy policy to a proposal; queue an approval when one is needed."""
-    result = evaluate(
+    result, inputs = decide_tier(
         session,
         runbook,
         confidence=proposal.confidence,
@@ -95,7 +88,7 @@ def decide_proposal(
         at=at,
         missing_target=missing_target,
     )
-    reasons, inputs = result.reasons, result.inputs
+    reasons = list(result.reasons)
     decision = Decision(
         proposal_id=proposal.id,
         tier=result.tier.label,
@@ -104,7 +97,7 @@ def decide_proposal(
         decided_at=at,
     )
     session.add(decision)
-    proposal.status = "decided"
+    proposal.status = ProposalStatus.DECIDED
     session.flush()
     append(
         session,
@@ -131,7 +124,7 @@ def decide_proposal(
     if result.tier == Tier.APPROVE:
         approval = Approval(
             decision_id=decision.id,
-            status="pending",
+            status=ApprovalStatus.PENDING,
             requested_by=proposal.proposer,
             required_approvals=2 if runbook.risk == "high" else 1,
             approvers=[],
@@ -156,9 +149,9 @@ def decide_proposal(
 def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
     """The approval, locked for this transaction, if it can still be decided."""
     if not lock_row(session, Approval, approval_id):
-        raise LookupError(f"no approval {approval_id}")
+        raise NotFound(f"no approval {approval_id}")
     approval = session.get(Approval, approval_id)
-    if approval.status != "pending":
+    if approval.status != ApprovalStatus.PENDING:
         raise ApprovalError(f"approval {approval_id} is {approval.status}, not pending")
     if approval.expires_at is not None and at >= approval.expires_at:
         raise ApprovalError(f"approval {approval_id} expired at {approval.expires_at.isoformat()}")
@@ -175,9 +168,9 @@ def blocked_reason(
     proposal = proposal_of(session, approval)
     service = params_of(session, approval).get("service")
     incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
-    if incident is not None and incident.status == "resolved":
+    if incident is not None and incident.status == IncidentStatus.RESOLVED:
         return f"incident {incident.id} has resolved; nothing to fix"
-    if proposal.status == "superseded":
+    if proposal.status == ProposalStatus.SUPERSEDED:
         return "the proposal was superseded by a newer diagnosis"
     scope = killswitch.paused_scope(session, proposal.runbook_id, service)
     if scope:
@@ -232,7 +225,7 @@ def change_params(
     if chosen == current:
         return current
     service = chosen.get("service")
-    result = evaluate(
+    result, _ = decide_tier(
         session,
         runbook,
         confidence=proposal_of(session, approval).confidence,
@@ -274,7 +267,11 @@ def approve(session: Session, approval_id: int, approver: Actor, reason: str, at
     approval.approvers = [*approval.approvers, approver.name]
     done = len(approval.approvers) >= approval.required_approvals
     if done:
-        approval.status, approval.decided_by, approval.decided_at = "approved", approver.name, at
+        approval.status, approval.decided_by, approval.decided_at = (
+            ApprovalStatus.APPROVED,
+            approver.name,
+            at,
+        )
         approval.reason = reason
     append(
         session,
@@ -291,7 +288,11 @@ def approve(session: Session, approval_id: int, approver: Actor, reason: str, at
 
 def reject(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> None:
     approval = _pending(session, approval_id, at)
-    approval.status, approval.decided_by, approval.decided_at = "rejected", approver.name, at
+    approval.status, approval.decided_by, approval.decided_at = (
+        ApprovalStatus.REJECTED,
+        approver.name,
+        at,
+    )
     approval.reason = reason
     append(
         session,
@@ -310,10 +311,10 @@ def cancel_pending(session: Session, incident_id: int, why: str, at: datetime) -
         select(Approval)
         .join(Decision, Decision.id == Approval.decision_id)
         .join(Proposal, Proposal.id == Decision.proposal_id)
-        .where(Proposal.incident_id == incident_id, Approval.status == "pending")
+        .where(Proposal.incident_id == incident_id, Approval.status == ApprovalStatus.PENDING)
     ).all()
     for approval in rows:
-        approval.status, approval.decided_at, approval.reason = "withdrawn", at, why
+        approval.status, approval.decided_at, approval.reason = ApprovalStatus.WITHDRAWN, at, why
         append(
             session,
             actor=POLICY,
@@ -330,11 +331,13 @@ def expire_approvals(session: Session, at: datetime) -> list[Approval]:
     """Expire approvals that waited too long, and escalate each."""
     stale = list(
         session.scalars(
-            select(Approval).where(Approval.status == "pending", Approval.expires_at <= at)
+            select(Approval).where(
+                Approval.status == ApprovalStatus.PENDING, Approval.expires_at <= at
+            )
         )
     )
     for approval in stale:
-        approval.status, approval.decided_at = "expired", at
+        approval.status, approval.decided_at = ApprovalStatus.EXPIRED, at
         append(
             session,
             actor=POLICY,
@@ -349,8 +352,37 @@ def expire_approvals(session: Session, at: datetime) -> list[Approval]:
 
 def pending_approvals(session: Session) -> list[Approval]:
     return list(
-        session.scalars(select(Approval).where(Approval.status == "pending").order_by(Approval.id))
+        session.scalars(
+            select(Approval).where(Approval.status == ApprovalStatus.PENDING).order_by(Approval.id)
+        )
     )
+
+
+def recent_decisions(session: Session, limit: int) -> list[Decision]:
+    return list(session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)))
+
+
+def decision_of(session: Session, approval: Approval) -> Decision:
+    return session.get(Decision, approval.decision_id)
+
+
+def approvals(session: Session, status: str | None) -> list[Approval]:
+    """Approvals oldest first (the queue people work through), optionally one status."""
+    query = select(Approval).order_by(Approval.id)
+    if status:
+        query = query.where(Approval.status == status)
+    return list(session.scalars(query))
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "proposal_id": d.proposal_id,
+        "tier": d.tier,
+        "reasons": d.reasons,
+        "decided_by": d.decided_by,
+        "decided_at": d.decided_at,
+    }
 
 
 def to_dict(a: Approval) -> dict[str, Any]:

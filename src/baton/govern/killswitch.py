@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from baton.kernel.audit import Actor, append
+from baton.kernel.errors import Invalid
 from baton.store.models import Meta
 
 PREFIX = "pause:"
@@ -23,7 +24,7 @@ def _key(scope: str, target: str | None) -> str:
     if scope == "all":
         return f"{PREFIX}all"
     if scope not in ("runbook", "service") or not target:
-        raise ValueError("pause scope must be 'all', or 'runbook'/'service' with a name")
+        raise Invalid("must be 'all', or 'runbook'/'service' with a target", "scope")
     return f"{PREFIX}{scope}:{target}"
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import UtcDatetime
+from baton.kernel.errors import Invalid, NotFound
 from baton.store.models import EscalationPolicy, Rotation, ShiftSwap
 
 DEFAULT = "*"  # the escalation policy and rotation for services without their own
@@ -150,9 +151,9 @@ def put_escalation_policy(
 def add_swap(session: Session, data: ShiftSwapIn, actor: Actor, at: datetime) -> ShiftSwap:
     rotation = session.scalar(select(Rotation).where(Rotation.name == data.rotation))
     if rotation is None:
-        raise LookupError(f"no rotation {data.rotation!r}")
+        raise NotFound(f"no rotation {data.rotation!r}")
     if data.end <= data.start:
-        raise ValueError("a shift swap must end after it starts")
+        raise Invalid("a shift swap must end after it starts", "end")
     row = ShiftSwap(
         rotation_id=rotation.id, user=data.user, start=data.start, end=data.end, reason=data.reason
     )

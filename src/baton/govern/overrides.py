@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.kernel.audit import Actor, append
@@ -66,6 +67,10 @@ def record(
         rationale=reason,
     )
     return row
+
+
+def recent(session: Session) -> list[Override]:
+    return list(session.scalars(select(Override).order_by(Override.id.desc())))
 
 
 def to_dict(o: Override) -> dict[str, Any]:

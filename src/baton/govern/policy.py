@@ -7,26 +7,8 @@ the reasons of each limit that held it down, so a human can see exactly why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
-
-class Tier(IntEnum):
-    OBSERVE = 0  # shadow: decide and record only
-    RECOMMEND = 1  # show to a human
-    APPROVE = 2  # run after a human approves (two for high risk)
-    AUTO = 3  # run, notify; a human may veto or roll back
-
-    @classmethod
-    def parse(cls, name: str) -> Tier:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            valid = ", ".join(t.name.lower() for t in cls)
-            raise ValueError(f"unknown autonomy tier {name!r}; valid: {valid}") from None
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+from baton.kernel.enums import Tier
 
 
 @dataclass(frozen=True)
@@ -46,12 +28,12 @@ class PolicyInputs:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class TierDecision:
     tier: Tier
     reasons: tuple[str, ...]
 
 
-def decide(p: PolicyInputs) -> Verdict:
+def decide(p: PolicyInputs) -> TierDecision:
     """Effective tier = min over all limits; reasons list each limit below `auto`."""
     limits: list[tuple[Tier, str]] = [
         (p.runbook_ceiling, f"runbook ceiling is {p.runbook_ceiling.label}"),
@@ -82,4 +64,4 @@ def decide(p: PolicyInputs) -> Verdict:
     reasons = tuple(why for t, why in limits if t == tier)
     if tier == Tier.AUTO:
         reasons = ("every limit allows auto",)
-    return Verdict(tier, reasons)
+    return TierDecision(tier, reasons)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.kernel.errors import Invalid, NotFound
 from baton.store.models import ApiToken, User
 
 
@@ -54,7 +55,7 @@ def parse_role(value: str) -> Role:
         return Role(value)
     except ValueError:
         valid = ", ".join(r.value for r in Role)
-        raise ValueError(f"unknown role {value!r}; valid roles: {valid}") from None
+        raise Invalid(f"unknown role {value!r}; valid roles: {valid}", "role") from None
 
 
 def allows(role: Role | str, permission: Permission) -> bool:
@@ -81,7 +82,7 @@ def create_token(session: Session, *, name: str, role: str, at: datetime) -> tup
     """Create a token for user `name` (created if new); return the row and the secret."""
     parsed = parse_role(role)
     if not name or len(name) > 128 or not name.isprintable():
-        raise ValueError("token name must be 1-128 printable characters")
+        raise Invalid("must be 1-128 printable characters", "name")
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         user = User(name=name, role=parsed.value, created_at=at)
@@ -116,7 +117,7 @@ def authenticate(session: Session, secret: str, at: datetime) -> Principal | Non
 def revoke_token(session: Session, token_id: int, at: datetime) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise LookupError(f"no token with id {token_id}")
+        raise NotFound(f"no token with id {token_id}")
     token.revoked_at = token.revoked_at or at
     return token
 

@@ -84,7 +84,7 @@ def pipeline_bench(args: BenchArgs) -> dict[str, Any]:
         started = time.perf_counter()
         for i in range(batches):
             t0 = time.perf_counter()
-            platform.ingest_alertmanager(_alert_batch(i, batch, clock.now()))
+            platform.drain.ingest_alertmanager(_alert_batch(i, batch, clock.now()))
             latencies.append((time.perf_counter() - t0) * 1000)
             clock.advance(timedelta(seconds=1))
             args.progress(i + 1, batches)
@@ -192,7 +192,9 @@ def runbooks_bench(args: BenchArgs) -> dict[str, Any]:
         actor = Actor("bench", "human")
 
         def request(i: int) -> int:
-            return platform.request_run("bench-noop", {}, actor, f"bench run {i}")["execution"]
+            return platform.commands.request_execution("bench-noop", {}, actor, f"bench run {i}")[
+                "execution"
+            ]
 
         started = time.perf_counter()
         burst = [request(i) for i in range(runs)]

@@ -165,7 +165,7 @@ class Demo:
         self.platform = Platform(
             settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
         ).start()
-        self.platform.register_services(estate_services(self.estate))
+        self.platform.config.declare_services(estate_services(self.estate))
         self._staff()
         self.injected: list[dict[str, Any]] = []
         self._vetoed = False
@@ -210,10 +210,10 @@ class Demo:
             signals = self.estate.step(until)
         self.clock.set(until)
         if signals.alerts:
-            self.platform.ingest_alertmanager(signals.alerts, source="alertmanager")
+            self.platform.drain.ingest_alertmanager(signals.alerts, source="alertmanager")
         for draft in signals.tickets:
-            self.platform.file_ticket(draft.reporter, draft.subject, draft.body)
-        self.platform.tick()
+            self.platform.commands.file_ticket(draft.reporter, draft.subject, draft.body)
+        self.platform.scheduler.tick()
         self.platform.backend.drain(timeout=30)
 
     def inject(self, scenario: str, service: str | None = None) -> str:
@@ -238,7 +238,7 @@ class Demo:
             if now < created + delay * (len(approvers) + 1):
                 continue
             approver = next(a for a in SIM_APPROVERS if a.name not in approvers)
-            execution = self.platform.approve(
+            execution = self.platform.commands.approve(
                 approval_id, approver, "simulated on-call approval (demo)"
             )
             self.observer(
@@ -271,7 +271,7 @@ class Demo:
         self._vetoed = True
         who = SIM_APPROVERS[1]
         self.observer("human.vetoes", {"execution": waiting, "by": who.name, "at": now})
-        self.platform.override(
+        self.platform.commands.override(
             waiting,
             "veto",
             "bad_timing",
@@ -309,13 +309,15 @@ class Demo:
         for scenario in self.scenario_list():
             maintenance = scenario == self.plan.pause_during
             if maintenance:
-                self.platform.pause(
+                self.platform.commands.pause(
                     "all", None, SIM_APPROVERS[0], "maintenance on the identity stack (demo)"
                 )
             self.inject(scenario)
             if maintenance:
                 self.run_for(self.plan.pause_min, humans=True)
-                self.platform.resume("all", None, SIM_APPROVERS[0], "maintenance done (demo)")
+                self.platform.commands.resume(
+                    "all", None, SIM_APPROVERS[0], "maintenance done (demo)"
+                )
                 self.run_for(self.plan.spacing_min - self.plan.pause_min, humans=True)
             else:
                 self.run_for(self.plan.spacing_min, humans=True)

@@ -125,18 +125,22 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 def make_token(home: Path, role: str = "ingest") -> str:
-    """Create the database in `home` and an API token for the bench or a test."""
-    from baton.govern.rbac import create_token
+    """Create the database in `home` and an API token for the bench or a test (through
+    the same command, and audit record, as `baton token create`)."""
+    from baton.kernel.audit import Actor
+    from baton.kernel.clock import SystemClock
+    from baton.runtime.platform import Platform
     from baton.runtime.settings import Settings
-    from baton.store.db import Database
     from baton.store.migrate import upgrade
 
     settings = Settings(home=home)
     upgrade(settings.db_url)
-    db = Database(settings.db_url)
-    with db.session() as s:
-        _, secret = create_token(s, name=f"load-{role}", role=role, at=datetime.now(UTC))
-    db.dispose()
+    platform = Platform(settings, SystemClock())
+    try:
+        bench = Actor("baton.harness", "system", "loadgen/1")
+        _, secret = platform.commands.create_token(f"load-{role}", role, bench, why="bench load")
+    finally:
+        platform.close()
     return secret
 
 

@@ -86,13 +86,13 @@ def run_storm(plan: StormPlan, home: Path) -> StormResult:
     platform = Platform(Settings(home=home, correlation_file=config), clock).start()
     try:
         storm = Storm(plan)
-        platform.register_services(estate_services(storm.estate))
+        platform.config.declare_services(estate_services(storm.estate))
         _declare_maintenance(platform, plan)
         for until, batch in storm.batches():
             clock.set(until)
             if batch:
-                platform.ingest_alertmanager(batch)
-            platform.tick()
+                platform.drain.ingest_alertmanager(batch)
+            platform.scheduler.tick()
         truth = storm.truth()
         with platform.db.session() as s:
             events = list(s.scalars(select(Event).order_by(Event.id)))

@@ -1,1 +1,1 @@
-"""KPIs, trust per runbook, and feedback from outcomes."""
+"""KPIs, track record per runbook, and feedback from outcomes."""

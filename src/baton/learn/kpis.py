@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from baton.kernel.audit import Actor, append, serialize
+from baton.kernel.enums import LIVE_INCIDENT, TRACKED_ENDING, ExecutionStatus
 from baton.store.db import lock_row
 from baton.store.models import (
     Approval,
@@ -23,8 +24,7 @@ from baton.store.models import (
     TrackRecord,
 )
 
-LEARNER = Actor("baton.learn", "ai", "trust-ledger/1")
-COUNTED = ("succeeded", "failed", "rolled_back")  # the endings a track record counts
+LEARNER = Actor("baton.learn", "ai", "track-record/1")
 # Core and built once: every finished execution updates them.
 _TRACK = TrackRecord.__table__
 _READ = select(_TRACK.c.runs, _TRACK.c.succeeded).where(_TRACK.c.runbook_id == bindparam("runbook"))
@@ -47,7 +47,7 @@ def _record(runbook_id: str, runs: int, succeeded: int) -> dict[str, Any]:
     }
 
 
-def trust(session: Session, runbook_id: str) -> dict[str, Any]:
+def track_record(session: Session, runbook_id: str) -> dict[str, Any]:
     """A runbook's track record: finished runs learned from, successes, success rate."""
     row = session.execute(_READ, {"runbook": runbook_id}).first()
     return _record(runbook_id, *(row or (0, 0)))
@@ -70,7 +70,7 @@ def record_outcome(session: Session, execution: FinishedRun, at: datetime) -> di
     if isinstance(execution, Execution):  # its row first (then the chain's lock), and
         lock_row(session, Execution, execution.id)  # `learned_as` read under that lock
     before, now = getattr(execution, "learned_as", None), execution.status
-    runs = (now in COUNTED) - (before in COUNTED)
+    runs = (now in TRACKED_ENDING) - (before in TRACKED_ENDING)
     ok = (now == "succeeded") - (before == "succeeded")
     serialize(session)  # the chain's lock orders concurrent updates of the counts too
     values = {"runbook": execution.runbook_id, "runs": runs, "ok": ok}
@@ -130,9 +130,7 @@ def kpis(session: Session) -> dict[str, Any]:
     return {
         "incidents_open": _count(
             session,
-            select(func.count())
-            .select_from(Incident)
-            .where(Incident.status.in_(("open", "acknowledged"))),
+            select(func.count()).select_from(Incident).where(Incident.status.in_(LIVE_INCIDENT)),
         ),
         "incidents_resolved": len(resolved),
         "mttr_s": round(median(ttr), 1) if ttr else None,
@@ -166,7 +164,7 @@ def kpis(session: Session) -> dict[str, Any]:
             .select_from(Execution)
             .where(
                 Execution.id.not_in(select(Override.execution_id)),
-                Execution.status.not_in(("queued", "vetoed")),
+                Execution.status.not_in((ExecutionStatus.QUEUED, ExecutionStatus.VETOED)),
             ),
         ),
         "ai_actions_overridden": _count(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import LIVE_INCIDENT, TicketStatus
 from baton.store.models import Incident, Ticket
 
 CLASSIFIER = Actor("baton.servicedesk", "ai", "keywords/1")
@@ -84,7 +85,7 @@ def _linked_incident(
     recent = session.scalars(
         select(Incident)
         .where(
-            Incident.status.in_(("open", "acknowledged")),
+            Incident.status.in_(LIVE_INCIDENT),
             Incident.opened_at >= at - timedelta(hours=4),
         )
         .order_by(Incident.id.desc())
@@ -107,7 +108,7 @@ def file_ticket(
         body=body,
         category=category,
         priority=priority,
-        status="new",
+        status=TicketStatus.NEW,
         created_at=at,
         updated_at=at,
         incident_id=incident.id if incident else None,
@@ -126,6 +127,14 @@ def file_ticket(
         rationale=f"keywords {hits}" if hits else "no category keywords found",
     )
     return ticket
+
+
+def recent(session: Session, limit: int) -> list[Ticket]:
+    return list(session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(limit)))
+
+
+def for_incident(session: Session, incident_id: int) -> list[Ticket]:
+    return list(session.scalars(select(Ticket).where(Ticket.incident_id == incident_id)))
 
 
 def to_dict(t: Ticket) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from baton.act.runbook import Catalogue, ParamError, Runbook, resolve_params
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
+from baton.kernel.enums import EventStatus, ProposalStatus
 from baton.store.models import Event, Incident, Proposal
 
 PROPOSER = Actor("baton.triage", "ai", "symptom-match/1")
@@ -72,7 +73,7 @@ def _origin_events(session: Session, incident: Incident) -> list[Event]:
             .where(
                 Event.incident_id == incident.id,
                 Event.service == incident.origin_service,
-                Event.status == "firing",
+                Event.status == EventStatus.FIRING,
             )
             .order_by(Event.id)
         )
@@ -158,7 +159,7 @@ def propose(
         rationale=rationale,
         evidence=[*evidence, {"kind": "alternatives", "runbooks": alternatives}],
         proposer=f"{PROPOSER.name}/{PROPOSER.version}",
-        status="new",
+        status=ProposalStatus.NEW,
         created_at=at,
     )
     session.add(proposal)
@@ -179,6 +180,53 @@ def propose(
         rationale=f"{rationale}; confidence {best.confidence}",
     )
     return proposal
+
+
+def requested(
+    session: Session,
+    runbook: Runbook,
+    params: dict[str, Any],
+    requester: Actor,
+    reason: str,
+    incident_id: int | None,
+    at: datetime,
+) -> Proposal:
+    """A person's request for a run, saved as a proposal like any other: it is decided by
+    the same policy, so it may still need someone else's approval."""
+    proposal = Proposal(
+        incident_id=incident_id,
+        runbook_id=runbook.id,
+        runbook_version=runbook.version,
+        params=params,
+        confidence=1.0,
+        rationale=f"requested by {requester.name}: {reason}",
+        evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
+        proposer=requester.name,
+        status=ProposalStatus.NEW,
+        created_at=at,
+    )
+    session.add(proposal)
+    session.flush()
+    append(
+        session,
+        actor=requester,
+        action="execution.requested",
+        subject=f"proposal:{proposal.id}",
+        at=at,
+        inputs={"runbook": runbook.id, "params": params, "incident": incident_id},
+        decision="proposed",
+        rationale=reason,
+    )
+    return proposal
+
+
+def recent(session: Session, limit: int) -> list[Proposal]:
+    return list(session.scalars(select(Proposal).order_by(Proposal.id.desc()).limit(limit)))
+
+
+def for_incident(session: Session, incident_id: int) -> list[Proposal]:
+    query = select(Proposal).where(Proposal.incident_id == incident_id).order_by(Proposal.id)
+    return list(session.scalars(query))
 
 
 def to_dict(p: Proposal) -> dict[str, Any]:

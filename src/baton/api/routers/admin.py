@@ -10,10 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, session
-from baton.api.errors import ApiError
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
-from baton.govern.rbac import Permission, Principal, create_token, list_tokens, revoke_token
+from baton.govern.rbac import Permission, Principal, list_tokens
 from baton.kernel import audit
 from baton.learn.kpis import kpis
 from baton.runtime.platform import Platform
@@ -48,11 +47,7 @@ def put_services(
     p: Platform = Depends(platform),
 ) -> dict[str, int]:
     defs = [ServiceDef(**{**i.model_dump(), "depends_on": tuple(i.depends_on)}) for i in items]
-    try:
-        count = p.register_services(defs, actor_of(who))
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
-    return {"services": count}
+    return {"services": p.commands.declare_services(defs, actor_of(who))}
 
 
 @router.get("/kpis")
@@ -114,21 +109,8 @@ def new_token(
     who: Principal = ADMIN,
     body: TokenIn = Depends(parsed(TokenIn)),
     p: Platform = Depends(platform),
-    s: Session = Depends(session),
 ) -> dict[str, Any]:
-    try:
-        token, secret = create_token(s, name=body.name, role=body.role, at=p.clock.now())
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
-    audit.append(
-        s,
-        actor=actor_of(who),
-        action="token.created",
-        subject=f"token:{token.id}",
-        at=p.clock.now(),
-        inputs={"name": body.name, "role": body.role},
-        decision="created",
-    )
+    token, secret = p.commands.create_token(body.name, body.role, actor_of(who))
     return {"id": token.id, "name": token.name, "role": token.role, "token": secret}
 
 
@@ -138,16 +120,7 @@ def delete_token(
     request: Request,
     who: Principal = ADMIN,
     p: Platform = Depends(platform),
-    s: Session = Depends(session),
 ) -> dict[str, Any]:
-    token = revoke_token(s, token_id, p.clock.now())
+    token = p.commands.revoke_token(token_id, actor_of(who))
     forget_tokens(request)
-    audit.append(
-        s,
-        actor=actor_of(who),
-        action="token.revoked",
-        subject=f"token:{token.id}",
-        at=p.clock.now(),
-        decision="revoked",
-    )
     return {"id": token.id, "revoked_at": token.revoked_at}

@@ -17,17 +17,20 @@ from sqlalchemy.orm import Session
 from baton.act import logs
 from baton.act.executions import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
-from baton.act.service import get_version
+from baton.act.versions import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import breaker, killswitch
-from baton.govern.flows import params_of, proposal_of
+from baton.govern.flows import approvals as list_approvals
+from baton.govern.flows import decision_dict, decision_of, params_of, proposal_of, recent_decisions
 from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
-from baton.learn.kpis import trust
+from baton.learn.kpis import track_record
 from baton.runtime.platform import Platform
-from baton.store.models import Approval, Decision, Execution, Incident, Proposal
+from baton.store.models import Approval, Execution
+from baton.triage import propose as proposals_
 from baton.triage.propose import to_dict as proposal_dict
 
 router = APIRouter(prefix="/api/v1", tags=["automation"])
@@ -54,12 +57,12 @@ def runbooks(
             "risk": rb.risk,
             "reversible": rb.reversible,
             "autonomy": rb.doc["autonomy"],
-            "trust": trust(s, rb.id),
+            "track_record": track_record(s, rb.id),
             "breaker": breaker.state(s, rb.id),
         }
-        for rb in p.catalogue
+        for rb in p.config.catalogue
     ]
-    errors = [str(e) for e in p.catalogue.errors]
+    errors = [str(e) for e in p.config.catalogue.errors]
     return {"runbooks": items, "errors": errors}
 
 
@@ -75,10 +78,13 @@ def runbook(
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
-    rb = p.catalogue.get(runbook_id)
-    if rb is None:
-        raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
-    return {"id": rb.id, "version": rb.version, "document": rb.doc, "trust": trust(s, rb.id)}
+    rb = p.config.runbook(runbook_id)
+    return {
+        "id": rb.id,
+        "version": rb.version,
+        "document": rb.doc,
+        "track_record": track_record(s, rb.id),
+    }
 
 
 class DryRunIn(BaseModel):
@@ -93,9 +99,7 @@ def dry_run_route(
     body: DryRunIn = Depends(parsed(DryRunIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    rb = p.catalogue.get(runbook_id)
-    if rb is None:
-        raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
+    rb = p.config.runbook(runbook_id)
     params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
     return {
         "runbook": rb.id,
@@ -105,7 +109,7 @@ def dry_run_route(
     }
 
 
-class RunIn(BaseModel):
+class ExecutionRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict)
     reason: str = Field(min_length=1, max_length=2000)
@@ -113,17 +117,19 @@ class RunIn(BaseModel):
 
 
 @router.post(
-    "/runbooks/{runbook_id}/run",
+    "/runbooks/{runbook_id}/executions",
     status_code=202,
     summary="Ask for a run: decided by the policy like any proposal",
 )
-def request_run(
+def request_execution(
     runbook_id: str,
     who: Principal = OPERATE,
-    body: RunIn = Depends(parsed(RunIn)),
+    body: ExecutionRequestIn = Depends(parsed(ExecutionRequestIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return p.request_run(runbook_id, body.params, actor_of(who), body.reason, body.incident_id)
+    return p.commands.request_execution(
+        runbook_id, body.params, actor_of(who), body.reason, body.incident_id
+    )
 
 
 @router.post("/runbooks/{runbook_id}/breaker/close", summary="Trust a runbook again (leads)")
@@ -133,13 +139,13 @@ def close_breaker(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    p.close_breaker(runbook_id, actor_of(who), body.reason)
+    p.commands.close_breaker(runbook_id, actor_of(who), body.reason)
     return {"runbook": runbook_id, "breaker": None}
 
 
 @router.post("/runbooks/reload", summary="Reload runbooks and policy from disk")
 def reload(who: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str, Any]:
-    catalogue = p.reload_runbooks(actor_of(who))
+    catalogue = p.commands.reload_runbooks(actor_of(who))
     return {"loaded": len(catalogue.runbooks), "errors": [str(e) for e in catalogue.errors]}
 
 
@@ -147,28 +153,14 @@ def reload(who: Principal = GOVERN, p: Platform = Depends(platform)) -> dict[str
 def proposals(
     limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    return [
-        proposal_dict(x)
-        for x in s.scalars(select(Proposal).order_by(Proposal.id.desc()).limit(limit))
-    ]
+    return [proposal_dict(x) for x in proposals_.recent(s, limit)]
 
 
 @router.get("/decisions")
 def decisions(
     limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    rows = s.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit))
-    return [
-        {
-            "id": d.id,
-            "proposal_id": d.proposal_id,
-            "tier": d.tier,
-            "reasons": d.reasons,
-            "decided_by": d.decided_by,
-            "decided_at": d.decided_at,
-        }
-        for d in rows
-    ]
+    return [decision_dict(d) for d in recent_decisions(s, limit)]
 
 
 @router.get("/executions")
@@ -206,10 +198,7 @@ def execution_logs(
     p: Platform = Depends(platform),
 ) -> StreamingResponse:
     follower = logs.Follower(p.db, execution_id, max_s=max_s)
-    try:
-        first = follower.poll()  # a missing execution is a 404, not an empty stream
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    first = follower.poll()  # a missing execution is a 404, not an empty stream
 
     async def events() -> AsyncIterator[bytes]:
         batch = first
@@ -233,20 +222,17 @@ def execution_logs(
 def approvals(
     status: str | None = "pending", _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    query = select(Approval).order_by(Approval.id)
-    if status:
-        query = query.where(Approval.status == status)
-    return [_approval_view(s, a) for a in s.scalars(query)]
+    return [_approval_view(s, a) for a in list_approvals(s, status)]
 
 
 def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
     """Everything a person needs to decide: incident and evidence, the exact runbook
     version and what it would run, its risk, reversibility and track record."""
     item = approval_dict(a)
-    decision = s.get(Decision, a.decision_id)
+    decision = decision_of(s, a)
     proposal = proposal_of(s, a)
     runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
-    incident = s.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    incident = incidents_.get(s, proposal.incident_id) if proposal.incident_id else None
     item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
     item["proposal"] = proposal_dict(proposal)
     item["incident"] = incident_dict(incident) if incident else None
@@ -257,7 +243,7 @@ def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
         "owner": runbook.owner,
         "risk": runbook.risk,
         "reversible": runbook.reversible,
-        "track_record": trust(s, runbook.id),
+        "track_record": track_record(s, runbook.id),
     }
     item["params"] = params_of(s, a)
     item["dry_run"] = dry_run(runbook, item["params"])
@@ -277,7 +263,7 @@ def approve(
     body: ApproveIn = Depends(parsed(ApproveIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    execution = p.approve(approval_id, actor_of(who), body.reason, body.params)
+    execution = p.commands.approve(approval_id, actor_of(who), body.reason, body.params)
     return {"approval": approval_id, "execution": execution.id if execution else None}
 
 
@@ -288,7 +274,7 @@ def reject(
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    p.reject(approval_id, actor_of(who), body.reason)
+    p.commands.reject(approval_id, actor_of(who), body.reason)
     return {"approval": approval_id, "status": "rejected"}
 
 
@@ -300,10 +286,7 @@ class PauseIn(BaseModel):
 
 
 def _switch(fn: Any, body: PauseIn, who: Principal) -> dict[str, Any]:
-    try:
-        return {"paused": fn(body.scope, body.target, actor_of(who), body.reason)}
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    return {"paused": fn(body.scope, body.target, actor_of(who), body.reason)}
 
 
 @router.get("/automation")
@@ -317,7 +300,7 @@ def pause(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(p.pause, body, who)
+    return _switch(p.commands.pause, body, who)
 
 
 @router.post("/automation/resume", summary="Only leads and admins may resume")
@@ -326,4 +309,4 @@ def resume(
     body: PauseIn = Depends(parsed(PauseIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return _switch(p.resume, body, who)
+    return _switch(p.commands.resume, body, who)

@@ -34,7 +34,7 @@ def readyz(p: Platform = Depends(platform)) -> dict[str, object]:
         ) from None
     if not migrated:
         raise ApiError(503, "unavailable", "database schema is not current; run `baton db upgrade`")
-    return {"status": "ready", "runbooks": len(p.catalogue.runbooks)}
+    return {"status": "ready", "runbooks": len(p.config.catalogue.runbooks)}
 
 
 @router.get("/metrics", summary="Prometheus metrics (viewer token unless metrics_public)")

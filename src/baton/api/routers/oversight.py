@@ -6,19 +6,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act.executions import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import escalation, oncall
+from baton.govern import overrides as overrides_
 from baton.govern.config import render
 from baton.govern.overrides import CATEGORIES
 from baton.govern.overrides import to_dict as override_dict
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
-from baton.store.models import Escalation, Override
 
 router = APIRouter(prefix="/api/v1", tags=["oversight"])
 READ = Depends(require(Permission.READ))
@@ -35,7 +34,7 @@ class OverrideIn(BaseModel):
 def _override(
     p: Platform, execution_id: int, kind: str, body: OverrideIn, who: Principal
 ) -> dict[str, Any]:
-    execution = p.override(execution_id, kind, body.category, body.reason, actor_of(who))
+    execution = p.commands.override(execution_id, kind, body.category, body.reason, actor_of(who))
     return execution_dict(execution)
 
 
@@ -60,7 +59,7 @@ _override_route("rollback", "Undo a finished execution (reversible runbooks)")
 
 @router.get("/overrides")
 def overrides(_: Principal = READ, s: Session = Depends(session)) -> list[dict[str, Any]]:
-    return [override_dict(o) for o in s.scalars(select(Override).order_by(Override.id.desc()))]
+    return [override_dict(o) for o in overrides_.recent(s)]
 
 
 @router.get("/oncall/{service}", summary="Who is on call for a service right now")
@@ -109,10 +108,7 @@ def add_shift_swap(
             "technicians can only take a shift themselves; "
             "a lead or admin can assign it to someone else",
         )
-    try:
-        row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    row = oncall.add_swap(s, body, actor_of(who), p.clock.now())
     return {"id": row.id}
 
 
@@ -120,10 +116,7 @@ def add_shift_swap(
 def escalations(
     status: str | None = "open", _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    query = select(Escalation).order_by(Escalation.id.desc())
-    if status:
-        query = query.where(Escalation.status == status)
-    return [escalation.to_dict(e) for e in s.scalars(query)]
+    return [escalation.to_dict(e) for e in escalation.recent(s, status)]
 
 
 @router.post("/escalations/{escalation_id}/acknowledge")
@@ -131,16 +124,13 @@ def acknowledge(
     escalation_id: int,
     who: Principal = OPERATE,
     p: Platform = Depends(platform),
-    s: Session = Depends(session),
 ) -> dict[str, Any]:
-    return escalation.to_dict(
-        escalation.acknowledge(s, escalation_id, actor_of(who), p.clock.now())
-    )
+    return escalation.to_dict(p.commands.acknowledge_escalation(escalation_id, actor_of(who)))
 
 
 @router.get("/policy", summary="The autonomy policy in force")
 def get_policy(_: Principal = READ, p: Platform = Depends(platform)) -> dict[str, Any]:
-    return {"policy": p.policy.model_dump(mode="json"), "yaml": render(p.policy)}
+    return {"policy": p.config.policy.model_dump(mode="json"), "yaml": render(p.config.policy)}
 
 
 @router.put("/policy", summary="Replace the policy (leads and admins; audited with a diff)")
@@ -149,8 +139,5 @@ def put_policy(
     body: Any = Depends(parsed(dict[str, Any])),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    try:
-        policy, diff, warnings = p.update_policy(body, actor_of(who))
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc)) from None
+    policy, diff, warnings = p.commands.apply_policy(body, actor_of(who))
     return {"policy": policy.model_dump(mode="json"), "diff": diff, "warnings": warnings}

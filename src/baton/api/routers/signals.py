@@ -140,4 +140,4 @@ def post_ticket(
     ticket: TicketIn = Depends(parsed(TicketIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    return ticket_dict(p.file_ticket(ticket.reporter, ticket.subject, ticket.body))
+    return ticket_dict(p.commands.file_ticket(ticket.reporter, ticket.subject, ticket.body))

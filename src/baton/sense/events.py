@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.kernel.enums import EventStatus
 from baton.sense.normalize import EventIn
 from baton.store.models import Event
 
@@ -24,14 +25,14 @@ def store(session: Session, incoming: list[EventIn], at: datetime) -> list[Event
     active = {
         ev.fingerprint: ev
         for ev in session.scalars(
-            select(Event).where(Event.fingerprint.in_(prints), Event.status == "firing")
+            select(Event).where(Event.fingerprint.in_(prints), Event.status == EventStatus.FIRING)
         )
     }
     changed: list[Event] = []
     for item in incoming:
         current = active.get(item.fingerprint)
         if current is None:
-            if item.status != "firing":
+            if item.status != EventStatus.FIRING:
                 continue  # a resolve or ack for something never seen firing carries no news
             current = Event(
                 source=item.source,
@@ -40,7 +41,7 @@ def store(session: Session, incoming: list[EventIn], at: datetime) -> list[Event
                 service=item.service,
                 resource=item.resource,
                 severity=item.severity,
-                status="firing",
+                status=EventStatus.FIRING,
                 labels=item.labels,
                 annotations=item.annotations,
                 starts_at=item.starts_at,
@@ -58,8 +59,8 @@ def store(session: Session, incoming: list[EventIn], at: datetime) -> list[Event
             continue  # a person is on it at the source: seen, not a new occurrence
         current.occurrences += 1
         current.annotations = item.annotations or current.annotations
-        if item.status == "resolved":
-            current.status = "resolved"
+        if item.status == EventStatus.RESOLVED:
+            current.status = EventStatus.RESOLVED
             current.ends_at = item.ends_at or at
             del active[item.fingerprint]
             changed.append(current)

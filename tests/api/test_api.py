@@ -44,7 +44,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/runbooks/{runbook_id}"): R,
     ("POST", "/api/v1/runbooks/reload"): G,
     ("POST", "/api/v1/runbooks/{runbook_id}/dry-run"): OPS,
-    ("POST", "/api/v1/runbooks/{runbook_id}/run"): OPS,
+    ("POST", "/api/v1/runbooks/{runbook_id}/executions"): OPS,
     ("POST", "/api/v1/runbooks/{runbook_id}/breaker/close"): G,
     ("GET", "/api/v1/proposals"): R,
     ("GET", "/api/v1/decisions"): R,
@@ -207,7 +207,7 @@ def test_oversized_body_is_413(client, tokens, platform):
 def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
     from baton.correlate.topology import ServiceDef
 
-    platform.register_services(
+    platform.config.declare_services(
         [ServiceDef("db", kind="database"), ServiceDef("api", kind="api", depends_on=("db",))]
     )
     batch = [
@@ -216,7 +216,7 @@ def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
     ]
     resp = client.post("/api/v2/alerts", json=batch, headers=auth(tokens, Role.INGEST))
     assert resp.status_code == 200 and resp.json()["accepted"] == 2
-    assert platform.process_inbox() == 1  # acknowledged first, correlated after
+    assert platform.drain.process_inbox() == 1  # acknowledged first, correlated after
     incidents = client.get("/api/v1/incidents", headers=auth(tokens, Role.VIEWER)).json()
     assert len(incidents) == 1
     assert incidents[0]["origin_service"] == "db"
@@ -229,7 +229,7 @@ def test_alerts_flow_into_incidents_and_metrics(client, tokens, platform):
     assert 'baton_events_received_total{source="alertmanager"}' in metrics
     # without a sandbox attached, the starter (sandbox) runbooks can only be observed
     platform.clock.advance(120)
-    platform.tick()
+    platform.scheduler.tick()
     decisions = client.get("/api/v1/decisions", headers=auth(tokens, Role.VIEWER)).json()
     assert decisions and decisions[0]["tier"] == "observe"
     assert "sandbox target" in decisions[0]["reasons"][0]

@@ -14,9 +14,8 @@ from baton.govern.killswitch import pause
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor, verify
 from baton.store.models import Approval, AuditRecord, Escalation, Execution, ExecutionStep
-
-from .conftest import ROOT
-from .helpers import actions, executions, pending, queue, rows, run_until
+from tests.conftest import ROOT
+from tests.helpers import actions, executions, pending, queue, rows, run_until
 
 
 def test_end_to_end_fix_is_verified_and_audited_at_every_stage(demo):
@@ -53,17 +52,17 @@ def test_approval_rules(demo):
     approval_id = pending(demo)[0].id
     p = demo.platform
     with pytest.raises(ApprovalError, match="only a person"):
-        p.approve(approval_id, Actor("baton.triage", "ai"), "the AI approving itself")
+        p.commands.approve(approval_id, Actor("baton.triage", "ai"), "the AI approving itself")
     with p.db.session() as s:  # as if alice had asked for this run herself
         s.get(Approval, approval_id).requested_by = "alice"
     with pytest.raises(ApprovalError, match="requester cannot approve"):
-        p.approve(approval_id, Actor("alice", "human"), "my own request")
+        p.commands.approve(approval_id, Actor("alice", "human"), "my own request")
     with p.db.session() as s:
         s.get(Approval, approval_id).requested_by = "baton.triage/symptom-match/1"
-    assert p.approve(approval_id, Actor("alice", "human"), "looks right") is None
+    assert p.commands.approve(approval_id, Actor("alice", "human"), "looks right") is None
     with pytest.raises(ApprovalError, match="already approved"):
-        p.approve(approval_id, Actor("alice", "human"), "again")
-    execution = p.approve(approval_id, Actor("bob", "human"), "agreed")
+        p.commands.approve(approval_id, Actor("alice", "human"), "again")
+    execution = p.commands.approve(approval_id, Actor("bob", "human"), "agreed")
     assert execution is not None
     p.backend.drain(5)
     assert run_until(demo, lambda: any(e.verified for e in executions(demo)), minutes=10)
@@ -74,7 +73,7 @@ def test_expired_approvals_escalate(demo):
     demo.inject("bad_deploy")
     assert run_until(demo, lambda: pending(demo), minutes=60)
     demo.clock.advance(timedelta(hours=2))
-    demo.platform.tick()
+    demo.platform.scheduler.tick()
     assert not pending(demo)
     assert "approval.expired" in actions(demo)
 
@@ -150,7 +149,7 @@ def test_two_deliveries_of_one_execution_run_it_once(demo):
 
     demo.target.remediate = counting
     execution, _ = queue(demo.platform, "scale-out", "catalog-api")
-    ctx = demo.platform.action_context()
+    ctx = demo.platform.dispatch.action_context()
     threads = [
         threading.Thread(
             target=run_execution, args=(demo.platform.db, execution.id, ctx, demo.clock.now)
@@ -173,7 +172,7 @@ def test_pending_approval_cannot_be_used_while_paused(demo):
             s, "service", "checkout-api", Actor("lead", "human"), "investigating", demo.clock.now()
         )
     with pytest.raises(ApprovalError, match=r"paused \(service:checkout-api\)"):
-        demo.platform.approve(pending(demo)[0].id, Actor("alice", "human"), "go")
+        demo.platform.commands.approve(pending(demo)[0].id, Actor("alice", "human"), "go")
     assert executions(demo) == []
 
 

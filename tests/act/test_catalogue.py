@@ -16,13 +16,12 @@ from baton.act.runbook import ParamError, resolve_params
 from baton.act.worker import run_execution
 from baton.kernel.audit import Actor
 from baton.store.models import Execution
-
-from .helpers import free_port, require_program
+from tests.helpers import free_port, require_program
 
 
 def _run(demo, runbook_id, labels):
     p = demo.platform
-    rb = p.catalogue.get(runbook_id)
+    rb = p.config.catalogue.get(runbook_id)
     params = resolve_params(rb, origin_service=None, labels=labels)
     with p.db.session() as s:
         execution, _ = create_execution(
@@ -34,12 +33,12 @@ def _run(demo, runbook_id, labels):
             at=p.clock.now(),
             requested_by=Actor("tester", "human"),
         )
-    status = run_execution(p.db, execution.id, p.action_context(), p.clock.now)
+    status = run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now)
     return execution.id, status
 
 
 def _verified(demo, execution_id):
-    demo.platform.tick()
+    demo.platform.scheduler.tick()
     with demo.platform.db.session() as s:
         done = s.get(Execution, execution_id)
         return done.status, done.verified, [(st.phase, st.status) for st in done.steps]
@@ -99,13 +98,15 @@ def test_clean_old_temp_files(demo, tmp_path):
 )
 def test_hostile_labels_never_reach_these_commands(demo, runbook_id, labels):
     with pytest.raises(ParamError):
-        resolve_params(demo.platform.catalogue.get(runbook_id), origin_service=None, labels=labels)
+        resolve_params(
+            demo.platform.config.catalogue.get(runbook_id), origin_service=None, labels=labels
+        )
 
 
 def test_constant_params_cannot_be_overridden(demo):
     with pytest.raises(ParamError, match="fixed by the runbook"):
         resolve_params(
-            demo.platform.catalogue.get("clean-old-temp-files"),
+            demo.platform.config.catalogue.get("clean-old-temp-files"),
             origin_service=None,
             labels={"tmp_dir": "/tmp"},
             overrides={"days": 0},
@@ -153,7 +154,7 @@ def local_service(demo, tmp_path):
         .replace("const:/etc/baton/services", f"const:{launchers}")
         .replace("const:/run/baton", f"const:{run_dir}")
     )
-    demo.platform.reload_runbooks()
+    demo.platform.config.reload()
     pidfile = run_dir / "web.pid"
     run_dir.mkdir()
     subprocess.run(

@@ -16,8 +16,7 @@ from baton.runtime.notify import Message, send
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.store.models import AuditRecord, NotificationGroup
-
-from .helpers import free_port
+from tests.helpers import free_port
 
 # The root route both test configs share: by severity, Alertmanager-style timings.
 ROOT = {
@@ -133,7 +132,7 @@ def _start(settings: Settings, clock, config) -> Platform:
 
 
 def _alert(p: Platform, name: str, service: str, status: str = "firing", severity="critical"):
-    p.ingest_generic(
+    p.drain.ingest_generic(
         [
             {
                 "name": name,
@@ -148,7 +147,7 @@ def _alert(p: Platform, name: str, service: str, status: str = "firing", severit
 
 def _tick(p: Platform, clock, seconds: float) -> int:
     clock.advance(seconds)
-    sent = p.tick().notifications
+    sent = p.scheduler.tick().notifications
     p.backend.drain(5)
     return sent
 
@@ -232,7 +231,7 @@ def test_an_incident_that_spreads_is_news_at_the_next_interval(settings, clock, 
     _, seen = hooked
     p = _start(settings, clock, HOOK_ONLY)
     try:
-        p.register_services([ServiceDef("db"), ServiceDef("api", depends_on=("db",))])
+        p.config.declare_services([ServiceDef("db"), ServiceDef("api", depends_on=("db",))])
         _alert(p, "DiskFull", "db")
         assert _tick(p, clock, 30) == 1
         _alert(p, "Errors", "api")  # downstream: joins the same incident

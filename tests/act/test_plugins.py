@@ -11,8 +11,7 @@ import pytest
 from baton.act import plugins
 from baton.act.actions import ActionContext, run_action, run_check
 from baton.act.runbook import RunbookError, parse
-
-from .helpers import free_port
+from tests.helpers import free_port
 
 RUNBOOK = """\
 id: check-port

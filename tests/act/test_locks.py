@@ -12,8 +12,7 @@ from sqlalchemy import event, update
 from baton.act.locks import execution_then_chain
 from baton.kernel.audit import Actor
 from baton.store.models import Execution
-
-from .helpers import executions, queue, run_until
+from tests.helpers import executions, queue, run_until
 
 CHAIN = "UPDATE meta SET value = value"  # how the audit chain's lock is taken
 ROW = "UPDATE executions"
@@ -58,10 +57,10 @@ def test_every_writer_takes_the_row_before_the_chain(demo):
         demo.inject("traffic_surge")
         assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
         finished = next(e for e in executions(demo) if e.verified)
-        demo.platform.override(finished.id, "rollback", "risk_too_high", "undo it", ALICE)
+        demo.platform.commands.override(finished.id, "rollback", "risk_too_high", "undo it", ALICE)
         demo.platform.backend.drain(5)
         queued, _ = queue(demo.platform, finished.runbook_id, "web")
-        demo.platform.override(queued.id, "veto", "bad_timing", "not now", ALICE)
+        demo.platform.commands.override(queued.id, "veto", "bad_timing", "not now", ALICE)
     both = [t for t in done if any(s.startswith(ROW) for s in t) and CHAIN in "".join(t)]
     assert len(both) >= 5  # claims, step boundaries, endings, the veto, the rollback
     wrong = [t for t in both if not t[0].startswith(ROW)]

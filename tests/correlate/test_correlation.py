@@ -28,7 +28,7 @@ def fire(platform, service, name="HighErrorRate", severity="critical", resolved=
 
 
 def post(platform, *alerts):
-    platform.ingest_alertmanager(list(alerts))
+    platform.drain.ingest_alertmanager(list(alerts))
 
 
 def events(platform):
@@ -52,7 +52,7 @@ def audits(platform, action):
 @pytest.fixture
 def estate(platform):
     """db and cache fail independently; web needs both (their blast radii touch)."""
-    platform.register_services(
+    platform.config.declare_services(
         [
             ServiceDef("db", kind="database"),
             ServiceDef("cache", kind="cache"),
@@ -105,7 +105,7 @@ def test_silence_mutes_until_it_ends_then_the_alert_pages(estate):
     assert len(screened) == 1 and screened[0].inputs["counts"] == {"silence": 1}
     estate.clock.advance(timedelta(minutes=11))
     post(estate, fire(estate, "db"))  # still firing after the silence ended
-    estate.tick()
+    estate.scheduler.tick()
     incident_id, why = events(estate)[("db", "HighErrorRate", 1)]
     assert incident_id is not None and why is None
 
@@ -131,21 +131,21 @@ def test_maintenance_window_mutes_matching_alerts(estate):
 
 
 def test_transient_alert_held_and_resolved_never_pages(estate):
-    estate.correlation = parse_config({"transient_hold_s": 120})
+    estate.config.correlation = parse_config({"transient_hold_s": 120})
     post(estate, fire(estate, "db"))
     estate.clock.advance(60)
-    estate.tick()
+    estate.scheduler.tick()
     post(estate, fire(estate, "db", resolved=True))
     assert incidents(estate) == []
     assert events(estate)[("db", "HighErrorRate", 1)] == (None, "transient")
     post(estate, fire(estate, "cache"))  # this one lasts
     estate.clock.advance(121)
-    estate.tick()
+    estate.scheduler.tick()
     assert [i.services for i in incidents(estate)] == [["cache"]]
 
 
 def test_flapping_alert_stops_opening_incidents(estate):
-    estate.correlation = parse_config({"flap": {"window_s": 1800, "min_firings": 3}})
+    estate.config.correlation = parse_config({"flap": {"window_s": 1800, "min_firings": 3}})
     for _ in range(4):
         post(estate, fire(estate, "db", "HighLatency", "warning"))
         estate.clock.advance(60)
@@ -157,7 +157,7 @@ def test_flapping_alert_stops_opening_incidents(estate):
 
 
 def test_inhibited_alert_joins_its_source_but_needs_a_firing_source(estate):
-    estate.correlation = parse_config(
+    estate.config.correlation = parse_config(
         {
             "inhibit_rules": [
                 {
@@ -201,6 +201,18 @@ def test_merge_split_and_origin_are_kept_as_feedback(estate, technician):
     assert client.get(f"/api/v1/incidents/{cache_inc.id}", headers=auth).json()["status"] == (
         "merged"
     )
+    again = client.post(
+        f"/api/v1/incidents/{db_inc.id}/merge",
+        json={"incidents": [cache_inc.id], "reason": "clicked twice"},
+        headers=auth,
+    )  # a refusal in the current state, not bad input
+    assert again.status_code == 409 and "already merged" in again.json()["error"]["message"]
+    empty = client.post(
+        f"/api/v1/incidents/{db_inc.id}/merge",
+        json={"incidents": [db_inc.id], "reason": "itself"},
+        headers=auth,
+    )
+    assert empty.status_code == 422 and empty.json()["error"]["message"].startswith("incidents:")
     cache_event = next(i for (svc, _, i) in events(estate) if svc == "cache")
     split = client.post(
         f"/api/v1/incidents/{db_inc.id}/split",

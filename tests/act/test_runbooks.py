@@ -18,7 +18,7 @@ from baton.act.runbook import (
 )
 from baton.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = (ROOT / "runbooks" / "restart-service.yaml").read_text()
 

@@ -12,8 +12,7 @@ from baton import cli_oversight
 from baton.api.app import create_app
 from baton.cli import app
 from baton.govern.rbac import create_token
-
-from .helpers import executions, pending, run_until
+from tests.helpers import executions, pending, run_until
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from baton.sense.normalize import SignalError
 from baton.sense.receivers import PARSERS, SourceConfig
 from baton.sense.signature import sign
 from baton.store.models import Event, InboxBatch
-
-from .conftest import START
+from tests.conftest import START
 
 
 @pytest.fixture
@@ -77,23 +76,23 @@ def test_alertmanager_api_is_acknowledged_then_processed(client, headers, platfo
     resp = post(client, headers, "/api/v2/alerts", alerts)
     assert resp.status_code == 200 and resp.json()["accepted"] == 2
     assert stored(platform) == (1, [])  # durable first; processing comes after
-    assert platform.process_inbox() == 1
+    assert platform.drain.process_inbox() == 1
     events = stored(platform)[1]
     assert [(e.name, e.resource, e.status) for e in events] == [("DiskFull", "db-1", "firing")]
-    assert platform.process_inbox() == 0  # processed once, not replayed
+    assert platform.drain.process_inbox() == 0  # processed once, not replayed
 
 
 def test_alertmanager_webhook_keeps_its_fingerprint_and_group(client, headers, platform):
     resp = post(client, headers, "/api/v1/ingest/alertmanager-webhook", webhook())
     assert resp.status_code == 200
     assert resp.json()["group_key"] == '{}:{service="checkout"}'
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert event.fingerprint == "a1b2c3d4e5f60718" and event.service == "checkout"
     assert event.starts_at.microsecond == 123457  # nanoseconds rounded, zone kept as UTC
     resolved = post(client, headers, "/api/v1/ingest/alertmanager-webhook", webhook("resolved"))
     assert resolved.status_code == 200
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert event.status == "resolved"
 
@@ -108,7 +107,7 @@ def test_grafana_webhook(client, headers, platform):
     body.update({"orgId": 1, "title": "[FIRING:1] HighLatency", "state": "alerting"})
     body["alerts"][0].update({"values": {"A": 2.3}, "dashboardURL": "", "panelURL": ""})
     assert post(client, headers, "/api/v1/ingest/grafana", body).status_code == 200
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert (event.source, event.fingerprint) == ("grafana", "graf-1")
 
@@ -132,14 +131,14 @@ def test_pagerduty_trigger_acknowledge_resolve_by_dedup_key(client, headers, pla
     assert resp.json()["dedup_key"] == "disk-db-1" and resp.json()["status"] == "success"
     ack = {"routing_key": "R0ut1ngKey", "event_action": "acknowledge", "dedup_key": "disk-db-1"}
     assert post(client, headers, "/v2/enqueue", ack).status_code == 202
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert (event.name, event.service, event.resource) == ("disk", "postgres", "db-1")
     assert event.severity == "critical" and event.status == "firing"
     assert event.annotations["free_gb"] == "3" and event.occurrences == 1
     resolve = {"routing_key": "R0ut1ngKey", "event_action": "resolve", "dedup_key": "disk-db-1"}
     assert post(client, headers, "/v2/enqueue", resolve).status_code == 202
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert event.status == "resolved"
 
@@ -152,7 +151,7 @@ def test_pagerduty_without_dedup_key_gets_one_back(client, headers, platform):
     key = post(client, headers, "/v2/enqueue", body).json()["dedup_key"]
     resolve = {"event_action": "resolve", "dedup_key": key}
     assert post(client, headers, "/v2/enqueue", resolve).status_code == 202
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert event.fingerprint == key and event.status == "resolved"
 
@@ -160,7 +159,7 @@ def test_pagerduty_without_dedup_key_gets_one_back(client, headers, platform):
 def test_generic_events(client, headers, platform):
     body = {"events": [{"name": "BackupFailed", "service": "backup", "fingerprint": "bk-1"}]}
     assert post(client, headers, "/api/v1/events", body).status_code == 200
-    platform.process_inbox()
+    platform.drain.process_inbox()
     [event] = stored(platform)[1]
     assert (event.source, event.fingerprint, event.labels["service"]) == (
         "generic",
@@ -300,15 +299,15 @@ def test_anonymous_senders_are_refused_before_the_body_is_read(client, platform)
 def test_a_batch_that_cannot_be_processed_is_set_aside(client, headers, platform, monkeypatch):
     post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": "First"}}])
     post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": "Second"}}])
-    real = platform.ingest_pipeline.run
+    real = platform.pipelines.ingest.run
 
     def fail_first(ctx, events):
         if events[0].name == "First":
             raise RuntimeError("correlation bug")
         return real(ctx, events)
 
-    monkeypatch.setattr(platform.ingest_pipeline, "run", fail_first)
-    assert platform.process_inbox() == 2
+    monkeypatch.setattr(platform.pipelines.ingest, "run", fail_first)
+    assert platform.drain.process_inbox() == 2
     assert [e.name for e in stored(platform)[1]] == ["Second"]
     with platform.db.session() as s:
         first = s.scalars(select(InboxBatch).order_by(InboxBatch.id)).first()
@@ -334,9 +333,9 @@ def test_processing_claims_each_batch_once(client, headers, platform):
         ends_at=None,
         fingerprint="",
     )
-    assert platform.ingest([event], batch=batch_id)["accepted"] == 1
-    assert platform.ingest([event], batch=batch_id)["accepted"] == 0  # a replay is a no-op
-    assert platform.process_inbox() == 0
+    assert platform.drain.ingest([event], batch=batch_id)["accepted"] == 1
+    assert platform.drain.ingest([event], batch=batch_id)["accepted"] == 0  # a replay is a no-op
+    assert platform.drain.process_inbox() == 0
     [stored_event] = stored(platform)[1]
     assert stored_event.occurrences == 1
 
@@ -345,16 +344,16 @@ def test_retention_by_age_and_count_never_drops_unprocessed(client, headers, pla
     platform.settings.inbox_max_events = 3
     for i in range(4):
         post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": f"A{i}"}}])
-    assert platform.prune_inbox() == 0  # nothing processed yet: all of it is owed work
-    platform.process_inbox()
+    assert platform.drain.prune_inbox() == 0  # nothing processed yet: all of it is owed work
+    platform.drain.process_inbox()
     post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": "Late"}}])
-    assert platform.prune_inbox() == 2  # the newest 3 events kept; A0, A1 dropped
+    assert platform.drain.prune_inbox() == 2  # the newest 3 events kept; A0, A1 dropped
     with platform.db.session() as s:
         left = [orjson.loads(b.events)[0]["name"] for b in s.scalars(select(InboxBatch))]
     assert left == ["A2", "A3", "Late"]
     platform.settings.inbox_max_events = 1000
     platform.clock.advance(timedelta(seconds=platform.settings.inbox_max_age_s + 1))
-    platform.tick()  # processes "Late", then prunes by age
+    platform.scheduler.tick()  # processes "Late", then prunes by age
     with platform.db.session() as s:
         assert s.scalar(select(func.count()).select_from(InboxBatch)) == 0
     assert {e.name for e in stored(platform)[1]} >= {"A0", "A1", "A2", "A3", "Late"}
@@ -364,7 +363,7 @@ def test_metrics_show_the_processing_backlog(client, headers, platform):
     platform.settings.metrics_public = True
     post(client, headers, "/api/v2/alerts", [{"labels": {"alertname": f"B{i}"}} for i in range(3)])
     assert "baton_inbox_backlog_events 3.0" in client.get("/metrics").text
-    platform.process_inbox()
+    platform.drain.process_inbox()
     assert "baton_inbox_backlog_events 0.0" in client.get("/metrics").text
 
 

@@ -16,10 +16,9 @@ from baton.govern.rbac import create_token
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor
 from baton.kernel.errors import Refused
-from baton.learn.kpis import trust
+from baton.learn.kpis import track_record
 from baton.store.models import Approval, AuditRecord, Escalation, Override
-
-from .helpers import actions, executions, pending, queue, rows, run_until
+from tests.helpers import actions, executions, pending, queue, rows, run_until
 
 ALICE, BOB = Actor("alice", "human"), Actor("bob", "human")
 
@@ -30,7 +29,9 @@ def test_veto_in_the_window_then_baton_proposes_again_later(demo):
     assert run_until(demo, lambda: executions(demo))
     first = executions(demo)[0]
     assert first.status == "queued" and first.not_before > demo.clock.now()  # veto window
-    vetoed = demo.platform.override(first.id, "veto", "bad_timing", "deploy in progress", ALICE)
+    vetoed = demo.platform.commands.override(
+        first.id, "veto", "bad_timing", "deploy in progress", ALICE
+    )
     assert vetoed.status == "vetoed"
     demo.run_for(5, humans=False)
     assert len(executions(demo)) == 1  # held off for retriage_after_veto_s
@@ -39,7 +40,7 @@ def test_veto_in_the_window_then_baton_proposes_again_later(demo):
         override = s.scalars(select(Override)).one()
     assert (override.kind, override.category, override.actor) == ("veto", "bad_timing", "alice")
     with pytest.raises(Refused, match="only a queued"):
-        demo.platform.override(first.id, "veto", "other", "again", ALICE)
+        demo.platform.commands.override(first.id, "veto", "other", "again", ALICE)
 
 
 def test_roll_back_a_finished_execution(demo):
@@ -49,31 +50,31 @@ def test_roll_back_a_finished_execution(demo):
     done = next(e for e in executions(demo) if e.verified)
     replicas = demo.estate.service_state(done.params["service"])["replicas"]
     with demo.platform.db.session() as s:
-        before = trust(s, done.runbook_id)
-    demo.platform.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
+        before = track_record(s, done.runbook_id)
+    demo.platform.commands.override(done.id, "rollback", "risk_too_high", "costs too much", BOB)
     demo.platform.backend.drain(5)
     after = next(e for e in executions(demo) if e.id == done.id)
     assert after.status == "rolled_back"
     with demo.platform.db.session() as s:  # the run now counts as rolled back, not twice
-        record = trust(s, done.runbook_id)
+        record = track_record(s, done.runbook_id)
     assert (record["runs"], record["succeeded"]) == (before["runs"], before["succeeded"] - 1)
     assert demo.estate.service_state(done.params["service"])["replicas"] == replicas - 1
     with pytest.raises(Refused, match=r"not reversible|only a succeeded"):
-        demo.platform.override(done.id, "rollback", "other", "twice", BOB)
+        demo.platform.commands.override(done.id, "rollback", "other", "twice", BOB)
 
 
 def test_override_needs_a_known_category_and_a_person(demo):
     from baton.govern.overrides import OverrideError
 
     with pytest.raises(OverrideError, match="unknown category"):
-        demo.platform.override(1, "veto", "because", "x", ALICE)
+        demo.platform.commands.override(1, "veto", "because", "x", ALICE)
     with pytest.raises(OverrideError, match="reason"):
-        demo.platform.override(1, "veto", "other", "  ", ALICE)
+        demo.platform.commands.override(1, "veto", "other", "  ", ALICE)
     demo.run_for(5, humans=False)
     demo.inject("traffic_surge")
     assert run_until(demo, lambda: executions(demo))
     with pytest.raises(OverrideError, match="only a person"):
-        demo.platform.override(
+        demo.platform.commands.override(
             executions(demo)[0].id, "veto", "other", "I am a bot", Actor("some-bot", "ai")
         )
     assert executions(demo)[0].status == "queued"  # refused whole: nothing was vetoed
@@ -102,7 +103,7 @@ def test_kill_switch_stops_a_running_execution_before_its_next_step(three_step_s
         def pausing_remediate(action, service, **params):
             calls.append(action)
             if len(calls) == 1:  # while step 1 runs, a technician hits the kill switch
-                demo.platform.pause("all", None, ALICE, "something looks wrong")
+                demo.platform.commands.pause("all", None, ALICE, "something looks wrong")
             return original(action, service, **params)
 
         demo.target.remediate = pausing_remediate
@@ -155,8 +156,8 @@ def test_approve_with_changed_params_validates_them(demo):
     assert run_until(demo, lambda: pending(demo))
     approval_id = pending(demo)[0].id
     with pytest.raises(ApprovalError, match=r"modified params rejected.*service"):
-        demo.platform.approve(approval_id, ALICE, "try", params={"service": "x; rm -rf /"})
-    execution = demo.platform.approve(
+        demo.platform.commands.approve(approval_id, ALICE, "try", params={"service": "x; rm -rf /"})
+    execution = demo.platform.commands.approve(
         approval_id, ALICE, "the gateway, not the API", params={"service": "api-gateway"}
     )
     assert execution.params == {"service": "api-gateway"}
@@ -242,7 +243,9 @@ def test_unacknowledged_incident_escalates_through_levels(demo, http_peer, monke
             ALICE,
             demo.clock.now(),
         )
-    p.pause("all", None, ALICE, "watch only")  # nobody may fix it, so it stays unacknowledged
+    p.commands.pause(
+        "all", None, ALICE, "watch only"
+    )  # nobody may fix it, so it stays unacknowledged
     demo.run_for(5, humans=False)
     demo.inject("bad_deploy")
 
@@ -274,7 +277,7 @@ def test_expired_approval_and_failed_fix_escalate(demo):
     demo.inject("bad_deploy")
     assert run_until(demo, lambda: pending(demo))
     demo.clock.advance(timedelta(hours=2))
-    demo.platform.tick()
+    demo.platform.scheduler.tick()
     with demo.platform.db.session() as s:
         subjects = [e.subject for e in s.scalars(select(Escalation))]
     assert any(x.startswith("approval:") for x in subjects)
@@ -285,7 +288,7 @@ def test_circuit_breaker_opens_blocks_escalates_and_a_lead_closes_it(demo):
     for service in ("object-storage", "backup", "file-storage"):  # three failures in a row
         execution, _ = queue(p, "clear-disk", service, status="failed")
         demo.clock.advance(60)
-        p._learn(execution.id)
+        p.dispatch.learn(execution.id)
     assert "breaker.opened" in actions(demo)
     assert rows(demo, select(Escalation.subject).where(Escalation.subject == "runbook:clear-disk"))
     demo.run_for(5, humans=False)
@@ -322,14 +325,17 @@ def test_changed_params_are_re_decided_and_clear_earlier_approvals(demo, runbook
     assert run_until(demo, lambda: pending(demo))
     approval_id = pending(demo)[0].id
     p = demo.platform
-    assert p.approve(approval_id, ALICE, "first look") is None
+    assert p.commands.approve(approval_id, ALICE, "first look") is None
     # bob points it at the identity store, which the policy caps at recommend: refused
     with pytest.raises(ApprovalError, match="allows only recommend"):
-        p.approve(approval_id, BOB, "sneaky", params={"service": "directory-ldap"})
+        p.commands.approve(approval_id, BOB, "sneaky", params={"service": "directory-ldap"})
     # bob changes it to another (allowed) service: alice's approval no longer counts
-    assert p.approve(approval_id, BOB, "the API side", params={"service": "payments-api"}) is None
+    assert (
+        p.commands.approve(approval_id, BOB, "the API side", params={"service": "payments-api"})
+        is None
+    )
     assert pending(demo)[0].approvers == ["bob"]
-    execution = p.approve(approval_id, ALICE, "agreed on payments-api")
+    execution = p.commands.approve(approval_id, ALICE, "agreed on payments-api")
     assert execution is not None and execution.params == {"service": "payments-api"}
 
 
@@ -341,7 +347,7 @@ def test_cancel_during_the_only_step_is_not_ignored(demo):
         calls.append(action)
         if len(calls) == 1:
             running = next(e for e in executions(demo) if e.status == "running")
-            demo.platform.override(running.id, "cancel", "wrong_fix", "stop it", ALICE)
+            demo.platform.commands.override(running.id, "cancel", "wrong_fix", "stop it", ALICE)
         return original(action, service, **params)
 
     demo.target.remediate = cancelling
@@ -364,17 +370,17 @@ def test_only_one_rollback_wins(demo):
     demo.inject("traffic_surge")
     assert run_until(demo, lambda: any(e.verified for e in executions(demo)))
     done = next(e for e in executions(demo) if e.verified)
-    demo.platform.override(done.id, "rollback", "risk_too_high", "first", ALICE)
+    demo.platform.commands.override(done.id, "rollback", "risk_too_high", "first", ALICE)
     with pytest.raises(Refused, match="only a succeeded"):
-        demo.platform.override(done.id, "rollback", "risk_too_high", "second", BOB)
+        demo.platform.commands.override(done.id, "rollback", "risk_too_high", "second", BOB)
     assert len(rows(demo, select(Override))) == 1
 
 
 def test_policy_put_without_change_keeps_the_file_and_bad_values_are_refused(demo, settings):
     path = settings.runbooks_path / "policy.yaml"
     before = path.read_text()
-    same = demo.platform.policy.model_dump(mode="json")
-    _, diff, _ = demo.platform.update_policy(same, ALICE)
+    same = demo.platform.config.policy.model_dump(mode="json")
+    _, diff, _ = demo.platform.commands.apply_policy(same, ALICE)
     assert diff == "" and path.read_text() == before  # comments kept, nothing audited
     for bad, words in (
         ({"approval_ttl_s": 10**12}, "approval_ttl_s"),
@@ -385,9 +391,9 @@ def test_policy_put_without_change_keeps_the_file_and_bad_values_are_refused(dem
         ({"veto_window_s": -5}, "veto_window_s"),
     ):
         with pytest.raises(ValueError, match=words):
-            demo.platform.update_policy(bad, ALICE)
+            demo.platform.commands.apply_policy(bad, ALICE)
     assert path.read_text() == before
-    _, _, warnings = demo.platform.update_policy(
+    _, _, warnings = demo.platform.commands.apply_policy(
         {"runbooks": {"restart-servce": {"veto_window_s": 5}}}, ALICE
     )
     assert warnings == ["runbooks.restart-servce: no such runbook in the catalogue"]
@@ -458,12 +464,12 @@ def test_a_policy_written_elsewhere_is_picked_up_on_the_next_tick(demo, settings
     path = settings.runbooks_path / "policy.yaml"
     path.write_text("veto_window_s: 7\n")
     os.utime(path, (1, 1))  # a different mtime even on coarse file systems
-    demo.platform.tick()
-    assert demo.platform.policy.veto_window_s == 7
+    demo.platform.scheduler.tick()
+    assert demo.platform.config.policy.veto_window_s == 7
     path.write_text("veto_window_s: [oops\n")
     os.utime(path, (2, 2))
-    demo.platform.tick()  # a broken file is logged, the last good policy stays
-    assert demo.platform.policy.veto_window_s == 7
+    demo.platform.scheduler.tick()  # a broken file is logged, the last good policy stays
+    assert demo.platform.config.policy.veto_window_s == 7
 
 
 def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
@@ -471,7 +477,7 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
         _, tia = create_token(s, name="tia", role="technician", at=demo.clock.now())
         _, tom = create_token(s, name="tom", role="technician", at=demo.clock.now())
     client = TestClient(create_app(demo.platform))
-    url = "/api/v1/runbooks/rollback-deploy/run"
+    url = "/api/v1/runbooks/rollback-deploy/executions"
     bad = client.post(
         url,
         json={"params": {"service": "x;y"}, "reason": "r"},
@@ -479,7 +485,7 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
     )
     assert bad.status_code == 422 and "param 'service'" in bad.json()["error"]["message"]
     missing = client.post(
-        "/api/v1/runbooks/nope/run",
+        "/api/v1/runbooks/nope/executions",
         json={"reason": "r"},
         headers={"Authorization": f"Bearer {tia}"},
     )
@@ -500,4 +506,4 @@ def test_a_person_can_ask_for_a_run_and_someone_else_approves_it(demo):
         approve, json={"reason": "agreed"}, headers={"Authorization": f"Bearer {tom}"}
     )
     assert other.status_code == 200 and other.json()["execution"] is not None
-    assert "run.requested" in actions(demo)
+    assert "execution.requested" in actions(demo)

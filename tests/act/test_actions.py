@@ -193,7 +193,7 @@ def test_limits_hold_under_concurrent_proposals(demo):
         limits={"max_per_hour": 2},
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     with demo.platform.db.session() as s:
         sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
@@ -240,7 +240,7 @@ def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
         ],
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     with demo.platform.db.session() as s:
         sync_catalogue(s, Catalogue({rb.id: rb}), demo.clock.now())
@@ -254,8 +254,10 @@ def test_a_command_runbook_runs_end_to_end_and_verifies(demo, tmp_path):
             requested_by=Actor("t", "human"),
         )
     p = demo.platform
-    assert run_execution(p.db, execution.id, p.action_context(), p.clock.now) == "verifying"
-    p.tick()
+    assert (
+        run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now) == "verifying"
+    )
+    p.scheduler.tick()
     with p.db.session() as s:
         done = s.get(Execution, execution.id)
         assert done.status == "succeeded" and done.verified is True
@@ -298,7 +300,7 @@ def test_cancel_kills_a_running_command(demo):
         ]
     )
     from baton.act.runbook import Catalogue
-    from baton.act.service import sync_catalogue
+    from baton.act.versions import sync_catalogue
 
     p = demo.platform
     with p.db.session() as s:
@@ -315,7 +317,7 @@ def test_cancel_kills_a_running_command(demo):
     outcome = {}
     worker = threading.Thread(
         target=lambda: outcome.update(
-            status=run_execution(p.db, execution.id, p.action_context(), p.clock.now)
+            status=run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now)
         )
     )
     started = time.monotonic()
@@ -325,7 +327,7 @@ def test_cancel_kills_a_running_command(demo):
             if [st.status for st in s.get(Execution, execution.id).steps] == ["running"]:
                 break
         time.sleep(0.1)
-    p.override(execution.id, "cancel", "wrong_fix", "stop now", Actor("alice", "human"))
+    p.commands.override(execution.id, "cancel", "wrong_fix", "stop now", Actor("alice", "human"))
     worker.join(timeout=15)
     assert not worker.is_alive() and outcome["status"] == "cancelled"
     assert time.monotonic() - started < 15

@@ -26,10 +26,10 @@ inputs = st.builds(
 
 @given(inputs)
 def test_never_above_ceiling_or_cap(p):
-    verdict = decide(p)
-    assert verdict.tier <= p.runbook_ceiling
-    assert verdict.tier <= p.service_cap
-    assert verdict.reasons
+    decided = decide(p)
+    assert decided.tier <= p.runbook_ceiling
+    assert decided.tier <= p.service_cap
+    assert decided.reasons
 
 
 @given(inputs)
@@ -63,13 +63,13 @@ def test_lowering_any_input_never_raises_the_tier(p, data):
 
 
 def test_reasons_name_the_binding_limit():
-    verdict = decide(
+    decided = decide(
         PolicyInputs(
             runbook_ceiling=Tier.AUTO, confidence=0.5, recommend_below=0.6, observe_below=0.3
         )
     )
-    assert verdict.tier == Tier.RECOMMEND
-    assert any("confidence 0.50 < recommend gate" in r for r in verdict.reasons)
+    assert decided.tier == Tier.RECOMMEND
+    assert any("confidence 0.50 < recommend gate" in r for r in decided.reasons)
     auto = decide(PolicyInputs(runbook_ceiling=Tier.AUTO, confidence=0.9))
     assert auto.tier == Tier.AUTO and auto.reasons == ("every limit allows auto",)
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from baton.cli import app
+from baton.kernel.audit import Actor
 
 
 @pytest.fixture
@@ -23,21 +27,24 @@ def run(*args):
     return CliRunner().invoke(app, list(args))
 
 
+def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command of the CLI, read off the app itself, so a new one cannot be missed."""
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if getattr(command, "commands", None) is not None:  # a group of commands
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
 def test_help_on_every_command():
-    for cmd in (
-        ["--help"],
-        ["serve", "--help"],
-        ["db", "upgrade", "--help"],
-        ["token", "create", "--help"],
-        ["demo", "--help"],
-        ["runbooks", "validate", "--help"],
-        ["audit", "verify", "--help"],
-        ["bench", "--help"],
-        ["pause", "--help"],
-        ["resume", "--help"],
-    ):
-        result = run(*cmd)
-        assert result.exit_code == 0 and "Usage" in result.output, cmd
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("pause",) in paths and ("token", "create") in paths and len(paths) > 20
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output, path
+        assert result.output.count("\n") > 2, path  # says something about itself
 
 
 def test_demo_once_then_audit_verify_and_tamper(env):
@@ -102,6 +109,35 @@ def test_local_pause_and_resume(env):
     assert "paused: all" in run("pause", "--all", "--local", "--reason", "drill").output
     assert run("pause", "--local").exit_code == 2
     assert "still paused: nothing" in run("resume", "--all", "--local").output
+
+
+def test_local_resume_releases_what_the_pause_held(env, tmp_path, monkeypatch):
+    """`resume --local` is the same command as the API's: the incidents the pause held
+    back go on to triage (it used to lift the switch and leave them at observe)."""
+    from baton.correlate.topology import ServiceDef
+    from baton.kernel.clock import SimulatedClock
+    from baton.runtime.platform import Platform
+    from baton.runtime.settings import load_settings
+    from baton.store.models import AuditRecord, Incident
+
+    clock = SimulatedClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    platform = Platform(load_settings(), clock).start()
+    platform.config.declare_services([ServiceDef("file-storage", kind="storage")])
+    lead = Actor("lena", "human")
+    platform.commands.pause("all", None, lead, "drill")
+    alert = {"labels": {"alertname": "DiskAlmostFull", "service": "file-storage"}}
+    platform.drain.ingest_alertmanager([alert])
+    clock.advance(timedelta(minutes=5))
+    platform.scheduler.tick()
+    with platform.db.session() as s:
+        assert s.scalars(select(Incident)).one().triaged_origin == "file-storage"
+    result = run("resume", "--all", "--local", "--as", "lena", "--reason", "drill over")
+    assert result.exit_code == 0, result.output
+    with platform.db.session() as s:
+        assert s.scalars(select(Incident)).one().triaged_origin is None  # triaged again
+        record = s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc())).first()
+        assert (record.action, record.actor) == ("automation.resumed", "lena")
+    platform.close()
 
 
 def test_people_commands_need_a_token(env, monkeypatch):

@@ -129,7 +129,7 @@ def make_platform(request, tmp_path: Path, books: Path, clock):
 
 
 def run(platform: Platform) -> int:
-    result = platform.request_run("durable", {}, PEOPLE, "test")
+    result = platform.commands.request_execution("durable", {}, PEOPLE, "test")
     assert result["tier"] == "auto" and result["execution"]
     assert platform.backend.drain(timeout=60)
     return result["execution"]
@@ -142,7 +142,7 @@ def queue_only(platform: Platform) -> int:
     with platform.db.session() as s:
         queued, _ = create_execution(
             s,
-            runbook=platform.catalogue.get("durable"),
+            runbook=platform.config.catalogue.get("durable"),
             params={},
             incident_id=None,
             decision_id=None,
@@ -171,7 +171,7 @@ def test_steps_persist_and_verify_on_every_backend(make_platform, books, tmp_pat
     )
     platform = make_platform()
     execution_id = run(platform)
-    platform.tick()
+    platform.scheduler.tick()
     done = execution(platform, execution_id)
     assert done.status == "succeeded" and done.verified is True
     assert [(s.phase, s.status) for s in done.steps] == [("step", "ok"), ("verify", "ok")]
@@ -203,7 +203,7 @@ def test_output_is_visible_while_the_step_runs(make_platform, books, tmp_path):
         books, [{"name": "talk", "action": "command", "timeout_s": 60, "with": {"argv": py(code)}}]
     )
     platform = make_platform()
-    result = platform.request_run("durable", {}, PEOPLE, "test")
+    result = platform.commands.request_execution("durable", {}, PEOPLE, "test")
     seen = None
     for _ in range(200):
         with platform.db.session() as s:
@@ -267,11 +267,11 @@ def test_a_dead_workers_execution_is_resumed_or_interrupted(
     platform = make_platform(lease_s=30)
     execution_id = queue_only(platform)
     _crash(platform, execution_id, finished_steps=1, in_flight=True)
-    platform.tick()  # heartbeat still fresh: the worker may be alive, nothing happens
+    platform.scheduler.tick()  # heartbeat still fresh: the worker may be alive, nothing happens
     assert platform.backend.drain(timeout=60)
     assert execution(platform, execution_id).status == "running"
     platform.clock.advance(timedelta(seconds=31))
-    platform.tick()
+    platform.scheduler.tick()
     assert platform.backend.drain(timeout=60)
     done = execution(platform, execution_id)
     assert not marks[0].exists()  # a finished step is never run again
@@ -345,7 +345,9 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
 
     workers = [start_worker()]
     try:
-        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         for _ in range(300):
             if marker.exists() and marker.read_text().endswith("\n"):
                 break
@@ -357,7 +359,7 @@ def test_sigkill_of_a_worker_in_the_middle_of_a_step(broker, idempotent, tmp_pat
         workers.append(start_worker())
         status = "running"
         for _ in range(120):  # the scheduler notices the stale heartbeat
-            platform.tick()
+            platform.scheduler.tick()
             status = execution(platform, execution_id).status
             if status != "running":
                 break
@@ -411,7 +413,9 @@ def test_step_output_streams_over_the_api_as_it_happens(tmp_path, books, clock):
         client = TestClient(create_app(platform))
         headers = {"Authorization": f"Bearer {secret}"}
         assert client.get("/api/v1/executions/999/logs", headers=headers).status_code == 404
-        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         events: list[tuple[str, dict]] = []
         with client.stream(
             "GET", f"/api/v1/executions/{execution_id}/logs", headers=headers
@@ -473,7 +477,11 @@ def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, boo
         a = threading.Thread(
             target=lambda: outcome.update(
                 status=run_execution(
-                    platform.db, execution_id, platform.action_context(), clock.now, worker="A"
+                    platform.db,
+                    execution_id,
+                    platform.dispatch.action_context(),
+                    clock.now,
+                    worker="A",
                 )
             )
         )
@@ -548,13 +556,13 @@ def test_a_dead_workers_rollback_is_interrupted_and_escalated(
                     started_at=now,
                 )
             )
-    platform.tick()  # the undoing worker may still be alive: nothing happens
+    platform.scheduler.tick()  # the undoing worker may still be alive: nothing happens
     assert platform.backend.drain(timeout=60)
     assert execution(platform, execution_id).status == status
     platform.clock.advance(timedelta(seconds=31))
-    platform.tick()
+    platform.scheduler.tick()
     assert platform.backend.drain(timeout=60)
-    platform.tick()  # nothing left to take over: the next tick changes nothing
+    platform.scheduler.tick()  # nothing left to take over: the next tick changes nothing
     assert platform.backend.drain(timeout=60)
     done = execution(platform, execution_id)
     assert not undo.exists()  # the undo is not run again
@@ -603,7 +611,9 @@ def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
         Settings(home=tmp_path, database_url=pg_url, runbooks_dir=books), clock
     ).start()
     try:
-        execution_id = platform.request_run("durable", {}, PEOPLE, "test")["execution"]
+        execution_id = platform.commands.request_execution("durable", {}, PEOPLE, "test")[
+            "execution"
+        ]
         for _ in range(400):
             with platform.db.session() as s:
                 if (
@@ -653,7 +663,9 @@ def test_a_redelivered_rollback_request_undoes_once(make_platform, books, tmp_pa
     write_reversible(books, "true", undo)
     platform = make_platform()
     execution_id = run(platform)
-    platform.override(execution_id, "rollback", "risk_too_high", "test", Actor("bob", "human"))
+    platform.commands.override(
+        execution_id, "rollback", "risk_too_high", "test", Actor("bob", "human")
+    )
     for _ in range(2):  # the broker redelivering the person's request
         platform.backend.submit("rollback", {"execution_id": execution_id})
     assert platform.backend.drain(timeout=60)
@@ -676,7 +688,7 @@ def test_a_rollback_waiting_for_a_worker_is_not_taken_for_a_dead_one(
     with platform.db.session() as s:  # claimed by a person; its task still in the queue
         claim_rollback(s, execution_id, platform.clock.now())
     platform.clock.advance(timedelta(seconds=120))
-    platform.tick()
+    platform.scheduler.tick()
     assert platform.backend.drain(timeout=60)
     assert execution(platform, execution_id).status == "rolling_back"  # left alone
     platform.backend.submit("rollback", {"execution_id": execution_id})

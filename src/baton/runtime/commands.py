@@ -1,0 +1,313 @@
+"""What people do, each in one function: the API, every CLI path (`--local` included)
+and the console call these, so the same checks and audit records apply whichever door
+a person uses.
+
+A command runs the domains' steps in one transaction and says what happened to the
+observer; domain errors (`Refused`, `NotFound`, `Invalid`) pass through for the edge to
+show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from baton.act import executions
+from baton.act.limits import LimitReached
+from baton.act.runbook import resolve_params
+from baton.act.versions import get_version
+from baton.correlate import feedback, incidents
+from baton.correlate.topology import ServiceDef
+from baton.govern import breaker, escalation, killswitch, overrides, rbac
+from baton.govern import flows as governance
+from baton.govern.config import PolicyConfig
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import Clock
+from baton.kernel.errors import NotFound
+from baton.runtime.config import LiveConfig
+from baton.runtime.dispatch import Dispatch
+from baton.runtime.pipeline import Observer, Pipelines, StageContext
+from baton.servicedesk.tickets import file_ticket
+from baton.store.db import Database
+from baton.store.models import (
+    ApiToken,
+    Approval,
+    Escalation,
+    Execution,
+    Incident,
+    Ticket,
+)
+from baton.triage import schedule
+from baton.triage.propose import requested
+
+
+class Commands:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        config: LiveConfig,
+        pipelines: Pipelines,
+        dispatch: Dispatch,
+        observer: Observer | None,
+    ) -> None:
+        self.db, self.clock, self.config = db, clock, config
+        self.pipelines, self.dispatch, self.observer = pipelines, dispatch, observer
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        if self.observer is not None:
+            self.observer(kind, data)
+
+    # --- approvals and runs ------------------------------------------------------------
+    def approve(
+        self, approval_id: int, approver: Actor, reason: str, params: dict[str, Any] | None = None
+    ) -> Execution | None:
+        """Record an approval (optionally with changed params); queue the run once enough
+        distinct people approved what will actually run."""
+        at = self.clock.now()
+        try:
+            execution_id = self._approve(approval_id, approver, reason, params)
+        except LimitReached as exc:  # the approval stays pending; say so in the ledger
+            with self.db.session() as s:
+                append(
+                    s,
+                    actor=approver,
+                    action="execution.limited",
+                    subject=f"approval:{approval_id}",
+                    at=at,
+                    decision="refused",
+                    rationale=str(exc),
+                )
+            raise
+        if execution_id is None:
+            return None
+        self.dispatch.start_due()
+        with self.db.session() as s:
+            return s.get(Execution, execution_id)
+
+    def _approve(
+        self, approval_id: int, approver: Actor, reason: str, params: dict[str, Any] | None
+    ) -> int | None:
+        at, policy = self.clock.now(), self.config.policy
+        with self.db.session() as s:
+            approval = s.get(Approval, approval_id)
+            if approval is None:
+                raise NotFound(f"no approval {approval_id}")
+            blocked = governance.blocked_reason(s, approval_id, policy, at)
+            if blocked:
+                raise governance.ApprovalError(f"cannot approve now: {blocked}")
+            if params:
+                proposal = governance.proposal_of(s, approval)
+                runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
+                graph = self.config.graph(s)
+                governance.change_params(
+                    s,
+                    approval_id,
+                    params,
+                    runbook,
+                    env_of=lambda svc: graph.env(svc or ""),
+                    policy=policy,
+                    approver=approver,
+                    at=at,
+                )
+            if not governance.approve(s, approval_id, approver, reason, at):
+                return None
+            execution = self.dispatch.queue(
+                s,
+                governance.proposal_of(s, approval),
+                approval.decision_id,
+                at,
+                approver,
+                params=governance.params_of(s, approval),
+            )
+            return execution.id if execution else None
+
+    def reject(self, approval_id: int, approver: Actor, reason: str) -> None:
+        with self.db.session() as s:
+            governance.reject(s, approval_id, approver, reason, self.clock.now())
+
+    def request_execution(
+        self,
+        runbook_id: str,
+        params: dict[str, Any],
+        requester: Actor,
+        reason: str,
+        incident_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A person asks for a runbook to run. It is a proposal like any other: validated,
+        decided by the same policy (so it may need someone else's approval), audited."""
+        runbook = self.config.runbook(runbook_id)
+        chosen = resolve_params(runbook, origin_service=None, labels={}, overrides=params)
+        at = self.clock.now()
+        with self.db.session() as s:
+            if incident_id is not None:
+                incidents.get(s, incident_id)
+            proposal = requested(s, runbook, chosen, requester, reason, incident_id, at)
+            [acted] = self.pipelines.request.run(StageContext(s, at, self.observer), [proposal])
+            decision, approval = acted.decided.decision, acted.decided.approval
+            execution = acted.execution
+            due_now = execution is not None and execution.not_before is None
+            result = {
+                "proposal": proposal.id,
+                "tier": decision.tier,
+                "reasons": decision.reasons,
+                "approval": approval.id if approval else None,
+                "execution": execution.id if execution else None,
+            }
+        if due_now:  # no veto window: straight to the backend, no wait for the next tick
+            self.dispatch.submit([result["execution"]])
+        return result
+
+    def override(
+        self, execution_id: int, kind: str, category: str, reason: str, actor: Actor
+    ) -> Execution:
+        """Veto (before it starts), cancel (while it runs) or roll back (after) an execution."""
+        overrides.validate(kind, category, reason)
+        at = self.clock.now()
+        with self.db.session() as s:
+            if kind == "veto":
+                execution = executions.veto(s, execution_id, at)
+                seconds = self.config.policy.retriage_after_veto_s
+                schedule.hold_off(s, execution.incident_id, at, seconds)
+            elif kind == "cancel":
+                execution = executions.request_cancel(s, execution_id)
+            else:
+                execution = executions.claim_rollback(s, execution_id, at)
+            overrides.record(
+                s,
+                execution_id=execution_id,
+                kind=kind,
+                category=category,
+                reason=reason,
+                actor=actor,
+                at=at,
+            )
+        self.note(
+            "override",
+            {
+                "execution": execution_id,
+                "kind": kind,
+                "category": category,
+                "by": actor.name,
+                "reason": reason,
+            },
+        )
+        if kind == "rollback":
+            self.dispatch.roll_back(execution_id, f"rolled back by {actor.name}: {reason}")
+        with self.db.session() as s:
+            return s.get(Execution, execution.id)
+
+    def close_breaker(self, runbook_id: str, actor: Actor, reason: str) -> None:
+        at = self.clock.now()
+        with self.db.session() as s:
+            breaker.close(s, runbook_id, actor, reason, at)
+            escalation.close_for(s, f"runbook:{runbook_id}", f"breaker closed by {actor.name}", at)
+
+    # --- the kill switch -----------------------------------------------------------------
+    def pause(self, scope: str, target: str | None, actor: Actor, reason: str) -> list[str]:
+        with self.db.session() as s:
+            killswitch.pause(s, scope, target, actor, reason, self.clock.now())
+            active = killswitch.active(s)
+        self.note("pause", {"scope": scope, "target": target, "by": actor.name, "reason": reason})
+        return active
+
+    def resume(self, scope: str, target: str | None, actor: Actor, reason: str) -> list[str]:
+        """Lift a pause and release the open incidents it held back for triage."""
+        with self.db.session() as s:
+            killswitch.resume(s, scope, target, actor, reason, self.clock.now())
+            active = killswitch.active(s)
+            schedule.release(s, scope, target)
+        self.note("resume", {"scope": scope, "target": target, "by": actor.name, "reason": reason})
+        return active
+
+    # --- incidents and escalations -------------------------------------------------------
+    def acknowledge(self, incident_id: int, actor: Actor) -> Incident:
+        """Someone has the incident: its escalation stops climbing."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            inc = incidents.acknowledge(s, incident_id, actor, at)
+            escalation.close_for(s, f"incident:{inc.id}", f"acknowledged by {actor.name}", at)
+            return inc
+
+    def acknowledge_escalation(self, escalation_id: int, actor: Actor) -> Escalation:
+        with self.db.session() as s:
+            return escalation.acknowledge(s, escalation_id, actor, self.clock.now())
+
+    def merge(self, incident_id: int, others: list[int], actor: Actor, reason: str) -> Incident:
+        """Merge other incidents into this one (a person's correction, kept as feedback)."""
+        with self.db.session() as s:
+            graph = self.config.graph(s)
+            return feedback.merge(s, incident_id, others, graph, actor, reason, self.clock.now())
+
+    def split(self, incident_id: int, events: list[int], actor: Actor, reason: str) -> Incident:
+        """Move alerts out of an incident into a new one; returns the new incident."""
+        with self.db.session() as s:
+            graph = self.config.graph(s)
+            return feedback.split(s, incident_id, events, graph, actor, reason, self.clock.now())
+
+    def set_origin(self, incident_id: int, service: str, actor: Actor, reason: str) -> Incident:
+        """Name the probable origin yourself; the correlator keeps it from now on."""
+        with self.db.session() as s:
+            return feedback.set_origin(s, incident_id, service, actor, reason, self.clock.now())
+
+    # --- configuration -------------------------------------------------------------------
+    def apply_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str, list[str]]:
+        return self.config.apply_policy(data, actor)
+
+    def reload_runbooks(self, actor: Actor) -> Any:
+        return self.config.reload(actor)
+
+    def declare_services(self, defs: list[ServiceDef], actor: Actor) -> int:
+        return self.config.declare_services(defs, actor)
+
+    # --- tokens ----------------------------------------------------------------------------
+    def create_token(
+        self, name: str, role: str, actor: Actor, why: str | None = None
+    ) -> tuple[ApiToken, str]:
+        """A token for `name`; the secret is returned once, only its hash is kept."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            token, secret = rbac.create_token(s, name=name, role=role, at=at)
+            append(
+                s,
+                actor=actor,
+                action="token.created",
+                subject=f"token:{token.id}",
+                at=at,
+                inputs={"name": name, "role": role},
+                decision="created",
+                rationale=why,
+            )
+            return token, secret
+
+    def revoke_token(self, token_id: int, actor: Actor, why: str | None = None) -> ApiToken:
+        at = self.clock.now()
+        with self.db.session() as s:
+            token = rbac.revoke_token(s, token_id, at)
+            append(
+                s,
+                actor=actor,
+                action="token.revoked",
+                subject=f"token:{token.id}",
+                at=at,
+                decision="revoked",
+                rationale=why,
+            )
+            return token
+
+    # --- the service desk ----------------------------------------------------------------
+    def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
+        at = self.clock.now()
+        with self.db.session() as s:
+            ticket = file_ticket(
+                s, reporter=reporter, subject=subject, body=body, graph=self.config.graph(s), at=at
+            )
+        self.note(
+            "ticket",
+            {
+                "ticket": ticket.id,
+                "subject": ticket.subject,
+                "category": ticket.category,
+                "incident": ticket.incident_id,
+            },
+        )
+        return ticket

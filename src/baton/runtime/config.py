@@ -1,0 +1,151 @@
+"""Live configuration: what people change while Baton runs — the runbook catalogue, the
+autonomy policy, notification routing, correlation settings and the service graph.
+
+One component loads it, reloads it, follows the files on disk (another replica or an
+editor may write them) and applies a person's change with its audit record, so every
+reader sees the same configuration and every change has a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from baton.act.runbook import Catalogue, Runbook, load_dir
+from baton.act.versions import sync_catalogue
+from baton.correlate import topology
+from baton.correlate.config import load_config
+from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
+from baton.govern.routes import Routing, load_routing
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import Clock
+from baton.kernel.errors import NotFound
+from baton.runtime.pipeline import INTAKE
+from baton.runtime.settings import Settings
+from baton.store.db import Database
+
+log = logging.getLogger("baton.config")
+GRAPH_TTL_S = 30.0
+
+
+class LiveConfig:
+    def __init__(self, settings: Settings, db: Database, clock: Clock) -> None:
+        self.settings, self.db, self.clock = settings, db, clock
+        self.catalogue = Catalogue()
+        self.policy = PolicyConfig()
+        self.routing: Routing | None = None  # notifications.yaml; None: no notifications
+        self.correlation = load_config(settings.correlation_path)
+        self._graph: tuple[float, topology.Topology] | None = None
+        self._policy_stamp: float | None = None
+
+    @property
+    def _policy_path(self) -> Path:
+        return self.settings.runbooks_path / "policy.yaml"
+
+    def reload(self, actor: Actor = INTAKE) -> Catalogue:
+        """Load runbooks, policy and routing from disk; audit what changed and who asked."""
+        path = self.settings.runbooks_path
+        catalogue = load_dir(path)
+        policy = load_policy(self._policy_path)
+        self.routing = load_routing(path / "notifications.yaml")
+        before = {rb.id: rb.version for rb in self.catalogue}
+        after = {rb.id: rb.version for rb in catalogue}
+        changed = sorted(k for k in after if before.get(k) != after[k])
+        removed = sorted(set(before) - set(after))
+        self.catalogue, self.policy = catalogue, policy
+        self._policy_stamp = self._policy_mtime()
+        with self.db.session() as s:
+            sync_catalogue(s, catalogue, self.clock.now())
+            append(
+                s,
+                actor=actor,
+                action="runbooks.loaded",
+                subject="runbooks",
+                at=self.clock.now(),
+                inputs={
+                    "path": str(path),
+                    "versions": after,
+                    "policy": policy.model_dump(mode="json"),
+                    "errors": [str(e) for e in catalogue.errors],
+                },
+                decision=f"{len(after)} loaded, {len(catalogue.errors)} rejected",
+                rationale=f"new or changed: {', '.join(changed) or 'none'}; "
+                f"removed: {', '.join(removed) or 'none'}",
+            )
+        return catalogue
+
+    def runbook(self, runbook_id: str) -> Runbook:
+        """The loaded runbook `runbook_id`, or `NotFound`."""
+        runbook = self.catalogue.get(runbook_id)
+        if runbook is None:
+            raise NotFound(f"no runbook {runbook_id!r}")
+        return runbook
+
+    def _policy_mtime(self) -> float | None:
+        path = self._policy_path
+        return path.stat().st_mtime if path.exists() else None
+
+    def follow(self) -> None:
+        """Pick up a policy another replica (or an editor) wrote; a bad file keeps the old
+        policy and is logged rather than stopping the heartbeat."""
+        stamp = self._policy_mtime()
+        if stamp == self._policy_stamp:
+            return
+        self._policy_stamp = stamp
+        try:
+            self.policy = load_policy(self._policy_path)
+        except ValueError as exc:
+            log.error("policy file not applied", extra={"problem": str(exc)})
+
+    def apply_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str, list[str]]:
+        """Validate and write policy.yaml, audit author and diff, apply it at once.
+
+        The audit record is written first and committed only once the file is in place,
+        so there is never a change without its record. Returns (policy, diff, warnings).
+        """
+        policy, diff = plan_policy(self._policy_path, data)
+        unknown = policy.unknown_runbooks({rb.id for rb in self.catalogue})
+        warnings = [f"runbooks.{rid}: no such runbook in the catalogue" for rid in unknown]
+        if not diff:
+            return policy, diff, warnings
+        with self.db.session() as s:
+            append(
+                s,
+                actor=actor,
+                action="policy.changed",
+                subject="policy",
+                at=self.clock.now(),
+                inputs={"diff": diff, "warnings": warnings},
+                decision="applied",
+                rationale=f"{diff.count(chr(10))} diff line(s)",
+            )
+            write_policy(self._policy_path, policy)
+        self.policy, self._policy_stamp = policy, self._policy_mtime()
+        return policy, diff, warnings
+
+    def declare_services(self, defs: list[topology.ServiceDef], actor: Actor = INTAKE) -> int:
+        """Declare services (upsert) and audit who did, in one transaction."""
+        with self.db.session() as s:
+            n = topology.upsert_services(s, defs)
+            append(
+                s,
+                actor=actor,
+                action="services.declared",
+                subject="services",
+                at=self.clock.now(),
+                inputs={"services": [d.name for d in defs]},
+                decision="upserted",
+            )
+        self._graph = None
+        return n
+
+    def graph(self, session: Session) -> topology.Topology:
+        """The service graph, cached for a short while (other replicas may change it)."""
+        now = time.monotonic()
+        if self._graph is None or now - self._graph[0] > GRAPH_TTL_S:
+            self._graph = (now, topology.load_topology(session))
+        return self._graph[1]
