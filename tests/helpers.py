@@ -44,7 +44,7 @@ def run_until(demo, predicate, minutes=60):
 def queue(platform, runbook_id, service, status=None):
     """Queue an execution of a starter runbook directly (no incident, no decision), and
     optionally pretend it already reached `status`. Returns (execution, created)."""
-    from baton.act.executor import create_execution
+    from baton.act.executions import create_execution
     from baton.kernel.audit import Actor
 
     with platform.db.session() as s:

@@ -15,9 +15,11 @@ import pytest
 import yaml
 
 from baton.act.actions import ActionContext, run_action
-from baton.act.executor import create_execution, perform, run_execution
+from baton.act.executions import create_execution
 from baton.act.limits import LimitReached
 from baton.act.runbook import ParamError, parse, resolve_params
+from baton.act.steps import perform
+from baton.act.worker import run_execution
 from baton.kernel.audit import Actor
 from baton.store.models import AuditRecord, Execution
 

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from baton.act.executor import create_execution, run_execution
+from baton.act.executions import create_execution
 from baton.act.runbook import ParamError, resolve_params
+from baton.act.worker import run_execution
 from baton.kernel.audit import Actor
 from baton.store.models import Execution
 from tests.helpers import free_port, require_program

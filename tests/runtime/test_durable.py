@@ -137,7 +137,7 @@ def run(platform: Platform) -> int:
 
 def queue_only(platform: Platform) -> int:
     """Queue a run of the durable runbook without handing it to a worker."""
-    from baton.act.executor import create_execution
+    from baton.act.executions import create_execution
 
     with platform.db.session() as s:
         queued, _ = create_execution(
@@ -442,7 +442,7 @@ def test_step_output_streams_over_the_api_as_it_happens(tmp_path, books, clock):
 
 
 def test_heartbeat_keeps_beating_while_any_copy_of_a_task_holds_the_execution(tmp_path, clock):
-    from baton.act.executor import Heartbeat
+    from baton.act.heartbeat import Heartbeat
     from baton.store.db import Database
 
     beat = Heartbeat(Database(f"sqlite:///{tmp_path / 'x.db'}"), clock.now, "w", 60)
@@ -459,7 +459,7 @@ def test_a_worker_that_lost_its_execution_stops_and_writes_nothing(tmp_path, boo
     program is stopped, A records nothing more and never runs the next step."""
     import threading
 
-    from baton.act.executor import run_execution
+    from baton.act.worker import run_execution
 
     go, second = tmp_path / "go", tmp_path / "second"
     wait = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
@@ -590,7 +590,7 @@ def test_a_step_boundary_queues_behind_a_cancel_instead_of_deadlocking(
     before the chain's lock), not deadlock with it, on PostgreSQL's row locks."""
     import threading
 
-    from baton.act.executor import request_cancel
+    from baton.act.executions import request_cancel
     from baton.kernel.audit import append
 
     go = tmp_path / "go"
@@ -683,7 +683,7 @@ def test_a_rollback_waiting_for_a_worker_is_not_taken_for_a_dead_one(
     write_reversible(books, "true", undo)
     platform = make_platform(lease_s=30)
     execution_id = run(platform)
-    from baton.act.executor import claim_rollback
+    from baton.act.executions import claim_rollback
 
     with platform.db.session() as s:  # claimed by a person; its task still in the queue
         claim_rollback(s, execution_id, platform.clock.now())
@@ -705,7 +705,7 @@ def test_a_rollback_asked_before_a_restart_still_happens(tmp_path, books, clock)
     settings = Settings(home=tmp_path, runbooks_dir=books)
     first = Platform(settings, clock).start()
     execution_id = run(first)
-    from baton.act.executor import claim_rollback
+    from baton.act.executions import claim_rollback
 
     with first.db.session() as s:  # asked, but the server stops before a worker takes it
         claim_rollback(s, execution_id, clock.now())

@@ -138,7 +138,7 @@ def test_failed_verification_rolls_back_and_escalates(wrong_fix_settings):
 def test_two_deliveries_of_one_execution_run_it_once(demo):
     import threading
 
-    from baton.act.executor import run_execution
+    from baton.act.worker import run_execution
 
     calls = []
     original = demo.target.remediate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from baton.act.executor import FINAL
+from baton.act.executions import FINAL
 from baton.store.db import Database
 from baton.store.models import Execution
 

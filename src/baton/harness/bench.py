@@ -228,7 +228,7 @@ def _wait_finished(platform: Any, ids: list[int], progress: Progress) -> tuple[l
 
     Polls with one count, so the bench's own watching takes little from what it measures.
     """
-    from baton.act.executor import FINAL
+    from baton.act.executions import FINAL
     from baton.store.models import Execution, ExecutionStep
 
     ended = select(func.count()).where(Execution.id.in_(ids), Execution.status.in_(FINAL))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton.act import executor
+from baton.act import executions
 from baton.act.limits import LimitReached
 from baton.act.runbook import resolve_params
 from baton.act.versions import get_version
@@ -165,13 +165,13 @@ class Commands:
         at = self.clock.now()
         with self.db.session() as s:
             if kind == "veto":
-                execution = executor.veto(s, execution_id, at)
+                execution = executions.veto(s, execution_id, at)
                 seconds = self.config.policy.retriage_after_veto_s
                 schedule.hold_off(s, execution.incident_id, at, seconds)
             elif kind == "cancel":
-                execution = executor.request_cancel(s, execution_id)
+                execution = executions.request_cancel(s, execution_id)
             else:
-                execution = executor.claim_rollback(s, execution_id, at)
+                execution = executions.claim_rollback(s, execution_id, at)
             overrides.record(
                 s,
                 execution_id=execution_id,

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from baton.act import executor
+from baton.act import executions, rollback, verification, worker
 from baton.act.actions import ActionContext
+from baton.act.heartbeat import Heartbeat
 from baton.act.versions import get_version
 from baton.govern import killswitch, notifications
 from baton.govern.escalation import Notice, Raised
@@ -41,7 +42,7 @@ class Dispatch:
         clock: Clock,
         backend: TaskBackend,
         config: LiveConfig,
-        heartbeat: executor.Heartbeat,
+        heartbeat: Heartbeat,
         worker: str,
         targets: dict[str, Any],
         observer: Observer | None,
@@ -79,7 +80,7 @@ class Dispatch:
         """Create the execution a decision allowed (None if the same one already exists)."""
         runbook = get_version(session, proposal.runbook_id, proposal.runbook_version)
         chosen = proposal.params if params is None else params
-        execution, created = executor.create_execution(
+        execution, created = executions.create_execution(
             session,
             global_per_hour=self.config.policy.max_runs_per_hour,
             runbook=runbook,
@@ -112,8 +113,8 @@ class Dispatch:
         """
         at, mine = self.clock.now(), self.heartbeat.held()
         with self.db.session() as s:
-            orphans = executor.orphaned(s, at, self.settings.execution_lease_s)
-            ids = executor.due(s, at) + [o for o in orphans if o not in mine]
+            orphans = executions.orphaned(s, at, self.settings.execution_lease_s)
+            ids = executions.due(s, at) + [o for o in orphans if o not in mine]
         return self.submit(ids)
 
     def submit(self, ids: list[int]) -> int:
@@ -172,14 +173,14 @@ class Dispatch:
         with self._submitted_lock:
             self._submitted.pop(execution_id, None)
 
-        def paused(s: Session, state: executor.RunState) -> str | None:
+        def paused(s: Session, state: worker.RunState) -> str | None:
             service = state.params.get("service")
             scope = killswitch.paused_scope(s, state.runbook_id, service)
             return f"automation paused ({scope})" if scope else None
 
         learned: list[Learned] = []
         with self.heartbeat.holding(execution_id):
-            status = executor.run_execution(
+            status = worker.run_execution(
                 self.db,
                 execution_id,
                 self.action_context(),
@@ -198,7 +199,7 @@ class Dispatch:
     def rollback(self, payload: dict[str, Any]) -> None:
         execution_id = int(payload["execution_id"])
         with self.heartbeat.holding(execution_id):
-            ended = executor.roll_back(
+            ended = rollback.roll_back(
                 self.db,
                 execution_id,
                 self.action_context(),
@@ -225,7 +226,7 @@ class Dispatch:
     def verify(self) -> list[int]:
         """Poll the checks of executions that finished their steps; learn from those that
         concluded."""
-        finished = executor.check_verifications(
+        finished = verification.check_verifications(
             self.db, self.action_context(), self.clock.now, self.heartbeat.holding, self.worker
         )
         for execution_id in finished:

@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from baton.act import executor
+from baton.act import executions, heartbeat
 from baton.kernel.clock import Clock
 from baton.runtime.commands import Commands
 from baton.runtime.config import LiveConfig
@@ -44,7 +44,7 @@ class Platform:
         self.db = Database(settings.db_url)
         self.backend = backend or make_backend(settings)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.heartbeat = executor.Heartbeat(
+        self.heartbeat = heartbeat.Heartbeat(
             self.db, clock.now, self.worker, settings.execution_lease_s / 3
         )
         self.intake = Intake(self.db, clock)
@@ -99,8 +99,8 @@ class Platform:
         Taking over re-runs no finished step and no step that is not idempotent.
         """
         if self.db.is_sqlite and self.backend.local:
-            executor.forget_workers(self.db)
-            for execution_id in executor.undos_waiting(self.db):  # their queue was memory
+            executions.forget_workers(self.db)
+            for execution_id in executions.undos_waiting(self.db):  # their queue was memory
                 self.dispatch.roll_back(execution_id, "a person's rollback, asked before a restart")
         self.dispatch.start_due()
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from baton.act import logs
-from baton.act.executor import to_dict as execution_dict
+from baton.act.executions import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
 from baton.act.versions import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session

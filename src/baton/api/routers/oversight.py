@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from baton.act.executor import to_dict as execution_dict
+from baton.act.executions import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
 from baton.govern import escalation, oncall
