@@ -18,12 +18,12 @@ from baton.act.locks import execution_then_chain
 from baton.act.runbook import Runbook
 from baton.act.versions import get_version
 from baton.kernel.audit import Actor, append, serialize
-from baton.kernel.errors import Refused
+from baton.kernel.enums import ExecutionStatus, StepStatus
+from baton.kernel.errors import NotFound, Refused
 from baton.store.db import Database
 from baton.store.models import Execution, ExecutionStep
 
 EXECUTOR = Actor("baton.act", "system", "executor/1")
-FINAL = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "vetoed")
 
 _RUNS = Execution.__table__
 _BY_KEY = select(_RUNS.c.id).where(_RUNS.c.idempotency_key == bindparam("key"))
@@ -115,7 +115,7 @@ def due(session: Session, at: datetime) -> list[int]:
     """Queued executions whose veto window has passed (or that have none)."""
     rows = session.scalars(
         select(Execution.id).where(
-            Execution.status == "queued",
+            Execution.status == ExecutionStatus.QUEUED,
             Execution.not_before.is_(None) | (Execution.not_before <= at),
         )
     )
@@ -133,7 +133,7 @@ def _locked(session: Session, execution_id: int) -> Execution:
 def veto(session: Session, execution_id: int, at: datetime) -> Execution:
     """Stop a queued execution before it starts; Refused if it already started."""
     execution = _locked(session, execution_id)
-    if execution.status != "queued":
+    if execution.status != ExecutionStatus.QUEUED:
         raise Refused(
             f"execution {execution_id} is {execution.status}; only a queued execution can be "
             "vetoed (cancel a running one, roll back a finished one)"
@@ -157,7 +157,7 @@ def claim_rollback(session: Session, execution_id: int, at: datetime) -> Executi
     """Mark a succeeded execution `rolling_back` (only one request can win); Refused
     if it cannot be undone."""
     execution = _locked(session, execution_id)
-    if execution.status != "succeeded":
+    if execution.status != ExecutionStatus.SUCCEEDED:
         raise Refused(
             f"execution {execution_id} is {execution.status}; only a succeeded one can be "
             "rolled back"
@@ -165,7 +165,7 @@ def claim_rollback(session: Session, execution_id: int, at: datetime) -> Executi
     runbook = get_version(session, execution.runbook_id, execution.runbook_version)
     if runbook is None or not runbook.reversible or not runbook.doc.get("rollback"):
         raise Refused(f"runbook {execution.runbook_id} is not reversible")
-    execution.status = "rolling_back"
+    execution.status = ExecutionStatus.ROLLING_BACK
     execution.worker, execution.heartbeat_at = None, at  # no worker has it yet
     return execution
 
@@ -216,18 +216,20 @@ def escalate(s: Session, execution_id: int, at: datetime, why: str) -> None:
 
 def claimed_undo() -> Any:
     """A person's rollback that a worker has taken (one still queued has no worker)."""
-    return (Execution.status == "rolling_back") & Execution.worker.is_not(None)
+    return (Execution.status == ExecutionStatus.ROLLING_BACK) & Execution.worker.is_not(None)
 
 
 def _busy(session: Session, where: Any = None) -> list[int]:
     """Executions being run or undone (a person's rollback, or a failed run's own), as
     two indexed lookups: by status, and by a rollback step stored `running`."""
     where = true() if where is None else where
-    by_status = select(Execution.id).where((Execution.status == "running") | claimed_undo(), where)
+    by_status = select(Execution.id).where(
+        (Execution.status == ExecutionStatus.RUNNING) | claimed_undo(), where
+    )
     by_step = (
         select(Execution.id)
         .join(ExecutionStep, ExecutionStep.execution_id == Execution.id)
-        .where(ExecutionStep.status == "running", ExecutionStep.phase == "rollback", where)
+        .where(ExecutionStep.status == StepStatus.RUNNING, ExecutionStep.phase == "rollback", where)
     )
     return sorted(set(session.scalars(by_status)) | set(session.scalars(by_step)))
 
@@ -252,8 +254,22 @@ def forget_workers(db: Database) -> list[int]:
 def undos_waiting(db: Database) -> list[int]:
     """A person's rollbacks that no worker has taken yet."""
     with db.session() as s:
-        waiting = (Execution.status == "rolling_back") & Execution.worker.is_(None)
+        waiting = (Execution.status == ExecutionStatus.ROLLING_BACK) & Execution.worker.is_(None)
         return list(s.scalars(select(Execution.id).where(waiting)))
+
+
+def recent(session: Session, status: str | None, limit: int) -> list[Execution]:
+    query = select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if status:
+        query = query.where(Execution.status == status)
+    return list(session.scalars(query))
+
+
+def get(session: Session, execution_id: int) -> Execution:
+    execution = session.get(Execution, execution_id)
+    if execution is None:
+        raise NotFound(f"no execution {execution_id}")
+    return execution
 
 
 def to_dict(execution: Execution, with_steps: bool = False) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from baton.act.runbook import Runbook
+from baton.kernel.enums import ACTIVE_EXECUTION
 from baton.kernel.errors import Refused
 from baton.store.models import Execution
 
-ACTIVE = ("queued", "running", "verifying", "rolling_back")
 NOT_COUNTED = ("vetoed",)  # runs that never happened do not count against a rate
 
 
@@ -40,7 +40,7 @@ def _up_to(*where: Any) -> Any:
 _ALL_RECENT = _up_to(*_RECENT)
 _MINE_RECENT = _up_to(_MINE, *_RECENT)
 _MINE_ON_TARGET = _up_to(_MINE, _ON_TARGET, *_RECENT)
-_MINE_ACTIVE = _up_to(_MINE, _RUNS.c.status.in_(ACTIVE))
+_MINE_ACTIVE = _up_to(_MINE, _RUNS.c.status.in_(ACTIVE_EXECUTION))
 
 
 def _reached(session: Session, limit: int | None, stmt: Any, **values: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from baton.act.executions import FINAL
+from baton.kernel.enums import FINAL_EXECUTION
 from baton.store.db import Database
 from baton.store.models import Execution
 
@@ -39,7 +39,7 @@ class Follower:
                 raise LookupError(f"no execution {self.execution_id}")
             status, summary = execution.status, execution.summary
             news = [c for c in (_change(st, self._sent) for st in execution.steps) if c]
-        if status in FINAL:
+        if status in FINAL_EXECUTION:
             self.done = True
             return [*news, {"event": "end", "status": status, "summary": summary}]
         if time.monotonic() >= self.deadline:

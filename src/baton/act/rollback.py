@@ -17,6 +17,7 @@ from baton.act.runbook import Runbook
 from baton.act.steps import Clock, Phase, next_seq
 from baton.act.versions import get_version
 from baton.kernel.audit import append
+from baton.kernel.enums import ExecutionStatus, StepStatus
 from baton.store.db import Database
 from baton.store.models import Execution, ExecutionStep
 
@@ -34,7 +35,7 @@ def roll_back(
             update(Execution)
             .where(
                 Execution.id == execution_id,
-                Execution.status == "rolling_back",
+                Execution.status == ExecutionStatus.ROLLING_BACK,
                 Execution.worker.is_(None),  # one delivery wins; a redelivery does nothing
             )
             .values(worker=worker, heartbeat_at=now())
@@ -76,7 +77,7 @@ def undo_and_escalate(
     with db.session() as s:
         execution = s.get(Execution, execution_id)
         if rolled:
-            execution.status = "rolled_back"
+            execution.status = ExecutionStatus.ROLLED_BACK
             execution_then_chain(s, execution)
         append(
             s,
@@ -98,7 +99,7 @@ def _rollback_in_flight(execution_id: int) -> Any:
         .where(
             ExecutionStep.execution_id == execution_id,
             ExecutionStep.phase == "rollback",
-            ExecutionStep.status == "running",
+            ExecutionStep.status == StepStatus.RUNNING,
         )
         .exists()
     )
@@ -114,7 +115,7 @@ def take_over_rollback(
             update(Execution)
             .where(
                 Execution.id == execution_id,
-                Execution.status != "running",
+                Execution.status != ExecutionStatus.RUNNING,
                 stale(at, lease_s),
                 undoing,
             )
@@ -134,7 +135,7 @@ def interrupt_rollback(s: Session, execution_id: int, at: datetime) -> Execution
         .where(
             ExecutionStep.execution_id == execution_id,
             ExecutionStep.phase == "rollback",
-            ExecutionStep.status == "running",  # a step that did end keeps its ending
+            ExecutionStep.status == StepStatus.RUNNING,  # a step that did end keeps its ending
         )
         .values(
             status="interrupted",
@@ -144,7 +145,7 @@ def interrupt_rollback(s: Session, execution_id: int, at: datetime) -> Execution
         .execution_options(synchronize_session=False)
     )
     why = "the worker undoing this execution stopped mid-rollback: not re-run"
-    if execution.status == "rolling_back":
+    if execution.status == ExecutionStatus.ROLLING_BACK:
         finish(s, execution, "failed", f"rollback interrupted: {why}", at)
     escalate(s, execution.id, at, f"{why}; the undo may be partial, check the target")
     return execution

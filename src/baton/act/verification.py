@@ -17,6 +17,7 @@ from baton.act.rollback import undo_and_escalate
 from baton.act.runbook import Runbook
 from baton.act.steps import Clock, LostClaim, end_step, next_seq, perform, step_row
 from baton.act.versions import get_version
+from baton.kernel.enums import ExecutionStatus
 from baton.store.db import Database
 from baton.store.models import Execution
 
@@ -51,7 +52,9 @@ def check_verifications(
 
 def _verifying(db: Database) -> list[int]:
     with db.session() as s:
-        return list(s.scalars(select(Execution.id).where(Execution.status == "verifying")))
+        return list(
+            s.scalars(select(Execution.id).where(Execution.status == ExecutionStatus.VERIFYING))
+        )
 
 
 def _evaluate(runbook: Runbook, params: dict[str, Any], ctx: ActionContext) -> Checked:
@@ -68,7 +71,7 @@ def _check_one(
     """Conclude one verifying execution if it is time; True if it finished."""
     with db.session() as s:
         execution = s.get(Execution, execution_id)
-        if execution is None or execution.status != "verifying":
+        if execution is None or execution.status != ExecutionStatus.VERIFYING:
             return False
         runbook = get_version(s, execution.runbook_id, execution.runbook_version)
         params, deadline = dict(execution.params), execution.verify_deadline

@@ -22,6 +22,7 @@ from baton.act.runbook import Runbook
 from baton.act.steps import TAKEN_OVER, Clock, LostClaim, Phase, StepsResult, next_seq
 from baton.act.versions import get_version
 from baton.kernel.audit import append
+from baton.kernel.enums import ExecutionStatus, StepStatus
 from baton.store.db import Database
 from baton.store.models import Execution, ExecutionStep
 
@@ -133,7 +134,7 @@ def _claim(s: Session, execution_id: int, at: datetime, worker: str) -> Any:
 
 def _take_over(db: Database, execution_id: int, at: datetime, lease_s: float, worker: str) -> bool:
     """Claim a `running` execution whose worker stopped beating (it died): one winner."""
-    orphaned = (Execution.status == "running") & stale(at, lease_s)
+    orphaned = (Execution.status == ExecutionStatus.RUNNING) & stale(at, lease_s)
     with db.session() as s:
         return (
             s.execute(
@@ -168,9 +169,9 @@ def _resume_point(
     if done and done[-1].status == "failed" and not steps[index - 1].get("continue_on_error"):
         why = f"the worker stopped right after step {done[-1].name!r} failed"
     for row in rows:
-        if row.status != "running":
+        if row.status != StepStatus.RUNNING:
             continue
-        row.status, row.finished_at = "interrupted", at
+        row.status, row.finished_at = StepStatus.INTERRUPTED, at
         row.output = (row.output or "") + "\n[the worker running this step stopped]"
         if not steps[index].get("idempotent"):
             why = f"the worker stopped during step {row.name!r}, which is not idempotent"
@@ -194,7 +195,11 @@ def _resume_point(
 
 def _owned(s: Session, execution_id: int, worker: str) -> Execution:
     execution = s.get(Execution, execution_id)
-    if execution is None or execution.worker != worker or execution.status != "running":
+    if (
+        execution is None
+        or execution.worker != worker
+        or execution.status != ExecutionStatus.RUNNING
+    ):
         raise LostClaim(execution_id)
     return execution
 
@@ -326,7 +331,7 @@ class _Run:
         """The steps are over: record the ending (or `verifying`) with the last step's end.
         `state` is the execution as this transaction's boundary left it (its row and the
         audit chain are already held)."""
-        if state.status != "running":
+        if state.status != ExecutionStatus.RUNNING:
             raise LostClaim(self.execution_id)
         late_stop = self.stop_reason(s, state) if result.ok else None
         if late_stop:  # asked to stop during the last step: undo rather than verify
@@ -347,7 +352,7 @@ class _Run:
             finish(s, execution, ending, result.summary, self.now())
         elif verify:
             within = max(c.get("within_s", 300) for c in verify)
-            execution.status = "verifying"
+            execution.status = ExecutionStatus.VERIFYING
             execution.verify_deadline = self.now() + timedelta(seconds=within)
             append(
                 s,

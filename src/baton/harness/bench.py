@@ -228,10 +228,10 @@ def _wait_finished(platform: Any, ids: list[int], progress: Progress) -> tuple[l
 
     Polls with one count, so the bench's own watching takes little from what it measures.
     """
-    from baton.act.executions import FINAL
+    from baton.kernel.enums import FINAL_EXECUTION
     from baton.store.models import Execution, ExecutionStep
 
-    ended = select(func.count()).where(Execution.id.in_(ids), Execution.status.in_(FINAL))
+    ended = select(func.count()).where(Execution.id.in_(ids), Execution.status.in_(FINAL_EXECUTION))
     last, moved = -1, time.monotonic()
     while True:
         with platform.db.session() as s:

@@ -11,15 +11,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.act import executions as executions_
 from baton.act import logs
 from baton.act.executions import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
 from baton.act.versions import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
-from baton.api.errors import ApiError
 from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import breaker, killswitch
@@ -29,7 +28,7 @@ from baton.govern.flows import to_dict as approval_dict
 from baton.govern.rbac import Permission, Principal
 from baton.learn.kpis import track_record
 from baton.runtime.platform import Platform
-from baton.store.models import Approval, Execution
+from baton.store.models import Approval
 from baton.triage import propose as proposals_
 from baton.triage.propose import to_dict as proposal_dict
 
@@ -170,20 +169,14 @@ def executions(
     _: Principal = READ,
     s: Session = Depends(session),
 ) -> list[dict[str, Any]]:
-    query = select(Execution).order_by(Execution.id.desc()).limit(limit)
-    if status:
-        query = query.where(Execution.status == status)
-    return [execution_dict(e) for e in s.scalars(query)]
+    return [execution_dict(e) for e in executions_.recent(s, status, limit)]
 
 
 @router.get("/executions/{execution_id}")
 def execution(
     execution_id: int, _: Principal = READ, s: Session = Depends(session)
 ) -> dict[str, Any]:
-    row = s.get(Execution, execution_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"no execution {execution_id}")
-    return execution_dict(row, with_steps=True)
+    return execution_dict(executions_.get(s, execution_id), with_steps=True)
 
 
 @router.get(
