@@ -22,6 +22,8 @@ from baton.runtime.settings import Settings
 from baton.runtime.tasks import CeleryBackend
 from baton.store.models import AuditRecord, Execution, ExecutionStep
 
+from .helpers import python_script
+
 REDIS_URL = os.environ.get("BATON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBIT_URL = os.environ.get("BATON_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 PEOPLE = Actor("alice", "human")
@@ -74,7 +76,7 @@ def write_reversible(directory: Path, fix: str, undo: Path) -> None:
 
 
 def py(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+    return python_script(code)
 
 
 def appender(path: Path) -> list[str]:

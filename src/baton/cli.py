@@ -303,8 +303,8 @@ def runbooks_validate(
     from baton.govern.routes import load_routing
 
     try:
-        catalogue = load_dir(directory)
-        load_policy(directory / "policy.yaml")
+        policy = load_policy(directory / "policy.yaml")
+        catalogue = load_dir(directory, policy.allow_interpreter)
         load_routing(directory / "notifications.yaml")
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None

@@ -158,8 +158,8 @@ class Platform:
     def reload_runbooks(self, actor: Actor = INTAKE) -> Catalogue:
         """Load runbooks and policy from disk; audit what changed and who asked."""
         path = self.settings.runbooks_path
-        catalogue = load_dir(path)
         policy = load_policy(path / "policy.yaml")
+        catalogue = load_dir(path, policy.allow_interpreter)
         self.routing = load_routing(path / "notifications.yaml")
         before = {rb.id: rb.version for rb in self.catalogue}
         after = {rb.id: rb.version for rb in catalogue}
