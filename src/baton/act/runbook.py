@@ -221,9 +221,7 @@ def _semantic_errors(
     return problems
 
 
-def parse(
-    text: str, path: str = "<string>", allow_interpreter: Collection[str] = ()
-) -> Runbook:
+def parse(text: str, path: str = "<string>", allow_interpreter: Collection[str] = ()) -> Runbook:
     """Validate one runbook document; raise RunbookError naming file, line and field.
 
     `allow_interpreter` is the policy's list of runbook ids whose reviewed interpreter

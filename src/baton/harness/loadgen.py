@@ -127,13 +127,13 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
 def make_token(home: Path, role: str = "ingest") -> str:
     """Create the database in `home` and an API token for the bench or a test."""
     from baton.govern.rbac import create_token
+    from baton.runtime.ledger import open_database
     from baton.runtime.settings import Settings
-    from baton.store.db import Database
     from baton.store.migrate import upgrade
 
     settings = Settings(home=home)
     upgrade(settings.db_url)
-    db = Database(settings.db_url)
+    db = open_database(settings)
     with db.session() as s:
         _, secret = create_token(s, name=f"load-{role}", role=role, at=datetime.now(UTC))
     db.dispose()

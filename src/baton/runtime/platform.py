@@ -36,9 +36,11 @@ from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_po
 from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for
 from baton.govern.routes import Routing, load_routing
 from baton.kernel.audit import Actor, append
+from baton.kernel.audit import witness as witness_audit_head
 from baton.kernel.clock import Clock
 from baton.learn.kpis import record_outcome
 from baton.runtime.intake import Intake
+from baton.runtime.ledger import open_database
 from baton.runtime.notify import deliver, escalation_message, group_message
 from baton.runtime.pipeline import (
     INTAKE,
@@ -56,7 +58,6 @@ from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
 from baton.sense import inbox, normalize, receivers
 from baton.servicedesk.tickets import file_ticket
-from baton.store.db import Database
 from baton.store.migrate import upgrade
 from baton.store.models import (
     Approval,
@@ -97,7 +98,7 @@ class Platform:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.db = Database(settings.db_url)
+        self.db = open_database(settings)  # its sessions sign audit records
         self.targets = targets or {}
         self.backend = backend or make_backend(settings)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -392,6 +393,8 @@ class Platform:
         report.escalations = len(notices)
         self._send(notices)
         report.notifications = self._flush_notifications()
+        with self.db.session() as s:  # the audit head, to the witness outside the database
+            witness_audit_head(s, at)
         return report
 
     def _flush_notifications(self) -> int:
