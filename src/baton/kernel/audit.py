@@ -178,7 +178,7 @@ def _witness_on_commit(session: Session) -> None:
         return
     if start is not None and head[0] // ledger.witness_every > start[0] // ledger.witness_every:
         entry = ledger.witness.entry(ledger.keyring, head[0], head[1], _ts(datetime.now(UTC)))
-        ledger.witness.write_file(entry)
+        ledger.witness.write_file(entry, sync=False)
         ledger.witnessed = max(ledger.witnessed, head[0])
 
 

@@ -135,7 +135,9 @@ class Witness:
         key_id, mac = keyring.mac(witness_message(seq, digest))
         return {"seq": seq, "hash": digest, "key_id": key_id, "mac": mac, "at": at}
 
-    def write_file(self, entry: dict[str, Any]) -> None:
+    def write_file(self, entry: dict[str, Any], sync: bool = True) -> None:
+        """Append one entry; `sync` waits for the disk (the heartbeat's copy does; the
+        one on the commit path leaves it to the OS, so appends stay fast)."""
         if self.file is None:
             return
         line = orjson.dumps(entry) + b"\n"
@@ -144,7 +146,8 @@ class Witness:
             fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)  # one write of one line: whole, even with other writers
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
