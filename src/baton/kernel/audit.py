@@ -281,41 +281,23 @@ def append(
     lost = session.info.pop(_LOST, None)
     if lost:
         seq, digest = session.info[_HEAD]
-        _insert(
-            session,
-            actor=SYSTEM,
-            action=HEAD_LOST,
-            subject="audit",
-            at=at,
-            inputs={"stored_head": lost, "chain_end": {"seq": seq, "hash": digest}},
-            decision="continued the chain from its last record",
-            rationale=f"the stored head was {lost} while the chain held {seq} records: "
-            "records after it may have been deleted",
-        )
-    _insert(
-        session,
-        actor=actor,
-        action=action,
-        subject=subject,
-        at=at,
-        inputs=inputs,
-        decision=decision,
-        rationale=rationale,
-        outcome=outcome,
-    )
+        inputs_lost = {"stored_head": lost, "chain_end": {"seq": seq, "hash": digest}}
+        why = f"the stored head was {lost} while the chain held {seq} records: "
+        why += "records after it may have been deleted"
+        _insert(session, SYSTEM, HEAD_LOST, "audit", at, inputs_lost, "continued", why, None)
+    _insert(session, actor, action, subject, at, inputs, decision, rationale, outcome)
 
 
 def _insert(
     session: Session,
-    *,
     actor: Actor,
     action: str,
     subject: str,
     at: datetime,
-    inputs: dict[str, Any] | None = None,
-    decision: str | None = None,
-    rationale: str | None = None,
-    outcome: str | None = None,
+    inputs: dict[str, Any] | None,
+    decision: str | None,
+    rationale: str | None,
+    outcome: str | None,
 ) -> None:
     seq, prev_hash = session.info[_HEAD]
     fields: dict[str, Any] = {
