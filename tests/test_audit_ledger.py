@@ -319,6 +319,23 @@ def test_the_witness_webhook_receives_each_new_head(
     db.dispose()
 
 
+def test_a_failing_witness_webhook_pauses_and_the_file_still_gets_the_head(
+    db_url, key_path, witness_path, clock, http_peer
+):
+    url, seen = http_peer
+    upgrade(db_url)
+    keyring = load_keyring(key_path, create=True)
+    sink = Witness(witness_path, f"{url}/fail")
+    db = Database(db_url, session_info={LEDGER: Ledger(keyring, sink)})
+    _chain(db, clock, 2)
+    assert _witness_now(db, clock)["seq"] == 2
+    _chain(db, clock, 1, start=2)
+    _witness_now(db, clock)  # within the pause: the dead receiver is not asked again
+    assert [path for path, _, _ in seen] == ["/fail"]
+    assert [e["seq"] for _, e in read_witness(witness_path)] == [2, 3]
+    db.dispose()
+
+
 def test_a_rotated_key_keeps_old_records_verifiable(db_url, key_path, witness_path, clock):
     upgrade(db_url)
     db = _open(db_url, key_path, witness_path)

@@ -134,7 +134,8 @@ class Ledger:
     keyring: Keyring | None = None
     witness: Witness | None = None
     witness_every: int = 100  # appends between file witness entries
-    witnessed: int = 0  # newest seq this process handed to the witness
+    witnessed: int = 0  # newest seq this process wrote to the witness file
+    sent: int = 0  # newest seq this process posted to the witness webhook
 
 
 def _ledger(session: Session) -> Ledger | None:
@@ -183,18 +184,20 @@ def _witness_on_commit(session: Session) -> None:
 
 
 def witness(session: Session, at: datetime) -> dict[str, Any] | None:
-    """Copy the stored head to every witness (file and webhook) if it moved since this
-    process last did; the heartbeat calls this. Returns the entry written, if any."""
+    """Copy the stored head to the witness file and webhook where it moved since this
+    process last did; the heartbeat calls this. Returns the entry, if there was news."""
     ledger = _ledger(session)
     if ledger is None or ledger.witness is None or ledger.keyring is None:
         return None
     head = _stored_head(session)
-    if head is None or not head.seq or head.seq <= ledger.witnessed:
+    if head is None or not head.seq or head.seq <= min(ledger.witnessed, ledger.sent):
         return None
     entry = ledger.witness.entry(ledger.keyring, head.seq, head.hash, _ts(at))
-    ledger.witness.write_file(entry)
-    if ledger.witness.post(entry):
+    if head.seq > ledger.witnessed:
+        ledger.witness.write_file(entry)
         ledger.witnessed = head.seq
+    if head.seq > ledger.sent and ledger.witness.post(entry):
+        ledger.sent = head.seq
     return entry
 
 

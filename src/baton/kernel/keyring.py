@@ -17,8 +17,9 @@ import logging
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,8 @@ class Witness:
     file: Path | None = None
     url: str | None = None
     timeout_s: float = 2.0
+    retry_after_s: float = 30.0  # a webhook that failed is not asked again before this
+    _quiet_until: float = field(default=0.0, repr=False)
 
     def entry(self, keyring: Keyring, seq: int, digest: str, at: str) -> dict[str, Any]:
         key_id, mac = keyring.mac(witness_message(seq, digest))
@@ -154,12 +157,17 @@ class Witness:
             log.error("audit witness file not written", extra={"problem": str(exc)})
 
     def post(self, entry: dict[str, Any]) -> bool:
+        """Send the entry to the webhook; False (and a pause, so a dead receiver does not
+        stall every heartbeat) when it fails. The next success carries the newer head."""
         if not self.url:
             return True
+        if time.monotonic() < self._quiet_until:
+            return False
         try:
             response = httpx.post(self.url, json=entry, timeout=self.timeout_s)
             response.raise_for_status()
         except httpx.HTTPError as exc:
+            self._quiet_until = time.monotonic() + self.retry_after_s
             log.error("audit witness webhook failed", extra={"problem": str(exc)})
             return False
         return True
