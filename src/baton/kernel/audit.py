@@ -584,7 +584,8 @@ def _check_mac(
             "unknown-key",
             record.seq,
             f"record {record.seq} is signed with key id {record.key_id!r}, which the keyring "
-            "does not hold: forged, or a rotated-out key was removed from the keyring",
+            "does not hold: forged, a rotated-out key removed from the keyring, or a "
+            "replica signing with a keyring of its own",
         )
         return False
     if not ok:
