@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -76,3 +80,15 @@ def require_program(program: str, package: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{program} (Debian package {package}) is required on CI")
     pytest.skip(f"{program} (Debian package {package}) is not installed")
+
+
+_SCRIPTS = Path(tempfile.mkdtemp(prefix="baton-test-scripts-"))
+
+
+def python_script(code: str) -> list[str]:
+    """An argv running `code` from a script file: runbooks refuse `python -c` (code on
+    the command line), while a script a person wrote and installed is just a program."""
+    path = _SCRIPTS / f"{hashlib.sha256(code.encode()).hexdigest()[:16]}.py"
+    if not path.exists():
+        path.write_text(code)
+    return [sys.executable, str(path)]

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -63,8 +64,9 @@ def settings(**overrides: Any) -> Settings:
         raise fail(str(exc)) from None
 
 
-def _database(s: Settings):  # type: ignore[no-untyped-def]
-    from baton.store.db import Database
+def _database(s: Settings, create_key: bool = True):  # type: ignore[no-untyped-def]
+    from baton.kernel.keyring import KeyringError
+    from baton.runtime.ledger import open_database
     from baton.store.migrate import upgrade
 
     try:
@@ -72,7 +74,10 @@ def _database(s: Settings):  # type: ignore[no-untyped-def]
     except Exception as exc:
         where = redact_url(s.db_url)
         raise fail(f"cannot open the database at {where}: {type(exc).__name__}: {exc}") from None
-    return Database(s.db_url)
+    try:
+        return open_database(s, create_key)
+    except (KeyringError, OSError) as exc:
+        raise fail(f"cannot read the audit key: {exc}") from None
 
 
 def _cli_actor(name: str | None = None) -> Actor:
@@ -308,8 +313,8 @@ def runbooks_validate(
     from baton.govern.routes import load_routing
 
     try:
-        catalogue = load_dir(directory)
-        load_policy(directory / "policy.yaml")
+        policy = load_policy(directory / "policy.yaml")
+        catalogue = load_dir(directory, policy.allow_interpreter)
         load_routing(directory / "notifications.yaml")
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -371,17 +376,56 @@ def runbooks_schema() -> None:
 
 # --- audit ------------------------------------------------------------------------------
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the hash chain; name the first edited, deleted or reordered record."""
+def audit_verify(
+    witness: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also compare with this witness file (e.g. a webhook's log)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Fail on unauthenticated legacy records too.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check the chain: hashes and order, each record's MAC under the audit key, the
+    stored head both ways, and the external witness; name every tamper case found."""
     from baton.kernel.audit import verify
 
-    db = _database(settings())
-    with db.session() as s:
-        result = verify(s)
-    if result.ok:
-        out.print(f"[green]audit chain intact[/]: {result.records} records verified")
-        return
-    raise fail(f"audit chain broken: {result.problem}", 1)
+    cfg = settings()
+    db = _database(cfg, create_key=False)
+    ledger_witness = [cfg.audit_witness_path] if cfg.audit_witness_path else []
+    try:
+        with db.session() as s:
+            result = verify(s, witness_files=[*ledger_witness, *(witness or [])], strict=strict)
+    finally:
+        db.dispose()
+    if as_json:
+        print(_json({**asdict(result), "findings": [asdict(f) for f in result.findings]}))
+    elif result.ok:
+        legacy = f", {result.legacy} unauthenticated legacy records" if result.legacy else ""
+        seen = f", witness at {result.witnessed}" if result.witnessed else ""
+        out.print(
+            f"[green]audit chain intact[/]: {result.records} records verified "
+            f"({result.authenticated} signed{legacy}{seen})",
+            highlight=False,
+        )
+    else:
+        for finding in result.findings:
+            out.print(f"[red]{finding.case}[/]: {escape(finding.message)}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1) if as_json else fail(f"audit chain broken: {result.problem}", 1)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Add a new audit key: it signs from now on; older keys stay to verify old records."""
+    from baton.kernel.keyring import KeyringError, rotate
+
+    path = settings().audit_key_path
+    try:
+        key_id = rotate(path)
+    except KeyringError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"new audit key {key_id} in {escape(str(path))}; restart Baton to sign with it")
 
 
 @audit_app.command("export")

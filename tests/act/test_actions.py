@@ -7,7 +7,6 @@ rejected by validation or reach the program as exactly one literal argument.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
@@ -22,8 +21,9 @@ from baton.act.steps import perform
 from baton.act.worker import run_execution
 from baton.kernel.audit import Actor
 from baton.store.models import AuditRecord, Execution
+from tests.helpers import python_script
 
-ECHO_ARGS = [sys.executable, "-c", "import json,sys; print(json.dumps(sys.argv[1:]))"]
+ECHO_ARGS = python_script("import json,sys; print(json.dumps(sys.argv[1:]))")
 
 
 def _runbook(steps, params=None, limits=None, verify=None):
@@ -114,7 +114,7 @@ def test_timeouts_kill_the_process_and_retries_back_off():
         "timeout_s": 0.3,
         "retries": 2,
         "backoff_s": 0.5,
-        "with": {"argv": [sys.executable, "-c", "import time; time.sleep(5)"]},
+        "with": {"argv": python_script("import time; time.sleep(5)")},
     }
     _, outcome = perform(step, {}, ctx, run_action)
     assert not outcome.ok and "timed out" in outcome.output and "attempt 3" in outcome.output
@@ -274,9 +274,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
         f"open({str(pidfile)!r},'w').write(str(p.pid));time.sleep(60)"
     )
     started = time.monotonic()
-    outcome = run_action(
-        "command", {"argv": [sys.executable, "-c", script]}, ActionContext(timeout_s=1.0)
-    )
+    outcome = run_action("command", {"argv": python_script(script)}, ActionContext(timeout_s=1.0))
     assert not outcome.ok and "timed out" in outcome.output
     assert time.monotonic() - started < 10
     child = int(pidfile.read_text())
@@ -295,7 +293,7 @@ def test_cancel_kills_a_running_command(demo):
                 "name": "long",
                 "action": "command",
                 "timeout_s": 120,
-                "with": {"argv": [sys.executable, "-c", "import time; time.sleep(60)"]},
+                "with": {"argv": python_script("import time; time.sleep(60)")},
             }
         ]
     )
@@ -390,9 +388,7 @@ def test_cancel_stops_retries_and_nul_and_huge_output_are_handled():
         "action": "command",
         "retries": 3,
         "backoff_s": 5,
-        "with": {
-            "argv": [sys.executable, "-c", "import sys; sys.stdout.write('a\\x00b'); sys.exit(1)"]
-        },
+        "with": {"argv": python_script("import sys; sys.stdout.write('a\\x00b'); sys.exit(1)")},
     }
 
     def counting(kind, args, c):
@@ -404,7 +400,7 @@ def test_cancel_stops_retries_and_nul_and_huge_output_are_handled():
     assert "\x00" not in outcome.output
     big = run_action(
         "command",
-        {"argv": [sys.executable, "-c", "import sys; sys.stdout.write('x' * 50_000_000)"]},
+        {"argv": python_script("import sys; sys.stdout.write('x' * 50_000_000)")},
         ActionContext(timeout_s=60),
     )
     assert big.ok and len(big.output) < 10_000
@@ -421,7 +417,7 @@ def test_all_known_secrets_are_scrubbed_in_their_encodings(monkeypatch, tmp_path
     step = {
         "name": "leaky",
         "action": "command",
-        "with": {"argv": [sys.executable, "-c", script, "{{ secret.DB_PASSWORD }}"]},
+        "with": {"argv": [*python_script(script), "{{ secret.DB_PASSWORD }}"]},
     }
     shown, outcome = perform(step, {}, ActionContext(), run_action)
     assert outcome.ok and "p@ss" not in outcome.output and "cEBzc" not in outcome.output

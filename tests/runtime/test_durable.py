@@ -21,6 +21,7 @@ from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import CeleryBackend
 from baton.store.models import AuditRecord, Execution, ExecutionStep
+from tests.helpers import python_script
 
 REDIS_URL = os.environ.get("BATON_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBIT_URL = os.environ.get("BATON_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -74,7 +75,7 @@ def write_reversible(directory: Path, fix: str, undo: Path) -> None:
 
 
 def py(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+    return python_script(code)
 
 
 def appender(path: Path) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from baton.act import plugins
+from baton.act.argv import find_interpreter
 from baton.kernel.enums import TIER_LABELS
 
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
@@ -118,23 +120,82 @@ def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
     return line
 
 
-SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish"}
+def _templated(text: str) -> bool:
+    return bool(_TEMPLATE.search(text))
 
 
-def _shell_code(argv: Any) -> bool:
-    """True when templated values would be run as shell code: `sh -c ...`, or the remote
-    command of a raw `ssh` argv (use the `ssh` action, which quotes every argument)."""
-    if not isinstance(argv, list) or not argv or not isinstance(argv[0], str):
-        return False
-    program = argv[0].rsplit("/", 1)[-1]
-    templated = any(isinstance(a, str) and _TEMPLATE.search(a) for a in argv[1:])
-    if program in SHELLS:
-        return templated and "-c" in argv
-    return program == "ssh" and templated
+def _with_consts(argv: list[Any], params: dict[str, Any]) -> list[str]:
+    """The argv with `const:` params filled in: they are fixed text, not untrusted input."""
+    consts = {
+        name: spec["source"].split(":", 1)[1]
+        for name, spec in params.items()
+        if isinstance(spec, dict) and str(spec.get("source", "")).startswith("const:")
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        return consts.get(match.group(1), match.group(0))
+
+    return [_TEMPLATE.sub(fill, str(a)) for a in argv]
 
 
-def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
-    """Checks a JSON Schema cannot express: templates refer to declared params."""
+def _interpreter_errors(
+    doc: dict[str, Any], allow_interpreter: Collection[str]
+) -> list[tuple[list[Any], str]]:
+    """No step runs a shell or interpreter code (seen through wrappers), except one a
+    person reviewed, the policy allows and no param reaches."""
+    problems: list[tuple[list[Any], str]] = []
+    for section in ("steps", "verify", "rollback"):
+        for i, item in enumerate(doc.get(section, [])):
+            argv = (item.get("with") or {}).get("argv")
+            exception = item.get("interpreter")
+            found = None
+            if isinstance(argv, list) and argv:
+                argv = _with_consts(argv, doc.get("params", {}))
+                found = find_interpreter(argv, _templated)
+            where = [section, i, "with", "argv"]
+            if found is None:
+                if exception is not None:
+                    problems.append(
+                        ([section, i, "interpreter"], "runs no shell or interpreter: remove it")
+                    )
+                continue
+            kind = "shell" if found.shell else "interpreter"
+            if exception is None:
+                problems.append(
+                    (
+                        [*where, found.index],
+                        f"would run {kind} code ({found.what}), where a param can become "
+                        "code; call the program with arguments instead (or declare a reviewed "
+                        "`interpreter` exception that policy.yaml allows)",
+                    )
+                )
+                continue
+            reached = [k for k in (found.index, *found.code) if k < len(argv)]
+            templated = next((k for k in reached if _templated(argv[k])), None)
+            if templated is not None:
+                problems.append(
+                    (
+                        [*where, templated],
+                        f"a param reaches the {kind} code of {found.what}: no exception "
+                        "covers that; pass values as arguments to a reviewed script",
+                    )
+                )
+            elif doc.get("id") not in allow_interpreter:
+                problems.append(
+                    (
+                        [section, i, "interpreter"],
+                        f"runs {found.what} under a reviewed exception, but policy.yaml does "
+                        f"not list {doc.get('id')!r} under allow_interpreter",
+                    )
+                )
+    return problems
+
+
+def _semantic_errors(
+    doc: dict[str, Any], allow_interpreter: Collection[str] = ()
+) -> list[tuple[list[Any], str]]:
+    """Checks a JSON Schema cannot express: templates refer to declared params, no shell
+    or interpreter code, plugins that exist, regexes that compile."""
     problems: list[tuple[list[Any], str]] = []
     declared = set(doc.get("params", {}))
     for section in ("steps", "verify", "rollback"):
@@ -145,17 +206,7 @@ def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
                     problems.append(
                         ([section, i, "with"], f"uses {{{{ {name} }}}} but no such param")
                     )
-    for section in ("steps", "verify", "rollback"):
-        for i, item in enumerate(doc.get(section, [])):
-            argv = (item.get("with") or {}).get("argv")
-            if _shell_code(argv):
-                problems.append(
-                    (
-                        [section, i, "with", "argv"],
-                        "a param would become shell code here (sh -c, ssh command); "
-                        "call the program with arguments instead",
-                    )
-                )
+    problems += _interpreter_errors(doc, allow_interpreter)
     for section in ("steps", "verify", "rollback"):
         for i, item in enumerate(doc.get(section, [])):
             if item.get("action") == "python" or item.get("check") == "python_check":
@@ -171,8 +222,11 @@ def _semantic_errors(doc: dict[str, Any]) -> list[tuple[list[Any], str]]:
     return problems
 
 
-def parse(text: str, path: str = "<string>") -> Runbook:
-    """Validate one runbook document; raise RunbookError naming file, line and field."""
+def parse(text: str, path: str = "<string>", allow_interpreter: Collection[str] = ()) -> Runbook:
+    """Validate one runbook document; raise RunbookError naming file, line and field.
+
+    `allow_interpreter` is the policy's list of runbook ids whose reviewed interpreter
+    exceptions may stand; everywhere else a shell or interpreter code is refused."""
     try:
         node = yaml.compose(text)
         doc = yaml.safe_load(text)
@@ -187,7 +241,7 @@ def parse(text: str, path: str = "<string>") -> Runbook:
         (list(e.absolute_path), e.message) for e in Draft202012Validator(schema()).iter_errors(doc)
     ]
     if not found:
-        found = _semantic_errors(doc)
+        found = _semantic_errors(doc, allow_interpreter)
     if found:
         found.sort(key=lambda item: (_line_of(node, item[0]) or 0, str(item[0])))
         problems = [
@@ -215,8 +269,9 @@ class Catalogue:
         return iter(self.runbooks.values())
 
 
-def load_dir(directory: Path) -> Catalogue:
-    """Load every *.yaml / *.yml in `directory` (not the policy or notifications files)."""
+def load_dir(directory: Path, allow_interpreter: Collection[str] = ()) -> Catalogue:
+    """Load every *.yaml / *.yml in `directory` (not the policy or notifications files);
+    `allow_interpreter` comes from the policy (see `parse`)."""
     if not directory.is_dir():
         raise FileNotFoundError(f"runbook directory {directory} does not exist")
     catalogue = Catalogue()
@@ -224,7 +279,7 @@ def load_dir(directory: Path) -> Catalogue:
         if path.stem in ("policy", "notifications"):
             continue
         try:
-            rb = parse(path.read_text(), str(path))
+            rb = parse(path.read_text(), str(path), allow_interpreter)
         except RunbookError as exc:
             catalogue.errors.append(exc)
             continue

@@ -64,6 +64,11 @@ class PolicyConfig(BaseModel):
     veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
     retriage_after_veto_s: int = Field(default=600, ge=0, le=7 * 86400)
     max_runs_per_hour: int | None = Field(default=None, ge=1, description="all runbooks")
+    allow_interpreter: list[str] = Field(
+        default_factory=list,
+        description="runbook ids whose reviewed `interpreter` exceptions may stand; every "
+        "other shell or interpreter-code step is refused when runbooks load",
+    )
 
     def unknown_runbooks(self, known: set[str]) -> list[str]:
         """Runbook ids the policy names that the catalogue does not have (likely typos)."""

@@ -139,6 +139,8 @@ def prepare_database(settings: Settings, reset: bool) -> None:
         Base.metadata.drop_all(db.engine)
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        if settings.audit_witness_path is not None:  # it saw the chain just dropped
+            settings.audit_witness_path.unlink(missing_ok=True)
         upgrade(db.url)
         with db.session() as s:
             s.add(Meta(key=DEMO_MARK, value="demo:running"))

@@ -49,8 +49,8 @@ class LiveConfig:
     def reload(self, actor: Actor = INTAKE) -> Catalogue:
         """Load runbooks, policy and routing from disk; audit what changed and who asked."""
         path = self.settings.runbooks_path
-        catalogue = load_dir(path)
         policy = load_policy(self._policy_path)
+        catalogue = load_dir(path, policy.allow_interpreter)
         self.routing = load_routing(path / "notifications.yaml")
         before = {rb.id: rb.version for rb in self.catalogue}
         after = {rb.id: rb.version for rb in catalogue}

@@ -21,11 +21,11 @@ from baton.runtime.config import LiveConfig
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.drain import Drain
 from baton.runtime.intake import Intake
+from baton.runtime.ledger import open_database
 from baton.runtime.pipeline import Observer, Pipelines
 from baton.runtime.scheduler import Scheduler, standard_jobs
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
-from baton.store.db import Database
 from baton.store.migrate import upgrade
 
 
@@ -41,7 +41,7 @@ class Platform:
         triage_settle: timedelta = timedelta(seconds=60),
     ) -> None:
         self.settings, self.clock = settings, clock
-        self.db = Database(settings.db_url)
+        self.db = open_database(settings)  # its sessions sign audit records
         self.backend = backend or make_backend(settings)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.heartbeat = heartbeat.Heartbeat(

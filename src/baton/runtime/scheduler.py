@@ -14,6 +14,7 @@ from typing import Any
 
 from baton.govern import escalation
 from baton.govern import flows as governance
+from baton.kernel import audit
 from baton.kernel.clock import Clock
 from baton.runtime.config import LiveConfig
 from baton.runtime.dispatch import Dispatch
@@ -96,6 +97,10 @@ def standard_jobs(
             raised = escalation.unacknowledged(s, clock.now())
         return dispatch.raised(raised)
 
+    def witness() -> None:
+        with db.session() as s:  # the audit head, to the witness outside the database
+            audit.witness(s, clock.now())
+
     def advance_escalations() -> int:
         with db.session() as s:
             notices = escalation.advance(s, clock.now())
@@ -114,4 +119,5 @@ def standard_jobs(
         Job("due executions", "act", dispatch.start_due),
         Job("verification", "act", dispatch.verify),
         Job("notification groups", "govern", dispatch.flush_notifications),
+        Job("audit witness", "kernel", witness),
     ]

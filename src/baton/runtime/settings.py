@@ -85,6 +85,27 @@ class Settings(BaseSettings):
         "BATON_SECRET_<NAME>); the password itself never sits in settings",
     )
 
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Keyring that signs audit records (`key_id hex-key` lines, newest "
+        "last); default $BATON_HOME/audit.key, created 0600 on first start. Keep it out "
+        "of the database's backups",
+    )
+    audit_witness: bool = Field(
+        default=True, description="Copy the audit head to an append-only witness file"
+    )
+    audit_witness_file: Path | None = Field(
+        default=None, description="Witness file; default $BATON_HOME/audit-witness.jsonl"
+    )
+    audit_witness_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Webhook that receives each witness entry (POST JSON) on the heartbeat",
+    )
+    audit_witness_every: int = Field(
+        default=100, ge=1, description="Appends between witness file entries (besides ticks)"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
@@ -105,6 +126,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'baton.db').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.home / "audit.key"
+
+    @property
+    def audit_witness_path(self) -> Path | None:
+        if not self.audit_witness:
+            return None
+        return self.audit_witness_file or self.home / "audit-witness.jsonl"
 
     @property
     def correlation_path(self) -> Path:

@@ -35,10 +35,12 @@ def make_engine(url: str) -> Engine:
 class Database:
     """An engine plus its session factory: the one handle domains receive."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, session_info: dict[str, Any] | None = None) -> None:
+        """`session_info` is copied into every session's `info` (the audit ledger's keys
+        and witness travel that way, so every writer signs)."""
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info)
 
     @property
     def is_sqlite(self) -> bool:

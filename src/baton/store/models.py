@@ -363,6 +363,10 @@ class AuditRecord(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 of the hash under the key `key_id` (kept outside the database);
+    # NULL on records written before audit keys
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class User(Base):
