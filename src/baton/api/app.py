@@ -10,7 +10,8 @@ from prometheus_client import Counter, Histogram
 
 from baton import __version__
 from baton.api import errors
-from baton.api.limits import BodyLimit
+from baton.api.authn import Authenticate
+from baton.api.limits import BodyLimit, BodyRules
 from baton.api.routers import (
     admin,
     automation,
@@ -61,11 +62,20 @@ def create_app(platform: Platform) -> FastAPI:
         "`baton token create`).",
     )
     app.state.platform = platform
-    app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps._cached
+    app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
     for module in (health, signals, incidents, suppression, automation, oversight, admin):
         app.include_router(module.router)
 
+    def rules() -> BodyRules:
+        cfg = platform.settings
+        return BodyRules(
+            cfg.max_body_bytes, cfg.body_min_rate_bps, cfg.body_grace_s, cfg.body_budget_bytes
+        )
+
+    # outermost last: Measure > Contain > Authenticate > BodyLimit > routes
+    app.add_middleware(BodyLimit, rules=rules)
+    app.add_middleware(Authenticate)
+    app.add_middleware(errors.Contain)
     app.add_middleware(Measure)
     return app

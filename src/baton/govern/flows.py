@@ -15,7 +15,7 @@ from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
 from baton.govern.policy import PolicyInputs, Tier, decide
 from baton.kernel.audit import Actor, append
-from baton.kernel.errors import Refused
+from baton.kernel.errors import NotFound, Refused
 from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
 
@@ -156,7 +156,7 @@ def decide_proposal(
 def _pending(session: Session, approval_id: int, at: datetime) -> Approval:
     """The approval, locked for this transaction, if it can still be decided."""
     if not lock_row(session, Approval, approval_id):
-        raise LookupError(f"no approval {approval_id}")
+        raise NotFound(f"no approval {approval_id}")
     approval = session.get(Approval, approval_id)
     if approval.status != "pending":
         raise ApprovalError(f"approval {approval_id} is {approval.status}, not pending")
@@ -170,8 +170,8 @@ def blocked_reason(
 ) -> str | None:
     """Why approving now would be wrong even though the request is still pending."""
     approval = session.get(Approval, approval_id)
-    if approval is None:
-        return None  # `approve` reports the missing approval
+    if approval is None:  # checked first: everything after (params too) reads it
+        raise NotFound(f"no approval {approval_id}")
     proposal = proposal_of(session, approval)
     service = params_of(session, approval).get("service")
     incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.api.params import Id, Seq
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
 from baton.govern.rbac import Permission, Principal, create_token, list_tokens, revoke_token
@@ -65,7 +66,7 @@ def audit_records(
     since: datetime | None = None,
     subject: str | None = None,
     action: str | None = None,
-    after_seq: int = 0,
+    after_seq: Seq = 0,
     limit: int = Query(100, ge=1, le=1000),
     _: Principal = GOVERN,
     s: Session = Depends(session),
@@ -134,7 +135,7 @@ def new_token(
 
 @router.delete("/tokens/{token_id}")
 def delete_token(
-    token_id: int,
+    token_id: Id,
     request: Request,
     who: Principal = ADMIN,
     p: Platform = Depends(platform),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.api.params import Id, RowId
 from baton.correlate import feedback
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import escalation
@@ -48,9 +49,7 @@ def _get(s: Session, incident_id: int) -> Incident:
 
 
 @router.get("/incidents/{incident_id}")
-def incident(
-    incident_id: int, _: Principal = READ, s: Session = Depends(session)
-) -> dict[str, Any]:
+def incident(incident_id: Id, _: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
     data = incident_dict(_get(s, incident_id))
     data["events"] = [event_dict(e) for e in list_events(s, incident_id=incident_id, limit=500)]
     data["tickets"] = [
@@ -68,7 +67,7 @@ def incident(
 
 @router.post("/incidents/{incident_id}/acknowledge")
 def acknowledge(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     s: Session = Depends(session),
     p: Platform = Depends(platform),
@@ -92,13 +91,13 @@ def acknowledge(
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    incidents: list[int] = Field(min_length=1, max_length=50)  # merged into the path's one
+    incidents: list[RowId] = Field(min_length=1, max_length=50)  # merged into the path's one
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[int] = Field(min_length=1, max_length=500)  # moved to a new incident
+    events: list[RowId] = Field(min_length=1, max_length=500)  # moved to a new incident
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -114,7 +113,7 @@ def _bad_input(exc: ValueError) -> ApiError:
 
 @router.post("/incidents/{incident_id}/merge")
 def merge(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: MergeIn = Depends(parsed(MergeIn)),
     s: Session = Depends(session),
@@ -132,7 +131,7 @@ def merge(
 
 @router.post("/incidents/{incident_id}/split", status_code=201)
 def split(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: SplitIn = Depends(parsed(SplitIn)),
     s: Session = Depends(session),
@@ -150,7 +149,7 @@ def split(
 
 @router.post("/incidents/{incident_id}/origin")
 def set_origin(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: OriginIn = Depends(parsed(OriginIn)),
     s: Session = Depends(session),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from baton.act.executor import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.api.params import Id
 from baton.govern import escalation, oncall
 from baton.govern.config import render
 from baton.govern.overrides import CATEGORIES
@@ -41,7 +42,7 @@ def _override(
 
 def _override_route(kind: str, summary: str) -> None:
     def route(
-        execution_id: int,
+        execution_id: Id,
         who: Principal = OPERATE,
         body: OverrideIn = Depends(parsed(OverrideIn)),
         p: Platform = Depends(platform),
@@ -128,7 +129,7 @@ def escalations(
 
 @router.post("/escalations/{escalation_id}/acknowledge")
 def acknowledge(
-    escalation_id: int,
+    escalation_id: Id,
     who: Principal = OPERATE,
     p: Platform = Depends(platform),
     s: Session = Depends(session),

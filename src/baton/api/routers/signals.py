@@ -56,7 +56,7 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
         if key is not None:
             header = config.signature_header
             signature.verify(body, request.headers.get(header), key, header)
-        batch = receivers.parse(source, config, body, p.clock.now())
+        batch = receivers.parse(source, config, body, p.clock.now(), p.settings.field_limits)
     except signature.SignatureError as exc:
         EVENTS_REJECTED.labels(source).inc()
         raise ApiError(401, "unauthorized", str(exc)) from None
