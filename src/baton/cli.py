@@ -160,6 +160,7 @@ def serve(
             host=cfg.host,
             port=cfg.port,
             log_level="warning",
+            log_config=None,  # configure_logging made uvicorn's lines JSON like ours
             access_log=False,
             backlog=2048,
         )

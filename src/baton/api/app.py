@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from baton import __version__
 from baton.api import errors
 from baton.api.authn import Authenticate
-from baton.api.limits import BodyLimit, BodyRules
+from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
     admin,
     automation,
@@ -74,7 +74,8 @@ def create_app(platform: Platform) -> FastAPI:
         )
 
     # outermost last: Measure > Contain > Authenticate > BodyLimit > routes
-    app.add_middleware(BodyLimit, rules=rules)
+    app.state.body_budget = Budget()
+    app.add_middleware(BodyLimit, rules=rules, budget=app.state.body_budget)
     app.add_middleware(Authenticate)
     app.add_middleware(errors.Contain)
     app.add_middleware(Measure)

@@ -50,10 +50,10 @@ class Budget:
 
 
 class BodyLimit:
-    def __init__(self, app: Any, rules: Callable[[], BodyRules]) -> None:
+    def __init__(self, app: Any, rules: Callable[[], BodyRules], budget: Budget) -> None:
         self.app = app
         self.rules = rules  # a callable, so tests and settings can change it at run time
-        self.budget = Budget()
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] in NO_BODY:

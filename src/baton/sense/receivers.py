@@ -187,6 +187,8 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, root: str) -> Any:
         raise SignalError(place, message) from None
     except msgspec.DecodeError as exc:
         raise SignalError("body", f"malformed JSON: {exc}" if body else "empty body") from None
+    except RecursionError:  # skipping an unchecked value (custom_details) nests in C too
+        raise SignalError("body", "nested deeper than 1,000 levels") from None
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -285,10 +287,10 @@ def _details(raw: msgspec.Raw) -> dict[str, str]:
     Any JSON may come here, so its shape is bounded before it is decoded into Python
     objects or written back out."""
     try:
-        value = orjson.loads(bytes(raw))
+        value = msgspec.json.decode(raw)  # exact integers, however big: checked next
         check_shape(value, "payload.custom_details")
-    except orjson.JSONDecodeError as exc:
-        raise SignalError("payload.custom_details", str(exc)) from None
+    except RecursionError:
+        raise SignalError("payload.custom_details", "nested too deeply") from None
     except Invalid as exc:
         field = exc.field or "payload.custom_details"
         raise SignalError(field, str(exc).removeprefix(f"{field}: ")) from None
