@@ -232,8 +232,9 @@ def token_create(
             action="token.created",
             subject=f"token:{token.id}",
             at=_now(),
-            inputs={"name": name, "role": role},
+            inputs={"name": name, "role": role, "issued_by": None},
             decision="created",
+            rationale=f"made at the host for {name}: host access is the root of trust",
         )
     print(secret)
     err.print(

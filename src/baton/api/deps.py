@@ -117,7 +117,7 @@ def require(permission: Permission) -> Callable[..., Any]:
 
 
 def actor_of(principal: Principal) -> Actor:
-    return Actor(principal.name, "human")
+    return Actor(principal.name, "human", issued_by=principal.issued_by)
 
 
 async def json_body(request: Request) -> Any:

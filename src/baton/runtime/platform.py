@@ -744,7 +744,14 @@ class Platform:
                 params=chosen,
                 confidence=1.0,
                 rationale=f"requested by {requester.name}: {reason}",
-                evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
+                evidence=[
+                    {
+                        "kind": "request",
+                        "by": requester.name,
+                        "issued_by": requester.issued_by,  # counted as a requester too
+                        "reason": reason,
+                    }
+                ],
                 proposer=requester.name,
                 status="new",
                 created_at=at,

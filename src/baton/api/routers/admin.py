@@ -102,6 +102,7 @@ def tokens(_: Principal = ADMIN, s: Session = Depends(session)) -> list[dict[str
             "name": t.name,
             "role": t.role,
             "prefix": t.prefix,
+            "issued_by": t.issued_by,
             "created_at": t.created_at,
             "last_used_at": t.last_used_at,
             "revoked_at": t.revoked_at,
@@ -118,7 +119,9 @@ def new_token(
     s: Session = Depends(session),
 ) -> dict[str, Any]:
     try:
-        token, secret = create_token(s, name=body.name, role=body.role, at=p.clock.now())
+        token, secret = create_token(
+            s, name=body.name, role=body.role, at=p.clock.now(), issued_by=who.name
+        )
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
     audit.append(
@@ -127,10 +130,17 @@ def new_token(
         action="token.created",
         subject=f"token:{token.id}",
         at=p.clock.now(),
-        inputs={"name": body.name, "role": body.role},
+        inputs={"name": body.name, "role": body.role, "issued_by": token.issued_by},
         decision="created",
+        rationale=f"{who.name} issued a token for {body.name}" if token.issued_by else None,
     )
-    return {"id": token.id, "name": token.name, "role": token.role, "token": secret}
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "issued_by": token.issued_by,
+        "token": secret,
+    }
 
 
 @router.delete("/tokens/{token_id}")
