@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from baton import __version__
-from baton.api import errors
+from baton.api import contract, errors
 from baton.api.authn import Authenticate
 from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
@@ -64,8 +64,12 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
-    for module in (health, signals, incidents, suppression, automation, oversight, admin):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (health, signals, incidents, suppression, automation, oversight, admin)
+    ]
+    for router in routers:
+        app.include_router(router)
+    contract.install(app, routers)
 
     def rules() -> BodyRules:
         cfg = platform.settings

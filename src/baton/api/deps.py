@@ -155,4 +155,5 @@ def parsed(model: Any) -> Callable[..., Any]:
             loc = ".".join(str(p) for p in err["loc"]) or "body"
             raise ApiError(422, "invalid", f"{loc}: {err['msg']}") from None
 
+    validate.body_model = model  # type: ignore[attr-defined]  # the contract declares it
     return validate
