@@ -37,19 +37,12 @@ class Measure:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
-
-        async def note_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, watch = time.perf_counter(), errors.Watched(send)
         try:
-            await self.app(scope, receive, note_status)
+            await self.app(scope, receive, watch)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            REQUESTS.labels(scope["method"], route, str(watch.status or 500)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 
 

@@ -63,6 +63,19 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+class Watched:
+    """An ASGI `send` that remembers the status of the response once it has started."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class Contain:
     """The last line: an unexpected error becomes one JSON log line and a JSON 500.
 
@@ -78,18 +91,12 @@ class Contain:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watch = Watched(send)
         try:
             await self.app(scope, receive, watch)
         except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path")})
-            if not started:  # else the client sees the stream cut short
+            if watch.status is None:  # else the client sees the stream cut short
                 await send_error(send, 500, "internal", "internal error; see the server log")
 
 
