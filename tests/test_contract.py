@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from baton.api.app import create_app
 
+from .conftest import ROOT
 from .helpers import free_port
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -116,7 +117,14 @@ def _schemathesis() -> str:
 def test_schemathesis_finds_no_5xx_with_a_token_of_each_role(tmp_path):
     runner = _schemathesis()
     baton = str(Path(sys.executable).parent / "baton")
-    env = {**os.environ, "BATON_HOME": str(tmp_path / "home"), "BATON_LOG_LEVEL": "WARNING"}
+    runbooks = tmp_path / "runbooks"  # the fuzzer PUTs policies: never the checkout's
+    shutil.copytree(ROOT / "runbooks", runbooks)
+    env = {
+        **os.environ,
+        "BATON_HOME": str(tmp_path / "home"),
+        "BATON_RUNBOOKS_DIR": str(runbooks),
+        "BATON_LOG_LEVEL": "WARNING",
+    }
     env.pop("BATON_DATABASE_URL", None)
     env.pop("BATON_CONFIG", None)
     tokens = {
@@ -168,7 +176,9 @@ def test_schemathesis_finds_no_5xx_with_a_token_of_each_role(tmp_path):
             ]  # fmt: skip
             if role == "admin":  # it would revoke its own token and fuzz the rest as nobody
                 argv += ["--exclude-path", "/api/v1/tokens/{token_id}"]
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=170)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=170, cwd=tmp_path
+            )  # its cache (.schemathesis/) goes to tmp_path
             result = orjson.loads(report.read_bytes())
             total += result["test_cases"]["generated"]
             if result["failures"]:  # a check failed: a 5xx
