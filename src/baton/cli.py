@@ -189,6 +189,7 @@ def serve(
             host=cfg.host,
             port=cfg.port,
             log_level="warning",
+            log_config=None,  # configure_logging made uvicorn's lines JSON like ours
             access_log=False,
             backlog=2048,
         )
@@ -251,7 +252,12 @@ def token_create(
         raise fail(str(exc)) from None
     with _local_commands() as commands:
         try:
-            token, secret = commands.create_token(name, role, _cli_actor(as_))
+            token, secret = commands.create_token(
+                name,
+                role,
+                _cli_actor(as_),
+                why=f"made at the host for {name}: host access is the root of trust",
+            )
         except BatonError as exc:
             raise fail(str(exc)) from None
     print(secret)

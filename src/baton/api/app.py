@@ -9,8 +9,9 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from baton import __version__
-from baton.api import errors
-from baton.api.limits import BodyLimit
+from baton.api import contract, errors
+from baton.api.authn import Authenticate
+from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
     admin,
     automation,
@@ -36,19 +37,12 @@ class Measure:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
-
-        async def note_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, watch = time.perf_counter(), errors.Watched(send)
         try:
-            await self.app(scope, receive, note_status)
+            await self.app(scope, receive, watch)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            REQUESTS.labels(scope["method"], route, str(watch.status or 500)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 
 
@@ -61,11 +55,25 @@ def create_app(platform: Platform) -> FastAPI:
         "`baton token create`).",
     )
     app.state.platform = platform
-    app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps._cached
+    app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
-    for module in (health, signals, incidents, suppression, automation, oversight, admin):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (health, signals, incidents, suppression, automation, oversight, admin)
+    ]
+    for router in routers:
+        app.include_router(router)
+    contract.install(app, routers)
 
+    def rules() -> BodyRules:
+        cfg = platform.settings
+        return BodyRules(
+            cfg.max_body_bytes, cfg.body_min_rate_bps, cfg.body_grace_s, cfg.body_budget_bytes
+        )
+
+    # outermost last: Measure > Contain > Authenticate > BodyLimit > routes
+    app.state.body_budget = Budget()
+    app.add_middleware(BodyLimit, rules=rules, budget=app.state.body_budget)
+    app.add_middleware(Authenticate)
+    app.add_middleware(errors.Contain)
     app.add_middleware(Measure)
     return app

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal, authenticate, hash_token
 from baton.kernel.audit import Actor
+from baton.kernel.errors import Invalid
+from baton.kernel.shape import check_shape
 from baton.runtime.platform import Platform
 
 TOKEN_CACHE_S = 2.0
@@ -30,8 +32,8 @@ def session(p: Platform = Depends(platform)) -> Iterator[Session]:
         yield s
 
 
-def _credentials(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def credentials(header: str) -> str:
+    """The bearer secret in an Authorization header; 401 when there is none."""
     scheme, _, secret = header.partition(" ")
     if not header:
         raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)")
@@ -40,7 +42,10 @@ def _credentials(request: Request) -> str:
     return secret.strip()
 
 
-def _cached(request: Request, secret: str) -> Principal | None:
+Known = dict[str, tuple[float, Principal | None]]
+
+
+def cached(known: Known, secret: str) -> Principal | None:
     """A recently seen token's principal; 401 at once for a recently refused one.
 
     Senders post many batches a second with the same token; looking it up each time
@@ -48,7 +53,7 @@ def _cached(request: Request, secret: str) -> Principal | None:
     dropped from the cache at once; one revoked elsewhere stops working within
     TOKEN_CACHE_S.
     """
-    hit = request.app.state.principals.get(hash_token(secret))
+    hit = known.get(hash_token(secret))
     if hit is None or hit[0] <= time.monotonic():
         return None
     if hit[1] is None:
@@ -56,10 +61,10 @@ def _cached(request: Request, secret: str) -> Principal | None:
     return hit[1]
 
 
-def _look_up(request: Request, p: Platform, secret: str) -> Principal:
+def look_up(known: Known, p: Platform, secret: str) -> Principal:
+    """The token's principal from the database (blocking: call it off the event loop)."""
     with p.db.session() as s:
         principal = authenticate(s, secret, p.clock.now())
-    known: dict[str, tuple[float, Principal | None]] = request.app.state.principals
     if len(known) >= TOKEN_CACHE_SIZE:  # guessed tokens must not grow it without bound
         known.clear()
     known[hash_token(secret)] = (time.monotonic() + TOKEN_CACHE_S, principal)
@@ -86,20 +91,25 @@ def forget_tokens(request: Request) -> None:
 
 def authorize(request: Request, p: Platform, permission: Permission) -> Principal:
     """The caller, who must hold `permission` (401 without a token, 403 without it)."""
-    secret = _credentials(request)
-    principal = _cached(request, secret) or _look_up(request, p, secret)
+    secret = credentials(request.headers.get("authorization", ""))
+    known = request.app.state.principals
+    principal = cached(known, secret) or look_up(known, p, secret)
     return _permitted(request, principal, permission)
 
 
 def require(permission: Permission) -> Callable[..., Any]:
-    """Dependency form of `authorize`. Async: a cached token costs no thread hop, and a
-    database lookup runs in the thread pool, never on the event loop."""
+    """Dependency form of `authorize`. The caller was authenticated by `Authenticate`
+    before its body was read; this checks the permission (and authenticates itself when
+    the app runs without that middleware)."""
 
     async def check(request: Request, p: Platform = Depends(platform)) -> Principal:
-        secret = _credentials(request)
-        principal = _cached(request, secret)
+        principal = getattr(request.state, "authenticated", None)
         if principal is None:
-            principal = await run_in_threadpool(_look_up, request, p, secret)
+            secret = credentials(request.headers.get("authorization", ""))
+            known = request.app.state.principals
+            principal = cached(known, secret)
+            if principal is None:
+                principal = await run_in_threadpool(look_up, known, p, secret)
         return _permitted(request, principal, permission)
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the RBAC matrix test
@@ -107,7 +117,7 @@ def require(permission: Permission) -> Callable[..., Any]:
 
 
 def actor_of(principal: Principal) -> Actor:
-    return Actor(principal.name, "human")
+    return Actor(principal.name, "human", issued_by=principal.issued_by)
 
 
 async def json_body(request: Request) -> Any:
@@ -115,7 +125,7 @@ async def json_body(request: Request) -> Any:
 
     Routes take their body through this dependency (declared after the auth check),
     never as a FastAPI body parameter, so an anonymous caller gets 401 before any
-    parsing, whatever it sent. The size limit is enforced by `BodyLimit`.
+    parsing, whatever it sent. Size, rate and memory are bounded by `BodyLimit`.
     """
     return parse_json(await request.body())
 
@@ -124,9 +134,13 @@ def parse_json(body: bytes) -> Any:
     if not body:
         raise ApiError(400, "bad_request", "empty body: expected JSON")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
+        check_shape(value)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "bad_request", f"malformed JSON: {exc}") from None
+    except Invalid as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    return value
 
 
 def parsed(model: Any) -> Callable[..., Any]:
@@ -141,4 +155,5 @@ def parsed(model: Any) -> Callable[..., Any]:
             loc = ".".join(str(p) for p in err["loc"]) or "body"
             raise ApiError(422, "invalid", f"{loc}: {err['msg']}") from None
 
+    validate.body_model = model  # type: ignore[attr-defined]  # the contract declares it
     return validate

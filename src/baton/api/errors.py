@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from baton.act.runbook import ParamError
@@ -21,8 +24,80 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorDetail
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
+
+
+async def send_error(
+    send: Any,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer in the one error shape straight from ASGI (for middleware, before routing)."""
+    body = orjson.dumps(error_body(code, message))
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Watched:
+    """An ASGI `send` that remembers the status of the response once it has started."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
+class Contain:
+    """The last line: an unexpected error becomes one JSON log line and a JSON 500.
+
+    An `exception_handler(Exception)` would not do: Starlette's ServerErrorMiddleware
+    calls it and then re-raises, so uvicorn logged every 500 a second time as a plain
+    text traceback. Here the error stops: logged once, answered once.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        watch = Watched(send)
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            if watch.status is None:  # else the client sees the stream cut short
+                await send_error(send, 500, "internal", "internal error; see the server log")
 
 
 _CODES = {
@@ -63,10 +138,9 @@ def install(app: FastAPI) -> None:
     async def _refused(_: Request, exc: Refused) -> JSONResponse:
         return JSONResponse(error_body("conflict", str(exc)), 409)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
+    @app.exception_handler(Invalid)
+    async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
+        return JSONResponse(error_body("invalid", str(exc)), 422)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -128,6 +128,7 @@ def decide_proposal(
             requested_by=proposal.proposer,
             required_approvals=2 if runbook.risk == "high" else 1,
             approvers=[],
+            counted_people=[],
             created_at=at,
             expires_at=at + timedelta(seconds=policy.approval_ttl_s),
         )
@@ -163,8 +164,8 @@ def blocked_reason(
 ) -> str | None:
     """Why approving now would be wrong even though the request is still pending."""
     approval = session.get(Approval, approval_id)
-    if approval is None:
-        return None  # `approve` reports the missing approval
+    if approval is None:  # checked first: everything after (params too) reads it
+        raise NotFound(f"no approval {approval_id}")
     proposal = proposal_of(session, approval)
     service = params_of(session, approval).get("service")
     incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
@@ -240,7 +241,7 @@ def change_params(
             + "; ".join(result.reasons)
         )
     cleared = list(approval.approvers)
-    approval.params, approval.approvers = chosen, []
+    approval.params, approval.approvers, approval.counted_people = chosen, [], []
     append(
         session,
         actor=approver,
@@ -254,17 +255,50 @@ def change_params(
     return chosen
 
 
+def people(actor: Actor) -> set[str]:
+    """Everyone an actor's word speaks for: the person, and whoever minted their token
+    for them (that issuer has seen the secret, so could have said it)."""
+    return {actor.name} | ({actor.issued_by} if actor.issued_by else set())
+
+
+def _requesters(session: Session, approval: Approval) -> set[str]:
+    """The requester (an AI component by its name) and, for a person's request made with
+    a token someone else minted, that issuer too."""
+    names = {approval.requested_by, approval.requested_by.split("/")[0]}
+    for item in proposal_of(session, approval).evidence or []:
+        if isinstance(item, dict) and item.get("kind") == "request" and item.get("issued_by"):
+            names.add(item["issued_by"])
+    return names
+
+
 def approve(session: Session, approval_id: int, approver: Actor, reason: str, at: datetime) -> bool:
-    """Add an approval; True when enough distinct approvers have said yes."""
+    """Add an approval; True when enough distinct people have said yes.
+
+    Four-eyes counts people, not names: an approval is credited to everyone it speaks
+    for (`people`), and counts only if none of them requested the run or was already
+    counted. So an admin who mints a token "for bob" cannot approve twice, or approve
+    a run requested as bob: the second word is the admin's again."""
     if approver.kind != "human":
         raise ApprovalError("only a person can approve; AI and system actors cannot")
     approval = _pending(session, approval_id, at)
-    requester = approval.requested_by.split("/")[0]
-    if approver.name in (approval.requested_by, requester):
+    who, requesters = people(approver), _requesters(session, approval)
+    if approver.name in (approval.requested_by, approval.requested_by.split("/")[0]):
         raise ApprovalError("the requester cannot approve its own request")
+    if who & requesters:
+        raise ApprovalError(
+            f"the requester cannot approve its own request: {sorted(who & requesters)[0]} "
+            "held the token that asked for it or the one approving it; another person must"
+        )
     if approver.name in approval.approvers:
         raise ApprovalError(f"{approver.name} has already approved; another person must")
+    counted = set(approval.counted_people)
+    if who & counted:
+        raise ApprovalError(
+            f"{approver.name}'s token was issued by {approver.issued_by}, whose approval is "
+            "already counted; another person must approve"
+        )
     approval.approvers = [*approval.approvers, approver.name]
+    approval.counted_people = sorted(counted | who)
     done = len(approval.approvers) >= approval.required_approvals
     if done:
         approval.status, approval.decided_by, approval.decided_at = (
@@ -279,7 +313,11 @@ def approve(session: Session, approval_id: int, approver: Actor, reason: str, at
         action="approval.approved" if done else "approval.partial",
         subject=f"approval:{approval.id}",
         at=at,
-        inputs={"approvers": approval.approvers, "required": approval.required_approvals},
+        inputs={
+            "approvers": approval.approvers,
+            "required": approval.required_approvals,
+            "token_issued_by": approver.issued_by,
+        },
         decision="approved" if done else "approved (awaiting another approver)",
         rationale=reason,
     )

@@ -68,18 +68,26 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller: the user its token belongs to, and who minted that token
+    when it was someone else (who has seen the secret too)."""
 
     name: str
     role: Role
     token_id: int | None = None
+    issued_by: str | None = None
 
     def can(self, permission: Permission) -> bool:
         return allows(self.role, permission)
 
 
-def create_token(session: Session, *, name: str, role: str, at: datetime) -> tuple[ApiToken, str]:
-    """Create a token for user `name` (created if new); return the row and the secret."""
+def create_token(
+    session: Session, *, name: str, role: str, at: datetime, issued_by: str | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for user `name` (created if new); return the row and the secret.
+
+    `issued_by` is the person minting it over the API; when that is not `name`, the
+    token speaks for both of them (see govern/flows.py `approve`). Tokens made at the
+    host (`baton token create`) have none: host access is the root of trust."""
     parsed = parse_role(role)
     if not name or len(name) > 128 or not name.isprintable():
         raise Invalid("must be 1-128 printable characters", "name")
@@ -95,6 +103,7 @@ def create_token(session: Session, *, name: str, role: str, at: datetime) -> tup
         prefix=secret[len(TOKEN_PREFIX) :][:8],
         token_hash=hash_token(secret),
         user_id=user.id,
+        issued_by=issued_by if issued_by != name else None,
         created_at=at,
     )
     session.add(token)
@@ -111,7 +120,9 @@ def authenticate(session: Session, secret: str, at: datetime) -> Principal | Non
         return None
     if token.last_used_at is None or at - token.last_used_at > LAST_USED_GRANULARITY:
         token.last_used_at = at  # coarse on purpose: reads should not all become writes
-    return Principal(name=token.name, role=Role(token.role), token_id=token.id)
+    return Principal(
+        name=token.name, role=Role(token.role), token_id=token.id, issued_by=token.issued_by
+    )
 
 
 def revoke_token(session: Session, token_id: int, at: datetime) -> ApiToken:

@@ -46,6 +46,9 @@ class Actor:
     name: str
     kind: str = "system"
     version: str | None = None
+    # a person acting with a token someone else minted for them: that someone, who has
+    # held the secret too (four-eyes counts both; govern/flows.py)
+    issued_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTOR_KINDS:

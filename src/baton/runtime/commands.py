@@ -261,19 +261,30 @@ class Commands:
 
     # --- tokens ----------------------------------------------------------------------------
     def create_token(
-        self, name: str, role: str, actor: Actor, why: str | None = None
+        self,
+        name: str,
+        role: str,
+        actor: Actor,
+        why: str | None = None,
+        issued_by: str | None = None,
     ) -> tuple[ApiToken, str]:
-        """A token for `name`; the secret is returned once, only its hash is kept."""
+        """A token for `name`; the secret is returned once, only its hash is kept.
+
+        `issued_by` is the person minting it when that is someone other than `name` (an
+        admin through the API); the token then speaks for both, so it never counts as a
+        second person for four-eyes."""
         at = self.clock.now()
         with self.db.session() as s:
-            token, secret = rbac.create_token(s, name=name, role=role, at=at)
+            token, secret = rbac.create_token(s, name=name, role=role, at=at, issued_by=issued_by)
+            if token.issued_by and why is None:
+                why = f"{token.issued_by} issued a token for {name}"
             append(
                 s,
                 actor=actor,
                 action="token.created",
                 subject=f"token:{token.id}",
                 at=at,
-                inputs={"name": name, "role": role},
+                inputs={"name": name, "role": role, "issued_by": token.issued_by},
                 decision="created",
                 rationale=why,
             )

@@ -31,16 +31,18 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Install one stderr handler on the `baton` logger (idempotent)."""
-    logger = logging.getLogger("baton")
-    logger.setLevel(level)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    """Install one stderr handler on the `baton` and `uvicorn` loggers (idempotent), so
+    the server's own lines are JSON too (start uvicorn with `log_config=None`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
         else logging.Formatter("%(levelname)s %(name)s %(message)s")
     )
-    logger.addHandler(handler)
-    logger.propagate = False
+    for name, at in (("baton", level), ("uvicorn", "WARNING")):
+        logger = logging.getLogger(name)
+        logger.setLevel(at)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from baton.sense.normalize import FieldLimits
 from baton.sense.receivers import SourceConfig
 
 
@@ -56,6 +57,29 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     task_workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    body_budget_bytes: int = Field(
+        default=100_000_000,
+        ge=1024,
+        description="Memory all request bodies being received may hold together; past it "
+        "a request is answered 503 with Retry-After",
+    )
+    body_min_rate_bps: int = Field(
+        default=8192,
+        ge=1,
+        description="A body arriving slower than this many bytes a second (after "
+        "body_grace_s) is dropped with 408",
+    )
+    body_grace_s: float = Field(
+        default=2.0, gt=0, le=600, description="Time a body may take before its rate counts"
+    )
+    max_labels: int = Field(default=128, ge=1, description="Labels one alert or event may have")
+    max_label_key_bytes: int = Field(default=256, ge=16, description="UTF-8 bytes per label name")
+    max_label_value_bytes: int = Field(
+        default=16 * 1024, ge=64, description="UTF-8 bytes per label value"
+    )
+    max_annotations_bytes: int = Field(
+        default=64 * 1024, ge=256, description="UTF-8 bytes of one alert's annotations in all"
+    )
     sources: dict[str, SourceConfig] = Field(
         default_factory=dict,
         description="Named senders: {name: {format, signing_secret, signature_header}}",
@@ -119,6 +143,22 @@ class Settings(BaseSettings):
         if value and not value.startswith(BROKER_SCHEMES):
             raise ValueError("must start with redis://, rediss://, amqp:// or amqps://")
         return value or None
+
+    @model_validator(mode="after")
+    def _budget_holds_a_body(self) -> Settings:
+        if self.body_budget_bytes < self.max_body_bytes:
+            raise ValueError("body_budget_bytes must be at least max_body_bytes")
+        return self
+
+    @property
+    def field_limits(self) -> FieldLimits:
+        """What one signal may carry (the receivers refuse more, naming the field)."""
+        return FieldLimits(
+            max_labels=self.max_labels,
+            max_label_key_bytes=self.max_label_key_bytes,
+            max_label_value_bytes=self.max_label_value_bytes,
+            max_annotations_bytes=self.max_annotations_bytes,
+        )
 
     @property
     def db_url(self) -> str:

@@ -9,6 +9,8 @@ sender can fix its payload; a batch is accepted or rejected whole.
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
@@ -34,6 +36,66 @@ class SignalError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True)
+class FieldLimits:
+    """What one event may carry. The defaults are far above what Prometheus, Alertmanager
+    or Grafana send (a rule with 30 labels is already unusual); they exist so a hostile or
+    broken sender cannot make Baton store, hash and correlate megabytes per alert."""
+
+    max_labels: int = 128
+    max_label_key_bytes: int = 256
+    max_label_value_bytes: int = 16 * 1024
+    max_annotations_bytes: int = 64 * 1024  # keys and values of all annotations together
+
+
+DEFAULT_LIMITS = FieldLimits()
+# Control characters corrupt logs, terminals and label matching; PostgreSQL refuses NUL
+# in text, and a lone surrogate cannot be stored at all. Annotations are prose, so they
+# may keep tab and newlines.
+_LABEL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_fields(
+    labels: dict[str, str], annotations: dict[str, str], where: str, limits: FieldLimits
+) -> None:
+    """Refuse labels and annotations past `limits` or holding control characters; the
+    same rule for every receiver, so a sender learns it once."""
+    if len(labels) > limits.max_labels:
+        raise SignalError(f"{where}.labels", f"more than {limits.max_labels} labels")
+    for key, value in labels.items():
+        name = f"{where}.labels.{key[:64]}"
+        if _bytes(key) > limits.max_label_key_bytes:
+            raise SignalError(name, f"key longer than {limits.max_label_key_bytes} bytes")
+        if _bytes(value) > limits.max_label_value_bytes:
+            raise SignalError(name, f"value longer than {limits.max_label_value_bytes} bytes")
+        if _LABEL_CONTROL.search(key) or _LABEL_CONTROL.search(value):
+            raise SignalError(name, "control characters are not allowed in labels")
+    total = 0
+    for key, value in annotations.items():
+        total += _bytes(key) + _bytes(value)
+        name = f"{where}.annotations.{key[:64]}"
+        if _TEXT_CONTROL.search(key) or _TEXT_CONTROL.search(value):
+            raise SignalError(name, "control characters other than tab and newline")
+    if total > limits.max_annotations_bytes:
+        raise SignalError(
+            f"{where}.annotations", f"larger than {limits.max_annotations_bytes} bytes in all"
+        )
+
+
+def check_range(
+    starts: datetime | None, ends: datetime | None, where: str, names: tuple[str, str]
+) -> None:
+    """An end before its start is a broken sender, whatever the format calls the two
+    fields (`names`: start, end)."""
+    if starts is not None and ends is not None and ends < starts:
+        raise SignalError(f"{where}.{names[1]}", f"is before {names[0]}")
 
 
 class EventIn(BaseModel):
@@ -103,12 +165,15 @@ def event_record(
     resource: str | None = None,
     severity: str | None = None,
     where: str = "event",
+    limits: FieldLimits = DEFAULT_LIMITS,
 ) -> EventRecord:
     """Build one event; names, service and resource default to the usual labels.
 
-    Values longer than what is stored are refused here, while the sender still waits
-    for its answer: an acknowledged batch must never fail later in processing.
+    Values longer than what is stored, or past `limits`, are refused here, while the
+    sender still waits for its answer: an acknowledged batch must never fail later in
+    processing.
     """
+    check_fields(labels, annotations, where, limits)
     record: EventRecord = {
         "source": source,
         "name": name or labels["alertname"],

@@ -21,10 +21,15 @@ import orjson
 from msgspec import Meta, Struct, field
 from pydantic import BaseModel, ConfigDict, Field
 
+from baton.kernel.errors import Invalid
+from baton.kernel.shape import check_shape
 from baton.sense.normalize import (
+    DEFAULT_LIMITS,
     EventRecord,
+    FieldLimits,
     SignalError,
     Status,
+    check_range,
     event_record,
     fingerprint,
 )
@@ -113,7 +118,8 @@ class PagerDutyPayload(Struct):
     component: Short | None = None
     group: Short | None = None
     class_: Short | None = field(default=None, name="class")
-    custom_details: Any = None
+    # any JSON, kept undecoded: its shape is checked apart (`_details`)
+    custom_details: msgspec.Raw = field(default_factory=lambda: msgspec.Raw(b"null"))
 
 
 class PagerDutyEvent(Struct):
@@ -150,7 +156,10 @@ def _field(path: str, body: bytes, root: str) -> str:
     name = root if path.startswith("$[") else ""
     node: Any = None
     if "[...]" in path:
-        node = orjson.loads(body)
+        try:
+            node = orjson.loads(body)
+        except orjson.JSONDecodeError:  # too deep to walk again: name the map, not the key
+            node = None
     for match in _PATH_PART.finditer(path):
         key, index = match.group(1), match.group(2)
         if key is not None:
@@ -178,6 +187,8 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, root: str) -> Any:
         raise SignalError(place, message) from None
     except msgspec.DecodeError as exc:
         raise SignalError("body", f"malformed JSON: {exc}" if body else "empty body") from None
+    except RecursionError:  # skipping an unchecked value (custom_details) nests in C too
+        raise SignalError("body", "nested deeper than 1,000 levels") from None
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -188,14 +199,18 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _alert_event(
-    alert: Alert, where: str, now: datetime, source: str, sent: SentAlert | None
+    alert: Alert,
+    where: str,
+    now: datetime,
+    source: str,
+    sent: SentAlert | None,
+    limits: FieldLimits,
 ) -> EventRecord:
     labels = alert.labels
     if not labels.get("alertname"):
         raise SignalError(f"{where}.labels", "label 'alertname' is required (non-empty)")
     starts, ends = _utc(alert.startsAt), _utc(alert.endsAt)
-    if starts and ends and ends < starts:
-        raise SignalError(f"{where}.endsAt", "is before startsAt")
+    check_range(starts, ends, where, ("startsAt", "endsAt"))
     if sent is None:
         status: Status = "resolved" if ends is not None and ends <= now else "firing"
     else:
@@ -209,6 +224,7 @@ def _alert_event(
         ends_at=ends or now,
         fingerprint_=sent.fingerprint if sent else None,
         where=where,
+        limits=limits,
     )
 
 
@@ -221,46 +237,63 @@ def _non_empty(items: list[Any], where: str) -> list[Any]:
 _ALERTS = msgspec.json.Decoder(list[Alert] | AlertList)
 
 
-def alertmanager_api(body: bytes, now: datetime, source: str) -> Batch:
+def alertmanager_api(
+    body: bytes, now: datetime, source: str, limits: FieldLimits = DEFAULT_LIMITS
+) -> Batch:
     """Alertmanager API v2 `postableAlerts`: resolved when endsAt is not in the future."""
     decoded = _decode(_ALERTS, body, "alerts")
     alerts = _non_empty(decoded.alerts if isinstance(decoded, AlertList) else decoded, "alerts")
     return Batch(
         source,
-        [_alert_event(a, f"alerts[{i}]", now, source, None) for i, a in enumerate(alerts)],
+        [_alert_event(a, f"alerts[{i}]", now, source, None, limits) for i, a in enumerate(alerts)],
     )
 
 
 _NOTIFICATION = msgspec.json.Decoder(Notification)
 
 
-def _notification(body: bytes, now: datetime, source: str, version: str | None) -> Batch:
+def _notification(
+    body: bytes, now: datetime, source: str, version: str | None, limits: FieldLimits
+) -> Batch:
     note = _decode(_NOTIFICATION, body, "alerts")
     if version is not None and note.version != version:
         raise SignalError("version", f"expected {version!r}, got {note.version!r}")
     events = [
-        _alert_event(a, f"alerts[{i}]", now, source, a)
+        _alert_event(a, f"alerts[{i}]", now, source, a, limits)
         for i, a in enumerate(_non_empty(note.alerts, "alerts"))
     ]
     return Batch(source, events, note.groupKey)
 
 
-def alertmanager_webhook(body: bytes, now: datetime, source: str) -> Batch:
+def alertmanager_webhook(
+    body: bytes, now: datetime, source: str, limits: FieldLimits = DEFAULT_LIMITS
+) -> Batch:
     """Alertmanager's webhook receiver payload, version "4": one notification group."""
-    return _notification(body, now, source, "4")
+    return _notification(body, now, source, "4", limits)
 
 
-def grafana(body: bytes, now: datetime, source: str) -> Batch:
+def grafana(body: bytes, now: datetime, source: str, limits: FieldLimits = DEFAULT_LIMITS) -> Batch:
     """Grafana alerting's webhook contact point (Alertmanager-shaped alerts)."""
-    return _notification(body, now, source, None)
+    return _notification(body, now, source, None, limits)
 
 
 _PAGERDUTY = msgspec.json.Decoder(PagerDutyEvent)
 _PD_STATUS: dict[str, Status] = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
 
-def _details(value: Any) -> dict[str, str]:
-    """PagerDuty custom_details as annotations: strings kept, anything else as JSON."""
+def _details(raw: msgspec.Raw) -> dict[str, str]:
+    """PagerDuty custom_details as annotations: strings kept, anything else as JSON.
+
+    Any JSON may come here, so its shape is bounded before it is decoded into Python
+    objects or written back out."""
+    try:
+        value = msgspec.json.decode(raw)  # exact integers, however big: checked next
+        check_shape(value, "payload.custom_details")
+    except RecursionError:
+        raise SignalError("payload.custom_details", "nested too deeply") from None
+    except Invalid as exc:
+        field = exc.field or "payload.custom_details"
+        raise SignalError(field, str(exc).removeprefix(f"{field}: ")) from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -268,7 +301,9 @@ def _details(value: Any) -> dict[str, str]:
     return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
 
 
-def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
+def pagerduty(
+    body: bytes, now: datetime, source: str, limits: FieldLimits = DEFAULT_LIMITS
+) -> Batch:
     """PagerDuty Events API v2: trigger, acknowledge or resolve one alert by dedup_key.
 
     A trigger without a dedup_key gets Baton's fingerprint, which the reply hands back as
@@ -290,6 +325,7 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
             fingerprint_=event.dedup_key,
             name=event.dedup_key[:256],
             where="body",
+            limits=limits,
         )
         return Batch(source, [record])
     detail = event.payload
@@ -312,6 +348,7 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
         resource=detail.source,
         severity=detail.severity,
         where="payload",
+        limits=limits,
     )
     return Batch(source, [record])
 
@@ -319,10 +356,13 @@ def pagerduty(body: bytes, now: datetime, source: str) -> Batch:
 _GENERIC = msgspec.json.Decoder(list[GenericEvent] | GenericBatch)
 
 
-def _generic_event(item: GenericEvent, now: datetime, source: str, where: str) -> EventRecord:
+def _generic_event(
+    item: GenericEvent, now: datetime, source: str, where: str, limits: FieldLimits
+) -> EventRecord:
     labels = {"alertname": item.name, **item.labels}
     if item.service:
         labels.setdefault("service", item.service)
+    check_range(_utc(item.starts_at), _utc(item.ends_at), where, ("starts_at", "ends_at"))
     return event_record(
         source=source,
         labels=labels,
@@ -336,20 +376,22 @@ def _generic_event(item: GenericEvent, now: datetime, source: str, where: str) -
         resource=item.resource,
         severity=item.severity,
         where=where,
+        limits=limits,
     )
 
 
-def generic(body: bytes, now: datetime, source: str) -> Batch:
+def generic(body: bytes, now: datetime, source: str, limits: FieldLimits = DEFAULT_LIMITS) -> Batch:
     """Baton's own JSON events, for anything that is not an alert manager."""
     decoded = _decode(_GENERIC, body, "events")
     items = decoded.events if isinstance(decoded, GenericBatch) else decoded
     items = _non_empty(items, "events")
     return Batch(
-        source, [_generic_event(e, now, source, f"events[{i}]") for i, e in enumerate(items)]
+        source,
+        [_generic_event(e, now, source, f"events[{i}]", limits) for i, e in enumerate(items)],
     )
 
 
-Parser = Callable[[bytes, datetime, str], Batch]
+Parser = Callable[[bytes, datetime, str, FieldLimits], Batch]
 PARSERS: dict[str, Parser] = {
     "alertmanager-api": alertmanager_api,
     "alertmanager-webhook": alertmanager_webhook,
@@ -359,6 +401,12 @@ PARSERS: dict[str, Parser] = {
 }
 
 
-def parse(source: str, config: SourceConfig, body: bytes, now: datetime) -> Batch:
+def parse(
+    source: str,
+    config: SourceConfig,
+    body: bytes,
+    now: datetime,
+    limits: FieldLimits = DEFAULT_LIMITS,
+) -> Batch:
     """Validate and normalise one request body from `source`; SignalError names the field."""
-    return PARSERS[config.format](body, now, source)
+    return PARSERS[config.format](body, now, source, limits)

@@ -285,6 +285,9 @@ class Approval(Base):
     requested_by: Mapped[str] = mapped_column(String(128))
     required_approvals: Mapped[int] = mapped_column(Integer, default=1)
     approvers: Mapped[list[Any]] = mapped_column(default=list)
+    # everyone the approvals so far speak for: each approver, and whoever minted an
+    # approver's token for them (four-eyes counts people, not names; govern/flows.py)
+    counted_people: Mapped[list[Any]] = mapped_column(default=list)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # changed by a person, if so
     decided_by: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -387,6 +390,9 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # who minted it for its user, when that was someone else (an admin over the API);
+    # None: its user's own, or made at the host with `baton token create`
+    issued_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -200,7 +200,14 @@ def requested(
         params=params,
         confidence=1.0,
         rationale=f"requested by {requester.name}: {reason}",
-        evidence=[{"kind": "request", "by": requester.name, "reason": reason}],
+        evidence=[
+            {
+                "kind": "request",
+                "by": requester.name,
+                "issued_by": requester.issued_by,  # counted as a requester too
+                "reason": reason,
+            }
+        ],
         proposer=requester.name,
         status=ProposalStatus.NEW,
         created_at=at,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, session
+from baton.api.params import Id, Seq
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.correlate.topology import to_dict as service_dict
 from baton.govern.rbac import Permission, Principal, list_tokens
@@ -60,7 +61,7 @@ def audit_records(
     since: datetime | None = None,
     subject: str | None = None,
     action: str | None = None,
-    after_seq: int = 0,
+    after_seq: Seq = 0,
     limit: int = Query(100, ge=1, le=1000),
     _: Principal = GOVERN,
     s: Session = Depends(session),
@@ -96,6 +97,7 @@ def tokens(_: Principal = ADMIN, s: Session = Depends(session)) -> list[dict[str
             "name": t.name,
             "role": t.role,
             "prefix": t.prefix,
+            "issued_by": t.issued_by,
             "created_at": t.created_at,
             "last_used_at": t.last_used_at,
             "revoked_at": t.revoked_at,
@@ -110,13 +112,19 @@ def new_token(
     body: TokenIn = Depends(parsed(TokenIn)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    token, secret = p.commands.create_token(body.name, body.role, actor_of(who))
-    return {"id": token.id, "name": token.name, "role": token.role, "token": secret}
+    token, secret = p.commands.create_token(body.name, body.role, actor_of(who), issued_by=who.name)
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "issued_by": token.issued_by,
+        "token": secret,
+    }
 
 
 @router.delete("/tokens/{token_id}")
 def delete_token(
-    token_id: int,
+    token_id: Id,
     request: Request,
     who: Principal = ADMIN,
     p: Platform = Depends(platform),

@@ -19,6 +19,7 @@ from baton.act.executions import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
 from baton.act.versions import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
+from baton.api.params import Id, RowId
 from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
 from baton.govern import breaker, killswitch
@@ -112,7 +113,7 @@ class ExecutionRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict)
     reason: str = Field(min_length=1, max_length=2000)
-    incident_id: int | None = None
+    incident_id: RowId | None = None
 
 
 @router.post(
@@ -174,7 +175,7 @@ def executions(
 
 @router.get("/executions/{execution_id}")
 def execution(
-    execution_id: int, _: Principal = READ, s: Session = Depends(session)
+    execution_id: Id, _: Principal = READ, s: Session = Depends(session)
 ) -> dict[str, Any]:
     return execution_dict(executions_.get(s, execution_id), with_steps=True)
 
@@ -185,7 +186,7 @@ def execution(
     response_class=StreamingResponse,
 )
 def execution_logs(
-    execution_id: int,
+    execution_id: Id,
     max_s: float = Query(3600.0, gt=0, le=86400),
     _: Principal = READ,
     p: Platform = Depends(platform),
@@ -251,7 +252,7 @@ class ApproveIn(ReasonIn):
 
 @router.post("/approvals/{approval_id}/approve")
 def approve(
-    approval_id: int,
+    approval_id: Id,
     who: Principal = OPERATE,
     body: ApproveIn = Depends(parsed(ApproveIn)),
     p: Platform = Depends(platform),
@@ -262,7 +263,7 @@ def approve(
 
 @router.post("/approvals/{approval_id}/reject")
 def reject(
-    approval_id: int,
+    approval_id: Id,
     who: Principal = OPERATE,
     body: ReasonIn = Depends(parsed(ReasonIn)),
     p: Platform = Depends(platform),

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, parsed, platform, require, session
+from baton.api.params import Id, RowId
 from baton.correlate import feedback
 from baton.correlate import incidents as incidents_
 from baton.correlate.incidents import to_dict as incident_dict
@@ -36,9 +37,7 @@ def incidents(
 
 
 @router.get("/incidents/{incident_id}")
-def incident(
-    incident_id: int, _: Principal = READ, s: Session = Depends(session)
-) -> dict[str, Any]:
+def incident(incident_id: Id, _: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
     data = incident_dict(incidents_.get(s, incident_id))
     data["events"] = [event_dict(e) for e in list_events(s, incident_id=incident_id, limit=500)]
     data["tickets"] = [ticket_dict(t) for t in tickets_.for_incident(s, incident_id)]
@@ -49,7 +48,7 @@ def incident(
 
 @router.post("/incidents/{incident_id}/acknowledge")
 def acknowledge(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
@@ -58,13 +57,13 @@ def acknowledge(
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    incidents: list[int] = Field(min_length=1, max_length=50)  # merged into the path's one
+    incidents: list[RowId] = Field(min_length=1, max_length=50)  # merged into the path's one
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[int] = Field(min_length=1, max_length=500)  # moved to a new incident
+    events: list[RowId] = Field(min_length=1, max_length=500)  # moved to a new incident
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -76,7 +75,7 @@ class OriginIn(BaseModel):
 
 @router.post("/incidents/{incident_id}/merge")
 def merge(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: MergeIn = Depends(parsed(MergeIn)),
     p: Platform = Depends(platform),
@@ -87,7 +86,7 @@ def merge(
 
 @router.post("/incidents/{incident_id}/split", status_code=201)
 def split(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: SplitIn = Depends(parsed(SplitIn)),
     p: Platform = Depends(platform),
@@ -98,7 +97,7 @@ def split(
 
 @router.post("/incidents/{incident_id}/origin")
 def set_origin(
-    incident_id: int,
+    incident_id: Id,
     who: Principal = Depends(require(Permission.OPERATE)),
     body: OriginIn = Depends(parsed(OriginIn)),
     p: Platform = Depends(platform),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from baton.act.executions import to_dict as execution_dict
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.errors import ApiError
+from baton.api.params import Id
 from baton.govern import escalation, oncall
 from baton.govern import overrides as overrides_
 from baton.govern.config import render
@@ -40,7 +41,7 @@ def _override(
 
 def _override_route(kind: str, summary: str) -> None:
     def route(
-        execution_id: int,
+        execution_id: Id,
         who: Principal = OPERATE,
         body: OverrideIn = Depends(parsed(OverrideIn)),
         p: Platform = Depends(platform),
@@ -121,7 +122,7 @@ def escalations(
 
 @router.post("/escalations/{escalation_id}/acknowledge")
 def acknowledge(
-    escalation_id: int,
+    escalation_id: Id,
     who: Principal = OPERATE,
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:

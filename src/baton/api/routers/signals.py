@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from baton.act import secrets
+from baton.api.contract import receiver_body
 from baton.api.deps import parsed, platform, require
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal
@@ -56,7 +57,7 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
         if key is not None:
             header = config.signature_header
             signature.verify(body, request.headers.get(header), key, header)
-        batch = receivers.parse(source, config, body, p.clock.now())
+        batch = receivers.parse(source, config, body, p.clock.now(), p.settings.field_limits)
     except signature.SignatureError as exc:
         EVENTS_REJECTED.labels(source).inc()
         raise ApiError(401, "unauthorized", str(exc)) from None
@@ -82,7 +83,9 @@ def accepted(batch: receivers.Batch, code: int = 200, **extra: Any) -> Response:
 
 
 @router.post(
-    "/api/v2/alerts", summary="Alertmanager API v2: post alerts (Prometheus can target Baton)"
+    "/api/v2/alerts",
+    summary="Alertmanager API v2: post alerts (Prometheus can target Baton)",
+    openapi_extra=receiver_body("alertmanager-api"),
 )
 async def post_alerts(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)
@@ -90,7 +93,9 @@ async def post_alerts(
     return accepted(await receive(request, p, "alertmanager"))
 
 
-@router.post("/api/v1/events", summary="Generic JSON events")
+@router.post(
+    "/api/v1/events", summary="Generic JSON events", openapi_extra=receiver_body("generic")
+)
 async def post_events(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)
 ) -> Response:
@@ -100,6 +105,9 @@ async def post_events(
 @router.post(
     "/api/v1/ingest/{source}",
     summary="Any configured source: Alertmanager webhook, Grafana, PagerDuty, generic",
+    openapi_extra=receiver_body(
+        "alertmanager-webhook", "grafana", "pagerduty", "generic", "alertmanager-api"
+    ),
 )
 async def post_source(
     source: str,
@@ -112,7 +120,10 @@ async def post_source(
 
 
 @router.post(
-    "/v2/enqueue", status_code=202, summary="PagerDuty Events API v2: trigger, acknowledge, resolve"
+    "/v2/enqueue",
+    status_code=202,
+    summary="PagerDuty Events API v2: trigger, acknowledge, resolve",
+    openapi_extra=receiver_body("pagerduty"),
 )
 async def post_pagerduty(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)

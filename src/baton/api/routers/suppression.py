@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, parsed, platform, require, session
+from baton.api.params import Id
 from baton.correlate import silences
 from baton.govern.rbac import Permission, Principal
 from baton.runtime.platform import Platform
@@ -40,7 +41,7 @@ def create_silence(
 
 @router.delete("/silences/{silence_id}")
 def expire_silence(
-    silence_id: int,
+    silence_id: Id,
     who: Principal = OPERATE,
     s: Session = Depends(session),
     p: Platform = Depends(platform),
@@ -67,7 +68,7 @@ def create_window(
 
 @router.delete("/maintenance/{window_id}")
 def end_window(
-    window_id: int,
+    window_id: Id,
     who: Principal = OPERATE,
     s: Session = Depends(session),
     p: Platform = Depends(platform),
