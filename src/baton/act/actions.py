@@ -342,6 +342,19 @@ CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
 TARGET_OF: dict[str, str] = {"sandbox": "sandbox", "sandbox_metric": "sandbox"}
 
 
+# Actions that change a real host (this one or another): a person decides until a lead
+# raises the runbook in the policy.
+HOST_ACTIONS = frozenset({"command", "ssh", "http", "python"})
+
+
+def host_actions(doc: dict[str, Any]) -> list[str]:
+    """The host-changing actions among a runbook's steps and rollback."""
+    kinds = {
+        item.get("action") for section in ("steps", "rollback") for item in doc.get(section, [])
+    }
+    return sorted(kinds & HOST_ACTIONS)
+
+
 def missing_targets(doc: dict[str, Any], targets: dict[str, Any]) -> list[str]:
     """Targets a runbook's steps and checks need that this instance does not have."""
     kinds = [

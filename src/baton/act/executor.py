@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import bindparam, func, select, true, update
 from sqlalchemy.orm import Session
 
-from baton.act import limits
+from baton.act import confine, limits
 from baton.act.actions import ActionContext, Outcome, pause, run_action, run_check
 from baton.act.runbook import Runbook, render
 from baton.act.secrets import known, masked, resolve
@@ -370,13 +370,16 @@ class Phase:
     now: Clock
     stop_reason: StopReason  # asked with the execution's state, or None to read it
     worker: str | None = None
+    specs: dict[str, Any] = field(
+        default_factory=dict
+    )  # the runbook's params, confined ones rechecked
 
     def open(
         self, s: Session, item: dict[str, Any], seq: int, state: Any = None
     ) -> ExecutionStep | str:
         """A boundary's start: the stored `running` row, or why the step must not start.
         The caller already holds the execution's row in this transaction."""
-        reason = self.stop_reason(s, state)
+        reason = self.stop_reason(s, state) or confine.before_step(self.specs, self.params)
         if reason == TAKEN_OVER:
             raise LostClaim(self.execution_id)
         if reason:
@@ -729,6 +732,7 @@ class _Run:
             self.now,
             self.stop_reason,
             self.worker,
+            self.runbook.params if self.runbook else {},
         )
 
     def go(self, lease_s: float) -> str:
@@ -775,7 +779,7 @@ class _Run:
         with self.db.session() as s:
             claimed = _claim(s, self.execution_id, at, self.worker)
             if claimed is not None:
-                runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
+                runbook = self.runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
                 params = dict(claimed.params)
                 steps = runbook.doc["steps"] if runbook else []
                 started = self.phase(params).open(s, steps[0], 1, state=claimed) if steps else None
@@ -881,7 +885,17 @@ def undo_and_escalate(
     if changed and runbook.reversible and steps:
         with db.session() as s:
             params = dict(s.get(Execution, execution_id).params)
-        phase = Phase(db, execution_id, "rollback", params, ctx, now, lambda s, state: None)
+        phase = Phase(
+            db,
+            execution_id,
+            "rollback",
+            params,
+            ctx,
+            now,
+            lambda s, state: None,
+            None,
+            runbook.params,
+        )
         result = phase.run(steps, first_seq)
         rolled, note = result.ok, "rolled back" if result.ok else f"rollback {result.summary}"
     elif changed:

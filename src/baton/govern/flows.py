@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.act.actions import host_actions
+from baton.act.confine import Scope
 from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
@@ -20,6 +22,9 @@ from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
 
 POLICY = Actor("baton.govern.policy", "system", "tiers/1")
+# A runbook that changes a real host runs only after a person approves, until a lead
+# raises it in the policy (runbooks.<id>.autonomy): a file alone cannot make it `auto`.
+HOST_CEILING = Tier.APPROVE
 
 
 class ApprovalError(Refused):
@@ -45,12 +50,27 @@ def evaluate(
     policy: PolicyConfig,
     at: datetime,
     missing_target: str | None = None,
+    origin: str | None = None,
 ) -> Evaluation:
-    """Gather every limit that applies and ask `decide()`; one place for all callers."""
+    """Gather every limit that applies and ask `decide()`; one place for all callers.
+
+    `origin`: the incident's origin service when the run names another (a label chose
+    it); the caps and pauses of both apply, so naming a service never escapes a cap."""
     cap, cap_source = policy.cap(service, env)
+    if origin and origin != service:
+        other, other_source = policy.cap(origin, env)
+        if other < cap:
+            cap, cap_source = other, other_source
     freeze = policy.frozen(service, at)
     recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
     ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
+    touches, held = host_actions(runbook.doc), ""
+    if ceiling_source == "runbook" and touches:
+        ceiling = min(ceiling, HOST_CEILING)
+        held = (
+            f" ({', '.join(touches)} steps act on a real host: at most approve until a "
+            "lead raises it in the policy)"
+        )
     inputs = PolicyInputs(
         runbook_ceiling=ceiling,
         confidence=confidence,
@@ -59,7 +79,8 @@ def evaluate(
         service_cap=cap,
         has_owner=bool(runbook.owner),
         frozen=freeze is not None,
-        paused=killswitch.paused_scope(session, runbook.id, service),
+        paused=killswitch.paused_scope(session, runbook.id, service)
+        or (killswitch.paused_scope(session, runbook.id, origin) if origin else None),
         breaker_open=breaker.is_open(session, runbook.id),
         missing_target=missing_target,
     )
@@ -68,9 +89,15 @@ def evaluate(
         (f"{r}: {freeze.reason}" if freeze is not None and "freeze" in r else r)
         .replace("service/environment cap", f"cap of {cap_source}")
         .replace("runbook ceiling", f"runbook ceiling (set in the {ceiling_source})")
+        + (held if r.startswith("runbook ceiling") else "")
         for r in verdict.reasons
     ]
     return Evaluation(verdict.tier, reasons, inputs)
+
+
+def _origin_of(session: Session, proposal: Proposal) -> str | None:
+    incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    return incident.origin_service if incident else None
 
 
 def decide_proposal(
@@ -94,6 +121,7 @@ def decide_proposal(
         policy=policy,
         at=at,
         missing_target=missing_target,
+        origin=_origin_of(session, proposal),
     )
     reasons, inputs = result.reasons, result.inputs
     decision = Decision(
@@ -209,6 +237,7 @@ def change_params(
     policy: PolicyConfig,
     approver: Actor,
     at: datetime,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """A person changes what would run. The new params are validated like the AI's, the
     policy is asked again for them (cap, freeze, pause...), and earlier approvals are
@@ -226,6 +255,7 @@ def change_params(
             origin_service=current.get("service"),
             labels={},
             overrides={**current, **changes},
+            scope=scope,
         )
     except ParamError as exc:
         raise ApprovalError(f"modified params rejected: {exc}") from None

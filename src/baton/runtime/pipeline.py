@@ -143,7 +143,14 @@ class TriageStage:
                 ctx.session, incident.id, f"origin is now {incident.origin_service}", ctx.at
             )
             incident.triaged_origin, incident.triage_after = incident.origin_service, None
-            proposal = propose(ctx.session, incident, ctx.platform.catalogue, graph, ctx.at)
+            proposal = propose(
+                ctx.session,
+                incident,
+                ctx.platform.catalogue,
+                graph,
+                ctx.at,
+                scopes=lambda rb, g=graph: ctx.platform.scope(rb, g),
+            )
             if proposal is not None:
                 ctx.platform.notify(
                     "proposal",

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from baton.act import executor
 from baton.act.actions import ActionContext
+from baton.act.confine import Scope
 from baton.act.limits import LimitReached
-from baton.act.runbook import Catalogue, load_dir, resolve_params
+from baton.act.runbook import Catalogue, Runbook, load_dir, resolve_params
 from baton.act.service import get_version, sync_catalogue
 from baton.correlate import topology
 from baton.correlate.config import load_config
@@ -235,6 +236,11 @@ class Platform:
             )
         self._graph = None
         return n
+
+    def scope(self, runbook: Runbook, graph: topology.Topology) -> Scope:
+        """What a runbook's confined params may name: the policy's roots and allow-lists
+        (else the runbook's) and the catalogue's hosts."""
+        return Scope.of(runbook.params, self.policy.confinement(runbook.id), graph.hosts)
 
     def action_context(self) -> ActionContext:
         return ActionContext(targets=self.targets, sleep=self.clock.sleep)
@@ -705,6 +711,7 @@ class Platform:
                     policy=self.policy,
                     approver=approver,
                     at=at,
+                    scope=self.scope(runbook, graph),
                 )
             if governance.approve(s, approval_id, approver, reason, at):
                 approval = s.get(Approval, approval_id)
@@ -732,7 +739,11 @@ class Platform:
         runbook = self.catalogue.get(runbook_id)
         if runbook is None:
             raise LookupError(f"no runbook {runbook_id!r}")
-        chosen = resolve_params(runbook, origin_service=None, labels={}, overrides=params)
+        with self.db.session() as s:
+            scope = self.scope(runbook, self.graph(s))
+        chosen = resolve_params(
+            runbook, origin_service=None, labels={}, overrides=params, scope=scope
+        )
         at = self.clock.now()
         with self.db.session() as s:
             if incident_id is not None and s.get(Incident, incident_id) is None:
