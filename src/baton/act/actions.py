@@ -365,6 +365,14 @@ def missing_targets(doc: dict[str, Any], targets: dict[str, Any]) -> list[str]:
     return sorted({TARGET_OF[k] for k in kinds if k in TARGET_OF and TARGET_OF[k] not in targets})
 
 
+def cannot_act_here(doc: dict[str, Any], targets: dict[str, Any]) -> str | None:
+    """Why this instance cannot run the runbook at all (a target it does not have)."""
+    missing = missing_targets(doc, targets)
+    if not missing:
+        return None
+    return f"the runbook acts on the {', '.join(missing)} target, which this instance does not have"
+
+
 def run_action(name: str, args: dict[str, Any], ctx: ActionContext) -> Outcome:
     """Run one action; an exception becomes a failed outcome with its message."""
     try:

@@ -264,12 +264,14 @@ def _step_row(
     item: dict[str, Any],
     rendered: dict[str, Any],
     started: datetime,
+    params: dict[str, Any],
 ) -> ExecutionStep:
+    """A step's row, its name rendered as people read it ('Restart web', not a template)."""
     return ExecutionStep(
         execution_id=execution_id,
         seq=seq,
         phase=phase,
-        name=item["name"],
+        name=render(item["name"], params),
         action=item.get("action") or item.get("check", ""),
         status="running",
         rendered=rendered,
@@ -385,7 +387,7 @@ class Phase:
         if reason:
             return reason
         shown = shown_args(item, self.params)
-        row = _step_row(self.execution_id, seq, self.name, item, shown, self.now())
+        row = _step_row(self.execution_id, seq, self.name, item, shown, self.now(), self.params)
         row.id = _start_step(s, row)
         return row
 
@@ -938,10 +940,11 @@ def _conclude(
 ) -> None:
     """Record the verify outcome; on failure roll back and escalate."""
     with db.session() as s:
-        seq = next_seq(s.get(Execution, execution_id))
+        execution = s.get(Execution, execution_id)
+        seq, params = next_seq(execution), dict(execution.params)
     with db.session() as s:
         for offset, (check, rendered, outcome) in enumerate(results):
-            row = _step_row(execution_id, seq + offset, "verify", check, rendered, now())
+            row = _step_row(execution_id, seq + offset, "verify", check, rendered, now(), params)
             _end_step(s, row, check, outcome, now())
     passed = all(r.ok for _, _, r in results)
     detail = "; ".join(r.output for _, _, r in results)

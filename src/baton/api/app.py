@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from baton import __version__
-from baton.api import errors
+from baton.api import docs, errors
 from baton.api.limits import BodyLimit
 from baton.api.routers import (
     admin,
@@ -19,6 +19,7 @@ from baton.api.routers import (
     oversight,
     signals,
     suppression,
+    views,
 )
 from baton.runtime.platform import Platform
 
@@ -59,12 +60,15 @@ def create_app(platform: Platform) -> FastAPI:
         description="AI runs the tasks; humans hold the baton. Every endpoint but /healthz and "
         "/readyz needs `Authorization: Bearer <token>` (create one with "
         "`baton token create`).",
+        docs_url=None,  # served by baton.api.docs from bundled assets, not a CDN
+        redoc_url=None,
     )
     app.state.platform = platform
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps._cached
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodyLimit, limit=lambda: platform.settings.max_body_bytes)
-    for module in (health, signals, incidents, suppression, automation, oversight, admin):
+    for module in (health, signals, incidents, suppression, automation, oversight, admin, views):
         app.include_router(module.router)
 
     app.add_middleware(Measure)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from baton.act.actions import missing_targets
+from baton.act.actions import cannot_act_here
 from baton.act.limits import LimitReached
 from baton.act.service import get_version
 from baton.correlate.incidents import IncidentChange, correlate
@@ -181,7 +181,6 @@ class DecideStage:
         for proposal in items:
             runbook = get_version(ctx.session, proposal.runbook_id, proposal.runbook_version)
             service = proposal.params.get("service")
-            missing = missing_targets(runbook.doc, ctx.platform.targets)
             decision, approval = governance.decide_proposal(
                 ctx.session,
                 proposal,
@@ -190,12 +189,7 @@ class DecideStage:
                 env=graph.env(service or ""),
                 policy=ctx.platform.policy,
                 at=ctx.at,
-                missing_target=(
-                    f"the runbook acts on the {', '.join(missing)} target, which this "
-                    "instance does not have"
-                )
-                if missing
-                else None,
+                missing_target=cannot_act_here(runbook.doc, ctx.platform.targets),
             )
             ctx.platform.notify(
                 "decision",
