@@ -210,16 +210,26 @@ def db_upgrade() -> None:
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
     role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
+    home: Annotated[
+        Path | None, typer.Option(help="The BATON_HOME to write to (default: BATON_HOME).")
+    ] = None,
+    for_demo: Annotated[
+        bool, typer.Option("--demo", help="Write to the demo's home (where `baton demo` runs).")
+    ] = False,
 ) -> None:
     """Create an API token and print it once (only its hash is stored)."""
     from baton.govern.rbac import create_token, parse_role
+    from baton.harness.demo import demo_settings
     from baton.kernel.audit import append
 
     try:
         parse_role(role)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    db = _database(settings())
+    cfg = settings(**({"home": home} if home else {}))
+    if for_demo:
+        cfg = demo_settings(cfg)
+    db = _database(cfg)
     with db.session() as s:
         try:
             token, secret = create_token(s, name=name, role=role, at=_now())
@@ -236,7 +246,8 @@ def token_create(
         )
     print(secret)
     err.print(
-        f"token {token.id} for {name!r} ({role}); store it now, it is not shown again",
+        f"token {token.id} for {name!r} ({role}) written to BATON_HOME={cfg.home} "
+        f"({redact_url(cfg.db_url)}); store it now, it is not shown again",
         markup=False,
         highlight=False,
     )
@@ -566,25 +577,29 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     from baton.govern.rbac import create_token, revoke_token
     from baton.kernel.audit import append
 
+    made = []
     with runner.platform.db.session() as s:
-        token, secret = create_token(s, name="demo-admin", role="admin", at=runner.clock.now())
-        append(
-            s,
-            actor=_cli_actor(),
-            action="token.created",
-            subject=f"token:{token.id}",
-            at=runner.clock.now(),
-            inputs={"name": "demo-admin", "role": "admin"},
-            decision="created",
-            rationale="live demo token, revoked when the demo stops",
-        )
+        for name, role in (("demo-admin", "admin"), ("demo-technician", "technician")):
+            token, secret = create_token(s, name=name, role=role, at=runner.clock.now())
+            made.append((token.id, secret))
+            append(
+                s,
+                actor=_cli_actor(),
+                action="token.created",
+                subject=f"token:{token.id}",
+                at=runner.clock.now(),
+                inputs={"name": name, "role": role},
+                decision="created",
+                rationale="live demo token, revoked when the demo stops",
+            )
+    timeouts = runner.give_people_real_time(speed)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runner.platform), host=cfg.host, port=cfg.port, log_level="warning"
         )
     )
     threading.Thread(target=server.run, name="baton-api", daemon=True).start()
-    view.live_intro(cfg, secret)
+    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -593,16 +608,17 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     finally:
         server.should_exit = True
         with runner.platform.db.session() as s:
-            revoke_token(s, token.id, runner.clock.now())
-            append(
-                s,
-                actor=_cli_actor(),
-                action="token.revoked",
-                subject=f"token:{token.id}",
-                at=runner.clock.now(),
-                decision="revoked",
-                rationale="live demo stopped",
-            )
+            for token_id, _ in made:
+                revoke_token(s, token_id, runner.clock.now())
+                append(
+                    s,
+                    actor=_cli_actor(),
+                    action="token.revoked",
+                    subject=f"token:{token_id}",
+                    at=runner.clock.now(),
+                    decision="revoked",
+                    rationale="live demo stopped",
+                )
     view.summary(runner.summary())
 
 
