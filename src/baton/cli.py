@@ -486,7 +486,11 @@ def bench_cmd(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for simulated data.")] = 1,
     data: Annotated[
-        Path | None, typer.Option(help="Dataset path (default ../shared/datasets).")
+        Path | None,
+        typer.Option(
+            help="A public dataset, for benches that need one (each says where to get it); "
+            "today's benches make their own data from --seed."
+        ),
     ] = None,
     size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,
     broker: Annotated[
