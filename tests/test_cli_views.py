@@ -77,3 +77,32 @@ def test_policy_show_says_why_each_runbook_has_its_tier(cli, tokens):
     assert compress["tier"] == "approve" and "real host" in compress["reasons"][0]
     assert by[("clear-disk", "prod")]["tier"] == "auto"  # the demo attaches the sandbox
     assert "directory-ldap" not in shown.stdout or "recommend" in shown.stdout
+
+
+def test_live_demo_keeps_a_persons_minutes_and_shows_their_approvals(demo):
+    """Simulated time runs `speed` times faster in live mode; what people must meet does
+    not, and an approval made through the API is shown before the run it allowed."""
+    from datetime import timedelta
+
+    from baton.kernel.audit import Actor
+    from baton.store.models import Approval, Escalation
+
+    seen = []
+    demo.observer = lambda kind, data: seen.append((kind, data))
+    chosen = demo.give_people_real_time(60)
+    assert chosen["approval_ttl_s"] == 3600 * 60 and chosen["ack_timeout_s"] == 900 * 60
+    demo.run_for(5, humans=False)
+    demo.inject("bad_deploy")
+    assert run_until(demo, lambda: pending(demo))
+    [approval] = pending(demo)
+    assert approval.expires_at - approval.created_at == timedelta(hours=60)  # one real hour
+    demo.run_for(30, humans=False)  # half a simulated hour: not yet escalated for want of ack
+    with demo.platform.db.session() as s:
+        assert s.query(Escalation).count() == 0
+        assert s.get(Approval, approval.id).status == "pending"
+    demo.platform.approve(approval.id, Actor("maria", "human"), "checked the deploy")
+    demo.step()
+    kinds = [(k, d.get("by")) for k, d in seen]
+    approved = kinds.index(("human.approves", "maria"))
+    queued = next(i for i, (k, _) in enumerate(kinds) if k == "execution.queued")
+    assert approved < queued  # the approval before the run it allowed
