@@ -12,12 +12,10 @@ import time
 import pytest
 
 from baton.act.confine import Scope
-from baton.act.executor import create_execution, run_execution
 from baton.act.runbook import ParamError, resolve_params
-from baton.kernel.audit import Actor
 from baton.store.models import Execution
 
-from .helpers import free_port, require_program
+from .helpers import free_port, require_program, run_now
 
 
 def _run(demo, runbook_id, labels, allowed=None):
@@ -27,18 +25,7 @@ def _run(demo, runbook_id, labels, allowed=None):
     params = resolve_params(
         rb, origin_service=None, labels=labels, scope=Scope.of(rb.params, allowed)
     )
-    with p.db.session() as s:
-        execution, _ = create_execution(
-            s,
-            runbook=rb,
-            params=params,
-            incident_id=None,
-            decision_id=None,
-            at=p.clock.now(),
-            requested_by=Actor("tester", "human"),
-        )
-    status = run_execution(p.db, execution.id, p.action_context(), p.clock.now)
-    return execution.id, status
+    return run_now(p, rb, params)
 
 
 def _verified(demo, execution_id):

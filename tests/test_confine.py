@@ -17,14 +17,14 @@ import yaml
 from fastapi.testclient import TestClient
 
 from baton.act.confine import Scope, before_step, confine_path
-from baton.act.executor import create_execution, run_execution
 from baton.act.runbook import Catalogue, ParamError, parse, resolve_params
 from baton.act.service import sync_catalogue
 from baton.api.app import create_app
 from baton.correlate.topology import ServiceDef
 from baton.govern.rbac import create_token
-from baton.kernel.audit import Actor
 from baton.store.models import Approval, Decision, Execution, Proposal
+
+from .helpers import run_now
 
 
 def _runbook(params, argv):
@@ -159,20 +159,10 @@ def test_a_symlink_swapped_in_after_render_stops_the_step(platform, tmp_path, ro
     assert "now resolves to" in before_step(rb.params, params)
     with platform.db.session() as s:
         sync_catalogue(s, Catalogue({rb.id: rb}), platform.clock.now())
-    with platform.db.session() as s:
-        execution, _ = create_execution(
-            s,
-            runbook=rb,
-            params=params,
-            incident_id=None,
-            decision_id=None,
-            at=platform.clock.now(),
-            requested_by=Actor("tester", "human"),
-        )
-    status = run_execution(platform.db, execution.id, platform.action_context(), platform.clock.now)
+    execution_id, status = run_now(platform, rb, params)
     assert status != "verifying" and victim.read_text() == "keep"
     with platform.db.session() as s:
-        assert "confinement" in s.get(Execution, execution.id).summary
+        assert "confinement" in s.get(Execution, execution_id).summary
 
 
 def test_hosts_units_and_processes_come_from_lists_people_keep():

@@ -41,13 +41,19 @@ def _query(path: str, **params: Any) -> str:
 INCIDENT_COLUMNS = ["id", "status", "severity", "title", "origin_service", "services", "opened_at"]
 
 
+def _listing(
+    path: str, columns: list[str], status: str | None, limit: int, as_json: bool, token: str | None
+) -> None:
+    rows = call("GET", _query(path, status=status, limit=limit), token)
+    emit(rows, as_json, lambda r: out.print(table(r, columns)))
+
+
 @incidents_app.command("list")
 def incidents_list(
     status: StatusOpt = None, limit: LimitOpt = 50, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Incidents, newest first."""
-    rows = call("GET", _query("/api/v1/incidents", status=status, limit=limit), token)
-    emit(rows, as_json, lambda r: out.print(table(r, INCIDENT_COLUMNS)))
+    _listing("/api/v1/incidents", INCIDENT_COLUMNS, status, limit, as_json, token)
 
 
 def _incident(data: dict[str, Any]) -> None:
@@ -84,8 +90,7 @@ def executions_list(
     status: StatusOpt = None, limit: LimitOpt = 50, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Executions, newest first."""
-    rows = call("GET", _query("/api/v1/executions", status=status, limit=limit), token)
-    emit(rows, as_json, lambda r: out.print(table(r, EXECUTION_COLUMNS)))
+    _listing("/api/v1/executions", EXECUTION_COLUMNS, status, limit, as_json, token)
 
 
 def _execution(data: dict[str, Any]) -> None:
