@@ -162,8 +162,9 @@ def propose(
         }
     )
     alternatives = [{"runbook": c.runbook.id, "confidence": c.confidence} for c in ranked[1:4]]
+    what = f" ({kind})" if kind else ""
     rationale = (
-        f"{incident.origin_service} ({kind}) is the probable origin; its alerts "
+        f"{incident.origin_service}{what} is the probable origin; its alerts "
         f"{', '.join(best.matched)} are causes runbook {best.runbook.id} fixes "
         f"(evidence strength {best.strength}; firing there: {', '.join(sorted(set(names)))})"
     )
