@@ -283,3 +283,32 @@ def test_labels_cannot_raise_a_tier_or_widen_a_target(platform, tmp_path):
     assert len(_rows(platform, Proposal)) == 1  # the second one is outside its root
     assert _rows(platform, Execution) == []
     assert log.exists() and outside.exists()
+
+
+def test_the_per_target_limit_counts_the_confined_target(platform, root):
+    """A sender naming the same directory again meets max_per_hour_per_target, though the
+    runbook has no `service` param (before, such runbooks had no per-target limit)."""
+    from baton.act import limits
+
+    doc = {
+        "id": "per-target-book",
+        "title": "A runbook limited per target",
+        "owner": "team-test",
+        "risk": "low",
+        "reversible": False,
+        "match": {"alertnames": ["Anything"]},
+        "autonomy": {"default": "approve"},
+        "params": {"dir": {"source": "label:dir", "type": "path", "roots": [str(root)]}},
+        "steps": [{"name": "look", "action": "command", "with": {"argv": ["true", "{{ dir }}"]}}],
+        "limits": {"max_per_hour_per_target": 1},
+    }
+    rb = parse(yaml.safe_dump(doc))
+    assert limits.target_param(rb) == "dir"
+    with platform.db.session() as s:
+        sync_catalogue(s, Catalogue({rb.id: rb}), platform.clock.now())
+    logs = {"dir": str(root / "logs")}
+    run_now(platform, rb, logs)
+    with platform.db.session() as s:
+        with pytest.raises(limits.LimitReached, match=r"on .*logs"):
+            limits.check(s, rb, logs, platform.clock.now())
+        limits.check(s, rb, {"dir": str(root)}, platform.clock.now())  # another target
