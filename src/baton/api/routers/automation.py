@@ -96,7 +96,9 @@ def dry_run_route(
     rb = p.catalogue.get(runbook_id)
     if rb is None:
         raise ApiError(404, "not_found", f"no runbook {runbook_id!r}")
-    params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
+    with p.db.session() as s:  # confined params: the policy's roots, the catalogue's hosts
+        scope = p.scope(rb, p.graph(s))
+    params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params, scope=scope)
     return {
         "runbook": rb.id,
         "version": rb.version,
