@@ -135,3 +135,45 @@ def http_peer():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.seen
     server.shutdown()
+
+
+# --- people on duty at the CLI, against the real API app in-process -------------------
+@pytest.fixture
+def tokens(demo):
+    """Tokens of four people on the demo platform, by name."""
+    from baton.govern.rbac import create_token
+
+    out = {}
+    with demo.platform.db.session() as s:
+        for name, role in (
+            ("tia", "technician"),
+            ("lee", "lead"),
+            ("vic", "viewer"),
+            ("tom", "technician"),
+        ):
+            out[name] = create_token(s, name=name, role=role, at=demo.clock.now())[1]
+    return out
+
+
+@pytest.fixture
+def cli(demo, monkeypatch):
+    """Run `baton ARGS...` with its API client talking to the demo platform's app."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from baton import cli_oversight
+    from baton.api.app import create_app
+    from baton.cli import app
+
+    api = create_app(demo.platform)
+    monkeypatch.setattr(
+        cli_oversight,
+        "_client",
+        lambda token: TestClient(api, headers={"Authorization": f"Bearer {token}"}),
+    )
+    monkeypatch.setattr(cli_oversight.out, "width", 240)  # a wide terminal: rows stay whole
+
+    def run(*args):
+        return CliRunner().invoke(app, list(args))
+
+    return run

@@ -45,6 +45,28 @@ def run_until(demo, predicate, minutes=60):
     return False
 
 
+def run_now(platform, runbook, params):
+    """Create an execution of `runbook` with `params` (no incident, no decision) and run
+    it at once in this thread. Returns (execution id, status)."""
+    from baton.act.executions import create_execution
+    from baton.act.worker import run_execution
+    from baton.kernel.audit import Actor
+
+    with platform.db.session() as s:
+        execution, _ = create_execution(
+            s,
+            runbook=runbook,
+            params=params,
+            incident_id=None,
+            decision_id=None,
+            at=platform.clock.now(),
+            requested_by=Actor("tester", "human"),
+        )
+    context = platform.dispatch.action_context()
+    status = run_execution(platform.db, execution.id, context, platform.clock.now)
+    return execution.id, status
+
+
 def queue(platform, runbook_id, service, status=None):
     """Queue an execution of a starter runbook directly (no incident, no decision), and
     optionally pretend it already reached `status`. Returns (execution, created)."""

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from baton import __version__
+from baton import __version__, cli_views
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
@@ -46,6 +46,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
 register(app)
+cli_views.register(app)
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)
@@ -87,14 +88,14 @@ def _cli_actor(name: str | None = None) -> Actor:
 
 
 @contextmanager
-def _local_commands() -> Iterator[Commands]:
+def _local_commands(cfg: Settings | None = None) -> Iterator[Commands]:
     """People's commands on the local database (no server needed): the same checks and
     audit records as through the API. Nothing is started: no runbook reload, no take-over
     of a running server's executions."""
     from baton.kernel.clock import default_clock
     from baton.runtime.platform import Platform
 
-    cfg = settings()
+    cfg = cfg or settings()
     _database(cfg).dispose()  # migrated, with a clear error if it cannot be opened
     platform = Platform(cfg, default_clock())
     try:
@@ -240,17 +241,27 @@ def db_upgrade() -> None:
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
     role: Annotated[str, typer.Option(help="viewer, technician, lead, admin or ingest.")],
+    home: Annotated[
+        Path | None, typer.Option(help="The BATON_HOME to write to (default: BATON_HOME).")
+    ] = None,
+    for_demo: Annotated[
+        bool, typer.Option("--demo", help="Write to the demo's home (where `baton demo` runs).")
+    ] = False,
     as_: AsOpt = None,
 ) -> None:
     """Create an API token and print it once (only its hash is stored)."""
     from baton.govern.rbac import parse_role
+    from baton.harness.demo import demo_settings
     from baton.kernel.errors import BatonError
 
     try:
         parse_role(role)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    with _local_commands() as commands:
+    cfg = settings(**({"home": home} if home else {}))
+    if for_demo:
+        cfg = demo_settings(cfg)
+    with _local_commands(cfg) as commands:
         try:
             token, secret = commands.create_token(
                 name,
@@ -262,7 +273,8 @@ def token_create(
             raise fail(str(exc)) from None
     print(secret)
     err.print(
-        f"token {token.id} for {name!r} ({role}); store it now, it is not shown again",
+        f"token {token.id} for {name!r} ({role}) written to BATON_HOME={cfg.home} "
+        f"({redact_url(cfg.db_url)}); store it now, it is not shown again",
         markup=False,
         highlight=False,
     )
@@ -534,7 +546,11 @@ def bench_cmd(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for simulated data.")] = 1,
     data: Annotated[
-        Path | None, typer.Option(help="Dataset path (default ../shared/datasets).")
+        Path | None,
+        typer.Option(
+            help="A public dataset, for benches that need one (each says where to get it); "
+            "today's benches make their own data from --seed."
+        ),
     ] = None,
     size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,
     broker: Annotated[
@@ -596,7 +612,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
-    from baton.cli_view import DemoView
+    from baton.cli_demo import DemoView
     from baton.harness.demo import Demo, DemoPlan, DemoRefused, demo_settings
 
     cfg = demo_settings(settings(port=port))
@@ -624,16 +640,19 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
     from baton.api.app import create_app
 
     commands = runner.platform.commands
-    token, secret = commands.create_token(
-        "demo-admin", "admin", _cli_actor(), why="live demo token, revoked when the demo stops"
-    )
+    why = "live demo token, revoked when the demo stops"
+    made = [
+        commands.create_token(name, role, _cli_actor(), why=why)
+        for name, role in (("demo-admin", "admin"), ("demo-technician", "technician"))
+    ]
+    timeouts = runner.give_people_real_time(speed)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runner.platform), host=cfg.host, port=cfg.port, log_level="warning"
         )
     )
     threading.Thread(target=server.run, name="baton-api", daemon=True).start()
-    view.live_intro(cfg, secret)
+    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -641,7 +660,8 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         runner.run_live(stop.is_set, speed)
     finally:
         server.should_exit = True
-        commands.revoke_token(token.id, _cli_actor(), why="live demo stopped")
+        for token, _ in made:
+            commands.revoke_token(token.id, _cli_actor(), why="live demo stopped")
     view.summary(runner.summary())
 
 

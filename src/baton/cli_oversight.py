@@ -13,6 +13,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
 
 from baton.runtime.settings import ConfigError, load_settings
@@ -73,14 +74,38 @@ def call(method: str, path: str, token: str | None, body: Any = None) -> Any:
     return response.json()
 
 
+def shown(value: Any) -> str:
+    """A value as a person reads it: '-' for nothing (never 'None'), lists joined,
+    datetimes to the second."""
+    if value is None or value == "" or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(shown(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={shown(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    if len(text) >= 19 and text[4] == "-" and text[10] == "T":  # an ISO timestamp
+        return text[:19].replace("T", " ")
+    return text
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
+    """A Rich table whose cells wrap rather than being cut."""
+    grid = Table(title=title, expand=False)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*(escape(shown(row.get(c))) for c in columns))
+    return grid
+
+
 def _show(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     if as_json or columns is None or not isinstance(data, list):
         print(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(*columns)
-    for row in data:
-        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
-    out.print(table)
+    out.print(table(data, columns))
 
 
 # --- approvals --------------------------------------------------------------------------
@@ -88,22 +113,62 @@ def _show(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
 def approvals_list(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Pending approvals with what they would run."""
     rows = call("GET", "/api/v1/approvals", token)
-    flat = [
-        {
-            "id": a["id"],
-            "runbook": a["runbook"]["id"],
-            "risk": a["runbook"]["risk"],
-            "params": a["proposal"]["params"],
-            "approvers": f"{len(a['approvers'])}/{a['required_approvals']}",
-            "incident": (a["incident"] or {}).get("title"),
-        }
-        for a in rows
-    ]
-    _show(
-        rows if as_json else flat,
-        as_json,
-        ["id", "runbook", "risk", "params", "approvers", "incident"],
+    if as_json:
+        _show(rows, True)
+        return
+    if not rows:
+        out.print("no approval is waiting", markup=False)
+    for a in rows:
+        out.print(approval_card(a))
+
+
+def approval_card(a: dict[str, Any]) -> Panel:
+    """One pending approval as a person decides it: incident, evidence, exactly what would
+    run (the dry run), risk and the runbook's track record. Nothing is cut."""
+    rb, incident, proposal = a["runbook"], a["incident"], a["proposal"]
+    record = rb["track_record"]
+    rate = record["success_rate"]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+
+    def row(label: str, text: str) -> None:
+        grid.add_row(label, escape(text))
+
+    if incident:
+        row(
+            "incident",
+            f"#{incident['id']} {incident['title']} (origin {shown(incident['origin_service'])}; "
+            f"services {shown(incident['services'])})",
+        )
+    else:
+        row("incident", "none (asked by a person)")
+    row("why", f"{proposal['rationale']} (confidence {proposal['confidence']:.2f})")
+    for item in proposal.get("evidence", []):
+        if item.get("kind") == "alert":
+            summary = f": {item['summary']}" if item.get("summary") else ""
+            row("evidence", f"alert {item['name']} on {shown(item['service'])}{summary}")
+    row("decided", f"{a['decision']['tier']}: {'; '.join(a['decision']['reasons'])}")
+    for section in ("steps", "verify", "rollback"):
+        for step in a["dry_run"][section]:
+            row(f"dry run {section}", f"{step['name']} — {step['action']} {shown(step['with'])}")
+    row(
+        "risk",
+        f"{rb['risk']}, {'reversible' if rb['reversible'] else 'not reversible'}; "
+        f"owner {shown(rb['owner'])}",
     )
+    row(
+        "track record",
+        f"{record['succeeded']} of {record['runs']} runs succeeded"
+        + (f" ({rate:.0%})" if rate is not None else " (never ran)"),
+    )
+    row(
+        "approvals",
+        f"{len(a['approvers'])} of {a['required_approvals']} "
+        f"({shown(a['approvers'])}); expires {shown(a['expires_at'])}",
+    )
+    title = f"approval #{a['id']}: {rb['id']} {shown(a['params'])}"
+    return Panel(grid, title=escape(title), title_align="left")
 
 
 def _params(pairs: list[str]) -> dict[str, str] | None:
@@ -235,9 +300,17 @@ def escalations_ack(escalation_id: int, token: TokenOpt = None) -> None:
 
 # --- policy -----------------------------------------------------------------------------
 @policy_app.command("show")
-def policy_show(token: TokenOpt = None) -> None:
-    """The policy in force, as YAML."""
-    print(call("GET", "/api/v1/policy", token)["yaml"], end="")
+def policy_show(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """The policy in force, as YAML, then each runbook's tier now and why."""
+    policy = call("GET", "/api/v1/policy", token)
+    tiers = call("GET", "/api/v1/policy/tiers", token)
+    if as_json:
+        _show({"policy": policy["policy"], "tiers": tiers}, True)
+        return
+    print(policy["yaml"], end="")
+    out.print(
+        table(tiers, ["runbook", "env", "tier", "reasons"], "each runbook's tier now, and why")
+    )
 
 
 @policy_app.command("apply")

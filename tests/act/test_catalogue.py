@@ -11,30 +11,20 @@ import time
 
 import pytest
 
-from baton.act.executions import create_execution
+from baton.act.confine import Scope
 from baton.act.runbook import ParamError, resolve_params
-from baton.act.worker import run_execution
-from baton.kernel.audit import Actor
 from baton.store.models import Execution
-from tests.helpers import free_port, require_program
+from tests.helpers import free_port, require_program, run_now
 
 
-def _run(demo, runbook_id, labels):
+def _run(demo, runbook_id, labels, allowed=None):
+    """`allowed`: the roots / allow-lists a lead would set in the policy for these."""
     p = demo.platform
     rb = p.config.catalogue.get(runbook_id)
-    params = resolve_params(rb, origin_service=None, labels=labels)
-    with p.db.session() as s:
-        execution, _ = create_execution(
-            s,
-            runbook=rb,
-            params=params,
-            incident_id=None,
-            decision_id=None,
-            at=p.clock.now(),
-            requested_by=Actor("tester", "human"),
-        )
-    status = run_execution(p.db, execution.id, p.dispatch.action_context(), p.clock.now)
-    return execution.id, status
+    params = resolve_params(
+        rb, origin_service=None, labels=labels, scope=Scope.of(rb.params, allowed)
+    )
+    return run_now(p, rb, params)
 
 
 def _verified(demo, execution_id):
@@ -51,7 +41,9 @@ def test_compress_large_logs(demo, tmp_path):
     with big.open("wb") as handle:
         handle.truncate(101 * 1024 * 1024)  # sparse: over the 100 MB threshold
     small.write_text("keep me\n")
-    execution_id, status = _run(demo, "compress-large-logs", {"log_dir": str(logs)})
+    execution_id, status = _run(
+        demo, "compress-large-logs", {"log_dir": str(logs)}, {"log_dir": {"roots": [str(logs)]}}
+    )
     assert status == "verifying"
     assert (logs / "app.log.gz").exists() and not big.exists() and small.exists()
     assert _verified(demo, execution_id)[:2] == ("succeeded", True)
@@ -62,7 +54,12 @@ def test_kill_runaway_process(demo, tmp_path):
     shutil.copy(shutil.which("sleep"), hog)
     proc = subprocess.Popen([str(hog), "120"])
     try:
-        execution_id, status = _run(demo, "kill-runaway-process", {"process": "baton-hog"})
+        execution_id, status = _run(
+            demo,
+            "kill-runaway-process",
+            {"process": "baton-hog"},
+            {"process": {"allow": ["baton-hog"]}},
+        )
         assert status == "verifying"
         proc.wait(timeout=10)  # reap it, as its parent would
         assert proc.returncode == -15  # SIGTERM
@@ -94,6 +91,11 @@ def test_clean_old_temp_files(demo, tmp_path):
         ("rotate-log", {"log_file": "/var/log/../../etc/shadow.log"}),
         ("restart-local-service", {"service": "../../bin/sh", "port": "80"}),
         ("restart-local-service", {"service": "web", "port": "80; reboot"}),
+        ("restart-local-service", {"service": "web", "port": "80"}),  # not listed yet
+        ("kill-runaway-process", {"process": "sshd"}),  # not listed yet
+        ("compress-large-logs", {"log_dir": "/proc/self/root/var/log"}),
+        ("compress-large-logs", {"log_dir": "/etc"}),
+        ("clean-old-temp-files", {"tmp_dir": "/dev/shm"}),
     ],
 )
 def test_hostile_labels_never_reach_these_commands(demo, runbook_id, labels):
@@ -119,7 +121,9 @@ def test_rotate_log(demo, tmp_path):
     log.write_text("second day\n")
     log.chmod(0o640)
     older.write_text("first day\n")  # yesterday's rotation
-    execution_id, status = _run(demo, "rotate-log", {"log_file": str(log)})
+    execution_id, status = _run(
+        demo, "rotate-log", {"log_file": str(log)}, {"log_file": {"roots": [str(tmp_path)]}}
+    )
     assert status == "verifying"
     assert older.read_text() == "second day\n"
     assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == b"first day\n"
@@ -197,13 +201,18 @@ def _settle(demo, execution_id, seconds=20.0):
     return _verified(demo, execution_id)
 
 
+WEB = {"service": {"allow": ["web"]}}  # what a lead lists in the policy
+
+
 def test_restart_local_service(demo, local_service):
     port, pidfile = local_service
     deadline = time.monotonic() + 10
     while not (pidfile.exists() and _answers(port)) and time.monotonic() < deadline:
         time.sleep(0.1)
     before = int(pidfile.read_text())
-    execution_id, status = _run(demo, "restart-local-service", {"service": "web", "port": port})
+    execution_id, status = _run(
+        demo, "restart-local-service", {"service": "web", "port": port}, WEB
+    )
     assert status == "verifying"
     after = int(pidfile.read_text())
     assert after != before and not os.path.exists(f"/proc/{before}")  # the old one is gone
@@ -215,7 +224,9 @@ def test_restart_local_service(demo, local_service):
 def test_restart_local_service_rolls_back_when_the_port_stays_closed(demo, local_service):
     _, pidfile = local_service
     wrong = free_port()  # the alert named a port the daemon does not serve
-    execution_id, status = _run(demo, "restart-local-service", {"service": "web", "port": wrong})
+    execution_id, status = _run(
+        demo, "restart-local-service", {"service": "web", "port": wrong}, WEB
+    )
     assert status == "verifying"
     demo.clock.advance(61)  # past the port check's within_s
     status, verified, steps = _settle(demo, execution_id)

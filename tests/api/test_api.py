@@ -68,6 +68,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/escalations"): R,
     ("POST", "/api/v1/escalations/{escalation_id}/acknowledge"): OPS,
     ("GET", "/api/v1/policy"): R,
+    ("GET", "/api/v1/policy/tiers"): R,
     ("PUT", "/api/v1/policy"): G,
     ("GET", "/api/v1/services"): R,
     ("PUT", "/api/v1/services"): A,
@@ -341,3 +342,19 @@ def test_dry_run_renders_or_names_the_bad_param(client, tokens):
         url, json={"params": {"sevrice": "x"}}, headers=auth(tokens, Role.TECHNICIAN)
     )
     assert unknown.status_code == 422 and "sevrice" in unknown.json()["error"]["message"]
+
+
+def test_docs_pages_work_air_gapped(client):
+    """/docs and /redoc load only what Baton serves itself (no CDN, no web fonts)."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url:\s*['"]([^'"]+)['"]""", html.text)
+        found = [u for pair in urls for u in pair if u]
+        assert found, page
+        for url in found:
+            assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+            assert client.get(url).status_code == 200, url
+        assert "http://" not in html.text and "https://" not in html.text, page

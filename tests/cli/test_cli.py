@@ -169,3 +169,13 @@ def test_invalid_config_exits_cleanly(env, tmp_path, monkeypatch):
     monkeypatch.setenv("BATON_CONFIG", str(bad))
     result = run("db", "upgrade")
     assert result.exit_code == 2 and "port" in result.output
+
+
+def test_token_create_can_target_the_demos_home_and_says_where(env):
+    made = run("token", "create", "--demo", "--name", "bob", "--role", "lead")
+    assert made.exit_code == 0
+    assert f"BATON_HOME={env / 'demo'}" in made.stderr
+    assert (env / "demo" / "baton.db").exists()
+    elsewhere = env.parent / "other"
+    there = run("token", "create", "--home", str(elsewhere), "--name", "x", "--role", "viewer")
+    assert there.exit_code == 0 and f"BATON_HOME={elsewhere}" in there.stderr

@@ -4,44 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
-from baton import cli_oversight
-from baton.api.app import create_app
-from baton.cli import app
-from baton.govern.rbac import create_token
 from tests.helpers import executions, pending, run_until
-
-
-@pytest.fixture
-def tokens(demo):
-    out = {}
-    with demo.platform.db.session() as s:
-        for name, role in (
-            ("tia", "technician"),
-            ("lee", "lead"),
-            ("vic", "viewer"),
-            ("tom", "technician"),
-        ):
-            out[name] = create_token(s, name=name, role=role, at=demo.clock.now())[1]
-    return out
-
-
-@pytest.fixture
-def cli(demo, monkeypatch):
-    api = create_app(demo.platform)
-    monkeypatch.setattr(
-        cli_oversight,
-        "_client",
-        lambda token: TestClient(api, headers={"Authorization": f"Bearer {token}"}),
-    )
-
-    def run(*args):
-        return CliRunner().invoke(app, list(args))
-
-    return run
 
 
 def test_kill_switch_roles_through_the_cli(cli, tokens):

@@ -86,7 +86,10 @@ def appender(path: Path) -> list[str]:
 def books(tmp_path: Path) -> Path:
     directory = tmp_path / "books"
     directory.mkdir()
-    (directory / "policy.yaml").write_text("veto_window_s: 0\n")
+    # its command steps act on this host: a lead raised it to auto, as a real install must
+    (directory / "policy.yaml").write_text(
+        "veto_window_s: 0\nrunbooks: {durable: {autonomy: {default: auto}}}\n"
+    )
     return directory
 
 

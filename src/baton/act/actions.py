@@ -342,6 +342,19 @@ CHECKS: dict[str, Callable[[dict[str, Any], ActionContext], Outcome]] = {
 TARGET_OF: dict[str, str] = {"sandbox": "sandbox", "sandbox_metric": "sandbox"}
 
 
+# Actions that change a real host (this one or another): a person decides until a lead
+# raises the runbook in the policy.
+HOST_ACTIONS = frozenset({"command", "ssh", "http", "python"})
+
+
+def host_actions(doc: dict[str, Any]) -> list[str]:
+    """The host-changing actions among a runbook's steps and rollback."""
+    kinds = {
+        item.get("action") for section in ("steps", "rollback") for item in doc.get(section, [])
+    }
+    return sorted(kinds & HOST_ACTIONS)
+
+
 def missing_targets(doc: dict[str, Any], targets: dict[str, Any]) -> list[str]:
     """Targets a runbook's steps and checks need that this instance does not have."""
     kinds = [
@@ -350,6 +363,14 @@ def missing_targets(doc: dict[str, Any], targets: dict[str, Any]) -> list[str]:
         for item in doc.get(section, [])
     ]
     return sorted({TARGET_OF[k] for k in kinds if k in TARGET_OF and TARGET_OF[k] not in targets})
+
+
+def cannot_act_here(doc: dict[str, Any], targets: dict[str, Any]) -> str | None:
+    """Why this instance cannot run the runbook at all (a target it does not have)."""
+    missing = missing_targets(doc, targets)
+    if not missing:
+        return None
+    return f"the runbook acts on the {', '.join(missing)} target, which this instance does not have"
 
 
 def run_action(name: str, args: dict[str, Any], ctx: ActionContext) -> Outcome:

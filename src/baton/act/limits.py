@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from baton.act.confine import CONFINED
 from baton.act.runbook import Runbook
 from baton.kernel.enums import ACTIVE_EXECUTION
 from baton.kernel.errors import Refused
@@ -27,7 +28,6 @@ class LimitReached(Refused):
 _RUNS = Execution.__table__
 _RECENT = (_RUNS.c.created_at > bindparam("since"), _RUNS.c.status.not_in(NOT_COUNTED))
 _MINE = _RUNS.c.runbook_id == bindparam("runbook")
-_ON_TARGET = _RUNS.c.params["service"].as_string() == bindparam("target")
 
 
 def _up_to(*where: Any) -> Any:
@@ -39,7 +39,10 @@ def _up_to(*where: Any) -> Any:
 
 _ALL_RECENT = _up_to(*_RECENT)
 _MINE_RECENT = _up_to(_MINE, *_RECENT)
-_MINE_ON_TARGET = _up_to(_MINE, _ON_TARGET, *_RECENT)
+_MINE_ON_TARGET = {
+    key: _up_to(_MINE, _RUNS.c.params[key].as_string() == bindparam("target"), *_RECENT)
+    for key in ("service",)
+}
 _MINE_ACTIVE = _up_to(_MINE, _RUNS.c.status.in_(ACTIVE_EXECUTION))
 
 
@@ -50,19 +53,31 @@ def _reached(session: Session, limit: int | None, stmt: Any, **values: Any) -> b
     return int(session.execute(stmt, {**values, "cap": limit}).scalar() or 0) >= limit
 
 
-def _on_target(session: Session, runbook_id: str, target: Any, since: datetime, cap: int) -> int:
+def target_param(runbook: Runbook) -> str:
+    """The param naming what a run acts on: its first confined one (path, host, unit,
+    process), else `service`; a sender naming a new target each time still meets the
+    per-target limit on what it names."""
+    return next((n for n, s in runbook.params.items() if s["type"] in CONFINED), "service")
+
+
+def _on_target(
+    session: Session, runbook_id: str, key: str, target: Any, since: datetime, cap: int
+) -> int:
     """Recent runs of the runbook on this target (up to `cap`). Text targets are counted in
     SQL; others (JSON numbers, booleans) by Python equality, as databases spell them
     differently."""
     if isinstance(target, str):
         session.flush()
+        if key not in _MINE_ON_TARGET:
+            on = _RUNS.c.params[key].as_string() == bindparam("target")
+            _MINE_ON_TARGET[key] = _up_to(_MINE, on, *_RECENT)
         values = {"runbook": runbook_id, "target": target, "since": since, "cap": cap}
-        return int(session.execute(_MINE_ON_TARGET, values).scalar() or 0)
+        return int(session.execute(_MINE_ON_TARGET[key], values).scalar() or 0)
     recent = (Execution.created_at > since, Execution.status.not_in(NOT_COUNTED))
     runs = session.scalars(
         select(Execution.params).where(_RUNS.c.runbook_id == runbook_id, *recent)
     )
-    return sum(1 for params in runs if params.get("service") == target)
+    return sum(1 for params in runs if params.get(key) == target)
 
 
 def check(
@@ -80,9 +95,10 @@ def check(
         raise LimitReached(
             f"{runbook.id} already ran {per_hour} time(s) in the last hour (limits.max_per_hour)"
         )
-    target = params.get("service")
+    key = target_param(runbook)
+    target = params.get(key)
     per_target = limits.get("max_per_hour_per_target") if target is not None else None
-    if per_target and _on_target(session, mine, target, since, per_target) >= per_target:
+    if per_target and _on_target(session, mine, key, target, since, per_target) >= per_target:
         raise LimitReached(
             f"{runbook.id} already ran {per_target} time(s) on {target} in "
             "the last hour (limits.max_per_hour_per_target)"

@@ -69,7 +69,17 @@ def undo_and_escalate(
     if changed and runbook.reversible and steps:
         with db.session() as s:
             params = dict(s.get(Execution, execution_id).params)
-        phase = Phase(db, execution_id, "rollback", params, ctx, now, lambda s, state: None)
+        phase = Phase(
+            db,
+            execution_id,
+            "rollback",
+            params,
+            ctx,
+            now,
+            lambda s, state: None,
+            None,
+            runbook.params,
+        )
         result = phase.run(steps, first_seq)
         rolled, note = result.ok, "rolled back" if result.ok else f"rollback {result.summary}"
     elif changed:

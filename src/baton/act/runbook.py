@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from baton.act import plugins
 from baton.act.argv import find_interpreter
+from baton.act.confine import CONFINED, FORBIDDEN, Escape, Scope, confine
 from baton.kernel.enums import TIER_LABELS
 
 SCHEMA_PATH = Path(__file__).with_name("runbook.schema.json")
@@ -214,6 +215,9 @@ def _semantic_errors(
                 if why:
                     problems.append(([section, i, "with", "plugin"], why))
     for name, spec in doc.get("params", {}).items():
+        for root in spec.get("roots", []):
+            if root == "/" or any(root == f or root.startswith(f + "/") for f in FORBIDDEN):
+                problems.append((["params", name, "roots"], f"{root} cannot be a root"))
         if "pattern" in spec:
             try:
                 re.compile(spec["pattern"])
@@ -347,9 +351,16 @@ def resolve_params(
     origin_service: str | None,
     labels: dict[str, str],
     overrides: dict[str, Any] | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
-    """Fill params from their sources (or human overrides) and validate each one."""
+    """Fill params from their sources (or human overrides) and validate each one.
+
+    Confined params (path, host, unit, process) must also lie inside `scope` (without
+    one: the runbook's own roots and allow-lists, and no host is known); a path is kept
+    resolved, so what runs is what was checked.
+    """
     values: dict[str, Any] = {}
+    scope = scope or Scope.of(runbook.params)
     overrides = overrides or {}
     unknown = set(overrides) - set(runbook.params)
     if unknown:
@@ -372,6 +383,11 @@ def resolve_params(
                 raise ParamError(name, f"required but {source} gave no value")
             continue
         values[name] = validate_value(name, spec, raw)
+        if spec["type"] in CONFINED:
+            try:
+                values[name] = confine(name, spec, values[name], scope)
+            except Escape as exc:
+                raise ParamError(name, str(exc).split(": ", 1)[-1]) from None
     return values
 
 

@@ -4,13 +4,14 @@ after, with its secrets injected, its timeout and its retries."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
+from baton.act import confine
 from baton.act.actions import ActionContext, Outcome, pause, run_action
 from baton.act.executions import EXECUTOR
 from baton.act.locks import execution_then_chain
@@ -65,12 +66,14 @@ def step_row(
     item: dict[str, Any],
     rendered: dict[str, Any],
     started: datetime,
+    params: dict[str, Any],
 ) -> ExecutionStep:
+    """A step's row, its name rendered as people read it ('Restart web', not a template)."""
     return ExecutionStep(
         execution_id=execution_id,
         seq=seq,
         phase=phase,
-        name=item["name"],
+        name=render(item["name"], params),
         action=item.get("action") or item.get("check", ""),
         status="running",
         rendered=rendered,
@@ -170,19 +173,21 @@ class Phase:
     now: Clock
     stop_reason: StopReason  # asked with the execution's state, or None to read it
     worker: str | None = None
+    specs: dict[str, Any] = field(default_factory=dict)  # the runbook's params: confined
+    # ones are checked again just before each step
 
     def open(
         self, s: Session, item: dict[str, Any], seq: int, state: Any = None
     ) -> ExecutionStep | str:
         """A boundary's start: the stored `running` row, or why the step must not start.
         The caller already holds the execution's row in this transaction."""
-        reason = self.stop_reason(s, state)
+        reason = self.stop_reason(s, state) or confine.before_step(self.specs, self.params)
         if reason == TAKEN_OVER:
             raise LostClaim(self.execution_id)
         if reason:
             return reason
         shown = shown_args(item, self.params)
-        row = step_row(self.execution_id, seq, self.name, item, shown, self.now())
+        row = step_row(self.execution_id, seq, self.name, item, shown, self.now(), self.params)
         row.id = _start_step(s, row)
         return row
 

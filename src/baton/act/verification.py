@@ -109,10 +109,11 @@ def _record_verdict(
     """Record the checks and the ending they make (succeeded, verified, or failed); on
     failure roll back and escalate."""
     with db.session() as s:
-        seq = next_seq(s.get(Execution, execution_id))
+        execution = s.get(Execution, execution_id)
+        seq, params = next_seq(execution), dict(execution.params)
     with db.session() as s:
         for offset, (check, rendered, outcome) in enumerate(results):
-            row = step_row(execution_id, seq + offset, "verify", check, rendered, now())
+            row = step_row(execution_id, seq + offset, "verify", check, rendered, now(), params)
             end_step(s, row, check, outcome, now())
     passed = all(r.ok for _, _, r in results)
     detail = "; ".join(r.output for _, _, r in results)

@@ -255,6 +255,7 @@ class _Run:
             self.now,
             self.stop_reason,
             self.worker,
+            self.runbook.params if self.runbook else {},
         )
 
     def go(self, lease_s: float) -> str:
@@ -301,7 +302,7 @@ class _Run:
         with self.db.session() as s:
             claimed = _claim(s, self.execution_id, at, self.worker)
             if claimed is not None:
-                runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
+                runbook = self.runbook = get_version(s, claimed.runbook_id, claimed.runbook_version)
                 params = dict(claimed.params)
                 steps = runbook.doc["steps"] if runbook else []
                 started = self.phase(params).open(s, steps[0], 1, state=claimed) if steps else None

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from baton import __version__
-from baton.api import contract, errors
+from baton.api import contract, docs, errors
 from baton.api.authn import Authenticate
 from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
@@ -20,6 +20,7 @@ from baton.api.routers import (
     oversight,
     signals,
     suppression,
+    views,
 )
 from baton.runtime.platform import Platform
 
@@ -53,13 +54,15 @@ def create_app(platform: Platform) -> FastAPI:
         description="AI runs the tasks; humans hold the baton. Every endpoint but /healthz and "
         "/readyz needs `Authorization: Bearer <token>` (create one with "
         "`baton token create`).",
+        docs_url=None,  # served by baton.api.docs from bundled assets, not a CDN
+        redoc_url=None,
     )
     app.state.platform = platform
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
-    routers = [
-        m.router for m in (health, signals, incidents, suppression, automation, oversight, admin)
-    ]
+    docs.install(app)
+    modules = (health, signals, incidents, suppression, automation, oversight, admin, views)
+    routers = [m.router for m in modules]
     for router in routers:
         app.include_router(router)
     contract.install(app, routers)

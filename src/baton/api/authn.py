@@ -18,11 +18,13 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 
 from baton.api.deps import cached, credentials, look_up
+from baton.api.docs import ASSETS
 from baton.api.errors import ApiError, send_error
 
 PUBLIC = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
+PUBLIC_UNDER = (f"{ASSETS}/",)  # the docs pages' own scripts and styles
 
 
 class Authenticate:
@@ -31,7 +33,8 @@ class Authenticate:
         self.public = public
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.public or path.startswith(PUBLIC_UNDER):
             await self.app(scope, receive, send)
             return
         app = scope["app"]

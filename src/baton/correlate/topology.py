@@ -53,6 +53,11 @@ class Topology:
 
         return {name: visit(name, frozenset({name})) for name in self.services}
 
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Every host a catalogued service runs on (what a `host` param may name)."""
+        return frozenset(d.host for d in self.services.values() if d.host)
+
     def upstream(self, name: str) -> frozenset[str]:
         """Everything `name` needs, directly or transitively."""
         return self._upstream.get(name, frozenset())

@@ -42,6 +42,21 @@ class FreezeWindow(BaseModel):
         return in_time and (not self.services or service in self.services)
 
 
+class ParamPolicy(BaseModel):
+    """What a confined param may name, as people decided; replaces the runbook's lists."""
+
+    model_config = ConfigDict(extra="forbid")
+    roots: list[str] | None = Field(default=None, description="type path: allowed roots")
+    allow: list[str] | None = Field(default=None, description="type unit/process: names")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> ParamPolicy:
+        for root in self.roots or []:
+            if not root.startswith("/") or root == "/" or ".." in root.split("/"):
+                raise ValueError(f"root {root!r} must be an absolute directory other than /")
+        return self
+
+
 class RunbookPolicy(BaseModel):
     """What people decided for one automation; it wins over the runbook file's defaults."""
 
@@ -52,6 +67,9 @@ class RunbookPolicy(BaseModel):
     recommend_below: float | None = Field(default=None, ge=0, le=1)
     observe_below: float | None = Field(default=None, ge=0, le=1)
     veto_window_s: int | None = Field(default=None, ge=0, le=86400)
+    params: dict[str, ParamPolicy] = Field(
+        default_factory=dict, description="roots / allow-lists of confined params"
+    )
 
 
 class PolicyConfig(BaseModel):
@@ -99,6 +117,13 @@ class PolicyConfig(BaseModel):
             file_gates[0] if chosen.recommend_below is None else chosen.recommend_below,
             file_gates[1] if chosen.observe_below is None else chosen.observe_below,
         )
+
+    def confinement(self, runbook_id: str) -> dict[str, dict[str, list[str]]]:
+        """Per param, the roots / allow-list people set for this runbook."""
+        chosen = self.runbooks.get(runbook_id)
+        if chosen is None:
+            return {}
+        return {n: p.model_dump(exclude_none=True) for n, p in chosen.params.items()}
 
     def veto_window(self, runbook_id: str) -> int:
         chosen = self.runbooks.get(runbook_id)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.act.actions import cannot_act_here, host_actions
+from baton.act.confine import Scope
 from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.govern import breaker, killswitch
 from baton.govern.config import PolicyConfig
@@ -20,6 +22,9 @@ from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
 
 POLICY = Actor("baton.govern.policy", "system", "tiers/1")
+# A runbook that changes a real host runs only after a person approves, until a lead
+# raises it in the policy (runbooks.<id>.autonomy): a file alone cannot make it `auto`.
+HOST_CEILING = Tier.APPROVE
 
 
 class ApprovalError(Refused):
@@ -36,14 +41,29 @@ def decide_tier(
     policy: PolicyConfig,
     at: datetime,
     missing_target: str | None = None,
+    origin: str | None = None,
 ) -> tuple[TierDecision, PolicyInputs]:
     """Gather every limit that applies and ask `decide()`; one place for all callers.
     Returns the decision, its reasons in words that name where each limit is set, and the
-    inputs it was made from."""
+    inputs it was made from.
+
+    `origin`: the incident's origin service when the run names another (a label chose
+    it); the caps and pauses of both apply, so naming a service never escapes a cap."""
     cap, cap_source = policy.cap(service, env)
+    if origin and origin != service:
+        other, other_source = policy.cap(origin, env)
+        if other < cap:
+            cap, cap_source = other, other_source
     freeze = policy.frozen(service, at)
     recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
     ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
+    touches, held = host_actions(runbook.doc), ""
+    if ceiling_source == "runbook" and touches:
+        ceiling = min(ceiling, HOST_CEILING)
+        held = (
+            f" ({', '.join(touches)} steps act on a real host: at most approve until a "
+            "lead raises it in the policy)"
+        )
     inputs = PolicyInputs(
         runbook_ceiling=ceiling,
         confidence=confidence,
@@ -52,7 +72,8 @@ def decide_tier(
         service_cap=cap,
         has_owner=bool(runbook.owner),
         frozen=freeze is not None,
-        paused=killswitch.paused_scope(session, runbook.id, service),
+        paused=killswitch.paused_scope(session, runbook.id, service)
+        or (killswitch.paused_scope(session, runbook.id, origin) if origin else None),
         breaker_open=breaker.is_open(session, runbook.id),
         missing_target=missing_target,
     )
@@ -61,9 +82,51 @@ def decide_tier(
         (f"{r}: {freeze.reason}" if freeze is not None and "freeze" in r else r)
         .replace("service/environment cap", f"cap of {cap_source}")
         .replace("runbook ceiling", f"runbook ceiling (set in the {ceiling_source})")
+        + (held if r.startswith("runbook ceiling") else "")
         for r in decided.reasons
     ]
     return TierDecision(decided.tier, tuple(reasons)), inputs
+
+
+def standing_tiers(
+    session: Session,
+    runbooks: Iterable[Runbook],
+    envs: Iterable[str],
+    policy: PolicyConfig,
+    at: datetime,
+    targets: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The tier a sure (confidence 1.0) proposal of each runbook would get in each
+    environment at this moment, with its reasons; incidents may only lower it
+    (confidence, service caps)."""
+    rows = []
+    for rb in sorted(runbooks, key=lambda r: r.id):
+        for env in envs:
+            decided, _ = decide_tier(
+                session,
+                rb,
+                confidence=1.0,
+                service=None,
+                env=env,
+                policy=policy,
+                at=at,
+                missing_target=cannot_act_here(rb.doc, targets),
+            )
+            rows.append(
+                {
+                    "runbook": rb.id,
+                    "env": env,
+                    "tier": decided.tier.label,
+                    "reasons": list(decided.reasons),
+                    "acts_on_host": host_actions(rb.doc),
+                }
+            )
+    return rows
+
+
+def _origin_of(session: Session, proposal: Proposal) -> str | None:
+    incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    return incident.origin_service if incident else None
 
 
 def decide_proposal(
@@ -87,6 +150,7 @@ def decide_proposal(
         policy=policy,
         at=at,
         missing_target=missing_target,
+        origin=_origin_of(session, proposal),
     )
     reasons = list(result.reasons)
     decision = Decision(
@@ -203,6 +267,7 @@ def change_params(
     policy: PolicyConfig,
     approver: Actor,
     at: datetime,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """A person changes what would run. The new params are validated like the AI's, the
     policy is asked again for them (cap, freeze, pause...), and earlier approvals are
@@ -220,6 +285,7 @@ def change_params(
             origin_service=current.get("service"),
             labels={},
             overrides={**current, **changes},
+            scope=scope,
         )
     except ParamError as exc:
         raise ApprovalError(f"modified params rejected: {exc}") from None

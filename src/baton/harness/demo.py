@@ -46,6 +46,7 @@ from baton.store.models import (
 DEMO_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday morning
 DEMO_MARK = "origin"
 SIM_APPROVERS = (Actor("sim-lead", "human"), Actor("sim-oncall", "human"))
+ACK_TIMEOUT_S, LEVEL_DELAY_S = 900, 600  # a person's 15 and 10 minutes
 
 
 class DemoRefused(RuntimeError):
@@ -172,6 +173,9 @@ class Demo:
         self.injected: list[dict[str, Any]] = []
         self._vetoed = False
         self._approval_seen: dict[int, datetime] = {}
+        self._approval_of: dict[int, int] = {}  # proposal -> its approval request
+        with self.platform.db.session() as s:
+            self._people_seq = _audit_head(s)  # people's actions after this are shown
 
     def _staff(self) -> None:
         """A simulated on-call team: a weekly rotation and two escalation levels."""
@@ -188,22 +192,81 @@ class Demo:
                 SIM_APPROVERS[0],
                 at,
             )
+        self._escalation_policy(ACK_TIMEOUT_S, LEVEL_DELAY_S)
+
+    def _escalation_policy(self, ack_timeout_s: int, delay_s: int) -> None:
+        """Two levels: the on-call person, then also the head of operations."""
+        with self.platform.db.session() as s:
             oncall.put_escalation_policy(
                 s,
                 oncall.EscalationPolicyIn(
                     service="*",
-                    ack_timeout_s=900,
+                    ack_timeout_s=ack_timeout_s,
                     levels=[
-                        oncall.LevelIn(targets=["oncall"], delay_s=600),
+                        oncall.LevelIn(targets=["oncall"], delay_s=delay_s),
                         oncall.LevelIn(targets=["oncall", "head-of-ops"]),
                     ],
                 ),
                 SIM_APPROVERS[0],
-                at,
+                self.clock.now(),
             )
 
     def _observe(self, kind: str, data: dict[str, Any]) -> None:
-        self.observer(kind, {**data, "at": self.clock.now()})
+        """Forward the platform's notes in causal order: a person's approval is shown
+        before the run it allowed."""
+        at = self.clock.now()
+        if kind == "decision" and data.get("approval"):
+            self._approval_of[data["proposal"]] = data["approval"]
+        approval = self._approval_of.get(data.get("proposal", -1))
+        if kind == "execution.queued" and data.get("by") and approval is not None:
+            note = {"approval": approval, "by": data["by"], "execution": data["execution"]}
+            self.observer("human.approves", {**note, "at": at})
+        self.observer(kind, {**data, "at": at})
+
+    def _follow_people(self) -> None:
+        """Live mode: show what real people did through the API or CLI that no platform
+        note tells (a first of two approvals, a rejection)."""
+        with self.platform.db.session() as s:
+            rows = list(
+                s.scalars(
+                    select(AuditRecord)
+                    .where(
+                        AuditRecord.seq > self._people_seq,
+                        AuditRecord.actor_kind == "human",
+                        AuditRecord.action.in_(("approval.partial", "approval.rejected")),
+                    )
+                    .order_by(AuditRecord.seq)
+                )
+            )
+            self._people_seq = max([self._people_seq, *(r.seq for r in rows)])
+        for r in rows:
+            approval = int(r.subject.split(":", 1)[1])
+            if r.action == "approval.partial":
+                note = {
+                    "approval": approval,
+                    "by": r.actor,
+                    "execution": None,
+                    "count": len(r.inputs.get("approvers", [])),
+                    "required": r.inputs.get("required", 2),
+                }
+                self.observer("human.approves", {**note, "at": r.ts})
+            else:
+                self.observer(
+                    "human.rejects",
+                    {"approval": approval, "by": r.actor, "reason": r.rationale, "at": r.ts},
+                )
+
+    def give_people_real_time(self, speed: float) -> dict[str, int]:
+        """Live mode runs simulated time `speed` times faster than a person's; stretch the
+        timeouts people must meet (approval expiry, acknowledging an escalation) by the
+        same factor, so they stay real minutes. Returns the simulated seconds chosen."""
+        policy = self.platform.config.policy
+        ttl = min(int(policy.approval_ttl_s * speed), 30 * 86400)
+        self.platform.config.policy = policy.model_copy(update={"approval_ttl_s": ttl})
+        ack = min(max(int(ACK_TIMEOUT_S * speed), 60), 86400)
+        delay = min(int(LEVEL_DELAY_S * speed), 86400)
+        self._escalation_policy(ack, delay)
+        return {"approval_ttl_s": ttl, "ack_timeout_s": ack, "level_delay_s": delay}
 
     # --- one step of simulated time ----------------------------------------------------
     def step(self) -> None:
@@ -243,17 +306,18 @@ class Demo:
             execution = self.platform.commands.approve(
                 approval_id, approver, "simulated on-call approval (demo)"
             )
-            self.observer(
-                "human.approves",
-                {
-                    "approval": approval_id,
-                    "by": approver.name,
-                    "at": now,
-                    "count": len(approvers) + 1,
-                    "required": required,
-                    "execution": execution.id if execution else None,
-                },
-            )
+            if execution is None:  # an allowed run is announced before it queues
+                self.observer(
+                    "human.approves",
+                    {
+                        "approval": approval_id,
+                        "by": approver.name,
+                        "at": now,
+                        "count": len(approvers) + 1,
+                        "required": required,
+                        "execution": None,
+                    },
+                )
         self.platform.backend.drain(timeout=30)
 
     def _veto_once(self, now: datetime) -> None:
@@ -295,6 +359,8 @@ class Demo:
             self.step()
             if humans:
                 self.simulated_humans(timedelta(minutes=self.plan.approve_after_min))
+            else:
+                self._follow_people()
             if pace_s:
                 time.sleep(pace_s)
 

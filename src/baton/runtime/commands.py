@@ -108,6 +108,7 @@ class Commands:
                     policy=policy,
                     approver=approver,
                     at=at,
+                    scope=self.config.scope(runbook, graph),
                 )
             if not governance.approve(s, approval_id, approver, reason, at):
                 return None
@@ -136,9 +137,12 @@ class Commands:
         """A person asks for a runbook to run. It is a proposal like any other: validated,
         decided by the same policy (so it may need someone else's approval), audited."""
         runbook = self.config.runbook(runbook_id)
-        chosen = resolve_params(runbook, origin_service=None, labels={}, overrides=params)
         at = self.clock.now()
         with self.db.session() as s:
+            scope = self.config.scope(runbook, self.config.graph(s))
+            chosen = resolve_params(
+                runbook, origin_service=None, labels={}, overrides=params, scope=scope
+            )
             if incident_id is not None:
                 incidents.get(s, incident_id)
             proposal = requested(s, runbook, chosen, requester, reason, incident_id, at)

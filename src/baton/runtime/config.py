@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from baton.act.confine import Scope
 from baton.act.runbook import Catalogue, Runbook, load_dir
 from baton.act.versions import sync_catalogue
 from baton.correlate import topology
@@ -77,6 +78,11 @@ class LiveConfig:
                 f"removed: {', '.join(removed) or 'none'}",
             )
         return catalogue
+
+    def scope(self, runbook: Runbook, graph: topology.Topology) -> Scope:
+        """What a runbook's confined params may name: the policy's roots and allow-lists
+        (else the runbook's) and the catalogue's hosts."""
+        return Scope.of(runbook.params, self.policy.confinement(runbook.id), graph.hosts)
 
     def runbook(self, runbook_id: str) -> Runbook:
         """The loaded runbook `runbook_id`, or `NotFound`."""

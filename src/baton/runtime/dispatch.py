@@ -100,6 +100,8 @@ class Dispatch:
                 "runbook": runbook.id,
                 "params": chosen,
                 "not_before": not_before,
+                "proposal": proposal.id,
+                "by": requested_by.name if requested_by.kind == "human" else None,
             },
         )
         return execution

@@ -19,9 +19,10 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
-from baton.act.actions import missing_targets
+from baton.act.actions import cannot_act_here
+from baton.act.confine import Scope
 from baton.act.limits import LimitReached
-from baton.act.runbook import Catalogue
+from baton.act.runbook import Catalogue, Runbook
 from baton.act.versions import get_version
 from baton.correlate.config import CorrelationConfig
 from baton.correlate.incidents import IncidentChange, correlate
@@ -116,6 +117,8 @@ class Config(Protocol):
 
     def graph(self, session: Session) -> Topology: ...
 
+    def scope(self, runbook: Runbook, graph: Topology) -> Scope: ...
+
 
 # Queues the execution a decision allowed (`Dispatch.queue`); None if it already exists.
 Queue = Callable[..., Execution | None]
@@ -198,7 +201,14 @@ class TriageStage:
         out = []
         for incident in items:
             schedule.replace_proposals(ctx.session, incident, ctx.at)
-            proposal = propose(ctx.session, incident, self.config.catalogue, graph, ctx.at)
+            proposal = propose(
+                ctx.session,
+                incident,
+                self.config.catalogue,
+                graph,
+                ctx.at,
+                scopes=lambda rb, g=graph: self.config.scope(rb, g),
+            )
             if proposal is None:
                 ctx.note(
                     "triage.no_match", {"incident": incident.id, "origin": incident.origin_service}
@@ -232,7 +242,6 @@ class DecideStage:
         for proposal in items:
             runbook = get_version(ctx.session, proposal.runbook_id, proposal.runbook_version)
             service = proposal.params.get("service")
-            missing = missing_targets(runbook.doc, self.targets)
             decision, approval = governance.decide_proposal(
                 ctx.session,
                 proposal,
@@ -241,12 +250,7 @@ class DecideStage:
                 env=graph.env(service or ""),
                 policy=self.config.policy,
                 at=ctx.at,
-                missing_target=(
-                    f"the runbook acts on the {', '.join(missing)} target, which this "
-                    "instance does not have"
-                )
-                if missing
-                else None,
+                missing_target=cannot_act_here(runbook.doc, self.targets),
             )
             ctx.note(
                 "decision",

@@ -6,13 +6,15 @@ A proposal is only a proposal; it goes through `decide` like everything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from baton.act.confine import Scope
 from baton.act.runbook import Catalogue, ParamError, Runbook, resolve_params
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
@@ -67,12 +69,19 @@ def score(
 
 
 def _origin_events(session: Session, incident: Incident) -> list[Event]:
+    """The origin's firing alerts; alerts naming no service are grouped under 'unknown'."""
+    origin = incident.origin_service
+    at_origin = (
+        or_(Event.service.is_(None), Event.service == origin)
+        if origin == "unknown"
+        else Event.service == origin
+    )
     return list(
         session.scalars(
             select(Event)
             .where(
                 Event.incident_id == incident.id,
-                Event.service == incident.origin_service,
+                at_origin,
                 Event.status == EventStatus.FIRING,
             )
             .order_by(Event.id)
@@ -86,8 +95,12 @@ def propose(
     catalogue: Catalogue,
     graph: Topology,
     at: datetime,
+    scopes: Callable[[Runbook], Scope] | None = None,
 ) -> Proposal | None:
-    """Propose the best-fitting runbook for the incident's origin, or record that none fits."""
+    """Propose the best-fitting runbook for the incident's origin, or record that none fits.
+
+    `scopes` gives each runbook's confinement (policy roots, catalogue hosts); without it
+    only the runbook's own lists apply."""
     events = _origin_events(session, incident)
     names = [e.name for e in events]
     kind = graph.kind(incident.origin_service or "")
@@ -112,7 +125,12 @@ def propose(
     best = ranked[0]
     labels = events[0].labels if events else {}
     try:
-        params = resolve_params(best.runbook, origin_service=incident.origin_service, labels=labels)
+        params = resolve_params(
+            best.runbook,
+            origin_service=incident.origin_service,
+            labels=labels,
+            scope=scopes(best.runbook) if scopes else None,
+        )
     except ParamError as exc:
         append(
             session,
@@ -145,8 +163,9 @@ def propose(
         }
     )
     alternatives = [{"runbook": c.runbook.id, "confidence": c.confidence} for c in ranked[1:4]]
+    what = f" ({kind})" if kind else ""
     rationale = (
-        f"{incident.origin_service} ({kind}) is the probable origin; its alerts "
+        f"{incident.origin_service}{what} is the probable origin; its alerts "
         f"{', '.join(best.matched)} are causes runbook {best.runbook.id} fixes "
         f"(evidence strength {best.strength}; firing there: {', '.join(sorted(set(names)))})"
     )

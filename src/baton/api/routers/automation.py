@@ -100,7 +100,9 @@ def dry_run_route(
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
     rb = p.config.runbook(runbook_id)
-    params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params)
+    with p.db.session() as s:  # confined params: the policy's roots, the catalogue's hosts
+        scope = p.config.scope(rb, p.config.graph(s))
+    params = resolve_params(rb, origin_service=None, labels={}, overrides=body.params, scope=scope)
     return {
         "runbook": rb.id,
         "version": rb.version,

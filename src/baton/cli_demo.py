@@ -23,6 +23,7 @@ STYLES = {
     "decision": ("DECIDES", "bold blue"),
     "human.approves": ("HUMAN", "bold cyan"),
     "human.vetoes": ("HUMAN", "bold cyan"),
+    "human.rejects": ("HUMAN", "bold cyan"),
     "override": ("OVERRIDE", "bold magenta"),
     "pause": ("PAUSE", "bold red"),
     "resume": ("RESUME", "bold green"),
@@ -32,6 +33,11 @@ STYLES = {
     "execution.ran": ("STEPS", "white"),
     "execution.finished": ("RESULT", "bold"),
 }
+
+
+def _text(value: Any) -> str:
+    """What a reader sees for a value that may be missing: '-' (never 'None')."""
+    return "-" if value is None or value == "" else str(value)
 
 
 class DemoView:
@@ -70,7 +76,8 @@ class DemoView:
         if kind.startswith("incident."):
             services = ", ".join(d.get("services", []))
             return (
-                f"#{d['incident']} {d['title']} — origin {d.get('origin')} — services: {services}"
+                f"#{d['incident']} {d['title']} — origin {_text(d.get('origin'))} — "
+                f"services: {services or '-'}"
             )
         if kind == "ticket":
             linked = f" → incident #{d['incident']}" if d.get("incident") else ""
@@ -81,7 +88,9 @@ class DemoView:
                 f"(confidence {d['confidence']:.2f}) because {d['rationale']}"
             )
         if kind == "triage.no_match":
-            return f"incident #{d['incident']}: no runbook fits {d['origin']}; left to humans"
+            return (
+                f"incident #{d['incident']}: no runbook fits {_text(d['origin'])}; left to humans"
+            )
         if kind == "decision":
             wait = (
                 f" — waiting for a human (approval #{d['approval']})" if d.get("approval") else ""
@@ -98,6 +107,8 @@ class DemoView:
             window = d.get("not_before")
             later = f" at {window.strftime('%H:%M:%S')} unless a human vetoes it" if window else ""
             return f"execution #{d['execution']} {d['runbook']} {d['params']}{later}"
+        if kind == "human.rejects":
+            return f"{d['by']} rejects #{d['approval']}: {_text(d.get('reason'))}"
         if kind == "human.vetoes":
             return f"{d['by']} vetoes execution #{d['execution']} in its veto window"
         if kind == "override":
@@ -119,11 +130,12 @@ class DemoView:
             return f"execution #{d['execution']} steps done → {d['status']}"
         if kind == "execution.finished":
             mark = "verified fix" if d.get("verified") else d["status"]
-            record = d.get("track_record", {})
-            return (
-                f"execution #{d['execution']} {d['runbook']}: {mark} — {d.get('summary')} "
-                f"(track record {record.get('succeeded')}/{record.get('runs')})"
+            track = d.get("track_record") or {}
+            record = (
+                f" (track record {track['succeeded']}/{track['runs']})" if track.get("runs") else ""
             )
+            summary = _text(d.get("summary"))
+            return f"execution #{d['execution']} {d['runbook']}: {mark} — {summary}{record}"
         return None
 
     def banner(self, settings: Any, once: bool) -> None:
@@ -133,12 +145,30 @@ class DemoView:
             f"database: {redact_url(settings.db_url)}; runbooks: {settings.runbooks_path}"
         )
 
-    def live_intro(self, settings: Any, token: str) -> None:
+    def live_intro(
+        self, settings: Any, admin: str, technician: str, speed: float, timeouts: dict[str, int]
+    ) -> None:
         url = f"http://{settings.host}:{settings.port}"
-        self.console.print(f"API: {url}  (docs at {url}/docs)")
-        self.console.print(f"admin token: [bold]{token}[/]")
-        self.console.print(f"try: curl -H 'Authorization: Bearer {token}' {url}/api/v1/approvals")
-        self.console.print("Ctrl-C stops the demo.")
+        say = self.console.print
+        say(f"API: {url}  (docs at {url}/docs)", highlight=False)
+        say(f"BATON_HOME: {settings.home}  (database {redact_url(settings.db_url)})")
+        say(f"admin token:      [bold]{admin}[/]")
+        say(f"technician token: [bold]{technician}[/]  (approve, veto, acknowledge)")
+        say(
+            f"simulated time runs {speed:g}x; approvals still expire after "
+            f"{timeouts['approval_ttl_s'] / speed / 60:.0f} real minutes and escalations wait "
+            f"{timeouts['ack_timeout_s'] / speed / 60:.0f} real minutes for an acknowledgement"
+        )
+        say("in another terminal:", highlight=False)
+        say(f"  export BATON_URL={url} BATON_TOKEN={technician}", highlight=False)
+        say("  baton approvals list", highlight=False)
+        say('  baton approvals approve ID --reason "checked"', highlight=False)
+        say(
+            "  more tokens: baton token create --demo --name NAME --role ROLE "
+            f"(or BATON_HOME={settings.home})",
+            highlight=False,
+        )
+        say("Ctrl-C stops the demo (its tokens are revoked).")
 
     def summary(self, summary: dict[str, Any]) -> None:
         table = Table("figure", "value", title="demo summary")
