@@ -58,6 +58,7 @@ SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows
 SIMILAR_WINDOW = timedelta(minutes=5)
 CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
 FADE = 0.6  # how much of a graph score fades over one correlation window
+ONSET_FADE = 0.3  # how much it fades over one window since the linked trouble began
 INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble and its effects
 SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
 SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
@@ -105,6 +106,7 @@ class Member:
     impact: bool  # shows a service-level impact, so it can explain its dependents
     names: frozenset[str]  # its alert names
     began: datetime  # when its trouble in the incident began (earliest alert)
+    firing: bool = True  # one of its alerts in the incident still fires
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ class Grouper:
                 return None
             return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
         members = self._profile(inc.id)
-        if service in members:
+        if service in members and self._still_there(members[service], event, inc):
             score = self._faded(1.0, members[service], event)
             return "same-service", score, f"same service {service}", len(members[service].names)
         if event.host and event.host in members and members[event.host].impact:
@@ -276,7 +278,7 @@ class Grouper:
             if m.impact
             and name not in effects
             and (hops := self.graph.hops(service, name))
-            and self._placed_there(event, name, m)
+            and self._placed_there(event, name, m, members)
         ]
         if links:
             score, hops, name = max(links, key=lambda x: (x[0], -x[1], len(members[x[2]].names)))
@@ -289,14 +291,39 @@ class Grouper:
             return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
         return self._late_cause(event, inc) or self._shared_cause(event, members)
 
-    def _placed_there(self, event: Event, name: str, member: Member) -> bool:
+    def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
+        """Same service, same trouble? Not once its alerts in the incident all resolved
+        and this one began well after them; nor, for a service that is not the origin,
+        a new kind of alert beginning long after its trouble here began (a symptom of
+        something else reaching it)."""
+        late = began(event) - member.began > SHARED_LAG
+        if late and event.name not in member.names and event.service != _origin(inc):
+            return False
+        return member.firing or began(event) - member.latest <= SIMILAR_WINDOW
+
+    def _placed_there(
+        self, event: Event, name: str, member: Member, members: dict[str, Member]
+    ) -> bool:
         """A link to infrastructure needs the two troubles to begin close together, and a
         pod whose node is known is only an effect of that node's trouble."""
         if not self.graph.infrastructure(name):
             return True
         if self.graph.kind(name) == "node" and event.host and event.host != name:
             return False
-        return abs(began(event) - member.began) <= INFRA_LAG
+        if abs(began(event) - member.began) > INFRA_LAG:
+            return False
+        spec = self.graph.services.get(name)
+        if spec is not None and spec.shared:  # everything needs it: most must be failing
+            failing, total = self._coverage(name, member.began, {event.service or ""})
+            if failing < 3 or failing < SHARED_COVERAGE * total:
+                return False
+        # infrastructure whose own trouble is explained by something else in the incident
+        # (DNS slow because its node is) is a symptom, not a cause for all that needs it
+        return not any(
+            other.began <= member.began + ORIGIN_LAG
+            for up, other in members.items()
+            if up != name and up in self.graph.upstream(name)
+        )
 
     def _shared_cause(
         self, event: Event, members: dict[str, Member]
@@ -405,8 +432,13 @@ class Grouper:
         return (0.05 if name == origin else 0.0) + (0.02 if event.name in member.names else 0.0)
 
     def _faded(self, score: float, member: Member, event: Event) -> float:
+        """Fades with the time since the member's newest alert, and a little with the
+        time since its trouble began: a cause that just began beats an old one."""
+        window = self.cfg.window_s
         gap = max(0.0, (event.first_seen - member.latest).total_seconds())
-        return round(score - FADE * min(1.0, gap / self.cfg.window_s), 3)
+        onset = max(0.0, (began(event) - member.began).total_seconds())
+        faded = score - FADE * min(1.0, gap / window) - ONSET_FADE * min(1.0, onset / window)
+        return round(faded, 3)
 
     def _impact(self, event: Event) -> bool:
         impact = [parse_all(group) for group in self.cfg.impact_matchers]
@@ -418,10 +450,15 @@ class Grouper:
             found: dict[str, Member] = {}
             rows = self.session.execute(
                 select(
-                    Event.service, Event.first_seen, Event.labels, Event.name, Event.starts_at
+                    Event.service,
+                    Event.first_seen,
+                    Event.labels,
+                    Event.name,
+                    Event.starts_at,
+                    Event.status,
                 ).where(Event.incident_id == incident_id)
             )
-            for service, first_seen, labels, alert, starts in rows:
+            for service, first_seen, labels, alert, starts, status in rows:
                 name = service or "unknown"
                 hit = not impact or any(match_all(g, labels or {}) for g in impact)
                 seen = found.get(name)
@@ -431,6 +468,7 @@ class Grouper:
                     hit or (seen.impact if seen else False),
                     (seen.names if seen else frozenset()) | {alert},
                     min(start, seen.began) if seen else start,
+                    status == "firing" or (seen.firing if seen else False),
                 )
             self._members[incident_id] = found
         return self._members[incident_id]

@@ -320,12 +320,16 @@ def _absorb(
 def _observations(
     session: Session, grouper: Grouper, inc: Incident, at: datetime
 ) -> list[tuple[Event, dict[str, Any]]]:
-    """Alerts waiting as observations on an entity of the incident join it now."""
-    entities = set(
-        session.scalars(
-            select(Event.entity).where(Event.incident_id == inc.id, Event.entity.is_not(None))
+    """Alerts waiting as observations on an entity of the incident join it now, when
+    they began with the trouble there (within SHARED_LAG)."""
+    entities: dict[str, datetime] = {}
+    for entity, starts, first in session.execute(
+        select(Event.entity, Event.starts_at, Event.first_seen).where(
+            Event.incident_id == inc.id, Event.entity.is_not(None)
         )
-    )
+    ):
+        at_ = min(first, max(starts or first, first - MAX_PENDING))
+        entities[entity] = min(at_, entities.get(entity, at_))
     if not entities:
         return []
     waiting = session.scalars(
@@ -341,6 +345,8 @@ def _observations(
     for event in waiting:
         if not grouper.observation(event):
             continue  # held alerts that may page are placed by the usual rules
+        if abs(began(event) - entities[event.entity or ""]) > SHARED_LAG:
+            continue  # waiting there long before (or long after) this trouble: not part of it
         detail = f"{event.name} was waiting as an observation on {event.entity}"
         reason = {
             "rule": "observation",

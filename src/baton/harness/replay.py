@@ -145,6 +145,7 @@ def _collect(platform: Platform, posts: int, notifications: int) -> Replay:
                 .order_by(AuditRecord.seq)
             )
         }
+        prints = {a.id: a.fingerprint for a in out.alerts}
         members: dict[int, list[ReplayedAlert]] = {}
         for a in out.alerts:
             if a.incident_id is not None:
@@ -160,10 +161,7 @@ def _collect(platform: Platform, posts: int, notifications: int) -> Replay:
                     "origin": inc.origin_service,
                     "origin_reason": why.get(f"incident:{inc.id}"),
                     "services": inc.services,
-                    "reasons": [
-                        {k: r[k] for k in ("rule", "detail", "score", "service") if k in r}
-                        for r in inc.grouping
-                    ],
+                    "reasons": [_reason(r, prints) for r in inc.grouping],
                     "alerts": [
                         {
                             "fingerprint": a.fingerprint,
@@ -177,6 +175,14 @@ def _collect(platform: Platform, posts: int, notifications: int) -> Replay:
                     ],
                 }
             )
+    return out
+
+
+def _reason(reason: dict[str, Any], prints: dict[int, str]) -> dict[str, Any]:
+    """A grouping reason as written out: which alert (fingerprint) joined, by what rule."""
+    out = {k: reason[k] for k in ("rule", "detail", "score", "service") if k in reason}
+    if reason.get("event_id") in prints:
+        out["fingerprint"] = prints[reason["event_id"]]
     return out
 
 

@@ -453,6 +453,7 @@ class _Faults:
         self.s, self.rng, self.timing = storm, rng, timing
         self.w = _Writer(storm.estate, rng)
         self.end = storm.duration_s
+        self.fixed = storm.duration_s  # when the fault being written is fixed
 
     def _add(
         self,
@@ -465,7 +466,8 @@ class _Faults:
         noise: int | None = None,
     ) -> None:
         for_s = self.rng.choice((0.0, 60.0, 120.0)) * self.timing if for_s is None else for_s
-        end = at + lasts if lasts is not None else self.end + 1
+        fixed = max(at + 60, self.fixed) + self.rng.uniform(30, 150)
+        end = at + lasts if lasts is not None else fixed
         self.s.episodes.append(Episode(labels, round(at), for_s, round(end), summary, fid, noise))
 
     def _symptoms(
@@ -727,6 +729,7 @@ def plan_kube_storm(
     offsets = sorted(rng.uniform(120, 2100) for _ in chosen)  # within 35 minutes
     for k, (kind, at) in enumerate(zip(chosen, offsets, strict=True)):
         fid = f"F{k}"
+        faults.fixed = at + rng.uniform(900, 2100)  # someone fixes it 15-35 minutes in
         storm.scenarios[fid] = kind
         if kind == "bad_deploy":
             w = rng.choice(apps)
