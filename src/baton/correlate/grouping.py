@@ -58,7 +58,6 @@ SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows
 SIMILAR_WINDOW = timedelta(minutes=5)
 CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
 FADE = 0.6  # how much of a graph score fades over one correlation window
-ONSET_FADE = 0.3  # how much it fades over one window since the linked trouble began
 INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble and its effects
 SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
 SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
@@ -306,6 +305,8 @@ class Grouper:
     ) -> bool:
         """A link to infrastructure needs the two troubles to begin close together, and a
         pod whose node is known is only an effect of that node's trouble."""
+        if member.began > began(event) + ORIGIN_LAG:
+            return False  # effects do not come before their causes
         if not self.graph.infrastructure(name):
             return True
         if self.graph.kind(name) == "node" and event.host and event.host != name:
@@ -338,12 +339,15 @@ class Grouper:
         for shared in self.graph.upstream(service):
             if not self.graph.infrastructure(shared):
                 continue
+            direct = self.graph.dependents(shared)
+            if service not in direct:
+                continue  # it reaches the shared thing only through something else
             together = sorted(
                 name
                 for name, m in members.items()
                 if m.impact
                 and name != service
-                and shared in self.graph.upstream(name) | {name}
+                and name in direct
                 and abs(m.began - mine) <= SHARED_LAG
             )
             if not together:
@@ -414,6 +418,9 @@ class Grouper:
         hops = self.graph.hops(origin, service) if origin else None
         if not hops or began(event) > inc.opened_at + ORIGIN_LAG:
             return None
+        first = self._profile(inc.id).get(origin or "")
+        if first is not None and began(event) > first.began + ORIGIN_LAG:
+            return None  # it began after the origin's trouble did: not its cause
         if not may_open(event, self.now):  # held or suppressed: too unsure to be a cause
             return None
         if self._refired(event, inc.opened_at - ORIGIN_LAG * 10):
@@ -432,13 +439,8 @@ class Grouper:
         return (0.05 if name == origin else 0.0) + (0.02 if event.name in member.names else 0.0)
 
     def _faded(self, score: float, member: Member, event: Event) -> float:
-        """Fades with the time since the member's newest alert, and a little with the
-        time since its trouble began: a cause that just began beats an old one."""
-        window = self.cfg.window_s
         gap = max(0.0, (event.first_seen - member.latest).total_seconds())
-        onset = max(0.0, (began(event) - member.began).total_seconds())
-        faded = score - FADE * min(1.0, gap / window) - ONSET_FADE * min(1.0, onset / window)
-        return round(faded, 3)
+        return round(score - FADE * min(1.0, gap / self.cfg.window_s), 3)
 
     def _impact(self, event: Event) -> bool:
         impact = [parse_all(group) for group in self.cfg.impact_matchers]

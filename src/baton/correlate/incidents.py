@@ -90,15 +90,23 @@ def choose_origin(
 
     roots = [s for s in services if not explained(s)]
     roots.sort(key=lambda s: (first_seen[s], -worst[s], s))
-    common = _common_cause(roots, services, graph)
+
+    def reach(r: str) -> set[str]:
+        return {s for s in services if s == r or r in graph.upstream(s)}
+
+    ranked = roots  # the earliest of the roots
+    infra = [r for r in roots if graph.infrastructure(r)]
+    common = _common_cause(infra, services, graph)
     if common is not None:
         shared, share = common
-        kind = graph.kind(shared) or "service"
-        return shared, (
-            f"{', '.join(sorted(roots))} do not depend on one another but all stand on "
-            f"{shared} ({kind}), and {share:.0%} of what stands on it is failing"
-        )
-    origin = roots[0]
+        covered = set().union(*(reach(r) for r in infra))
+        if len(covered) >= len(reach(ranked[0])):
+            kind = graph.kind(shared) or "service"
+            return shared, (
+                f"{', '.join(sorted(infra))} do not depend on one another but all stand on "
+                f"{shared} ({kind}), and {share:.0%} of what stands on it is failing"
+            )
+    origin = ranked[0]
     others = sorted(services - {origin})
     if len(roots) == 1 and others:
         why = f"{origin} is upstream of every other failing service ({', '.join(others)})"
@@ -115,9 +123,12 @@ def choose_origin(
 def _common_cause(
     roots: list[str], services: set[str], graph: Topology
 ) -> tuple[str, float] | None:
-    """The node, zone or shared service that several independent failing services all
-    stand on, when most of what stands on it is failing: the most specific one."""
-    if len(roots) < 2:
+    """The zone (or other silent infrastructure) that several failing nodes or other
+    infrastructure, none explaining another, all stand on, when at least half of what
+    stands on it is failing in this incident: the most specific such thing. A silent
+    node or shared service is never inferred from its services alone (too many of them
+    fail at once in a storm for their own reasons); its own alert names it."""
+    if len(roots) < 2 or not all(graph.infrastructure(r) for r in roots):
         return None
     shared = set.intersection(*(set(graph.upstream(r)) for r in roots))
     found = []
@@ -125,11 +136,7 @@ def _common_cause(
         if not graph.infrastructure(name):
             continue
         dependents = graph.dependents(name)
-        hit = sum(
-            1
-            for d in dependents
-            if d in services or (graph.infrastructure(d) and graph.dependents(d) & services)
-        )
+        hit = len(dependents & services)
         if dependents and hit >= 2 and hit >= SHARED_COVERAGE * len(dependents):
             found.append((-hit, len(dependents), name))
     if not found:

@@ -726,17 +726,18 @@ def plan_kube_storm(
     ]
     chosen = rng.sample(kinds, rng.randint(3, 5))
     used_nodes: set[str] = set()
+    apps_left = list(apps)  # one fault per workload: two on one root are one in practice
     offsets = sorted(rng.uniform(120, 2100) for _ in chosen)  # within 35 minutes
     for k, (kind, at) in enumerate(zip(chosen, offsets, strict=True)):
         fid = f"F{k}"
         faults.fixed = at + rng.uniform(900, 2100)  # someone fixes it 15-35 minutes in
         storm.scenarios[fid] = kind
         if kind == "bad_deploy":
-            w = rng.choice(apps)
+            w = apps_left.pop(rng.randrange(len(apps_left)))
             faults.bad_deploy(fid, w, at)
             storm.roots[fid] = w.name
         elif kind == "crashloop":
-            w = rng.choice(apps)
+            w = apps_left.pop(rng.randrange(len(apps_left)))
             faults.crashloop(fid, w, at)
             storm.roots[fid] = w.name
         elif kind == "slow_burn":
