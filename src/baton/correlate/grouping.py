@@ -61,6 +61,7 @@ FADE = 0.6  # how much of a graph score fades over one correlation window
 INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble and its effects
 SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
 SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
+SYMPTOM_LAG = timedelta(minutes=5)  # how long a symptom (not the origin) carries trouble on
 MAX_PENDING = timedelta(minutes=30)  # how far back a source's startsAt is believed
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -277,7 +278,7 @@ class Grouper:
             if m.impact
             and name not in effects
             and (hops := self.graph.hops(service, name))
-            and self._placed_there(event, name, m, members)
+            and self._placed_there(event, name, m, members, origin)
         ]
         if links:
             score, hops, name = max(links, key=lambda x: (x[0], -x[1], len(members[x[2]].names)))
@@ -301,12 +302,19 @@ class Grouper:
         return member.firing or began(event) - member.latest <= SIMILAR_WINDOW
 
     def _placed_there(
-        self, event: Event, name: str, member: Member, members: dict[str, Member]
+        self,
+        event: Event,
+        name: str,
+        member: Member,
+        members: dict[str, Member],
+        origin: str | None = None,
     ) -> bool:
         """A link to infrastructure needs the two troubles to begin close together, and a
         pod whose node is known is only an effect of that node's trouble."""
         if member.began > began(event) + ORIGIN_LAG:
             return False  # effects do not come before their causes
+        if name != origin and began(event) - member.began > SYMPTOM_LAG:
+            return False  # a symptom long in trouble carries no fresh trouble onward
         if not self.graph.infrastructure(name):
             return True
         if self.graph.kind(name) == "node" and event.host and event.host != name:
