@@ -294,10 +294,10 @@ class Grouper:
     def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
         """Same service, same trouble? Not once its alerts in the incident all resolved
         and this one began well after them; nor, for a service that is not the origin,
-        a new kind of alert beginning long after its trouble here began (a symptom of
-        something else reaching it)."""
-        late = began(event) - member.began > SHARED_LAG
-        if late and event.name not in member.names and event.service != _origin(inc):
+        an alert beginning more than SYMPTOM_LAG after its trouble here began (a symptom
+        of something else reaching it)."""
+        late = began(event) - member.began > SYMPTOM_LAG
+        if late and event.service != _origin(inc):
             return False
         return member.firing or began(event) - member.latest <= SIMILAR_WINDOW
 
