@@ -357,3 +357,25 @@ def test_without_impact_matchers_every_alert_may_open_as_before(platform):
     _run(platform, 1)
     assert [m for _, m, _, _ in _open(platform)] == [["mail"]]
     assert ServiceDef("x").placement() == {}
+
+
+def test_a_fresh_fault_downstream_of_a_long_standing_symptom_opens_its_own_incident(platform):
+    _setup(platform)
+    t0 = platform.clock.now()
+    node_alert = {
+        "alertname": "NodeDiskIOSaturation",
+        "service": "node-exporter",
+        "job": "node-exporter",
+        "instance": NODE,
+    }
+    platform.ingest_alertmanager(
+        [_alert(node_alert, t0), _alert({"alertname": "HighLatency", "service": "cart"}, t0)]
+    )
+    _run(platform, 8)
+    later = platform.clock.now()
+    platform.ingest_alertmanager(
+        [_alert({"alertname": "HighErrorRate", "service": "frontend"}, later)]
+    )
+    _run(platform, 3)
+    found = sorted((o, m) for o, m, _, _ in _open(platform))
+    assert found == [("frontend", ["frontend"]), (NODE, ["cart", NODE])]

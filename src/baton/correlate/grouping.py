@@ -23,7 +23,9 @@ send by minutes), never after Baton first saw it. Links over infrastructure edge
 workload to its node, a node to its zone, anything to a shared service) also need the
 two troubles to have begun within INFRA_LAG of each other: a node, a zone or DNS is
 upstream of so much that "depends on something in the incident" alone would join any
-fault to any other.
+fault to any other. A symptom (a member that is not the origin) whose trouble began more
+than SYMPTOM_LAG before carries nothing onward, and neither does same-service for it:
+fresh trouble there is something else reaching it.
 
 An alert that was already firing (on and off) before an incident began is not linked
 to it by anything but refire: effects do not come before their causes. Graph scores
