@@ -151,10 +151,9 @@ class Resolver:
 
     def _catalogued(self, name: str | None) -> str | None:
         """The catalogue's name for it: as is, or with a namespace prefix cut."""
-        if not name or self.graph.known(name) or not self.graph.services:
+        if not name or self.graph.known(name):
             return name
-        short = name.rsplit("/", 1)[-1]
-        return short
+        return name.rsplit("/", 1)[-1]
 
     def _custom(self, labels: dict[str, str]) -> tuple[str, str, str, str | None, str] | None:
         for n, (rule, matchers) in enumerate(self._rules):
@@ -260,14 +259,14 @@ def resolve_events(events: Iterable[Event], settings: EntitySettings, graph: Top
     """Give each event not yet resolved its subject (entity, service, host, reporter)."""
     resolver: Resolver | None = None
     for event in events:
-        if event.entity is not None or event.reporter is not None:
-            continue
+        if event.entity is not None:
+            continue  # resolved before; one that matched no rule is read again (cheap, same)
         resolver = resolver or Resolver(settings, graph)
         subject = resolver.resolve(event.labels or {}, event.service)
         event.entity = (subject.entity or "")[:256] or None
         event.service = (subject.service or event.service or "")[:128] or None
         event.host = (subject.host or "")[:256] or None
-        event.reporter = (subject.reporter or subject.rule)[:128]
+        event.reporter = (subject.reporter or "")[:128] or None
 
 
 def labels_subject(
