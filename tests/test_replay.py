@@ -109,3 +109,35 @@ def test_the_kube_bench_scores_a_storm():
     figures = correlate_kube([4])
     assert figures["storms"] == 1 and figures["faults"] >= 3
     assert 0.0 <= figures["pairwise_f1"] <= 1.0 and figures["mixed_fault_incidents"] is not None
+
+
+def test_capture_records_what_the_inbox_received_and_replays_it(tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from baton.harness.replay import capture, read_stream, replay
+    from baton.kernel.clock import SimulatedClock
+    from baton.runtime.platform import Platform
+    from baton.runtime.settings import Settings
+    from baton.sense import receivers
+    from baton.sense.inbox import row, write
+
+    home = tmp_path / "live"
+    clock = SimulatedClock(datetime(2026, 5, 12, 9, 0, tzinfo=UTC))
+    live = Platform(Settings(home=home), clock).start()
+    posts = [p for p in plan_kube_storm(3).stream() if p[1]][:4]
+    with live.db.engine.begin() as conn:
+        for at, alerts in posts:
+            batch = receivers.alertmanager_api(json.dumps(alerts).encode(), at, "alertmanager")
+            write(conn, [row(batch, at)])
+    with live.db.session() as s:
+        recorded = capture(s)
+    live.close()
+    assert [at for at, _ in recorded] == [at for at, _ in posts]
+    assert [len(a) for _, a in recorded] == [len(a) for _, a in posts]
+    out = tmp_path / "captured.jsonl"
+    monkeypatch.setenv("BATON_HOME", str(home))
+    result = CliRunner().invoke(app, ["capture", str(out)])
+    assert result.exit_code == 0, result.output
+    again = read_stream(out.read_text().splitlines())
+    assert len(again) == len(posts)
+    assert replay(again, [], None).alerts  # the stream plays back

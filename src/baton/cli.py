@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -566,6 +566,26 @@ def replay_alerts(
     out.print(table)
     placed = sum(1 for a in result.alerts if a.incident_id is not None)
     out.print(f"{result.posts} posts, {len(result.alerts)} alerts, {placed} in incidents")
+
+
+@app.command()
+def capture(
+    out_file: Annotated[Path, typer.Argument(help="Where to write the stream (JSON lines).")],
+    since: Annotated[
+        datetime | None, typer.Option(help="Only posts received from then on (ISO time).")
+    ] = None,
+) -> None:
+    """Record the Alertmanager posts this Baton received (what its inbox still keeps) as
+    a stream for `baton replay alerts`."""
+    from baton.harness.replay import capture as captured
+    from baton.harness.replay import write_stream
+
+    db = _database(settings())
+    with db.session() as s:
+        posts = captured(s, since.replace(tzinfo=since.tzinfo or UTC) if since else None)
+    db.dispose()
+    out_file.write_text("".join(f"{line}\n" for line in write_stream(posts)))
+    out.print(f"{len(posts)} posts, {sum(len(a) for _, a in posts)} alerts -> {out_file}")
 
 
 # --- demo -------------------------------------------------------------------------------

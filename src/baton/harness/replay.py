@@ -7,7 +7,8 @@ declares the catalogue, then delivers each post at its time and runs the heartbe
 `step_s` seconds between posts, so holds and windows end when they would have. What it
 writes: every incident with its member alerts (fingerprints and labels), origin and the
 reasons for each grouping and for the origin. `baton replay alerts` (cli.py) is the
-command; the correlate bench replays its Kubernetes storms the same way. docs/
+command and `baton capture` records such a stream from a live Baton's inbox; the
+correlate bench replays its Kubernetes storms the same way. docs/
 correlation.md describes the format, which is kept stable.
 """
 
@@ -23,12 +24,13 @@ from typing import Any
 import orjson
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from baton.correlate.topology import ServiceDef, load_catalogue
 from baton.kernel.clock import SimulatedClock
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
-from baton.store.models import AuditRecord, Event, Incident
+from baton.store.models import AuditRecord, Event, InboxBatch, Incident
 
 Post = tuple[datetime, list[dict[str, Any]]]
 
@@ -56,6 +58,29 @@ def write_stream(posts: Iterable[Post]) -> Iterator[str]:
     """The stream's JSON lines (what `baton capture` and the benches write)."""
     for at, alerts in posts:
         yield orjson.dumps({"at": at.isoformat().replace("+00:00", "Z"), "alerts": alerts}).decode()
+
+
+def capture(session: Session, since: datetime | None = None) -> list[Post]:
+    """The Alertmanager posts a live Baton received (its inbox, oldest first), as a
+    stream to replay. Only what the inbox still keeps (it is pruned by age and count),
+    and the alerts as normalised on receipt: labels, annotations, startsAt, endsAt."""
+    query = select(InboxBatch).where(InboxBatch.source.like("alertmanager%"))
+    if since is not None:
+        query = query.where(InboxBatch.received_at >= since)
+    posts: list[Post] = []
+    for batch in session.scalars(query.order_by(InboxBatch.received_at, InboxBatch.id)):
+        alerts = []
+        for record in orjson.loads(batch.events):
+            alert = {
+                "labels": record["labels"],
+                "annotations": record["annotations"],
+                "startsAt": record["starts_at"],
+            }
+            if record["status"] == "resolved":
+                alert["endsAt"] = record["ends_at"] or _iso(batch.received_at)
+            alerts.append(alert)
+        posts.append((batch.received_at, alerts))
+    return posts
 
 
 def read_catalogue(path: Path) -> list[ServiceDef]:
