@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -556,6 +556,10 @@ def bench_cmd(
     broker: Annotated[
         str | None, typer.Option(help="Celery broker URL, for benches that can use workers.")
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Seeds, e.g. `1-8`, `1000-1007` (held out) or `3,5` (bench-specific)."),
+    ] = None,
 ) -> None:
     """Measure speed or quality and print the figures."""
     from baton.harness import bench
@@ -579,6 +583,7 @@ def bench_cmd(
             data=data,
             size=size,
             broker=broker,
+            seeds=seeds,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
         try:
@@ -591,6 +596,71 @@ def bench_cmd(
     out.print(table)
     if as_json:
         print(_json(result))
+
+
+# --- replay -----------------------------------------------------------------------------
+replay_app = typer.Typer(help="Replay recorded alerts through a fresh Baton.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
+
+
+@replay_app.command(name="alerts")
+def replay_alerts(
+    stream: Annotated[Path, typer.Argument(help="JSON lines: {at, alerts: [Alertmanager v2]}.")],
+    services: Annotated[Path, typer.Option(help="Service catalogue (YAML list).")],
+    config: Annotated[
+        Path | None, typer.Option(help="correlation.yaml to replay with (default: defaults).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per incident, one per line.")
+    ] = False,
+) -> None:
+    """Play a recorded alert stream through a fresh Baton in simulated time and write
+    every incident: its alerts (fingerprints, labels), origin and the reasons."""
+    import yaml
+
+    from baton.harness.replay import read_catalogue, read_stream, replay
+
+    try:
+        posts = read_stream(stream.read_text().splitlines(), str(stream))
+        catalogue = read_catalogue(services)
+        settings = yaml.safe_load(config.read_text()) if config else None
+        if config and not isinstance(settings, dict | None):
+            raise ValueError(f"{config}: not a mapping")
+        result = replay(posts, catalogue, settings or ({} if config else None))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        for incident in result.incidents:
+            print(_json(incident))
+        return
+    table = Table("id", "status", "origin", "alerts", "title", title="replayed incidents")
+    for i in result.incidents:
+        table.add_row(
+            str(i["id"]), i["status"], str(i["origin"]), str(len(i["alerts"])), i["title"]
+        )
+    out.print(table)
+    placed = sum(1 for a in result.alerts if a.incident_id is not None)
+    out.print(f"{result.posts} posts, {len(result.alerts)} alerts, {placed} in incidents")
+
+
+@app.command()
+def capture(
+    out_file: Annotated[Path, typer.Argument(help="Where to write the stream (JSON lines).")],
+    since: Annotated[
+        datetime | None, typer.Option(help="Only posts received from then on (ISO time).")
+    ] = None,
+) -> None:
+    """Record the Alertmanager posts this Baton received (what its inbox still keeps) as
+    a stream for `baton replay alerts`."""
+    from baton.harness.replay import capture as captured
+    from baton.harness.replay import write_stream
+
+    db = _database(settings())
+    with db.session() as s:
+        posts = captured(s, since.replace(tzinfo=since.tzinfo or UTC) if since else None)
+    db.dispose()
+    out_file.write_text("".join(f"{line}\n" for line in write_stream(posts)))
+    out.print(f"{len(posts)} posts, {sum(len(a) for _, a in posts)} alerts -> {out_file}")
 
 
 # --- demo -------------------------------------------------------------------------------

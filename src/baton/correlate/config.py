@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from baton.correlate.entities import EntitySettings
 from baton.correlate.matchers import Matcher, parse_all
 
 
@@ -79,6 +80,11 @@ class CorrelationConfig(BaseModel):
     # alerts can be blamed on them. A list of matcher groups: an alert counts when it
     # matches every matcher of any group. Empty: every alert counts.
     impact_matchers: list[list[str]] = Field(default_factory=list)
+    # How an alert's labels name what it is about (correlate/entities.py).
+    entities: EntitySettings = Field(default_factory=EntitySettings)
+    # Low-severity alerts (warning, info) that show no impact wait as observations on
+    # their entity instead of opening incidents; they join one that opens there.
+    observe_below: str | None = "error"
 
     @field_validator("impact_matchers")
     @classmethod

@@ -12,7 +12,20 @@ Features, strongest first, each recorded with its score on the incident:
 - consumer-backlog: a queue backing up behind a worker in the incident.
 - upstream-of-origin: a cause found late; only for new, unheld trouble that began within
   ORIGIN_LAG of the incident and that most of its direct dependents suffer from.
+- runs-on: the alert's pod runs on a node (its `node` label) that is in the incident.
+- shared-cause: services that do not depend on one another but share a node, zone or
+  shared service (DNS, say) began failing together, and most of what stands on that
+  shared thing is failing: it is the probable origin of them all.
 - similarity: for services the graph does not know, alert name, labels and summary alike.
+
+Time is the time trouble began: the source's `startsAt` (a rule's `for` delays the first
+send by minutes), never after Baton first saw it. Links over infrastructure edges (a
+workload to its node, a node to its zone, anything to a shared service) also need the
+two troubles to have begun within INFRA_LAG of each other: a node, a zone or DNS is
+upstream of so much that "depends on something in the incident" alone would join any
+fault to any other. A symptom (a member that is not the origin) whose trouble began more
+than SYMPTOM_LAG before carries nothing onward, and neither does same-service for it:
+fresh trouble there is something else reaching it.
 
 An alert that was already firing (on and off) before an incident began is not linked
 to it by anything but refire: effects do not come before their causes. Graph scores
@@ -40,6 +53,7 @@ from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
 from baton.kernel.enums import EventStatus, IncidentStatus
+from baton.sense.events import SEVERITY_RANK
 from baton.store.models import Event, Incident
 
 ORIGIN_LAG = timedelta(minutes=3)  # a cause alerts before (or about when) its effects do
@@ -47,6 +61,11 @@ SIMILAR_ENOUGH = 0.5  # label/text similarity that groups alerts the graph knows
 SIMILAR_WINDOW = timedelta(minutes=5)
 CAUSE_COVERAGE = 0.5  # a late-found cause must explain this share of its direct dependents
 FADE = 0.6  # how much of a graph score fades over one correlation window
+INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble and its effects
+SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
+SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
+SYMPTOM_LAG = timedelta(minutes=5)  # how long a symptom (not the origin) carries trouble on
+MAX_PENDING = timedelta(minutes=30)  # how far back a source's startsAt is believed
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _TEXT_LABELS = ("alertname", "job", "host", "team", "namespace", "cluster")
@@ -68,6 +87,15 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
+def began(event: Event) -> datetime:
+    """When its trouble began: the source's startsAt, but not after Baton first saw it
+    and not more than MAX_PENDING before that."""
+    starts = event.starts_at
+    if starts is None:
+        return event.first_seen
+    return min(event.first_seen, max(starts, event.first_seen - MAX_PENDING))
+
+
 def _origin(inc: Incident) -> str | None:
     """The incident's origin; one opened in this very batch has its first service."""
     return inc.origin_service or (inc.services[0] if inc.services else None)
@@ -80,6 +108,8 @@ class Member:
     latest: datetime  # first_seen of its newest alert in the incident
     impact: bool  # shows a service-level impact, so it can explain its dependents
     names: frozenset[str]  # its alert names
+    began: datetime  # when its trouble in the incident began (earliest alert)
+    firing: bool = True  # one of its alerts in the incident still fires
 
 
 @dataclass(frozen=True)
@@ -104,6 +134,7 @@ class Grouper:
     _history: dict[str, dict[int, Episode]] = field(default_factory=dict)
     _failing: frozenset[str] | None = None
     _pending: dict[int, tuple[str | None, datetime]] | None = None
+    _troubled: dict[str, datetime] | None = None
 
     def prefetch(self, events: list[Event]) -> None:
         """Read the earlier episodes of the batch's alerts in one go (by fingerprint)."""
@@ -133,6 +164,9 @@ class Grouper:
         if self._pending is not None:
             self._pending.pop(event.id, None)
         self._failing = None
+        if self._troubled is not None and event.service and self._impact(event):
+            at = began(event)
+            self._troubled[event.service] = min(at, self._troubled.get(event.service, at))
 
     def candidates(
         self, event: Event, incidents: list[Incident]
@@ -158,11 +192,30 @@ class Grouper:
             if flapping and link is not None and link[0] != "same-service":
                 continue  # a flapping alert is too unsteady to link by anything weaker
             if link is not None:
-                rule, score, detail, trouble = link
+                rule, score, detail, trouble, *via = link
                 reason = self._reason(event, rule, score, detail)
                 reason["trouble"] = trouble  # alerts on the linked service: a tie-breaker
+                if via:
+                    reason["via"] = via[0]  # the shared thing it stands on
                 found.append((inc, reason))
         return self._ranked(event, found)
+
+    def observation(self, event: Event) -> bool:
+        """Low severity and no sign of impact: it waits on its entity, opens nothing."""
+        floor = self.cfg.observe_below
+        if floor is None or self._impact(event):
+            return False
+        return SEVERITY_RANK.get(event.severity, 1) < SEVERITY_RANK.get(floor, 2)
+
+    def merged(self, into: int, gone: int) -> None:
+        """Incident `gone` was taken over by `into`: what was cached of both is stale."""
+        self._members.pop(into, None)
+        self._members.pop(gone, None)
+        self._words.pop(into, None)
+        for episodes in self._history.values():
+            for event_id, ep in list(episodes.items()):
+                if ep.incident_id == gone:
+                    episodes[event_id] = Episode(into, ep.first_seen, ep.ends_at)
 
     def _should_wait(self, event: Event) -> bool:
         """Wait while a likely cause upstream is held (so it opens its incident first), and
@@ -200,7 +253,7 @@ class Grouper:
             "window_s": self.cfg.window_s,
         }
 
-    def _link(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
+    def _link(self, event: Event, inc: Incident) -> tuple[Any, ...] | None:
         """(rule, score, detail, how many kinds of alert the linked service has)."""
         service = event.service or "unknown"
         if not self.graph.known(service):
@@ -212,15 +265,23 @@ class Grouper:
                 return None
             return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
         members = self._profile(inc.id)
-        if service in members:
+        if service in members and self._still_there(members[service], event, inc):
             score = self._faded(1.0, members[service], event)
             return "same-service", score, f"same service {service}", len(members[service].names)
+        if event.host and event.host in members and members[event.host].impact:
+            m = members[event.host]
+            if abs(began(event) - m.began) <= INFRA_LAG:
+                score = self._faded(0.95, m, event)
+                return "runs-on", score, f"{service} runs on {event.host}", len(m.names)
         effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
         origin = _origin(inc)
         links = [
             (self._faded(0.9 / hops + self._bonus(name, origin, m, event), m, event), hops, name)
             for name, m in members.items()
-            if m.impact and name not in effects and (hops := self.graph.hops(service, name))
+            if m.impact
+            and name not in effects
+            and (hops := self.graph.hops(service, name))
+            and self._placed_there(event, name, m, members, origin)
         ]
         if links:
             score, hops, name = max(links, key=lambda x: (x[0], -x[1], len(members[x[2]].names)))
@@ -231,13 +292,146 @@ class Grouper:
         stalled = sorted(self.graph.consumers(service) & set(members))
         if stalled:
             return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
-        return self._late_cause(event, inc)
+        return self._late_cause(event, inc) or self._shared_cause(event, members)
+
+    def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
+        """Same service, same trouble? Not once its alerts in the incident all resolved
+        and this one began well after them; nor, for a service that is not the origin,
+        an alert beginning more than SYMPTOM_LAG after its trouble here began (a symptom
+        of something else reaching it)."""
+        late = began(event) - member.began > SYMPTOM_LAG
+        if late and event.service != _origin(inc):
+            return False
+        return member.firing or began(event) - member.latest <= SIMILAR_WINDOW
+
+    def _placed_there(
+        self,
+        event: Event,
+        name: str,
+        member: Member,
+        members: dict[str, Member],
+        origin: str | None = None,
+    ) -> bool:
+        """A link to infrastructure needs the two troubles to begin close together, and a
+        pod whose node is known is only an effect of that node's trouble."""
+        if member.began > began(event) + ORIGIN_LAG:
+            return False  # effects do not come before their causes
+        if name != origin and began(event) - member.began > SYMPTOM_LAG:
+            return False  # a symptom long in trouble carries no fresh trouble onward
+        if not self.graph.infrastructure(name):
+            return True
+        if self.graph.kind(name) == "node" and event.host and event.host != name:
+            return False
+        if abs(began(event) - member.began) > INFRA_LAG:
+            return False
+        spec = self.graph.services.get(name)
+        if spec is not None and spec.shared:  # everything needs it: most must be failing
+            failing, total = self._coverage(name, member.began, {event.service or ""})
+            if failing < 3 or failing < SHARED_COVERAGE * total:
+                return False
+        # infrastructure whose own trouble is explained by something else in the incident
+        # (DNS slow because its node is) is a symptom, not a cause for all that needs it
+        return not any(
+            other.began <= member.began + ORIGIN_LAG
+            for up, other in members.items()
+            if up != name and up in self.graph.upstream(name)
+        )
+
+    def _shared_cause(
+        self, event: Event, members: dict[str, Member]
+    ) -> tuple[str, float, str, int, str] | None:
+        """Unrelated services of this incident and this alert's began failing together
+        and stand on one node, zone or shared service that is mostly failing."""
+        service = event.service or "unknown"
+        if not self._impact(event):
+            return None
+        mine = began(event)
+        best: tuple[tuple[int, int, str], str, list[str], int, int] | None = None
+        for shared in self.graph.upstream(service):
+            if not self.graph.infrastructure(shared):
+                continue
+            direct = self.graph.dependents(shared)
+            if service not in direct:
+                continue  # it reaches the shared thing only through something else
+            together = sorted(
+                name
+                for name, m in members.items()
+                if m.impact
+                and name != service
+                and name in direct
+                and abs(m.began - mine) <= SHARED_LAG
+            )
+            if not together:
+                continue
+            failing, total = self._coverage(shared, mine, {service, *together})
+            if not self._enough(shared, failing, total):
+                continue
+            # the shared thing that explains most of the trouble; then the most specific
+            key = (-failing, len(self.graph.dependents(shared)), shared)
+            if best is None or key < best[0]:
+                best = (key, shared, together, failing, total)
+        if best is None:
+            return None
+        _, shared, together, failing, total = best
+        kind = self.graph.kind(shared) or "service"
+        detail = (
+            f"{service} and {', '.join(together[:3])}{' ...' if len(together) > 3 else ''} "
+            f"all stand on {shared} ({kind}); {failing} of the {total} things on it began "
+            f"failing within {int(SHARED_LAG.total_seconds() // 60)} min"
+        )
+        return "shared-cause", 0.7, detail, len(together), shared
+
+    def _coverage(self, shared: str, around: datetime, also: set[str]) -> tuple[int, int]:
+        """(how many of what stands directly on `shared` began failing within SHARED_LAG
+        of `around`, how many stand on it)."""
+        trouble = self._trouble()
+        dependents = self.graph.dependents(shared)
+        failing = sum(
+            1
+            for d in dependents
+            if d in also or (d in trouble and abs(trouble[d] - around) <= SHARED_LAG)
+        )
+        return failing, len(dependents)
+
+    def _enough(self, shared: str, failing: int, total: int) -> bool:
+        """Is that much failing evidence of a shared cause? Half of what stands on it, at
+        least two, when it says so itself or when what stands on it alerts on its own
+        (the nodes of a zone). A silent node or shared service is never inferred from
+        its services alone: in a storm many services fail at once for reasons of their
+        own; its own alert, however late, takes over instead (incidents._absorb)."""
+        if total == 0 or failing < 2 or failing < SHARED_COVERAGE * total:
+            return False
+        under = self.graph.dependents(shared)
+        return shared in self._trouble() or all(self.graph.infrastructure(d) for d in under)
+
+    def _trouble(self) -> dict[str, datetime]:
+        """Service -> when its newest firing trouble with an impact began (this window)."""
+        if self._troubled is None:
+            rows = self.session.execute(
+                select(Event.service, Event.starts_at, Event.first_seen, Event.labels).where(
+                    Event.status == "firing",
+                    Event.first_seen >= self.now - self.cfg.window,
+                    Event.suppressed_by.is_(None) | (Event.suppressed_by.like("inhibition:%")),
+                )
+            )
+            found: dict[str, datetime] = {}
+            impact = [parse_all(group) for group in self.cfg.impact_matchers]
+            for service, starts, first, labels in rows:
+                if not service or (impact and not any(match_all(g, labels or {}) for g in impact)):
+                    continue
+                at = min(first, max(starts or first, first - MAX_PENDING))
+                found[service] = min(at, found.get(service, at))
+            self._troubled = found
+        return self._troubled
 
     def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
         service, origin = event.service or "unknown", _origin(inc)
         hops = self.graph.hops(origin, service) if origin else None
-        if not hops or event.first_seen > inc.opened_at + ORIGIN_LAG:
+        if not hops or began(event) > inc.opened_at + ORIGIN_LAG:
             return None
+        first = self._profile(inc.id).get(origin or "")
+        if first is not None and began(event) > first.began + ORIGIN_LAG:
+            return None  # it began after the origin's trouble did: not its cause
         if not may_open(event, self.now):  # held or suppressed: too unsure to be a cause
             return None
         if self._refired(event, inc.opened_at - ORIGIN_LAG * 10):
@@ -268,18 +462,26 @@ class Grouper:
             impact = [parse_all(group) for group in self.cfg.impact_matchers]
             found: dict[str, Member] = {}
             rows = self.session.execute(
-                select(Event.service, Event.first_seen, Event.labels, Event.name).where(
-                    Event.incident_id == incident_id
-                )
+                select(
+                    Event.service,
+                    Event.first_seen,
+                    Event.labels,
+                    Event.name,
+                    Event.starts_at,
+                    Event.status,
+                ).where(Event.incident_id == incident_id)
             )
-            for service, first_seen, labels, alert in rows:
+            for service, first_seen, labels, alert, starts, status in rows:
                 name = service or "unknown"
                 hit = not impact or any(match_all(g, labels or {}) for g in impact)
                 seen = found.get(name)
+                start = min(first_seen, max(starts or first_seen, first_seen - MAX_PENDING))
                 found[name] = Member(
                     max(first_seen, seen.latest) if seen else first_seen,
                     hit or (seen.impact if seen else False),
                     (seen.names if seen else frozenset()) | {alert},
+                    min(start, seen.began) if seen else start,
+                    status == "firing" or (seen.firing if seen else False),
                 )
             self._members[incident_id] = found
         return self._members[incident_id]

@@ -1,4 +1,11 @@
-"""The service catalogue and its dependency graph (edges point upstream)."""
+"""The service catalogue and its dependency graph (edges point upstream).
+
+Besides declared dependencies the graph knows where things run: a service's `hosts`
+(nodes, VMs) and a node's `zone` are edges upstream too, and a `shared` service (DNS,
+say) is declared once and needed by every service that is not itself infrastructure.
+Those are *infrastructure* edges: many unrelated services hang off one node or zone, so
+grouping treats them with more care than an owner's declared dependency.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,26 @@ class ServiceDef:
     criticality: int = 2
     user_facing: bool = False
     depends_on: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # nodes or machines it runs on (declared as services)
+    zone: str | None = None  # for a node: the zone (or rack, datacentre) it is in
+    shared: bool = False  # shared infrastructure: every application service needs it
+    endpoints: tuple[str, ...] = ()  # URLs it answers on (probes name these)
+
+    def placement(self) -> dict[str, Any]:
+        """What the services table keeps of where it runs."""
+        out: dict[str, Any] = {}
+        if self.hosts:
+            out["hosts"] = list(self.hosts)
+        if self.zone:
+            out["zone"] = self.zone
+        if self.shared:
+            out["shared"] = True
+        if self.endpoints:
+            out["endpoints"] = list(self.endpoints)
+        return out
+
+
+INFRA_KINDS = frozenset({"node", "zone", "host", "dns", "ingress", "network"})
 
 
 @dataclass
@@ -35,15 +62,64 @@ class Topology:
     services: dict[str, ServiceDef] = field(default_factory=dict)
 
     @cached_property
+    def _edges(self) -> dict[str, tuple[str, ...]]:
+        """Every service's direct needs: declared dependencies, then its hosts, its zone,
+        and the shared services (which need nothing implicitly themselves)."""
+        shared = sorted(n for n, d in self.services.items() if d.shared)
+        out: dict[str, tuple[str, ...]] = {}
+        for name, d in self.services.items():
+            needs = [*d.depends_on, *d.hosts]
+            if d.zone:
+                needs.append(d.zone)
+            if not d.shared and d.kind not in INFRA_KINDS:
+                needs += [s for s in shared if s != name]
+            out[name] = tuple(dict.fromkeys(n for n in needs if n in self.services))
+        return out
+
+    @cached_property
+    def _infra(self) -> frozenset[tuple[str, str]]:
+        """Edges that are placement or shared infrastructure, not an owner's dependency."""
+        return frozenset(
+            (name, dep)
+            for name, deps in self._edges.items()
+            for dep in deps
+            if dep not in self.services[name].depends_on
+        )
+
+    def needs(self, name: str) -> tuple[str, ...]:
+        """Direct upstream edges of `name` (declared, placement and shared)."""
+        return self._edges.get(name, ())
+
+    def infra_edge(self, a: str, b: str) -> bool:
+        """Is `a` -> `b` a placement or shared-infrastructure edge?"""
+        return (a, b) in self._infra
+
+    def infrastructure(self, name: str) -> bool:
+        """A node, zone or shared service: a thing many unrelated services stand on."""
+        d = self.services.get(name)
+        return d is not None and (d.shared or d.kind in INFRA_KINDS)
+
+    def by_endpoint(self, url: str) -> str | None:
+        """The service answering on `url` (scheme and host must match a declared one)."""
+        return self._endpoints.get(_origin_of(url))
+
+    @cached_property
+    def _endpoints(self) -> dict[str, str]:
+        return {_origin_of(u): n for n, d in self.services.items() for u in d.endpoints}
+
+    def hosted_on(self, name: str) -> tuple[str, ...]:
+        d = self.services.get(name)
+        return d.hosts if d else ()
+
+    @cached_property
     def _upstream(self) -> dict[str, frozenset[str]]:
         memo: dict[str, frozenset[str]] = {}
 
         def visit(name: str, trail: frozenset[str]) -> frozenset[str]:
             if name in memo:
                 return memo[name]
-            spec = self.services.get(name)
             found: set[str] = set()
-            for dep in spec.depends_on if spec else ():
+            for dep in self.needs(name):
                 if dep in trail:
                     continue  # tolerate a cycle rather than recurse forever
                 found.add(dep)
@@ -71,12 +147,7 @@ class Topology:
         frontier, seen, depth = {a}, {a}, 0
         while frontier:
             depth += 1
-            frontier = {
-                dep
-                for name in frontier
-                for dep in (self.services[name].depends_on if name in self.services else ())
-                if dep not in seen
-            }
+            frontier = {dep for name in frontier for dep in self.needs(name) if dep not in seen}
             if b in frontier:
                 return depth
             seen |= frontier
@@ -85,9 +156,9 @@ class Topology:
     @cached_property
     def _dependents(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}
-        for spec in self.services.values():
-            for dep in spec.depends_on:
-                out.setdefault(dep, set()).add(spec.name)
+        for name in self.services:
+            for dep in self.needs(name):
+                out.setdefault(dep, set()).add(name)
         return {k: frozenset(v) for k, v in out.items()}
 
     def dependents(self, name: str) -> frozenset[str]:
@@ -129,6 +200,26 @@ class Topology:
         return spec.env if spec else "prod"
 
 
+def service_def(item: dict[str, Any]) -> ServiceDef:
+    """A ServiceDef from a catalogue entry or API body (lists become tuples); ValueError
+    naming the entry when a field is unknown."""
+    known = set(ServiceDef.__dataclass_fields__)
+    extra = sorted(set(item) - known)
+    if extra or "name" not in item:
+        problem = f"unknown field(s) {', '.join(extra)}" if extra else "no name"
+        raise ValueError(f"service {item.get('name', '?')}: {problem}")
+    lists = ("depends_on", "hosts", "endpoints")
+    return ServiceDef(**{k: tuple(v) if k in lists else v for k, v in item.items()})
+
+
+def load_catalogue(data: Any) -> list[ServiceDef]:
+    """A catalogue file's services: a list of entries, or {"services": [...]}."""
+    items = data.get("services", []) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ValueError("a catalogue is a list of services (or {services: [...]})")
+    return validate_defs(service_def(dict(i)) for i in items)
+
+
 def validate_defs(defs: Iterable[ServiceDef]) -> list[ServiceDef]:
     """Check names are unique and every dependency is declared; `Invalid` otherwise."""
     items = list(defs)
@@ -138,7 +229,9 @@ def validate_defs(defs: Iterable[ServiceDef]) -> list[ServiceDef]:
         raise Invalid(f"service declared twice: {', '.join(dupes)}")
     known = set(names)
     for d in items:
-        missing = [dep for dep in d.depends_on if dep not in known]
+        missing = [
+            dep for dep in (*d.depends_on, *d.hosts, *filter(None, [d.zone])) if dep not in known
+        ]
         if missing:
             raise Invalid(f"service {d.name} depends on unknown service(s): {', '.join(missing)}")
     return items
@@ -152,6 +245,7 @@ def upsert_services(session: Session, defs: Iterable[ServiceDef]) -> int:
         row = existing.get(d.name) or Service(name=d.name)
         row.kind, row.host, row.owner, row.env = d.kind, d.host, d.owner, d.env
         row.criticality, row.user_facing = d.criticality, d.user_facing
+        row.placement = d.placement() or None
         session.add(row)
         existing[d.name] = row
     session.flush()
@@ -168,6 +262,7 @@ def upsert_services(session: Session, defs: Iterable[ServiceDef]) -> int:
 def load_topology(session: Session) -> Topology:
     services = {}
     for row in session.scalars(select(Service)):
+        where = row.placement or {}
         services[row.name] = ServiceDef(
             name=row.name,
             kind=row.kind,
@@ -177,6 +272,10 @@ def load_topology(session: Session) -> Topology:
             criticality=row.criticality,
             user_facing=row.user_facing,
             depends_on=tuple(sorted(dep.depends_on.name for dep in row.dependencies)),
+            hosts=tuple(where.get("hosts", ())),
+            zone=where.get("zone"),
+            shared=bool(where.get("shared", False)),
+            endpoints=tuple(where.get("endpoints", ())),
         )
     return Topology(services)
 
@@ -191,4 +290,13 @@ def to_dict(d: ServiceDef) -> dict[str, Any]:
         "criticality": d.criticality,
         "user_facing": d.user_facing,
         "depends_on": list(d.depends_on),
+        **d.placement(),
     }
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host of a URL (lower case, no port, path or query): what a probe and a
+    catalogue entry must agree on."""
+    scheme, _, rest = url.strip().lower().partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    return f"{scheme}://{host}" if rest else url.strip().lower()

@@ -72,6 +72,9 @@ class Service(Base):
     env: Mapped[str] = mapped_column(String(32), default="prod")
     criticality: Mapped[int] = mapped_column(Integer, default=2)  # 1 = most critical
     user_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where it runs and what it shares: {"hosts": [...], "zone": ..., "shared": bool,
+    # "endpoints": [...]}; empty for a catalogue that says nothing of it.
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     dependencies: Mapped[list[ServiceDependency]] = relationship(
         foreign_keys="ServiceDependency.service_id", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -114,6 +117,12 @@ class Event(Base):
     suppressed_by: Mapped[str | None] = mapped_column(String(128))
     held_until: Mapped[datetime | None]  # transient hold: not correlated before this
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    # What the alert is about, resolved from its labels (correlate/entities.py), e.g.
+    # "node:ip-10-0-1-7", "workload:shop/cart"; where it runs, when the labels say; and
+    # what reported it (an exporter is not what is in trouble).
+    entity: Mapped[str | None] = mapped_column(String(256), index=True)
+    host: Mapped[str | None] = mapped_column(String(256))
+    reporter: Mapped[str | None] = mapped_column(String(128))
     __table_args__ = (Index("ix_events_fingerprint_status", "fingerprint", "status"),)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from baton.api.deps import actor_of, forget_tokens, parsed, platform, require, session
 from baton.api.params import Id, Seq
-from baton.correlate.topology import ServiceDef, load_topology
+from baton.correlate.topology import load_topology, service_def
 from baton.correlate.topology import to_dict as service_dict
 from baton.govern.rbac import Permission, Principal, list_tokens
 from baton.kernel import audit
@@ -39,6 +39,10 @@ class ServiceIn(BaseModel):
     criticality: int = Field(default=2, ge=1, le=4)
     user_facing: bool = False
     depends_on: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    zone: str | None = None
+    shared: bool = False
+    endpoints: list[str] = Field(default_factory=list)
 
 
 @router.put("/services", summary="Declare services and dependencies (upsert)")
@@ -47,7 +51,7 @@ def put_services(
     items: list[ServiceIn] = Depends(parsed(list[ServiceIn])),
     p: Platform = Depends(platform),
 ) -> dict[str, int]:
-    defs = [ServiceDef(**{**i.model_dump(), "depends_on": tuple(i.depends_on)}) for i in items]
+    defs = [service_def(i.model_dump()) for i in items]
     return {"services": p.commands.declare_services(defs, actor_of(who))}
 
 
