@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__
+from baton.cli_detect import detect_app
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
@@ -45,6 +46,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
 register(app)
+app.add_typer(detect_app, name="detect")
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)
@@ -484,7 +486,7 @@ def bench_cmd(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for simulated data.")] = 1,
     data: Annotated[
-        Path | None, typer.Option(help="Dataset path (default ../shared/datasets).")
+        Path | None, typer.Option(help="Dataset folder (default: $BATON_DATASETS/<bench>).")
     ] = None,
     size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,
     broker: Annotated[

@@ -302,3 +302,47 @@ def _workers(broker: str | None, home: Path) -> Iterator[Settings]:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+def dataset(args: BenchArgs, name: str) -> Path:
+    """The bench's data folder: ``--data``, else ``$BATON_DATASETS/<name>``."""
+    if args.data is not None:
+        path = args.data
+    elif os.environ.get("BATON_DATASETS"):
+        path = Path(os.environ["BATON_DATASETS"]) / name
+    else:
+        raise ValueError(
+            f"no data: pass --data PATH or set BATON_DATASETS to a folder holding {name}/ "
+            "(the corpus and where to get it are described in docs/benchmarks.md)"
+        )
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
+
+
+@bench("nab", "streaming metric anomaly detector on the NAB corpus, NAB scoring, points/s")
+def nab_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import nab
+    from baton.detect.metrics import score_series
+
+    corpus = nab.load_corpus(dataset(args, "nab"))
+    score_series(corpus[0].timestamps[:4], corpus[0].values[:4])  # compile outside the clock
+    scores: dict[str, Any] = {}
+    points = 0
+    started = time.perf_counter()
+    for i, series in enumerate(corpus):
+        scores[series.name] = score_series(series.timestamps, series.values).score
+        points += len(series.values)
+        args.progress(i + 1, len(corpus))
+    elapsed = time.perf_counter() - started
+    result: dict[str, Any] = {"series": len(corpus), "points": points}
+    for profile, figures in nab.score(corpus, scores).items():
+        result[profile] = figures.normalized
+        result[f"{profile}_threshold"] = round(figures.threshold, 4)
+        result[f"{profile}_tp_fp_fn"] = [
+            figures.true_positives,
+            figures.false_positives,
+            figures.false_negatives,
+        ]
+    result["points_per_s"] = round(points / elapsed)
+    return result
