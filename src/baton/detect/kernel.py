@@ -72,7 +72,7 @@ WEEK = 7 * DAY
 
 @njit(cache=True)
 def _slot(t: float, period: float, width: float, n: int) -> int:
-    k = int(math.floor((t % period) / width))
+    k = math.floor((t % period) / width)
     return min(max(k, 0), n - 1)
 
 
@@ -126,10 +126,7 @@ def step(
         if gap > 0.0 and (st[S_DT] == 0.0 or gap < st[S_DT]):
             st[S_DT] = gap  # the cadence: smallest spacing seen
         # the slot width is fixed once the learning period ends
-        if n < learn:
-            width = max(st[S_DT], p[P_SLOT_SECONDS])
-        else:
-            width = st[S_WIDTH]
+        width = max(st[S_DT], p[P_SLOT_SECONDS]) if n < learn else st[S_WIDTH]
         seasonal = width > 0.0 and width * 4.0 <= DAY
         kd = _slot(t, DAY, width, n_daily) if seasonal else 0
         kw = _slot(t, WEEK, width, n_weekly) if seasonal else 0
@@ -162,7 +159,7 @@ def step(
         if n >= learn and st[S_WIDTH] > 0.0:
             span = st[S_HI] - st[S_LO]
             bw = max(span, floor) / (bins - 8)
-            b = int(math.floor((x - st[S_LO]) / bw)) + 4
+            b = math.floor((x - st[S_LO]) / bw) + 4
             b = min(max(b, 0), bins - 1)
             prob = (hist[b] + 0.5 * st[S_HINC]) / (st[S_HTOTAL] + 0.5 * st[S_HINC] * bins)
             rare = -math.log(prob) - math.log(bins)  # surprise beyond a uniform spread

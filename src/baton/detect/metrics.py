@@ -28,19 +28,19 @@ class DetectorConfig:
     level_rate: float = 0.1
     fast_rate: float = 0.3
     slow_rate: float = 0.005
-    error_rate: float = 0.02
+    error_rate: float = 0.005
     slot_rate: float = 0.3
     bins: int = 40
     histogram_decay: float = 0.9995
-    rare_weight: float = 0.6
-    shift_weight: float = 0.5
+    rare_weight: float = 1.2
+    shift_weight: float = 1.0
     surprise_rate: float = 0.002
-    short_rate: float = 0.5
-    peak_decay: float = 0.995
+    short_rate: float = 0.2
+    peak_decay: float = 0.99
     score_scale: float = 4.0
     slot_seconds: float = 300.0
-    fire_level: float = 0.5
-    quiet_points: int = 300
+    fire_level: float = 0.6
+    quiet_points: int = 100
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
 
     def vector(self) -> np.ndarray:
