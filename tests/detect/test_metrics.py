@@ -148,3 +148,47 @@ def test_bad_input_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("BATON_DATASETS", raising=False)
     result = runner.invoke(app, ["bench", "nab", "--json"])
     assert result.exit_code == 2 and "BATON_DATASETS" in result.output
+
+
+def naive_nab(series: list[nab.Series], scores: dict[str, np.ndarray], w: dict) -> float:
+    """NAB's rules point by point, every threshold tried: slow and plain, to check score()."""
+    best = -w["fn"] * sum(len(s.windows) for s in series)
+    max_tp = 2 / (1 + np.exp(-5.0)) - 1
+    sig = lambda x: -1.0 if x > 3 else 2 / (1 + np.exp(5 * x)) - 1  # noqa: E731
+    for threshold in sorted({float(v) for s in series for v in scores[s.name]}):
+        total = 0.0
+        for s in series:
+            start = nab.probation(len(s.values))
+            hits = [i for i in range(start, len(s.values)) if scores[s.name][i] >= threshold]
+            for lo, hi in s.windows:
+                inside = [i for i in hits if lo <= i <= hi]
+                width = hi - lo + 1
+                total += (
+                    sig(-(hi - inside[0] + 1) / width) / max_tp * w["tp"] if inside else -w["fn"]
+                )
+            for i in hits:
+                if any(lo <= i <= hi for lo, hi in s.windows):
+                    continue
+                before = [(lo, hi) for lo, hi in s.windows if hi < i]
+                if not before:
+                    total += -1.0 * w["fp"]
+                else:
+                    lo, hi = before[-1]
+                    total += sig(abs(hi - i) / (hi - lo)) * w["fp"]
+        best = max(best, total)
+    return best
+
+
+def test_vectorised_sweep_matches_the_rules_point_by_point(tmp_path: Path) -> None:
+    series = nab.load_corpus(corpus(tmp_path))
+    rng = np.random.default_rng(7)
+    scores = {}
+    for s in series:
+        a = np.zeros(len(s.values))
+        a[rng.choice(len(a), 25, replace=False)] = rng.random(25).round(2)
+        a[s.windows[0][0] + 30] = 0.9
+        scores[s.name] = a
+    for name, profile in nab.PROFILES.items():
+        assert nab.score(series, scores)[name].raw == pytest.approx(
+            naive_nab(series, scores, profile), abs=1e-3
+        )

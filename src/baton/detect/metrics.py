@@ -25,9 +25,9 @@ class DetectorConfig:
     """The single configuration. Rates are per point; ``learn`` is the learning period."""
 
     learn: int = 150
-    level_rate: float = 0.1
+    level_rate: float = 0.03
     fast_rate: float = 0.3
-    slow_rate: float = 0.005
+    slow_rate: float = 0.002
     error_rate: float = 0.005
     slot_rate: float = 0.3
     bins: int = 40
@@ -38,7 +38,7 @@ class DetectorConfig:
     short_rate: float = 0.2
     peak_decay: float = 0.99
     score_scale: float = 4.0
-    slot_seconds: float = 300.0
+    slot_seconds: float = 900.0
     fire_level: float = 0.6
     quiet_points: int = 100
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
