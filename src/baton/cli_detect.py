@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -59,3 +60,33 @@ def nab_results(
         scored = score_series(series.timestamps, series.values)
         nab.write_results(out, detector, series, stamps, scored.score)
     typer.echo(f"{len(corpus)} result files under {out / detector}")
+
+
+logs_app = typer.Typer(help="Log template mining.", no_args_is_help=True)
+
+
+@logs_app.command("parse")
+def logs_parse(
+    source: Annotated[Path, typer.Argument(help="A log file, one message per line.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the CSV.")],
+) -> None:
+    """Write line_id,template_id,template,parameters for every line of SOURCE."""
+    from baton.detect.templates import TemplateMiner
+
+    miner = TemplateMiner()
+    count = 0
+    try:
+        with (
+            source.open(encoding="utf-8", errors="replace", newline=None) as lines,
+            output.open("w", newline="") as handle,
+        ):
+            writer = csv.writer(handle)
+            writer.writerow(["line_id", "template_id", "template", "parameters"])
+            for count, line in enumerate(lines, start=1):
+                match = miner.add(line.rstrip("\n"))
+                writer.writerow(
+                    [count, match.template_id, match.template, json.dumps(match.parameters)]
+                )
+    except OSError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{count} lines, {len(miner)} templates -> {output}")

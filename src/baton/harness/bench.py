@@ -346,3 +346,35 @@ def nab_bench(args: BenchArgs) -> dict[str, Any]:
         ]
     result["points_per_s"] = round(points / elapsed)
     return result
+
+
+@bench("loghub", "log template mining on Loghub-2k: grouping/parsing accuracy, lines/s")
+def loghub_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import loghub
+    from baton.detect.templates import TemplateMiner
+
+    data = dataset(args, "loghub2k")
+    result: dict[str, Any] = {}
+    lines, elapsed = 0, 0.0
+    for labels in ("original", "corrected"):
+        samples = loghub.load(data, corrected=labels == "corrected")
+        per_system: dict[str, dict[str, float]] = {}
+        for sample in samples:
+            miner = TemplateMiner()
+            started = time.perf_counter()
+            found = [miner.add(message).template for message in sample.contents]
+            elapsed += time.perf_counter() - started
+            lines += len(found)
+            per_system[sample.system] = {
+                "grouping": round(loghub.grouping_accuracy(found, sample.templates), 3),
+                "parsing": round(loghub.parsing_accuracy(found, sample.templates), 3),
+            }
+        result[f"{labels}_grouping_avg"] = round(
+            sum(s["grouping"] for s in per_system.values()) / len(per_system), 4
+        )
+        result[f"{labels}_parsing_avg"] = round(
+            sum(s["parsing"] for s in per_system.values()) / len(per_system), 4
+        )
+        result[f"{labels}_systems"] = per_system
+    result["lines_per_s"] = round(lines / elapsed)
+    return result
