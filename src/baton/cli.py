@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__
-from baton.cli_detect import detect_app, logs_app
+from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
@@ -48,6 +48,7 @@ app.add_typer(audit_app, name="audit")
 register(app)
 app.add_typer(detect_app, name="detect")
 app.add_typer(logs_app, name="logs")
+app.command(name="forecast")(forecast_cmd)
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from baton.detect import nab
@@ -90,3 +91,36 @@ def logs_parse(
     except OSError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"{count} lines, {len(miner)} templates -> {output}")
+
+
+def forecast_cmd(
+    source: Annotated[Path, typer.Argument(help="CSV with a timestamp,value header.")],
+    threshold: Annotated[float, typer.Option(help="The capacity line to watch.")],
+    horizon_days: Annotated[float, typer.Option(help="How far ahead to look.")] = 7.0,
+    falling: Annotated[bool, typer.Option(help="Watch for a fall below the line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Forecast SOURCE and say when it crosses THRESHOLD (with a 90 % interval)."""
+    from baton.detect.forecast import crossing, forecast
+
+    try:
+        seconds, values, _ = nab.read_csv_series(source)
+        fc = forecast(seconds, values, max(1, round(horizon_days * 24)))
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    cross = crossing(fc, threshold, float(np.nanmax(seconds)), rising=not falling)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "threshold": threshold,
+                    "expected_s": cross.expected,
+                    "earliest_s": cross.earliest,
+                    "latest_s": cross.latest,
+                    "level": cross.level,
+                    "summary": cross.describe(),
+                }
+            )
+        )
+    else:
+        typer.echo(f"{source.name}: {cross.describe()}")

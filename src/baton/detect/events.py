@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from baton.detect.forecast import Crossing
 from baton.detect.metrics import Finding
 from baton.detect.templates import Match
 from baton.sense.normalize import EventIn
@@ -63,6 +64,32 @@ def log_anomaly(
             "summary": f"new {level} log template: {match.template[:200]}",
             "example": message[:500],
             "level": level,
+        },
+        starts_at=at,
+        ends_at=None,
+        fingerprint="",
+    )
+
+
+def capacity_forecast(
+    metric: str, labels: dict[str, str], at: datetime, crossing: Crossing, horizon_s: float
+) -> EventIn | None:
+    """A forecast Event when the crossing is expected within the horizon, else None."""
+    if crossing.expected is None or crossing.expected > horizon_s:
+        return None
+    tags = {**labels, "alertname": "CapacityForecast", "metric": metric}
+    return EventIn(
+        source=SOURCE,
+        name="CapacityForecast",
+        service=labels.get("service"),
+        resource=labels.get("instance"),
+        severity="warning",
+        status="firing",
+        labels=tags,
+        annotations={
+            "summary": f"{metric} on {labels.get('instance', '?')}: {crossing.describe()}",
+            "threshold": f"{crossing.threshold:g}",
+            "expected_s": f"{crossing.expected:.0f}",
         },
         starts_at=at,
         ends_at=None,

@@ -378,3 +378,40 @@ def loghub_bench(args: BenchArgs) -> dict[str, Any]:
         result[f"{labels}_systems"] = per_system
     result["lines_per_s"] = round(lines / elapsed)
     return result
+
+
+@bench("forecast", "capacity forecasts: rolling-origin backtest on NAB realKnownCause+AWS")
+def forecast_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import nab
+    from baton.detect.forecast import backtest, hourly
+
+    corpus = [
+        s
+        for s in nab.load_corpus(dataset(args, "nab"))
+        if s.category in ("realKnownCause", "realAWSCloudwatch")
+    ]
+    runs, skipped = [], []
+    started = time.perf_counter()
+    for i, series in enumerate(corpus):
+        result = backtest(hourly(series.timestamps, series.values)[1])
+        if result is None:
+            skipped.append(series.name)
+        else:
+            runs.append(result)
+        args.progress(i + 1, len(corpus))
+    if not runs:
+        raise ValueError("no series long enough to backtest")
+    model = sum(r.mase_model for r in runs) / len(runs)
+    naive = sum(r.mase_seasonal_naive for r in runs) / len(runs)
+    points = sum(r.forecasts for r in runs)
+    return {
+        "series": len(runs),
+        "skipped_too_short": skipped,
+        "origins": points,
+        "horizon_hours": 24,
+        "mase_model": round(model, 3),
+        "mase_seasonal_naive": round(naive, 3),
+        "mase_ratio": round(model / naive, 3),
+        "coverage_90": round(sum(r.coverage * r.forecasts for r in runs) / points, 3),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
