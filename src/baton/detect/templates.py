@@ -1,13 +1,14 @@
 """Log template mining: one general masking configuration, one pass, bounded memory.
 
 A message's template is the message with its variable words replaced by ``<*>``: a word
-is variable when it holds a digit (counters, ids, addresses, sizes, times), is a host
-name under a common top-level domain, is a day or month name, or is a long hex string.
-Words are split at punctuation that commonly glues values to text (``key=value``,
-``host:port``, ``(...)``), and a run of variables separated only by spaces becomes one
-``<*>``, so a value of varying length still yields one template. Messages with the same
-template share a template id; a template seen for the first time is reported as new, which
-is what the log-anomaly check builds on.
+is variable when it holds a digit (counters, ids, addresses, sizes, times), is a day or
+month name, a host name (a common top-level domain, or three or more lower-case labels),
+an absolute path, or a long hex string; the word after ``user`` is a user name, and an
+empty ``()`` is an empty value. Words end at punctuation that commonly glues values to
+text (``key=value``, ``host:port``, brackets, quotes), and a run of variables separated
+only by spaces or commas becomes one ``<*>``, so a list or a value of varying length
+still yields one template. Messages with the same template share a template id; a
+template seen for the first time is reported as new, which the log-anomaly rule uses.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ _VARIABLE = re.compile(
     rf"(?<!{_W})(?:"
     rf"{_ND}*+\d{_W}*+"  # holds a digit (possessive: no backtracking)
     rf"|(?i:{_CALENDAR})"  # a day or month name
+    rf"|/{_W}*/{_W}*"  # an absolute path
     rf"|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?i:{_TLD})"  # a host name
+    rf"|[a-z0-9-]+(?:\.[a-z0-9-]+)+\.[a-z]{{2,6}}"  # any lower-case host of 3+ labels
     rf"|[0-9a-fA-F]{{8,}}"  # a long hex string
     rf")(?!{_W})"
 )
-_RUN = re.compile(r"<\*>(?:\s+<\*>)+")
+_USER = re.compile(rf"(?<=\buser[ =])(?!<\*>){_W}+")  # whoever the user is
+_EMPTY = re.compile(r"\(\)")  # an empty value in brackets
+_RUN = re.compile(r"<\*>(?:[\s,]+<\*>)+")
 WILDCARD = "<*>"
 ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg"})
 
@@ -47,6 +52,7 @@ class Match:
 def template_of(message: str) -> tuple[str, tuple[str, ...]]:
     """The message's template and its variable words, in order."""
     masked = _VARIABLE.sub(WILDCARD, message)
+    masked = _EMPTY.sub("(<*>)", _USER.sub(WILDCARD, masked))
     return _RUN.sub(WILDCARD, masked.strip()), tuple(_VARIABLE.findall(message))
 
 
