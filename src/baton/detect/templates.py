@@ -29,13 +29,13 @@ _VARIABLE = re.compile(
     rf"{_ND}*+\d{_W}*+"  # holds a digit (possessive: no backtracking)
     rf"|(?i:{_CALENDAR})"  # a day or month name
     rf"|/{_W}*/{_W}*"  # an absolute path
+    rf"|(?<=\buser[ =]){_W}+"  # whoever the user is
+    rf"|(?<=\()(?=\))"  # an empty value in brackets
     rf"|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?i:{_TLD})"  # a host name
     rf"|[a-z0-9-]+(?:\.[a-z0-9-]+)+\.[a-z]{{2,6}}"  # any lower-case host of 3+ labels
     rf"|[0-9a-fA-F]{{8,}}"  # a long hex string
     rf")(?!{_W})"
 )
-_USER = re.compile(rf"(?<=\buser[ =])(?!<\*>){_W}+")  # whoever the user is
-_EMPTY = re.compile(r"\(\)")  # an empty value in brackets
 _RUN = re.compile(r"<\*>(?:[\s,]+<\*>)+")
 WILDCARD = "<*>"
 ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg"})
@@ -52,7 +52,6 @@ class Match:
 def template_of(message: str) -> tuple[str, tuple[str, ...]]:
     """The message's template and its variable words, in order."""
     masked = _VARIABLE.sub(WILDCARD, message)
-    masked = _EMPTY.sub("(<*>)", _USER.sub(WILDCARD, masked))
     return _RUN.sub(WILDCARD, masked.strip()), tuple(_VARIABLE.findall(message))
 
 
