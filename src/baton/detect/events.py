@@ -1,4 +1,5 @@
-"""Findings as Events: a metric anomaly or a log anomaly joins correlation like any alert.
+"""Findings as Events: a metric anomaly, a log anomaly or a capacity forecast joins
+correlation like any alert.
 
 The labels carry what correlation groups on (service, instance, the series or template);
 the annotations carry the explanation a person reads (score, expected range, deviation,
@@ -17,22 +18,38 @@ from baton.sense.normalize import EventIn
 SOURCE = "baton.detect"
 
 
-def _severity(score: float) -> str:
-    return "error" if score >= 0.9 else "warning"
+def _event(
+    name: str,
+    labels: dict[str, str],
+    extra: dict[str, str],
+    severity: str,
+    at: datetime,
+    annotations: dict[str, str],
+) -> EventIn:
+    return EventIn(
+        source=SOURCE,
+        name=name,
+        service=labels.get("service"),
+        resource=labels.get("instance"),
+        severity=severity,
+        status="firing",
+        labels={**labels, "alertname": name, **extra},
+        annotations=annotations,
+        starts_at=at,
+        ends_at=None,
+        fingerprint="",
+    )
 
 
 def metric_anomaly(metric: str, labels: dict[str, str], at: datetime, finding: Finding) -> EventIn:
     """One anomalous point of one series (``labels`` identify the series)."""
-    tags = {**labels, "alertname": "MetricAnomaly", "metric": metric}
-    return EventIn(
-        source=SOURCE,
-        name="MetricAnomaly",
-        service=labels.get("service"),
-        resource=labels.get("instance"),
-        severity=_severity(finding.score),
-        status="firing",
-        labels=tags,
-        annotations={
+    return _event(
+        "MetricAnomaly",
+        labels,
+        {"metric": metric},
+        "error" if finding.score >= 0.9 else "warning",
+        at,
+        {
             "summary": f"{metric} anomalous: {finding.explain()}",
             "score": f"{finding.score:.3f}",
             "expected_low": f"{finding.low:.6g}",
@@ -41,9 +58,6 @@ def metric_anomaly(metric: str, labels: dict[str, str], at: datetime, finding: F
             "component": finding.component,
             "model": finding.model,
         },
-        starts_at=at,
-        ends_at=None,
-        fingerprint="",
     )
 
 
@@ -51,23 +65,17 @@ def log_anomaly(
     labels: dict[str, str], at: datetime, match: Match, level: str, message: str
 ) -> EventIn:
     """A template never seen before at an error-like level."""
-    tags = {**labels, "alertname": "NewLogTemplate", "template_id": match.template_id}
-    return EventIn(
-        source=SOURCE,
-        name="NewLogTemplate",
-        service=labels.get("service"),
-        resource=labels.get("instance"),
-        severity="error",
-        status="firing",
-        labels=tags,
-        annotations={
+    return _event(
+        "NewLogTemplate",
+        labels,
+        {"template_id": match.template_id},
+        "error",
+        at,
+        {
             "summary": f"new {level} log template: {match.template[:200]}",
             "example": message[:500],
             "level": level,
         },
-        starts_at=at,
-        ends_at=None,
-        fingerprint="",
     )
 
 
@@ -77,21 +85,15 @@ def capacity_forecast(
     """A forecast Event when the crossing is expected within the horizon, else None."""
     if crossing.expected is None or crossing.expected > horizon_s:
         return None
-    tags = {**labels, "alertname": "CapacityForecast", "metric": metric}
-    return EventIn(
-        source=SOURCE,
-        name="CapacityForecast",
-        service=labels.get("service"),
-        resource=labels.get("instance"),
-        severity="warning",
-        status="firing",
-        labels=tags,
-        annotations={
+    return _event(
+        "CapacityForecast",
+        labels,
+        {"metric": metric},
+        "warning",
+        at,
+        {
             "summary": f"{metric} on {labels.get('instance', '?')}: {crossing.describe()}",
             "threshold": f"{crossing.threshold:g}",
             "expected_s": f"{crossing.expected:.0f}",
         },
-        starts_at=at,
-        ends_at=None,
-        fingerprint="",
     )
