@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__, cli_views
+from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
 from baton.runtime.settings import ConfigError, Settings, load_settings
@@ -47,6 +48,9 @@ app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
 register(app)
 cli_views.register(app)
+app.add_typer(detect_app, name="detect")
+app.add_typer(logs_app, name="logs")
+app.command(name="forecast")(forecast_cmd)
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)
@@ -548,8 +552,8 @@ def bench_cmd(
     data: Annotated[
         Path | None,
         typer.Option(
-            help="A public dataset, for benches that need one (each says where to get it); "
-            "today's benches make their own data from --seed."
+            help="A public dataset, for the benches that need one (default "
+            "$BATON_DATASETS/<bench>; each says where to get it)."
         ),
     ] = None,
     size: Annotated[int | None, typer.Option(help="Workload size (bench-specific).")] = None,

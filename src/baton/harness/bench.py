@@ -329,3 +329,116 @@ def _workers(broker: str | None, home: Path) -> Iterator[Settings]:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+def dataset(args: BenchArgs, name: str) -> Path:
+    """The bench's data folder: ``--data``, else ``$BATON_DATASETS/<name>``."""
+    if args.data is not None:
+        path = args.data
+    elif os.environ.get("BATON_DATASETS"):
+        path = Path(os.environ["BATON_DATASETS"]) / name
+    else:
+        raise ValueError(
+            f"no data: pass --data PATH or set BATON_DATASETS to a folder holding {name}/ "
+            "(the corpus and where to get it are described in docs/benchmarks.md)"
+        )
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
+
+
+@bench("nab", "streaming metric anomaly detector on the NAB corpus, NAB scoring, points/s")
+def nab_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import nab
+    from baton.detect.metrics import score_series
+
+    corpus = nab.load_corpus(dataset(args, "nab"))
+    score_series(corpus[0].timestamps[:4], corpus[0].values[:4])  # compile outside the clock
+    scores: dict[str, Any] = {}
+    points = 0
+    started = time.perf_counter()
+    for i, series in enumerate(corpus):
+        scores[series.name] = score_series(series.timestamps, series.values).score
+        points += len(series.values)
+        args.progress(i + 1, len(corpus))
+    elapsed = time.perf_counter() - started
+    result: dict[str, Any] = {"series": len(corpus), "points": points}
+    for profile, figures in nab.score(corpus, scores).items():
+        result[profile] = figures.normalized
+        result[f"{profile}_threshold"] = round(figures.threshold, 4)
+        result[f"{profile}_tp_fp_fn"] = [
+            figures.true_positives,
+            figures.false_positives,
+            figures.false_negatives,
+        ]
+    result["points_per_s"] = round(points / elapsed)
+    return result
+
+
+@bench("loghub", "log template mining on Loghub-2k: grouping/parsing accuracy, lines/s")
+def loghub_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import loghub
+    from baton.detect.templates import TemplateMiner
+
+    data = dataset(args, "loghub2k")
+    result: dict[str, Any] = {}
+    lines, elapsed = 0, 0.0
+    for labels in ("original", "corrected"):
+        samples = loghub.load(data, corrected=labels == "corrected")
+        per_system: dict[str, dict[str, float]] = {}
+        for sample in samples:
+            miner = TemplateMiner()
+            started = time.perf_counter()
+            found = [miner.add(message).template for message in sample.contents]
+            elapsed += time.perf_counter() - started
+            lines += len(found)
+            per_system[sample.system] = {
+                "grouping": round(loghub.grouping_accuracy(found, sample.templates), 3),
+                "parsing": round(loghub.parsing_accuracy(found, sample.templates), 3),
+            }
+        result[f"{labels}_grouping_avg"] = round(
+            sum(s["grouping"] for s in per_system.values()) / len(per_system), 4
+        )
+        result[f"{labels}_parsing_avg"] = round(
+            sum(s["parsing"] for s in per_system.values()) / len(per_system), 4
+        )
+        result[f"{labels}_systems"] = per_system
+    result["lines_per_s"] = round(lines / elapsed)
+    return result
+
+
+@bench("forecast", "capacity forecasts: rolling-origin backtest on NAB realKnownCause+AWS")
+def forecast_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.detect import nab
+    from baton.detect.forecast import backtest, hourly
+
+    corpus = [
+        s
+        for s in nab.load_corpus(dataset(args, "nab"))
+        if s.category in ("realKnownCause", "realAWSCloudwatch")
+    ]
+    runs, skipped = [], []
+    started = time.perf_counter()
+    for i, series in enumerate(corpus):
+        result = backtest(hourly(series.timestamps, series.values)[1])
+        if result is None:
+            skipped.append(series.name)
+        else:
+            runs.append(result)
+        args.progress(i + 1, len(corpus))
+    if not runs:
+        raise ValueError("no series long enough to backtest")
+    model = sum(r.mase_model for r in runs) / len(runs)
+    naive = sum(r.mase_seasonal_naive for r in runs) / len(runs)
+    points = sum(r.forecasts for r in runs)
+    return {
+        "series": len(runs),
+        "skipped_too_short": skipped,
+        "origins": points,
+        "horizon_hours": 24,
+        "mase_model": round(model, 3),
+        "mase_seasonal_naive": round(naive, 3),
+        "mase_ratio": round(model / naive, 3),
+        "coverage_90": round(sum(r.coverage * r.forecasts for r in runs) / points, 3),
+        "seconds": round(time.perf_counter() - started, 1),
+    }

@@ -1,0 +1,103 @@
+"""Log template mining and the Loghub bench, on a small sample made here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from baton.cli import app
+from baton.detect import loghub
+from baton.detect.templates import TemplateMiner, is_novel_error, template_of
+
+LINES = [
+    "Accepted password for alice from 10.0.0.7 port 52211 ssh2",
+    "Accepted password for alice from 10.0.0.9 port 40022 ssh2",
+    "proxy.example.com:5070 open through proxy proxy.example.com:5070 HTTPS",
+    "www.google.com:443 open through proxy proxy.example.com:5070 HTTPS",
+    "connection from 1.2.3.4 () at Sun Jul 10 03:04:05 2005",
+    "connection from 1.2.3.5 () at Fri Jul 8 13:04:05 2005",
+    "Disk quota exceeded on /var",
+    "session opened for user news by (uid=0)",
+    "session opened for user cyrus by (uid=0)",
+    "Deleting instance files /var/lib/nova/instances/3f2a_del",
+]
+
+
+def test_variables_are_masked_with_one_general_configuration() -> None:
+    templates = [template_of(line)[0] for line in LINES]
+    # "40022 ssh2" is a run of two variables, so it becomes one
+    assert templates[0] == templates[1] == "Accepted password for alice from <*> port <*>"
+    assert templates[2] == templates[3] == "<*>:<*> open through proxy <*>:<*> HTTPS"
+    assert templates[4] == templates[5] == "connection from <*> (<*>) at <*>:<*>:<*>"
+    assert templates[6] == "Disk quota exceeded on /var"
+    assert templates[7] == templates[8] == "session opened for user <*> by (uid=<*>)"
+    assert templates[9] == "Deleting instance files <*>"
+    assert template_of(LINES[0])[1] == ("10.0.0.7", "52211", "ssh2")
+
+
+def test_miner_ids_are_stable_new_templates_flagged_and_memory_bounded() -> None:
+    miner = TemplateMiner(capacity=2)
+    first = miner.add("Disk quota exceeded on /var")
+    again = miner.add("Disk quota exceeded on /var")
+    assert first.new and not again.new and first.template_id == again.template_id
+    assert is_novel_error(first, "ERROR") and not is_novel_error(again, "ERROR")
+    assert not is_novel_error(first, "info")
+    miner.add("a"), miner.add("b"), miner.add("c")
+    assert len(miner) == 2
+
+
+def sample(tmp_path: Path) -> Path:
+    folder = tmp_path / "Tiny"
+    (folder / "corrected").mkdir(parents=True)
+    truth = [
+        "Accepted password for alice from <*> port <*>",
+        "Accepted password for alice from <*> port <*>",
+        "<*>:<*> open through proxy <*>:<*> HTTPS",
+        "<*>:<*> open through proxy <*>:<*> HTTPS",
+        "connection from <*> (<*>) at <*>",
+        "connection from <*> (<*>) at <*>",
+        "Disk quota exceeded on /var",
+        "session opened for user <*> by (uid=<*>)",
+        "session opened for user <*> by (uid=<*>)",
+        "Deleting instance files <*>",
+    ]
+    for path in (
+        folder / "Tiny_2k.log_structured.csv",
+        folder / "corrected" / "Tiny_2k.log_structured_corrected.csv",
+    ):
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["LineId", "Content", "EventId", "EventTemplate"])
+            for i, (line, template) in enumerate(zip(LINES, truth, strict=True), 1):
+                writer.writerow([i, line, f"E{i}", template])
+    (folder / "Tiny_2k.log").write_text("\r\n".join(LINES))
+    return tmp_path
+
+
+def test_accuracy_metrics() -> None:
+    truth = ["A", "A", "B", "C"]
+    assert loghub.grouping_accuracy(["x", "x", "y", "z"], truth) == 1.0
+    assert loghub.grouping_accuracy(["x", "x", "x", "z"], truth) == 0.25
+    assert loghub.grouping_accuracy(["x", "y", "z", "w"], truth) == 0.5
+    assert loghub.parsing_accuracy(["A", "B", "B", "C"], truth) == 0.75
+
+
+def test_cli_parses_a_log_and_benches(tmp_path: Path) -> None:
+    data = sample(tmp_path)
+    runner = CliRunner()
+    out = tmp_path / "parsed.csv"
+    result = runner.invoke(app, ["logs", "parse", str(data / "Tiny/Tiny_2k.log"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert len(rows) == len(LINES) and rows[0]["template_id"] == rows[1]["template_id"]
+    assert json.loads(rows[0]["parameters"]) == ["10.0.0.7", "52211", "ssh2"]
+    assert not rows[0]["template"].endswith("\r")
+
+    result = runner.invoke(app, ["bench", "loghub", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["original_grouping_avg"] == 1.0
+    assert figures["original_systems"]["Tiny"]["parsing"] == round(8 / 10, 3)
