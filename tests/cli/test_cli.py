@@ -50,7 +50,8 @@ def test_help_on_every_command():
 def test_demo_once_then_audit_verify_and_tamper(env):
     result = run("demo", "--once", "--seed", "1", "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    # stdout alone: the summary is its last line (log lines go to stderr)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["scenarios"] >= 6
     assert summary["scenarios_with_incident"] == summary["scenarios"]
     assert summary["proposals"] >= summary["scenarios"]
@@ -159,7 +160,7 @@ def test_bench_registry(env):
     assert unknown.exit_code == 2 and "available" in unknown.output
     result = run("bench", "pipeline", "--json", "--size", "20")
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[-1])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["alerts"] == 1000 and figures["alerts_per_s"] > 0
 
 

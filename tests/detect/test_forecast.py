@@ -64,7 +64,7 @@ def test_cli_forecast(tmp_path: Path) -> None:
     path.write_text("timestamp,value\n" + "\n".join(f"{t:.0f},{x:.3f}" for t, x in zip(ts, xs)))
     result = CliRunner().invoke(app, ["forecast", str(path), "--threshold", "80", "--json"])
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[-1])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert 3.5 * DAY < figures["expected_s"] < 6.5 * DAY
     short = tmp_path / "short.csv"
     short.write_text("timestamp,value\n1700000000,1\n1700000300,2\n")

@@ -135,7 +135,7 @@ def test_cli_scores_a_file_writes_nab_results_and_benches(tmp_path: Path) -> Non
 
     result = runner.invoke(app, ["bench", "nab", "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[-1])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["series"] == 2 and figures["standard"] > 50
 
 

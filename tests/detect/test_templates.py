@@ -98,6 +98,6 @@ def test_cli_parses_a_log_and_benches(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["bench", "loghub", "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[-1])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["original_grouping_avg"] == 1.0
     assert figures["original_systems"]["Tiny"]["parsing"] == round(8 / 10, 3)
