@@ -180,7 +180,9 @@ def comment(
 def history(session: Session, ticket_id: int) -> list[TicketChange]:
     return list(
         session.scalars(
-            select(TicketChange).where(TicketChange.ticket_id == ticket_id).order_by(TicketChange.id)
+            select(TicketChange)
+            .where(TicketChange.ticket_id == ticket_id)
+            .order_by(TicketChange.id)
         )
     )
 

@@ -8,6 +8,7 @@ instead of a new one.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import imaplib
 import logging
@@ -82,7 +83,7 @@ class SmtpHandler:
     def __init__(self, deliver: Deliver) -> None:
         self.deliver = deliver
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         try:
             self.deliver(bytes(envelope.original_content or envelope.content))
         except Exception:
@@ -126,8 +127,6 @@ def poll_imap(
             client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
             done += 1
     finally:
-        try:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
     return done

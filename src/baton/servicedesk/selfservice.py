@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from baton.govern import killswitch
 from baton.govern.policy import PolicyInputs, decide
 from baton.kernel.audit import Actor, append
-from baton.kernel.enums import Tier
 from baton.kernel.enums import TicketStatus as S
+from baton.kernel.enums import Tier
 from baton.kernel.errors import Invalid, NotFound, Refused
 from baton.servicedesk import lifecycle
 from baton.servicedesk.directory import Account, Directory

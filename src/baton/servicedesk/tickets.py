@@ -8,8 +8,8 @@ else.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
