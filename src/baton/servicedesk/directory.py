@@ -38,9 +38,9 @@ class Directory:
         bind_dn: str,
         password: str,
         user_attr: str = "uid",
-        timeout: float = 5.0,
+        timeout: int = 5,
     ) -> None:
-        self.server = Server(url, connect_timeout=timeout)
+        self.server = Server(url.rstrip("/"), connect_timeout=timeout)
         self.base_dn, self.bind_dn, self._password = base_dn, bind_dn, password
         self.user_attr, self.timeout = user_attr, timeout
 

@@ -1,0 +1,131 @@
+"""Throwaway real services for the desk's integration tests: an OpenLDAP slapd and a
+Dovecot IMAP server, each with its own config in a temp dir on a free port.
+
+Missing binaries skip the test, except on CI, where they are required (.ci/run installs
+them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+BASE = "dc=example,dc=org"
+ADMIN = f"cn=admin,{BASE}"
+ADMIN_PW = "admin-secret"
+
+
+def need(binary: str, package: str) -> str:
+    path = shutil.which(binary) or (
+        f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None
+    )
+    if path is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{binary} is required on CI (apt-get install {package})")
+        pytest.skip(f"{binary} not installed (apt-get install {package})")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(port: int, proc: subprocess.Popen, what: str) -> None:
+    for _ in range(200):
+        if proc.poll() is not None and proc.returncode not in (0, None):
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # waiting for a real server to bind, not for test logic
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+SLAPD_CONF = """include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload ppolicy
+pidfile {dir}/slapd.pid
+database mdb
+maxsize 10485760
+suffix "{base}"
+rootdn "{admin}"
+rootpw {pw}
+directory {dir}/db
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{base}"
+"""
+
+SEED = """dn: {base}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,{base}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=policies,{base}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{base}
+objectClass: organizationalRole
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdLockout: TRUE
+pwdMaxFailure: 3
+
+dn: uid=alice,ou=people,{base}
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: Anders
+mail: alice@example.org
+userPassword: alice-old-password
+
+dn: uid=bob,ou=people,{base}
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob
+sn: Berg
+mail: bob@example.org
+userPassword: bob-old-password
+"""
+
+
+def start_slapd(tmp: Path) -> tuple[str, subprocess.Popen]:
+    """A slapd with two people (alice, bob) and a lockout policy; returns its URL."""
+    slapd = need("slapd", "slapd ldap-utils")
+    need("ldapadd", "ldap-utils")
+    (tmp / "db").mkdir(parents=True)
+    conf = tmp / "slapd.conf"
+    conf.write_text(SLAPD_CONF.format(dir=tmp, base=BASE, admin=ADMIN, pw=ADMIN_PW))
+    port = free_port()
+    url = f"ldap://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [slapd, "-f", str(conf), "-h", f"{url}/", "-d", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait(port, proc, "slapd")
+    seed = tmp / "seed.ldif"
+    seed.write_text(SEED.format(base=BASE))
+    subprocess.run(
+        ["ldapadd", "-x", "-H", url, "-D", ADMIN, "-w", ADMIN_PW, "-f", str(seed)],
+        check=True,
+        capture_output=True,
+    )
+    return url, proc
