@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -129,3 +130,68 @@ def start_slapd(tmp: Path) -> tuple[str, subprocess.Popen]:
         capture_output=True,
     )
     return url, proc
+
+
+DOVECOT_CONF = """base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+"""
+
+
+def start_dovecot(user: str, password: str) -> tuple[int, subprocess.Popen, Path]:
+    """A Dovecot serving one mailbox over plain IMAP on a free port (as `nobody` when run
+    by root: Dovecot refuses mail processes as root). Its directory is its own, readable
+    by Dovecot's unprivileged services (pytest's are 0700 under root); the caller
+    removes it."""
+    dovecot = need("dovecot", "dovecot-imapd")
+    tmp = Path(tempfile.mkdtemp(prefix="baton-dovecot-"))
+    tmp.chmod(0o755)
+    uid, gid = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    for sub in ("run", "state", f"home/{user}"):
+        (tmp / sub).mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(tmp / "home" / user, uid, gid)
+        os.chown(tmp / "home", uid, gid)
+    (tmp / "users").write_text(f"{user}:{{PLAIN}}{password}\n")
+    port = free_port()
+    conf = tmp / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(dir=tmp, uid=uid, gid=gid, port=port))
+    proc = subprocess.Popen(
+        [dovecot, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(port, proc, "dovecot")
+    except RuntimeError as exc:
+        log = tmp / "dovecot.log"
+        raise RuntimeError(f"{exc}: {log.read_text()[-2000:] if log.exists() else ''}") from None
+    return port, proc, tmp
