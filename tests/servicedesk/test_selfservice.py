@@ -76,14 +76,14 @@ def test_wrong_codes_are_limited_and_unknown_accounts_look_the_same(desk, shared
     assert unknown["message"] == known["message"]
     assert len([a for a, _ in desk.sent if a == "alice@example.org"]) >= 1
     for _ in range(4):
-        with pytest.raises(Refused, match="^code not accepted$"):
+        with pytest.raises(Refused, match=r"^code not accepted$"):
             desk.verify_selfservice(known["request"], "000000")
     with pytest.raises(Refused, match="request closed"):
         desk.verify_selfservice(known["request"], "000000")
     real = desk.sent[-1][1]
     with pytest.raises(Refused):  # closed: even the right code does nothing now
         desk.verify_selfservice(known["request"], real)
-    with pytest.raises(Refused, match="^code not accepted$"):  # same words, no account
+    with pytest.raises(Refused, match=r"^code not accepted$"):  # same words, no account
         desk.verify_selfservice(unknown["request"], "123456")
     with shared.db.session() as s:
         actions = {

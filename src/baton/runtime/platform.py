@@ -17,8 +17,8 @@ from typing import Any
 from baton.act import executions, heartbeat
 from baton.kernel.clock import Clock
 from baton.runtime.commands import Commands
-from baton.runtime.desk import Desk
 from baton.runtime.config import LiveConfig
+from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.drain import Drain
 from baton.runtime.intake import Intake
