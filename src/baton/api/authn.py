@@ -35,6 +35,7 @@ PUBLIC = frozenset(
         "/api/v1/desk/slack/events",
     }
 )
+SIGNED = frozenset({"/api/v1/desk/slack/events"})  # public, but 401 without a signature
 PUBLIC_UNDER = (f"{ASSETS}/",)  # the docs pages' own scripts and styles
 
 

@@ -263,6 +263,13 @@ class Desk:
             self.raised(raised)
         return len(raised)
 
+    def smtp_listener(self) -> Any:
+        """The inbound SMTP listener (not started), or None when none is configured."""
+        if not self.settings.desk_smtp_listen:
+            return None
+        host, _, port = self.settings.desk_smtp_listen.rpartition(":")
+        return mail.smtp_listener(self.receive_mail, host.strip("[]"), int(port))
+
     def poll_mailbox(self) -> int:
         cfg = self.settings
         if not cfg.imap_host or not cfg.imap_username:

@@ -219,7 +219,20 @@ def chat_message(
     return p.desk.chat(message)
 
 
-@router.post(SLACK_EVENTS, summary="Slack Events API (signed by Slack, no bearer token)")
+SLACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": "A Slack Events API envelope (url_verification or event_callback)",
+    }
+}
+
+
+@router.post(
+    SLACK_EVENTS,
+    summary="Slack Events API (signed by Slack, no bearer token)",
+    openapi_extra=SLACK_BODY,
+)
 async def slack_events(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
     name = p.settings.slack_signing_secret
     if not name:
