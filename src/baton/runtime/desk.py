@@ -124,12 +124,12 @@ class Desk:
                 message.user, first_line[:120], message.text, channel, message.conversation
             )
         with self.db.session() as s:
-            found = knowledge.suggest(s, lifecycle.get(s, ticket.id), self.settings.kb_path)
+            found = knowledge.matching_articles(lifecycle.get(s, ticket.id), self.settings.kb_path)
         item = chat.intent(message.text)
         return {
             "ticket": ticket.id,
             "status": ticket.status,
-            "articles": found["articles"],
+            "articles": found,
             "self_service": (
                 {
                     "item": item,
@@ -139,7 +139,7 @@ class Desk:
                 if item
                 else None
             ),
-            "text": _reply_text(ticket.id, found["articles"], item),
+            "text": _reply_text(ticket.id, found, item),
         }
 
     # --- a person's changes -----------------------------------------------------------

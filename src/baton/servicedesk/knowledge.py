@@ -85,11 +85,21 @@ def _rank(query: str, docs: list[str], limit: int) -> list[tuple[int, float]]:
     return [(int(i), float(scores[i])) for i in best if scores[i] >= MIN_SCORE]
 
 
-def suggest(session: Session, ticket: Ticket, kb_dir: Path, limit: int = 3) -> dict[str, Any]:
-    """The articles that may answer the ticket and the most similar resolved tickets."""
-    query = f"{ticket.subject}\n{ticket.body}"
+def _query(ticket: Ticket) -> str:
+    return f"{ticket.subject}\n{ticket.body}"
+
+
+def matching_articles(ticket: Ticket, kb_dir: Path, limit: int = 3) -> list[dict[str, Any]]:
+    """The articles that may answer the ticket, best first."""
     found = articles(kb_dir)
-    ranked = _rank(query, [f"{a.title}\n{a.body}" for a in found], limit)
+    ranked = _rank(_query(ticket), [f"{a.title}\n{a.body}" for a in found], limit)
+    return [
+        {"slug": found[i].slug, "title": found[i].title, "score": round(s, 3)} for i, s in ranked
+    ]
+
+
+def similar_tickets(session: Session, ticket: Ticket, limit: int = 3) -> list[dict[str, Any]]:
+    """The most similar resolved tickets, with how each was resolved."""
     past = list(
         session.scalars(
             select(Ticket)
@@ -98,21 +108,23 @@ def suggest(session: Session, ticket: Ticket, kb_dir: Path, limit: int = 3) -> d
             .limit(PAST)
         )
     )
-    similar = _rank(query, [f"{t.subject}\n{t.body}" for t in past], limit)
+    ranked = _rank(_query(ticket), [f"{t.subject}\n{t.body}" for t in past], limit)
+    return [
+        {
+            "ticket": past[i].id,
+            "subject": past[i].subject,
+            "score": round(s, 3),
+            "resolution": _resolution(session, past[i].id),
+        }
+        for i, s in ranked
+    ]
+
+
+def suggest(session: Session, ticket: Ticket, kb_dir: Path, limit: int = 3) -> dict[str, Any]:
+    """The articles that may answer the ticket and the most similar resolved tickets."""
     return {
-        "articles": [
-            {"slug": found[i].slug, "title": found[i].title, "score": round(s, 3)}
-            for i, s in ranked
-        ],
-        "similar": [
-            {
-                "ticket": past[i].id,
-                "subject": past[i].subject,
-                "score": round(s, 3),
-                "resolution": _resolution(session, past[i].id),
-            }
-            for i, s in similar
-        ],
+        "articles": matching_articles(ticket, kb_dir, limit),
+        "similar": similar_tickets(session, ticket, limit),
     }
 
 
@@ -125,7 +137,7 @@ def draft_answer(
     session: Session, ticket: Ticket, kb_dir: Path, at: datetime, actor: Actor
 ) -> AnswerDraft | None:
     """A pending answer from the best article, for an agent to approve (None if none fits)."""
-    best = suggest(session, ticket, kb_dir, limit=1)["articles"]
+    best = matching_articles(ticket, kb_dir, limit=1)
     if not best:
         return None
     art = article(kb_dir, best[0]["slug"])
