@@ -236,7 +236,8 @@ SLACK_BODY = {
 async def slack_events(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
     name = p.settings.slack_signing_secret
     if not name:
-        raise ApiError(503, "unavailable", "set BATON_SLACK_SIGNING_SECRET to receive Slack")
+        # nothing can authenticate a Slack request here: refuse it as unauthenticated
+        raise ApiError(401, "unauthorized", "Slack intake is off: no signing secret is set")
     try:
         key = secrets.resolve([name])[f"secret.{name}"]
     except KeyError:
