@@ -107,3 +107,38 @@ def test_html_only_mail_is_reduced_to_text_without_script():
 def test_a_broken_message_still_parses():
     parsed = mail.parse(b"\xff\xfe garbage without headers")
     assert parsed.reporter == "unknown@invalid" and parsed.ticket_id is None
+
+
+def test_an_approved_answer_to_mailed_ticket_is_mailed_back(shared, monkeypatch):
+    from aiosmtpd.controller import Controller
+
+    from baton.kernel.audit import Actor
+    from baton.servicedesk import knowledge
+
+    got: list[bytes] = []
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope):
+            got.append(envelope.content)
+            return "250 OK"
+
+    port = free_port()
+    relay = Controller(Keep(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        monkeypatch.setattr(shared.settings, "smtp_host", "127.0.0.1")
+        monkeypatch.setattr(shared.settings, "smtp_port", port)
+        knowledge.write_article(
+            shared.settings.kb_path,
+            "badge-reset",
+            "Door badge stopped working",
+            "Hold the badge to the reader at reception for 5 s.",
+        )
+        ticket = shared.desk.receive_mail(_message("my door badge stopped working", "help"))
+        [draft] = shared.desk.show(ticket.id)["answers"]
+        assert not got  # nothing leaves before a person approves
+        result = shared.desk.answer(draft["id"], True, Actor("tia", "human"))
+        assert result["mailed"] is True
+        assert len(got) == 1 and b"carol@example.org" in got[0] and b"[#" in got[0]
+    finally:
+        relay.stop()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from baton.act.secrets import resolve
-from baton.kernel.audit import Actor
+from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
 from baton.kernel.enums import TicketStatus as S
 from baton.kernel.errors import Invalid
@@ -163,10 +163,31 @@ class Desk:
             desk.link_incident(s, lifecycle.get(s, ticket_id), incident_id, actor, self.clock.now())
 
     def answer(self, draft_id: int, approve: bool, actor: Actor) -> dict[str, Any]:
+        """An agent's decision on a suggested answer; an approved one to a ticket that came
+        by email is also mailed to the requester (after the commit: a slow relay holds no
+        transaction), and the delivery is audited."""
         with self.db.session() as s:
-            return knowledge.draft_dict(
-                knowledge.decide(s, draft_id, approve, actor, self.clock.now())
+            draft = knowledge.decide(s, draft_id, approve, actor, self.clock.now())
+            ticket = lifecycle.get(s, draft.ticket_id)
+            out = knowledge.draft_dict(draft)
+            to, subject = ticket.reporter, f"Re: [#{ticket.id}] {ticket.subject}"
+            by_mail = approve and ticket.channel == "email" and bool(self.settings.smtp_host)
+        if by_mail:
+            sent, said = send_mail(
+                self.settings, to, Message(f"ticket:{out['ticket']}", subject, out["body"])
             )
+            with self.db.session() as s:
+                append(
+                    s,
+                    actor=actor,
+                    action="answer.mailed",
+                    subject=f"ticket:{out['ticket']}",
+                    at=self.clock.now(),
+                    decision="delivered" if sent else "failed",
+                    outcome=said,
+                )
+            out["mailed"] = sent
+        return out
 
     def set_option(self, field: str, value: str, enabled: bool, sla_minutes: int | None) -> None:
         with self.db.session() as s:
