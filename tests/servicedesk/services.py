@@ -89,6 +89,16 @@ pwdAttribute: userPassword
 pwdLockout: TRUE
 pwdMaxFailure: 3
 
+dn: ou=groups,{base}
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=finance,ou=groups,{base}
+objectClass: groupOfNames
+cn: finance
+owner: uid=bob,ou=people,{base}
+member: uid=bob,ou=people,{base}
+
 dn: uid=alice,ou=people,{base}
 objectClass: inetOrgPerson
 uid: alice

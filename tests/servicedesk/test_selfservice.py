@@ -4,6 +4,7 @@ address, then reset or unlock; wrong codes limited; injection characters escaped
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from ldap3 import Connection, Server
@@ -127,3 +128,24 @@ def test_catalogue_items_with_an_approve_ceiling_wait_for_the_owner(desk):
 def test_a_code_is_six_digits(desk):
     desk.start_selfservice("account_unlock", "bob")
     assert re.fullmatch(r"\d{6}", desk.sent[-1][1])
+
+
+def test_group_access_is_granted_only_by_the_groups_owner_in_the_directory(desk, shared):
+    shared.clock.advance(timedelta(hours=1))  # past the per-name hourly limit of the others
+    d = desk.directory
+    for name in ("*", "fin*", "finance)(cn=*", "*)(objectClass=*"):
+        assert d.group(name) is None, name  # escaped: wildcards and filters find nothing
+    sneaky = desk.start_selfservice("group_access", "bob", {"group": "finance)(cn=*"})
+    held = desk.verify_selfservice(sneaky["request"], desk.sent[-1][1])
+    assert held["status"] == "awaiting_approval"  # the policy's ceiling for group access
+    with pytest.raises(Refused, match="no such group"):
+        desk.approve_selfservice(sneaky["request"], Actor("bob", "human"))
+    ticket = desk.file("alice@example.org", "access to the finance share", "please add me")
+    asked = desk.start_selfservice("group_access", "alice", {"group": "finance"}, ticket.id)
+    desk.verify_selfservice(asked["request"], desk.sent[-1][1])
+    with pytest.raises(Refused, match="owner"):
+        desk.approve_selfservice(asked["request"], Actor("alice", "human"))  # not her own
+    assert desk.approve_selfservice(asked["request"], Actor("bob", "human"))["status"] == "done"
+    _, _, members = d.group("finance")
+    assert any(m.startswith("uid=alice,") for m in members)
+    assert desk.show(ticket.id)["status"] == "resolved"

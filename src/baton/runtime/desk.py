@@ -268,7 +268,8 @@ class Desk:
 
     def approve_selfservice(self, request_id: int, actor: Actor) -> dict[str, Any]:
         with self.db.session() as s:
-            return selfservice.to_dict(selfservice.approve(s, request_id, actor, self.clock.now()))
+            req = selfservice.approve(s, request_id, actor, self.clock.now(), self.directory)
+            return selfservice.to_dict(req)
 
     # --- scheduler jobs ---------------------------------------------------------------
     def jobs(self) -> list[Job]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ldap3 import BASE, MODIFY_DELETE, SUBTREE, Connection, Server
-from ldap3.core.exceptions import LDAPException
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPAttributeOrValueExistsResult, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 LOCK = "pwdAccountLockedTime"
@@ -89,6 +89,40 @@ class Directory:
                 conn.modify(account.dn, {LOCK: [(MODIFY_DELETE, [])]})
             except LDAPException as exc:
                 raise DirectoryError(f"unlock refused: {type(exc).__name__}") from None
+        return True
+
+    def group(self, name: str) -> tuple[str, list[str], list[str]] | None:
+        """(dn, owner DNs, member DNs) of the one group (groupOfNames) named `name`."""
+        if not name or len(name) > 128:
+            return None
+        query = f"(&(objectClass=groupOfNames)(cn={escape_filter_chars(name)}))"
+        with self._connect() as conn:
+            conn.search(self.base_dn, query, SUBTREE, attributes=["owner", "member"])
+            entries = list(conn.entries)
+        if len(entries) != 1:
+            return None
+        attrs = entries[0].entry_attributes_as_dict
+        return entries[0].entry_dn, list(attrs.get("owner", [])), list(attrs.get("member", []))
+
+    def owner_names(self, owner_dns: list[str]) -> set[str]:
+        """The user names (naming attribute) of a group's owners."""
+        names = set()
+        with self._connect() as conn:
+            for dn in owner_dns:
+                conn.search(dn, "(objectClass=*)", BASE, attributes=[self.user_attr])
+                for entry in conn.entries:
+                    names.update(entry.entry_attributes_as_dict.get(self.user_attr, []))
+        return names
+
+    def add_member(self, group_dn: str, account: Account) -> bool:
+        """Add the account to the group; False when it already was a member."""
+        with self._connect() as conn:
+            try:
+                conn.modify(group_dn, {"member": [(MODIFY_ADD, [account.dn])]})
+            except LDAPAttributeOrValueExistsResult:
+                return False
+            except LDAPException as exc:
+                raise DirectoryError(f"group change refused: {type(exc).__name__}") from None
         return True
 
     def check_password(self, account: Account, password: str) -> bool:

@@ -209,17 +209,28 @@ def _act(
     _close_ticket(s, req, at, outcome)
 
 
-def approve(s: Session, request_id: int, approver: Actor, at: datetime) -> SelfServiceRequest:
-    """A person approves a held request (group access: the group's owner; quota: the
-    storage team); it then counts as done and its ticket is resolved."""
+def approve(
+    s: Session,
+    request_id: int,
+    approver: Actor,
+    at: datetime,
+    directory: Directory | None = None,
+) -> SelfServiceRequest:
+    """A person approves a held request. Group access: only an owner of the group *in the
+    directory* may, and the account is then added to it; otherwise `params.owner`, when
+    given, is the one who may. Its ticket is then resolved with the transcript."""
     req = _request(s, request_id)
     if req.status != "awaiting_approval":
         raise Refused(f"request {request_id} is {req.status}, not awaiting approval")
     if approver.kind != "human":
         raise Refused("a person approves catalogue requests")
-    owner = req.params.get("owner")
-    if owner and owner != approver.name:
-        raise Refused(f"only the owner ({owner}) approves this request")
+    outcome = f"approved by {approver.name}"
+    if req.item == "group_access":
+        outcome = _grant_group(req, approver, directory)
+    else:
+        owner = req.params.get("owner")
+        if owner and owner != approver.name:
+            raise Refused(f"only the owner ({owner}) approves this request")
     req.status, req.updated_at = "done", at
     append(
         s,
@@ -227,10 +238,25 @@ def approve(s: Session, request_id: int, approver: Actor, at: datetime) -> SelfS
         action="selfservice.approved",
         subject=f"request:{req.id}",
         at=at,
-        decision="done",
+        inputs={"item": req.item, "params": req.params},
+        decision=outcome,
     )
-    _close_ticket(s, req, at, f"approved by {approver.name}")
+    _close_ticket(s, req, at, outcome)
     return req
+
+
+def _grant_group(req: SelfServiceRequest, approver: Actor, directory: Directory | None) -> str:
+    if directory is None:
+        raise Refused("group access needs the directory")
+    found = directory.group(str(req.params.get("group", "")))
+    account = directory.find(req.username)
+    if found is None or account is None:
+        raise Refused("no such group or account in the directory")
+    dn, owners, _ = found
+    if approver.name not in directory.owner_names(owners):
+        raise Refused("only an owner of the group approves access to it")
+    added = directory.add_member(dn, account)
+    return f"added to {dn} by {approver.name}" if added else f"already in {dn}"
 
 
 def _close_ticket(s: Session, req: SelfServiceRequest, at: datetime, outcome: str) -> None:
