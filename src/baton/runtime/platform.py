@@ -26,6 +26,7 @@ from baton.runtime.pipeline import Observer, Pipelines
 from baton.runtime.scheduler import Scheduler, standard_jobs
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
+from baton.runtime.watch import Watch
 from baton.store.migrate import upgrade
 
 
@@ -67,6 +68,7 @@ class Platform:
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer
         )
+        self.watch = Watch(settings, clock, self.drain)
         self.scheduler = Scheduler(
             standard_jobs(
                 self.db,
@@ -77,6 +79,7 @@ class Platform:
                 self.dispatch,
                 observer,
                 triage_settle,
+                self.watch,
             )
         )
 
