@@ -188,6 +188,12 @@ def serve(
     threading.Thread(
         target=platform.drain.process_until, args=(stop,), name="baton-processing", daemon=True
     ).start()
+    syslog = None
+    if cfg.syslog_port:  # syslog (UDP and TCP) into live detection
+        from baton.sense.loglines import SyslogListener
+
+        logs = platform.watch.logs
+        syslog = SyslogListener(cfg.host, cfg.syslog_port, logs.add, platform.clock.now).start()
     try:
         uvicorn.run(
             create_app(platform),
@@ -200,6 +206,8 @@ def serve(
         )
     finally:
         stop.set()
+        if syslog is not None:
+            syslog.close()
         platform.close()
 
 

@@ -30,8 +30,8 @@ def _event(
     return EventIn(
         source=SOURCE,
         name=name,
-        service=labels.get("service"),
-        resource=labels.get("instance"),
+        service=(labels.get("service") or "")[:128] or None,  # what the events table keeps
+        resource=(labels.get("instance") or "")[:256] or None,
         severity=severity,
         status=status,
         labels={**labels, "alertname": name, **extra},

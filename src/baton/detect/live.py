@@ -178,23 +178,30 @@ class LiveDetector:
         return out
 
     def _close(self, rate: _Rate, window: int) -> list[EventIn]:
-        """Judge the window that ended, then account the silent ones up to ``window``."""
-        cfg = self.config
-        count, mean = rate.count, rate.mean
-        found: list[EventIn] = []
-        if rate.windows >= cfg.rate_learn_windows:
-            z = (count - mean) / math.sqrt(mean + 1.0)
-            if count >= cfg.rate_min_count and z >= cfg.rate_z:
-                found.append(self._rate_event(rate, count, mean, "burst"))
-            elif mean >= cfg.rate_min_count and z <= -cfg.rate_z:
-                found.append(self._rate_event(rate, count, mean, "silence"))
-        a = cfg.rate_mean_rate
-        rate.mean = count if rate.windows == 0 else mean + a * (count - mean)
+        """Judge the window that ended and, if no line came since, the first silent one;
+        then account the silent windows up to ``window``."""
+        a = self.config.rate_mean_rate
+        found = self._judge(rate, rate.count)
+        rate.mean = rate.count if rate.windows == 0 else rate.mean + a * (rate.count - rate.mean)
+        rate.windows += 1
         silent = min(window - rate.window - 1, 1000)
-        rate.mean *= (1 - a) ** silent
-        rate.windows += 1 + silent
+        if silent > 0:
+            found += self._judge(rate, 0)
+            rate.mean *= (1 - a) ** silent
+            rate.windows += silent
         rate.window, rate.count = window, 0
         return found
+
+    def _judge(self, rate: _Rate, count: int) -> list[EventIn]:
+        cfg, mean = self.config, rate.mean
+        if rate.windows < cfg.rate_learn_windows:
+            return []
+        z = (count - mean) / math.sqrt(mean + 1.0)
+        if count >= cfg.rate_min_count and z >= cfg.rate_z:
+            return [self._rate_event(rate, count, mean, "burst")]
+        if mean >= cfg.rate_min_count and z <= -cfg.rate_z:
+            return [self._rate_event(rate, count, mean, "silence")]
+        return []
 
     def _rate_event(self, rate: _Rate, count: int, mean: float, kind: str) -> EventIn:
         at = _at((rate.window + 1) * self.config.rate_window_s)

@@ -18,7 +18,7 @@ import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import cramjam
@@ -27,6 +27,7 @@ import orjson
 from baton.sense.normalize import SignalError
 
 MAX_LABELS = 64
+MAX_SECONDS = 1e11  # about the year 5000: beyond it a stamp is in the wrong unit
 
 
 @dataclass
@@ -169,23 +170,21 @@ def encode_write_request(series: list[Series]) -> bytes:
 def _seconds(value: Any, where: str) -> float:
     """Unix seconds from a number or an ISO-8601 / NAB-style (``YYYY-MM-DD HH:MM:SS``) text."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise SignalError(
-            where, f"timestamp {text[:40]!r} is neither a number nor ISO-8601"
-        ) from None
-    if stamp.tzinfo is None:
-        from datetime import UTC
-
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                message = f"timestamp {text[:40]!r} is neither a number nor ISO-8601"
+                raise SignalError(where, message) from None
+            seconds = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+    if not -MAX_SECONDS < seconds < MAX_SECONDS:  # also refuses NaN and infinities
+        raise SignalError(where, f"timestamp {seconds!r} is not a time (Unix seconds)")
+    return seconds
 
 
 def _value(value: Any, where: str) -> float:
@@ -262,16 +261,23 @@ def prometheus_result(doc: dict[str, Any]) -> list[Series]:
     """Series from a ``/api/v1/query`` or ``/api/v1/query_range`` answer."""
     data = doc.get("data")
     if doc.get("status", "success") != "success" or not isinstance(data, dict):
-        raise SignalError("data", f"query failed: {doc.get('error', 'no data')}")
+        raise SignalError("data", f"query failed: {str(doc.get('error', 'no data'))[:200]}")
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise SignalError("data.result", "must be a list")
     out = []
-    for i, item in enumerate(data.get("result") or []):
-        labels = dict(item.get("metric") or {})
-        pairs = item.get("values") or ([item["value"]] if "value" in item else [])
+    for i, item in enumerate(result):
         where = f"data.result[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("metric", {}), dict):
+            raise SignalError(where, "must be an object with a metric")
+        labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
+        pairs = item.get("values") or ([item["value"]] if "value" in item else [])
         series = Series(labels.pop("__name__", "") or "query", labels)
-        for t, v in pairs:
-            series.timestamps.append(_seconds(t, where))
-            series.values.append(_value(v, where))
+        for j, pair in enumerate(pairs if isinstance(pairs, list) else [None]):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise SignalError(f"{where}.values[{j}]", "must be [timestamp, value]")
+            series.timestamps.append(_seconds(pair[0], where))
+            series.values.append(_value(pair[1], where))
         out.append(series)
     return out
 

@@ -8,6 +8,8 @@ is not sent again and again).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import Counter
 
@@ -24,6 +26,12 @@ LINES_IN = Counter("baton_log_lines_received_total", "Log lines accepted", ["for
 may_ingest = require(Permission.INGEST)
 
 
+def _raw(*types: str) -> dict[str, Any]:
+    """`openapi_extra` for a body that is not JSON, or not only JSON."""
+    content = {t: {"schema": {"type": "string", "format": "binary"}} for t in types}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def _refused(exc: SignalError) -> ApiError:
     return ApiError(400, "bad_request", str(exc))
 
@@ -32,6 +40,7 @@ def _refused(exc: SignalError) -> ApiError:
     "/api/v1/write",
     status_code=204,
     summary="Prometheus remote-write 1.0 (snappy-compressed protobuf WriteRequest)",
+    openapi_extra=_raw("application/x-protobuf"),
 )
 async def remote_write(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)
@@ -47,6 +56,7 @@ async def remote_write(
 @router.post(
     "/api/v1/metrics",
     summary="Import metric points: CSV (text/csv: timestamp,value[,metric,labels...]) or JSON",
+    openapi_extra=_raw("text/csv", "application/json"),
 )
 async def import_metrics(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)
@@ -64,7 +74,11 @@ async def import_metrics(
     return {"series": len(batch), "points": accepted}
 
 
-@router.post("/api/v1/logs", summary="Log lines: one JSON object per line (message, level, ...)")
+@router.post(
+    "/api/v1/logs",
+    summary="Log lines: one JSON object per line (message, level, ...)",
+    openapi_extra=_raw("application/x-ndjson"),
+)
 async def post_logs(
     request: Request, _: Principal = Depends(may_ingest), p: Platform = Depends(platform)
 ) -> dict[str, int]:
