@@ -692,6 +692,12 @@ def demo(
     reset: Annotated[
         bool, typer.Option(help="Wipe a database that a demo did not create.")
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            help="Feed the estate's metrics and logs to live detection (anomalies as events)."
+        ),
+    ] = False,
 ) -> None:
     """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
     from baton.cli_demo import DemoView
@@ -700,7 +706,7 @@ def demo(
     cfg = demo_settings(settings(port=port))
     view = DemoView(out)
     try:
-        runner = Demo(cfg, DemoPlan(seed=seed), observer=view, reset=reset)
+        runner = Demo(cfg, DemoPlan(seed=seed, watch=watch), observer=view, reset=reset)
     except DemoRefused as exc:
         raise fail(str(exc)) from None
     view.banner(cfg, once)

@@ -68,7 +68,7 @@ class Platform:
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer
         )
-        self.watch = Watch(settings, clock, self.drain)
+        self.watch = Watch(settings, clock, self.drain, observer)
         self.scheduler = Scheduler(
             standard_jobs(
                 self.db,

@@ -18,6 +18,7 @@ from baton.kernel import audit
 from baton.kernel.audit import Actor
 from baton.kernel.clock import Clock
 from baton.runtime.drain import Drain
+from baton.runtime.pipeline import Observer
 from baton.runtime.settings import Settings
 from baton.sense.loglines import LogBuffer
 from baton.sense.normalize import EventIn
@@ -27,8 +28,10 @@ DETECTOR = Actor("baton.detect", "ai", "streaming/1")
 
 
 class Watch:
-    def __init__(self, settings: Settings, clock: Clock, drain: Drain) -> None:
-        self.clock, self.drain = clock, drain
+    def __init__(
+        self, settings: Settings, clock: Clock, drain: Drain, observer: Observer | None = None
+    ) -> None:
+        self.clock, self.drain, self.observer = clock, drain, observer
         self.metrics = MetricBuffer(max_series=settings.watch_max_series)
         self.logs = LogBuffer()
         self.detector = LiveDetector(LiveConfig(max_series=settings.watch_max_series))
@@ -54,6 +57,14 @@ class Watch:
             self.raise_findings(found)
         return len(found)
 
+    def learn(self) -> int:
+        """Run the detectors on what is waiting but raise nothing: history that only
+        teaches them what normal looks like (their learning period). Returns points."""
+        waiting = self.metrics.take()
+        self.detector.metrics(waiting)
+        self.detector.logs(self.logs.take(), self.clock.now())
+        return sum(len(s.values) for s in waiting)
+
     def raise_findings(self, found: list[EventIn]) -> dict[str, Any]:
         at = self.clock.now()
         with self.drain.db.session() as s:
@@ -70,4 +81,11 @@ class Watch:
                 )
         self.findings += len(found)
         with self.drain.intake.turn(patience=0.5):
-            return self.drain.ingest(found)
+            counts = self.drain.ingest(found)
+        for e in found:
+            if self.observer is not None and e.status == "firing":
+                summary = e.annotations.get("summary", e.name)
+                self.observer(
+                    "anomaly", {"name": e.name, "service": e.service, "summary": summary, "at": at}
+                )
+        return counts
