@@ -167,3 +167,15 @@ def test_the_intake_endpoints_feed_the_watch(platform, ingest_client):
     assert ingest_client.post("/api/v1/logs", content=body).json() == {"accepted": 3}
     waiting = {s.metric: len(s.values) for s in platform.watch.metrics.take()}
     assert waiting == {"latency_ms": 3, "value": 2} and len(platform.watch.logs.take()) == 3
+
+
+def test_out_of_order_points_and_a_million_point_series_are_handled():
+    d = LiveDetector()
+    past = history()
+    d.metrics([past])
+    backwards = Series(past.metric, dict(past.labels), [T0, T0 + 1.0], [9000.0, 9000.0])
+    assert d.metrics([backwards]) == []  # stamped before their predecessor: not scored
+    n = 1_000_000
+    big = Series("big", {}, (T0 + np.arange(n) * 10.0).tolist(), np.sin(np.arange(n) / 50).tolist())
+    d.metrics([big])  # bounded state whatever the length
+    assert d.series == 2
