@@ -480,7 +480,6 @@ class Demo:
                 .all()
             )
             scored = _score(truth, incidents)
-            first_seen = _first_seen(s)
             verdict = audit.verify(s)
             return {
                 "seed": self.plan.seed,
@@ -490,8 +489,14 @@ class Demo:
                 "origin_accuracy": scored["origin_accuracy"],
                 "faults_fixed": sum(1 for t in truth if t.get("fixed_at")),
                 "alerts": count(Event),
-                "anomaly_events": count(Event, Event.source == "baton.detect"),
-                **_detected_before_alert(truth, first_seen),
+                **(
+                    {
+                        "anomaly_events": count(Event, Event.source == "baton.detect"),
+                        **_detected_before_alert(truth, _first_seen(s)),
+                    }
+                    if self.plan.watch
+                    else {}
+                ),
                 "incidents": len(incidents),
                 "incidents_resolved": sum(1 for i in incidents if i.status == "resolved"),
                 "tickets": count(Ticket),
