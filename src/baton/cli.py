@@ -192,6 +192,12 @@ def serve(
     threading.Thread(
         target=platform.drain.process_until, args=(stop,), name="baton-processing", daemon=True
     ).start()
+    syslog = None
+    if cfg.syslog_port:  # syslog (UDP and TCP) into live detection
+        from baton.sense.loglines import SyslogListener
+
+        logs = platform.watch.logs
+        syslog = SyslogListener(cfg.host, cfg.syslog_port, logs.add, platform.clock.now).start()
     try:
         uvicorn.run(
             create_app(platform),
@@ -204,6 +210,8 @@ def serve(
         )
     finally:
         stop.set()
+        if syslog is not None:
+            syslog.close()
         platform.close()
 
 
@@ -688,6 +696,12 @@ def demo(
     reset: Annotated[
         bool, typer.Option(help="Wipe a database that a demo did not create.")
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            help="Feed the estate's metrics and logs to live detection (anomalies as events)."
+        ),
+    ] = False,
 ) -> None:
     """Run Baton against the simulated estate: faults, incidents, proposals, decisions, fixes."""
     from baton.cli_demo import DemoView
@@ -696,7 +710,7 @@ def demo(
     cfg = demo_settings(settings(port=port))
     view = DemoView(out)
     try:
-        runner = Demo(cfg, DemoPlan(seed=seed), observer=view, reset=reset)
+        runner = Demo(cfg, DemoPlan(seed=seed, watch=watch), observer=view, reset=reset)
     except DemoRefused as exc:
         raise fail(str(exc)) from None
     view.banner(cfg, once)

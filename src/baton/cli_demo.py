@@ -13,6 +13,7 @@ from baton.store.db import redact_url
 
 STYLES = {
     "fault.injected": ("FAULT", "magenta"),
+    "anomaly": ("ANOMALY", "bold magenta"),
     "incident.opened": ("INCIDENT", "bold red"),
     "incident.grew": ("GROUPED", "red"),
     "incident.origin_changed": ("ORIGIN", "yellow"),
@@ -73,6 +74,8 @@ class DemoView:
         if kind == "fault.injected":
             where = f" on {d['service']}" if d.get("service") else ""
             return f"the sandbox breaks something ({d['scenario']}{where}); Baton is not told what"
+        if kind == "anomaly":
+            return f"{d['name']} on {_text(d.get('service'))}: {d['summary']}"
         if kind.startswith("incident."):
             services = ", ".join(d.get("services", []))
             return (

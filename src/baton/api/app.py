@@ -20,6 +20,7 @@ from baton.api.routers import (
     oversight,
     signals,
     suppression,
+    telemetry,
     tickets,
     views,
 )
@@ -65,6 +66,7 @@ def create_app(platform: Platform) -> FastAPI:
     modules = (
         health,
         signals,
+        telemetry,
         incidents,
         tickets,
         suppression,

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from baton.detect.forecast import Crossing
 from baton.detect.metrics import Finding
-from baton.detect.templates import Match
+from baton.detect.templates import Match, template_id
 from baton.sense.normalize import EventIn
 
 SOURCE = "baton.detect"
@@ -25,14 +25,15 @@ def _event(
     severity: str,
     at: datetime,
     annotations: dict[str, str],
+    status: str = "firing",
 ) -> EventIn:
     return EventIn(
         source=SOURCE,
         name=name,
-        service=labels.get("service"),
-        resource=labels.get("instance"),
+        service=(labels.get("service") or "")[:128] or None,  # what the events table keeps
+        resource=(labels.get("instance") or "")[:256] or None,
         severity=severity,
-        status="firing",
+        status=status,
         labels={**labels, "alertname": name, **extra},
         annotations=annotations,
         starts_at=at,
@@ -58,6 +59,14 @@ def metric_anomaly(metric: str, labels: dict[str, str], at: datetime, finding: F
             "component": finding.component,
             "model": finding.model,
         },
+    )
+
+
+def metric_resolved(metric: str, labels: dict[str, str], at: datetime) -> EventIn:
+    """The series has been calm again for a while: its anomaly event resolves."""
+    summary = f"{metric} back within its expected range"
+    return _event(
+        "MetricAnomaly", labels, {"metric": metric}, "info", at, {"summary": summary}, "resolved"
     )
 
 
@@ -95,5 +104,32 @@ def capacity_forecast(
             "summary": f"{metric} on {labels.get('instance', '?')}: {crossing.describe()}",
             "threshold": f"{crossing.threshold:g}",
             "expected_s": f"{crossing.expected:.0f}",
+        },
+    )
+
+
+def log_rate_change(
+    labels: dict[str, str],
+    at: datetime,
+    template: str,
+    kind: str,
+    count: int,
+    expected: float,
+    window_s: float,
+) -> EventIn:
+    """A template's rate far from its recent rate: a ``burst`` or a ``silence``."""
+    return _event(
+        "LogRateChange",
+        labels,
+        {"template_id": template_id(template), "change": kind},
+        "warning",
+        at,
+        {
+            "summary": (
+                f"log {kind}: {count} lines in {window_s:g} s where about {expected:.1f} "
+                f"were expected: {template[:200]}"
+            ),
+            "count": str(count),
+            "expected": f"{expected:.2f}",
         },
     )

@@ -34,7 +34,7 @@ class DetectorConfig:
     histogram_decay: float = 0.9995
     rare_weight: float = 1.2
     shift_weight: float = 1.0
-    surprise_rate: float = 0.002
+    surprise_rate: float = 0.0005
     short_rate: float = 0.2
     peak_decay: float = 0.99
     score_scale: float = 4.0

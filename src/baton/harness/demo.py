@@ -26,6 +26,9 @@ from baton.runtime.pipeline import Observer
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from baton.sandbox import Estate
+from baton.sandbox.estate import Signals
+from baton.sense.loglines import LogLine
+from baton.sense.samples import Series
 from baton.store.db import Database, redact_url
 from baton.store.migrate import upgrade
 from baton.store.models import (
@@ -67,6 +70,11 @@ class DemoPlan:
     pause_min: int = 20
     late_fault: tuple[str, str] | None = ("bad_deploy", "inventory-api")  # for the next shift
     late_min: int = 30
+    # watch: the estate's metrics and logs feed live detection directly; before the demo
+    # starts the detectors watch this much of the estate's normal life (their learning
+    # period), as a Baton that had been running would have
+    watch: bool = False
+    watch_history_min: int = 360
 
 
 def estate_services(estate: Estate) -> list[ServiceDef]:
@@ -162,7 +170,8 @@ class Demo:
         prepare_database(settings, reset)
         self.plan = plan
         self.clock = SimulatedClock(DEMO_START)
-        self.estate = Estate(seed=plan.seed, start=DEMO_START, step_seconds=plan.step_s)
+        history = timedelta(minutes=plan.watch_history_min if plan.watch else 0)
+        self.estate = Estate(seed=plan.seed, start=DEMO_START - history, step_seconds=plan.step_s)
         self.target = EstateTarget(self.estate)
         self.observer = observer or (lambda kind, data: None)
         self.platform = Platform(
@@ -176,6 +185,36 @@ class Demo:
         self._approval_of: dict[int, int] = {}  # proposal -> its approval request
         with self.platform.db.session() as s:
             self._people_seq = _audit_head(s)  # people's actions after this are shown
+        if plan.watch:
+            self._watch_history(plan.watch_history_min)
+
+    # --- telemetry into live detection -------------------------------------------------
+    def _feed(self, signals: Signals) -> None:
+        """The estate's metrics and logs, as a scrape and a log shipper would send them."""
+        series: dict[tuple[str, str, str], Series] = {}
+        for m in signals.metrics:
+            key = (m.metric, m.service, m.host)
+            found = series.get(key)
+            if found is None:
+                found = series[key] = Series(m.metric, {"service": m.service, "instance": m.host})
+            found.timestamps.append(m.ts.timestamp())
+            found.values.append(m.value)
+        self.platform.watch.metrics.add(list(series.values()))
+        lines = [
+            LogLine(x.ts.timestamp(), x.host, x.service, x.level.lower(), x.message)
+            for x in signals.logs
+        ]
+        self.platform.watch.logs.add(lines)
+
+    def _watch_history(self, minutes: int) -> None:
+        """Live detection watches the estate's normal life before the demo starts (what
+        a Baton already running would have seen); its alerts and tickets are dropped."""
+        at = DEMO_START - timedelta(minutes=minutes)
+        while at < DEMO_START:
+            at = min(at + timedelta(minutes=30), DEMO_START)
+            with self.target.lock:
+                self._feed(self.estate.step(at))
+            self.platform.watch.learn()
 
     def _staff(self) -> None:
         """A simulated on-call team: a weekly rotation and two escalation levels."""
@@ -274,6 +313,8 @@ class Demo:
         with self.target.lock:
             signals = self.estate.step(until)
         self.clock.set(until)
+        if self.plan.watch:
+            self._feed(signals)
         if signals.alerts:
             self.platform.drain.ingest_alertmanager(signals.alerts, source="alertmanager")
         for draft in signals.tickets:
@@ -448,6 +489,14 @@ class Demo:
                 "origin_accuracy": scored["origin_accuracy"],
                 "faults_fixed": sum(1 for t in truth if t.get("fixed_at")),
                 "alerts": count(Event),
+                **(
+                    {
+                        "anomaly_events": count(Event, Event.source == "baton.detect"),
+                        **_detected_before_alert(truth, _first_seen(s)),
+                    }
+                    if self.plan.watch
+                    else {}
+                ),
                 "incidents": len(incidents),
                 "incidents_resolved": sum(1 for i in incidents if i.status == "resolved"),
                 "tickets": count(Ticket),
@@ -492,4 +541,40 @@ def _score(truth: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, 
     return {
         "with_incident": with_incident,
         "origin_accuracy": round(correct / with_incident, 3) if with_incident else None,
+    }
+
+
+def _first_seen(s: Any) -> dict[tuple[str, str], list[datetime]]:
+    """When each (kind, service) raised an event: detection's findings vs threshold alerts."""
+    out: dict[tuple[str, str], list[datetime]] = {}
+    rows = s.execute(
+        select(Event.source, Event.service, Event.first_seen).order_by(Event.first_seen)
+    )
+    for source, service, at in rows:
+        kind = "anomaly" if source == "baton.detect" else "alert"
+        out.setdefault((kind, service or ""), []).append(at)
+    return out
+
+
+def _detected_before_alert(
+    truth: list[dict[str, Any]], first_seen: dict[tuple[str, str], list[datetime]]
+) -> dict[str, Any]:
+    """Per fault, on its root service: did a detected anomaly come before the first
+    threshold alert, and by how long?"""
+
+    def first(kind: str, service: str, start: datetime) -> datetime | None:
+        times = first_seen.get((kind, service), [])
+        start = start.replace(tzinfo=None) if times and times[0].tzinfo is None else start
+        return next((t for t in times if t >= start), None)
+
+    leads = []
+    for fault in truth:
+        anomaly = first("anomaly", fault["root_service"], fault["started_at"])
+        alert = first("alert", fault["root_service"], fault["started_at"])
+        if anomaly is not None and (alert is None or anomaly < alert):
+            leads.append((alert - anomaly).total_seconds() / 60 if alert else None)
+    known = sorted(x for x in leads if x is not None)
+    return {
+        "faults_detected_before_alert": len(leads),
+        "detection_lead_min_median": known[len(known) // 2] if known else None,
     }

@@ -27,6 +27,7 @@ from baton.runtime.pipeline import Observer, Pipelines
 from baton.runtime.scheduler import Scheduler, standard_jobs
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
+from baton.runtime.watch import Watch
 from baton.store.migrate import upgrade
 
 
@@ -69,6 +70,7 @@ class Platform:
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer, self.desk
         )
+        self.watch = Watch(settings, clock, self.drain, observer)
         self.scheduler = Scheduler(
             standard_jobs(
                 self.db,
@@ -79,6 +81,7 @@ class Platform:
                 self.dispatch,
                 observer,
                 triage_settle,
+                self.watch,
             )
             + self.desk.jobs()
         )

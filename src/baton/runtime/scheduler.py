@@ -20,6 +20,7 @@ from baton.runtime.config import LiveConfig
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.drain import Drain
 from baton.runtime.pipeline import Observer, Pipelines, StageContext
+from baton.runtime.watch import Watch
 from baton.store.db import Database
 from baton.triage import schedule
 
@@ -65,6 +66,7 @@ def standard_jobs(
     dispatch: Dispatch,
     observer: Observer | None,
     triage_settle: timedelta,
+    watch: Watch,
 ) -> list[Job]:
     """The platform's heartbeat, in order: signals first, then people's queues, then
     what runs, then what is said."""
@@ -108,6 +110,8 @@ def standard_jobs(
         return len(notices)
 
     return [
+        Job("metric pull", "sense", watch.pull),
+        Job("detection", "detect", watch.detect),
         Job("inbox", "sense", drain.catch_up),
         Job("inbox retention", "sense", drain.prune_inbox),
         Job("configuration", "runtime", config.follow),

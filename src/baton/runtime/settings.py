@@ -159,6 +159,21 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Appends between witness file entries (besides ticks)"
     )
 
+    # live detection (issue 15): metric and log intake
+    syslog_port: int | None = Field(
+        default=None, ge=1, le=65535, description="UDP and TCP port `baton serve` takes syslog on"
+    )
+    pull_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Prometheus HTTP API to pull series from"
+    )
+    pull_queries: list[str] = Field(
+        default_factory=list, description="PromQL expressions pulled on each heartbeat"
+    )
+    pull_step_s: float = Field(default=60.0, gt=0, description="Resolution of pulled series")
+    watch_max_series: int = Field(
+        default=5000, ge=1, description="Series live detection keeps state for (~13 KB each)"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

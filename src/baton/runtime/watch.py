@@ -1,0 +1,91 @@
+"""The watch: metric points and log lines waiting for detection, and the heartbeat jobs
+that pull configured series and run live detection on what arrived.
+
+Findings are processed like any received alert (stored, correlated into incidents) in
+the same turn as inbox processing, and each one is audited as an AI action with its
+explanation. Buffers and detector state live in this process: a restart starts the
+detectors' learning periods again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from baton.detect.live import LiveConfig, LiveDetector
+from baton.kernel import audit
+from baton.kernel.audit import Actor
+from baton.kernel.clock import Clock
+from baton.runtime.drain import Drain
+from baton.runtime.pipeline import Observer
+from baton.runtime.settings import Settings
+from baton.sense.loglines import LogBuffer
+from baton.sense.normalize import EventIn
+from baton.sense.samples import MetricBuffer, Puller
+
+DETECTOR = Actor("baton.detect", "ai", "streaming/1")
+
+
+class Watch:
+    def __init__(
+        self, settings: Settings, clock: Clock, drain: Drain, observer: Observer | None = None
+    ) -> None:
+        self.clock, self.drain, self.observer = clock, drain, observer
+        self.metrics = MetricBuffer(max_series=settings.watch_max_series)
+        self.logs = LogBuffer()
+        self.detector = LiveDetector(LiveConfig(max_series=settings.watch_max_series))
+        self.puller = (
+            Puller(settings.pull_url, settings.pull_queries, settings.pull_step_s, 3600.0)
+            if settings.pull_url and settings.pull_queries
+            else None
+        )
+        self.findings = 0
+
+    def pull(self) -> int:
+        """Points pulled from the configured Prometheus (0 when none is configured)."""
+        if self.puller is None:
+            return 0
+        with httpx.Client(timeout=10.0) as client:
+            return self.metrics.add(self.puller.pull(client, self.clock.now().timestamp()))
+
+    def detect(self) -> int:
+        """Run the detectors on what arrived since the last tick; returns findings."""
+        found = self.detector.metrics(self.metrics.take())
+        found += self.detector.logs(self.logs.take(), self.clock.now())
+        if found:
+            self.raise_findings(found)
+        return len(found)
+
+    def learn(self) -> int:
+        """Run the detectors on what is waiting but raise nothing: history that only
+        teaches them what normal looks like (their learning period). Returns points."""
+        waiting = self.metrics.take()
+        self.detector.metrics(waiting)
+        self.detector.logs(self.logs.take(), self.clock.now())
+        return sum(len(s.values) for s in waiting)
+
+    def raise_findings(self, found: list[EventIn]) -> dict[str, Any]:
+        at = self.clock.now()
+        with self.drain.db.session() as s:
+            for e in found:
+                audit.append(
+                    s,
+                    actor=DETECTOR,
+                    action=f"detect.{e.name}",
+                    subject=f"event:{e.fingerprint}",
+                    at=at,
+                    inputs={"labels": e.labels, "status": e.status},
+                    decision=e.status,
+                    rationale=e.annotations.get("summary"),
+                )
+        self.findings += len(found)
+        with self.drain.intake.turn(patience=0.5):
+            counts = self.drain.ingest(found)
+        for e in found:
+            if self.observer is not None and e.status == "firing":
+                summary = e.annotations.get("summary", e.name)
+                self.observer(
+                    "anomaly", {"name": e.name, "service": e.service, "summary": summary, "at": at}
+                )
+        return counts
