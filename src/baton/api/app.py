@@ -15,6 +15,8 @@ from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
     admin,
     automation,
+    chat,
+    copilot,
     health,
     incidents,
     oversight,
@@ -61,7 +63,18 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
     docs.install(app)
-    modules = (health, signals, incidents, suppression, automation, oversight, admin, views)
+    modules = (
+        health,
+        signals,
+        incidents,
+        suppression,
+        automation,
+        oversight,
+        admin,
+        views,
+        copilot,
+        chat,
+    )
     routers = [m.router for m in modules]
     for router in routers:
         app.include_router(router)

@@ -126,10 +126,15 @@ def flag_injections(evidence: list[Evidence]) -> list[dict[str, Any]]:
 
 
 def _by_service(events: list[Event]) -> dict[str, list[Event]]:
+    """The incident's alerts per service: those firing, or, where a service has none
+    firing any more (a flapping leak, a resolved symptom), every alert it had."""
     out: dict[str, list[Event]] = {}
     for e in events:
-        if e.service and e.status == "firing" and e.suppressed_by is None:
+        if e.service and e.suppressed_by is None:
             out.setdefault(e.service, []).append(e)
+    for service, evs in out.items():
+        firing = [e for e in evs if e.status == "firing"]
+        out[service] = firing or evs
     return out
 
 
@@ -151,9 +156,17 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     causes: list[Cause] = []
     for service, events in sorted(troubled.items()):
         names = [e.name for e in events]
-        ups = sorted(graph.upstream(service) & set(troubled))
-        downs = sorted(s for s in troubled if service in graph.upstream(s))
-        position = (VICTIM if ups else 1.0) + min(0.3, 0.1 * len(downs))
+        # a queue backs up when the workers reading it stop: between a queue and its
+        # consumers, the consumers' trouble explains the queue's, not the other way
+        ups = sorted(
+            u for u in graph.upstream(service) & set(troubled) if service not in graph.consumers(u)
+        )
+        stalled = sorted(graph.consumers(service) & set(troubled))
+        downs = sorted(s for s in troubled if service in graph.upstream(s) and s not in stalled)
+        spread = min(0.3, 0.1 * len(downs))
+        position = (VICTIM if ups else 1.0) + spread
+        # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
+        symptom_position = (VICTIM if ups or stalled else 1.0) + spread
         bonus = (FIRST_BONUS if first[service] == earliest else 0.0) + (
             ORIGIN_BONUS if service == scope.incident.origin_service else 0.0
         )
@@ -164,12 +177,14 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             for n in graph.needs(service)
             if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
         ]
-        where = _where(service, ups, downs)
+        where = _where(service, [*ups, *stalled], downs)
         fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
         for c in fits:
             matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
             past = fixed.get((service, c.runbook.id), [])
-            weight = c.confidence * position + bonus + (FIXED_BEFORE if past else 0.0)
+            # an alert only this runbook lists is stronger evidence than a generic one
+            sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
+            weight = c.confidence * sharp * position + bonus + (FIXED_BEFORE if past else 0.0)
             cause = c.runbook.doc.get("description") or c.runbook.doc.get("title", c.runbook.id)
             causes.append(
                 Cause(
@@ -191,7 +206,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     f"cause explains; {where}",
                     0.0,
                     [*alert_ids, *group_ids, *healthy],
-                    SYMPTOM_FIT * position + bonus,
+                    SYMPTOM_FIT * symptom_position + bonus,
                 )
             )
     causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
