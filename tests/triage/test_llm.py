@@ -68,7 +68,7 @@ def test_a_misbehaving_model_cannot_act_and_no_secret_reaches_it(tmp_path, runbo
             assert calls and calls[0].inputs["model"] == "fake-1"
             assert calls[0].inputs["model_version"] == "fake-misbehaving-1"
             assert (
-                int(calls[0].inputs["prompt_tokens"]) > 0
+                int(calls[0].inputs["usage"]["prompt"]) > 0
                 and float(calls[0].inputs["latency_ms"]) >= 0
             )
         finally:

@@ -300,8 +300,8 @@ def _audit(scope: Scope, actor: Actor, call: Call) -> None:
         inputs={
             "model": call.model,
             "model_version": call.model_version,
-            "prompt_tokens": call.prompt_tokens,
-            "completion_tokens": call.completion_tokens,
+            # token counts (keys naming "token" are masked by the ledger as secrets)
+            "usage": {"prompt": call.prompt_tokens, "completion": call.completion_tokens},
             "latency_ms": call.latency_ms,
             "tool_calls": call.tool_calls,
         },
