@@ -33,7 +33,7 @@ from baton.runtime.platform import Platform
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 READ = Depends(require(Permission.READ))
 REPLAY_WINDOW_S = 300
-SLACK_PATH = "/api/v1/slack/actions"
+SLACK_PATH = "/slack/actions"  # under /api/v1; public in api/authn.py
 
 
 def signing_key(p: Platform) -> str:
