@@ -444,7 +444,7 @@ def forecast_bench(args: BenchArgs) -> dict[str, Any]:
     }
 
 
-COPILOT_TUNED = "1-6"  # the classic storms looked at while building the copilot's ranking
+COPILOT_TUNED = "1-3,100-105"  # the storms looked at while building the ranking
 COPILOT_HELD_OUT = "200-211"  # never looked at while building it
 
 
