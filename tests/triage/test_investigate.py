@@ -83,6 +83,7 @@ def test_time_spans_in_questions():
     assert span("in the last 30 minutes") == timedelta(minutes=30)
     assert span("the last hour") == timedelta(hours=1)
     assert span("since 2h ago") == timedelta(hours=2)
+    assert span("in the last 99999999999999999999 days") == timedelta(days=30)
 
 
 def test_follow_up_questions_cite_their_evidence(shared):

@@ -86,6 +86,7 @@ def ask(
     session: Session, incident_id: int, question: str, ctx: Context, asker: Actor
 ) -> dict[str, Any]:
     """The answer to a follow-up question, its evidence checked, audited."""
+    question = "".join(ch for ch in question if ch.isprintable() or ch in "\n\t")
     scope, report = report_for(session, incident_id, ctx)
     reply = answer(question, scope, report)
     known = report.ids() | {i["id"] for i in reply.items}

@@ -31,6 +31,7 @@ CUES: dict[str, tuple[str, ...]] = {
 _SPAN = re.compile(r"(\d+)\s*(s|sec|seconds?|m|min|mins|minutes?|h|hrs?|hours?|d|days?)\b", re.I)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WORDS = re.compile(r"[a-z0-9-]+")
+MAX_SPAN_S = 30 * 86400  # the ledger is not searched further back than this
 
 
 @dataclass
@@ -64,7 +65,8 @@ def span(question: str, default: timedelta = timedelta(hours=1)) -> timedelta:
     """'in the last 30 minutes' -> 30 min; 'last hour' -> 1 h; else the default."""
     m = _SPAN.search(question)
     if m:
-        return timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)[0].lower()])
+        seconds = int(m.group(1)[:9]) * _UNIT[m.group(2)[0].lower()]
+        return timedelta(seconds=min(seconds, MAX_SPAN_S))
     for word, unit in (("hour", "h"), ("day", "d"), ("minute", "m")):
         if re.search(rf"\blast {word}\b", question.lower()):
             return timedelta(seconds=_UNIT[unit])
