@@ -120,3 +120,34 @@ def test_no_model_server_falls_back_to_the_offline_report(shared, settings_of):
     report = p.commands.investigate(incident, TIA)
     assert report["backend"] == "offline" and report["causes"][0]["service"] == "orders-db"
     assert any("llm unavailable" in f.get("model", "") for f in report["flags"])
+
+
+def answers(request, turn):
+    """Reads the alerts, then answers the technician's question citing one, or (for the
+    investigation) cites nothing so the offline report stands."""
+    asked = "The technician asks" in request["messages"][1]["content"]
+    tool_msgs = [m for m in request["messages"] if m["role"] == "tool"]
+    if not tool_msgs:
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {"name": "incident_alerts", "arguments": "{}"},
+        }
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+    items = json.loads(tool_msgs[0]["content"])
+    db = next(i["id"] for i in items if i["service"] == "orders-db")
+    if asked:
+        body = {"answer": "the pool on orders-db is full", "evidence": [db, "alert:424242"]}
+    else:
+        body = {"summary": {"text": "x", "evidence": []}, "causes": []}
+    return {"role": "assistant", "content": json.dumps(body)}
+
+
+def test_a_free_form_question_is_answered_by_the_model_with_its_evidence(shared, settings_of):
+    p, _, incident = shared
+    with FakeModel(answers) as server:
+        settings_of(llm_url=server.url)
+        reply = p.commands.ask(incident, "is the pool the problem?", TIA)
+    assert reply["kind"] == "free_form" and reply["answer"] == "the pool on orders-db is full"
+    assert reply["supported"] and all(i.startswith("alert:") for i in reply["evidence"])
+    assert "alert:424242" not in reply["evidence"]  # an invented id is stripped

@@ -22,8 +22,8 @@ from baton.kernel.errors import NotFound
 from baton.store.models import Incident, Ticket
 from baton.triage.evidence import Scope
 from baton.triage.investigate import Report, investigate, supported
-from baton.triage.llm import ChatClient, investigate_with_llm
-from baton.triage.questions import answer
+from baton.triage.llm import ChatClient, answer_with_llm, investigate_with_llm
+from baton.triage.questions import Answer, answer
 
 COPILOT = Actor("baton.copilot", "ai", "evidence-rank/1")
 
@@ -91,7 +91,12 @@ def ask(
     reply = answer(question, scope, report)
     known = report.ids() | {i["id"] for i in reply.items}
     reply.evidence = supported(reply.evidence, known)
-    data = {**reply.to_dict(), "supported": bool(reply.evidence), "flags": report.flags}
+    flags = list(report.flags)
+    free = answer_with_llm(scope, report, question, ctx.llm, list(ctx.secrets)) if ctx.llm else None
+    if free is not None:  # the model's free-form answer, kept only with gathered evidence
+        reply = Answer("free_form", free[0], free[1], [])
+        flags += free[2]
+    data = {**reply.to_dict(), "supported": bool(reply.evidence), "flags": flags}
     append(
         session,
         actor=_actor(report),

@@ -120,7 +120,9 @@ class Conversation:
     """One investigation with the model: the messages so far, the evidence it was shown,
     what it tried that it may not do, and what leaving the process must not carry."""
 
-    def __init__(self, scope: Scope, secrets: list[str]) -> None:
+    def __init__(
+        self, scope: Scope, secrets: list[str], system: str = SYSTEM, question: str = ""
+    ) -> None:
         self.scope, self.secrets = scope, secrets
         self.shown: dict[str, Evidence] = {}
         self.flags: list[dict[str, Any]] = []
@@ -132,13 +134,45 @@ class Conversation:
             "services": inc.services,
             "opened_at": inc.opened_at.isoformat(),
         }
+        asked = f"\nThe technician asks: {question}" if question else ""
         self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM},
+            {"role": "system", "content": system},
             {
                 "role": "user",
-                "content": self.out(guard.fence(f"incident:{inc.id}", json.dumps(header))),
+                "content": self.out(guard.fence(f"incident:{inc.id}", json.dumps(header)) + asked),
             },
         ]
+
+    def run(self, client: ChatClient) -> str:
+        """Turns with the model until it answers without tool calls (or the turns run
+        out); every call audited. Returns its final content."""
+        actor = Actor("baton.copilot", "ai", f"llm:{client.config.model}")
+        tools, calls = tool_specs(), 0
+        for _ in range(MAX_TURNS):
+            message, call = client.complete(self.messages, tools)
+            _audit(self.scope, actor, call)
+            requested = message.get("tool_calls") or []
+            self.messages.append(
+                {
+                    "role": "assistant",
+                    "content": self.out(message.get("content") or ""),
+                    **({"tool_calls": requested} if requested else {}),
+                }
+            )
+            if not requested:
+                return str(message.get("content") or "")
+            for tc in requested:
+                calls += 1
+                fn = tc.get("function") or {}
+                result = (
+                    self.run_tool(str(fn.get("name")), str(fn.get("arguments") or "{}"))
+                    if calls <= MAX_TOOL_CALLS
+                    else "error: tool call budget used up; answer now"
+                )
+                self.messages.append(
+                    {"role": "tool", "tool_call_id": tc.get("id", ""), "content": self.out(result)}
+                )
+        return ""
 
     def out(self, text: str) -> str:
         """What may leave the process: secrets redacted."""
@@ -238,36 +272,10 @@ def investigate_with_llm(
 ) -> Report:
     """Let the model choose among the read-only tools and write the report; on any
     failure (server down, no JSON) the offline report stands, flagged."""
-    actor = Actor("baton.copilot", "ai", f"llm:{client.config.model}")
     talk = Conversation(scope, secrets)
-    tools, calls = tool_specs(), 0
     content = ""
     try:
-        for _ in range(MAX_TURNS):
-            message, call = client.complete(talk.messages, tools)
-            _audit(scope, actor, call)
-            requested = message.get("tool_calls") or []
-            talk.messages.append(
-                {
-                    "role": "assistant",
-                    "content": talk.out(message.get("content") or ""),
-                    **({"tool_calls": requested} if requested else {}),
-                }
-            )
-            if not requested:
-                content = message.get("content") or ""
-                break
-            for tc in requested:
-                calls += 1
-                fn = tc.get("function") or {}
-                result = (
-                    talk.run_tool(str(fn.get("name")), str(fn.get("arguments") or "{}"))
-                    if calls <= MAX_TOOL_CALLS
-                    else "error: tool call budget used up; answer now"
-                )
-                talk.messages.append(
-                    {"role": "tool", "tool_call_id": tc.get("id", ""), "content": talk.out(result)}
-                )
+        content = talk.run(client)
         report = parse_report(content, scope, offline, talk.shown)
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
         offline.flags.append(
@@ -308,3 +316,32 @@ def _audit(scope: Scope, actor: Actor, call: Call) -> None:
         decision="read-only",
         rationale="the model read evidence through read-only tools; it cannot act",
     )
+
+
+ASK_SYSTEM = (
+    SYSTEM.split("When done,")[0]
+    + """When done, answer with one JSON object and
+nothing else: {"answer": str, "evidence": [id]}"""
+)
+
+
+def answer_with_llm(
+    scope: Scope, report: Report, question: str, client: ChatClient, secrets: list[str]
+) -> tuple[str, list[str], list[dict[str, Any]]] | None:
+    """A free-form answer from the model: (text, cited ids that were gathered, flags),
+    or None when it failed or cited nothing gathered (the offline answer then stands)."""
+    talk = Conversation(scope, secrets, ASK_SYSTEM, question)
+    try:
+        content = talk.run(client)
+        start, end = content.find("{"), content.rfind("}")
+        data = json.loads(content[start : end + 1])
+        text, cited = str(data["answer"]), [str(i) for i in data.get("evidence") or []]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    known = report.ids() | set(talk.shown)
+    ids = [i for i in dict.fromkeys(cited) if i in known]
+    flags = list(talk.flags)
+    said = guard.injections(text)
+    if said:
+        flags.append({"model": "its answer reads like instructions to act", "reasons": said})
+    return (text, ids, flags) if ids else None
