@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from baton import __version__, cli_desk, cli_views
+from baton.cli_copilot import copilot_app
 from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
@@ -51,6 +52,7 @@ cli_desk.register()
 cli_views.register(app)
 app.add_typer(detect_app, name="detect")
 app.add_typer(logs_app, name="logs")
+app.add_typer(copilot_app, name="copilot")
 app.command(name="forecast")(forecast_cmd)
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)

@@ -29,6 +29,11 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/v1/logs"): ING,
     ("GET", "/api/v1/incidents"): R,
     ("GET", "/api/v1/incidents/{incident_id}"): R,
+    ("GET", "/api/v1/incidents/{incident_id}/investigation"): R,
+    ("GET", "/api/v1/tickets/{ticket_id}/investigation"): R,
+    ("POST", "/api/v1/incidents/{incident_id}/ask"): R,
+    ("POST", "/api/v1/incidents/{incident_id}/copilot-fix"): OPS,
+    ("GET", "/api/v1/approvals/{approval_id}/chat-message"): R,
     ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): OPS,
     ("POST", "/api/v1/incidents/{incident_id}/merge"): OPS,
     ("POST", "/api/v1/incidents/{incident_id}/split"): OPS,
@@ -128,6 +133,7 @@ def _url(path):
         path.replace("{incident_id}", "999")
         .replace("{execution_id}", "999")
         .replace("{approval_id}", "999")
+        .replace("{ticket_id}", "999")
         .replace("{token_id}", "999")
         .replace("{runbook_id}", "nope")
         .replace("{escalation_id}", "999")

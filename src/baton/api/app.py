@@ -15,6 +15,8 @@ from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
     admin,
     automation,
+    chat,
+    copilot,
     health,
     incidents,
     oversight,
@@ -74,6 +76,8 @@ def create_app(platform: Platform) -> FastAPI:
         oversight,
         admin,
         views,
+        copilot,
+        chat,
     )
     routers = [m.router for m in modules]
     for router in routers:

@@ -33,6 +33,7 @@ PUBLIC = frozenset(
         # Slack cannot send a bearer token; the route refuses anything without a valid
         # Slack signature (and everything when no signing secret is configured)
         "/api/v1/desk/slack/events",
+        "/api/v1/slack/actions",  # Slack sends no bearer token; its signature is checked
     }
 )
 SIGNED = frozenset({"/api/v1/desk/slack/events"})  # public, but 401 without a signature

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from baton.act import secrets
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal, authenticate, hash_token
 from baton.kernel.audit import Actor
@@ -157,3 +158,15 @@ def parsed(model: Any) -> Callable[..., Any]:
 
     validate.body_model = model  # type: ignore[attr-defined]  # the contract declares it
     return validate
+
+
+def slack_signing_key(p: Platform) -> str:
+    """The Slack app's signing secret, by the NAME the settings give; Slack sends no
+    bearer token, so without it nothing can authenticate a Slack request (401)."""
+    name = p.settings.slack_signing_secret
+    if not name:
+        raise ApiError(401, "unauthorized", "Slack requests are off: no signing secret is set")
+    try:
+        return secrets.resolve([name])[f"secret.{name}"]
+    except KeyError:
+        raise ApiError(503, "unavailable", "the Slack signing secret is not set") from None

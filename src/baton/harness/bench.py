@@ -442,3 +442,24 @@ def forecast_bench(args: BenchArgs) -> dict[str, Any]:
         "coverage_90": round(sum(r.coverage * r.forecasts for r in runs) / points, 3),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+COPILOT_TUNED = "1-3,100-105"  # the storms looked at while building the ranking
+COPILOT_HELD_OUT = "200-211"  # never looked at while building it
+
+
+@bench("copilot", "offline investigations on storms: root cause top-1/top-3, evidence precision")
+def copilot_bench(args: BenchArgs) -> dict[str, Any]:
+    """Every fault's incident investigated offline; a cause is right when it names the
+    fault's root service and a runbook whose remediation really fixes the scenario.
+    Without --seeds: the tuned and the held-out seeds, each scored on its own; plus the
+    injection corpus (offline and against a misbehaving model)."""
+    from baton.harness.copilot import copilot_storms, injection_corpus
+
+    if args.seeds:
+        return copilot_storms(parse_seeds(args.seeds), args.progress)
+    return {
+        "tuned": copilot_storms(parse_seeds(COPILOT_TUNED), args.progress),
+        "held_out": copilot_storms(parse_seeds(COPILOT_HELD_OUT), args.progress),
+        "injection": injection_corpus(),
+    }

@@ -8,6 +8,7 @@ score it. See docs/benchmarks.md for exactly what each figure counts.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -81,8 +82,13 @@ def _declare_maintenance(platform: Platform, plan: StormPlan) -> None:
         create_window(s, window, OPERATOR, platform.clock.now())
 
 
-def run_storm(plan: StormPlan, home: Path) -> StormResult:
-    """Feed one storm to a fresh platform (SQLite under `home`) and collect the outcome."""
+def run_storm(
+    plan: StormPlan, home: Path, inspect: Callable[[Platform, Storm], Any] | None = None
+) -> StormResult:
+    """Feed one storm to a fresh platform (SQLite under `home`) and collect the outcome.
+
+    `inspect` looks at the platform once the storm is over, before it is closed (the
+    copilot bench investigates the incidents there)."""
     config = home / "correlation.yaml"
     config.write_text(yaml.safe_dump(STORM_CONFIG))
     clock = SimulatedClock(plan.start)
@@ -97,6 +103,8 @@ def run_storm(plan: StormPlan, home: Path) -> StormResult:
                 platform.drain.ingest_alertmanager(batch)
             platform.scheduler.tick()
         truth = storm.truth()
+        if inspect is not None:
+            inspect(platform, storm)
         with platform.db.session() as s:
             events = list(s.scalars(select(Event).order_by(Event.id)))
             incidents = list(s.scalars(select(Incident)))

@@ -22,11 +22,12 @@ from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
-from baton.kernel.errors import NotFound
+from baton.kernel.errors import NotFound, Refused
 from baton.runtime.config import LiveConfig
 from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.pipeline import Observer, Pipelines, StageContext
+from baton.runtime.settings import known_secrets
 from baton.store.db import Database
 from baton.store.models import (
     ApiToken,
@@ -34,9 +35,11 @@ from baton.store.models import (
     Escalation,
     Execution,
     Incident,
+    Proposal,
     Ticket,
 )
-from baton.triage import schedule
+from baton.triage import copilot, schedule
+from baton.triage.llm import ChatClient, LLMConfig
 from baton.triage.propose import requested
 
 
@@ -148,18 +151,85 @@ class Commands:
             if incident_id is not None:
                 incidents.get(s, incident_id)
             proposal = requested(s, runbook, chosen, requester, reason, incident_id, at)
-            [acted] = self.pipelines.request.run(StageContext(s, at, self.observer), [proposal])
-            decision, approval = acted.decided.decision, acted.decided.approval
-            execution = acted.execution
-            due_now = execution is not None and execution.not_before is None
-            result = {
-                "proposal": proposal.id,
-                "tier": decision.tier,
-                "reasons": decision.reasons,
-                "approval": approval.id if approval else None,
-                "execution": execution.id if execution else None,
-            }
+            result, due_now = self._decide(s, proposal, at)
         if due_now:  # no veto window: straight to the backend, no wait for the next tick
+            self.dispatch.submit([result["execution"]])
+        return result
+
+    def _decide(self, s: Any, proposal: Proposal, at: Any) -> tuple[dict[str, Any], bool]:
+        """A proposal through the request pipeline (decide, then act as the tier says)."""
+        [acted] = self.pipelines.request.run(StageContext(s, at, self.observer), [proposal])
+        decision, approval = acted.decided.decision, acted.decided.approval
+        execution = acted.execution
+        due_now = execution is not None and execution.not_before is None
+        return {
+            "proposal": proposal.id,
+            "tier": decision.tier,
+            "reasons": decision.reasons,
+            "approval": approval.id if approval else None,
+            "execution": execution.id if execution else None,
+        }, due_now
+
+    # --- the copilot ---------------------------------------------------------------------
+    def _copilot(self, s: Any, offline: bool = False) -> copilot.Context:
+        graph = self.config.graph(s)
+        cfg = self.config.settings
+        client = None
+        if cfg.llm_url and not offline:
+            key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None
+            client = ChatClient(LLMConfig(cfg.llm_url, cfg.llm_model, key, cfg.llm_timeout_s))
+        return copilot.Context(
+            self.config.catalogue,
+            graph,
+            self.clock.now(),
+            lambda rb: self.config.scope(rb, graph),
+            client,
+            tuple(v.get_secret_value() for v in known_secrets(cfg)),
+        )
+
+    def investigate(self, incident_id: int, asker: Actor, ticket: bool = False) -> dict[str, Any]:
+        """The copilot's report on an incident (or on the incident a ticket is linked to)."""
+        with self.db.session() as s:
+            if ticket:
+                incident_id = copilot.incident_of_ticket(s, incident_id)
+            ctx = self._copilot(s)
+            try:
+                return copilot.run_investigation(s, incident_id, ctx, asker)
+            finally:
+                if ctx.llm is not None:
+                    ctx.llm.close()
+
+    def ask(self, incident_id: int, question: str, asker: Actor) -> dict[str, Any]:
+        """A follow-up question about an incident, answered with cited evidence."""
+        with self.db.session() as s:
+            ctx = self._copilot(s)
+            try:
+                return copilot.ask(s, incident_id, question, ctx, asker)
+            finally:
+                if ctx.llm is not None:
+                    ctx.llm.close()
+
+    def propose_fix(self, incident_id: int, requester: Actor, reason: str) -> dict[str, Any]:
+        """Turn the copilot's drafted fix into a Proposal decided like any other: the
+        policy sets its tier, so it may wait for someone else's approval. Offline, so what
+        is proposed is the deterministic draft, never a model's words."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            ctx = self._copilot(s, offline=True)
+            _, report = copilot.report_for(s, incident_id, ctx, offline_only=True)
+            fix = report.fix
+            if fix is None:
+                raise Refused("the copilot has no supported fix for this incident")
+            runbook = self.config.runbook(fix["runbook"])
+            why = f"copilot fix: {fix['rationale']}; {reason}"
+            proposal = requested(s, runbook, fix["params"], requester, why, incident_id, at)
+            proposal.confidence = fix["confidence"]
+            proposal.evidence = [
+                *proposal.evidence,
+                {"kind": "copilot", "evidence": fix["evidence"], "rationale": fix["rationale"]},
+            ]
+            result, due_now = self._decide(s, proposal, at)
+        if due_now:
             self.dispatch.submit([result["execution"]])
         return result
 

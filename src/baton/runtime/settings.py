@@ -135,7 +135,26 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_]{1,64}$",
-        description="NAME of the Slack signing secret checked on /api/v1/desk/slack/events",
+        description="NAME of the Slack app's signing secret: checked on its events (chat "
+        "intake) and block actions (approvals from chat); unset: both are off",
+    )
+
+    # --- the copilot (docs/copilot.md) ---
+    llm_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OpenAI-compatible chat-completions base URL (e.g. http://127.0.0.1:11434"
+        "/v1); unset: the copilot works offline",
+    )
+    llm_model: str = Field(default="llama3.1", description="Model name sent to the LLM server")
+    llm_api_key: SecretStr | None = Field(default=None, description="Bearer key for the LLM")
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    slack_users: dict[str, str] = Field(
+        default_factory=dict, description="Slack user id -> Baton user name (JSON)"
+    )
+    slack_response_prefix: str = Field(
+        default="https://hooks.slack.com/",
+        description="Only response_url values under this prefix are answered",
     )
 
     audit_key_file: Path | None = Field(
@@ -293,3 +312,9 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings, read once."""
     return load_settings()
+
+
+def known_secrets(settings: Settings) -> list[SecretStr]:
+    """Every secret value the settings hold, so text leaving the process can be
+    redacted of them (the copilot's model calls)."""
+    return [v for v in vars(settings).values() if isinstance(v, SecretStr)]

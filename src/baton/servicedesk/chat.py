@@ -9,14 +9,11 @@ check; nothing said in a chat can skip it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 
-from baton.kernel.errors import Invalid, Refused
+from baton.kernel.errors import Invalid
 
-MAX_SKEW_S = 300  # Slack's replay window
 INTENTS = (
     ("password_reset", re.compile(r"\b(reset|forgot|forgotten|change)\b.*\bpassword\b", re.I)),
     ("account_unlock", re.compile(r"\b(locked( out)?|unlock)\b", re.I)),
@@ -35,18 +32,6 @@ class ChatMessage:
 def intent(text: str) -> str | None:
     """The catalogue item the text asks for, if any (first match in catalogue order)."""
     return next((name for name, pattern in INTENTS if pattern.search(text)), None)
-
-
-def verify_slack(body: bytes, timestamp: str | None, sig: str | None, key: str, now: float) -> None:
-    """Slack's v0 request signature: HMAC-SHA256 of `v0:<ts>:<body>`, within 5 minutes."""
-    if not timestamp or not sig or not timestamp.isdigit():
-        raise Refused("missing Slack signature headers")
-    if abs(now - int(timestamp)) > MAX_SKEW_S:
-        raise Refused("Slack request timestamp too old")
-    base = b"v0:" + timestamp.encode() + b":" + body
-    expected = "v0=" + hmac.new(key.encode(), base, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, sig):
-        raise Refused("Slack signature does not match")
 
 
 def from_slack(payload: dict[str, object]) -> ChatMessage | None:

@@ -14,13 +14,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from baton.act import secrets
-from baton.api.deps import actor_of, parse_json, parsed, platform, require, session
+from baton.api.deps import (
+    actor_of,
+    parse_json,
+    parsed,
+    platform,
+    require,
+    session,
+    slack_signing_key,
+)
 from baton.api.errors import ApiError
 from baton.api.params import Id, RowId
 from baton.govern.rbac import Permission, Principal
 from baton.kernel.errors import Refused
 from baton.runtime.platform import Platform
+from baton.sense.signature import verify_slack
 from baton.servicedesk import chat, knowledge
 from baton.servicedesk import tickets as tickets_
 from baton.servicedesk.tickets import to_dict as ticket_dict
@@ -234,17 +242,10 @@ SLACK_BODY = {
     openapi_extra=SLACK_BODY,
 )
 async def slack_events(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
-    name = p.settings.slack_signing_secret
-    if not name:
-        # nothing can authenticate a Slack request here: refuse it as unauthenticated
-        raise ApiError(401, "unauthorized", "Slack intake is off: no signing secret is set")
-    try:
-        key = secrets.resolve([name])[f"secret.{name}"]
-    except KeyError:
-        raise ApiError(503, "unavailable", "the Slack signing secret is not set") from None
+    key = slack_signing_key(p)
     raw = await request.body()
     try:
-        chat.verify_slack(
+        verify_slack(
             raw,
             request.headers.get("X-Slack-Request-Timestamp"),
             request.headers.get("X-Slack-Signature"),

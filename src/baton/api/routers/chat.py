@@ -1,0 +1,116 @@
+"""Slack-compatible interactivity: approval buttons clicked in chat.
+
+Slack signs every request (``v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")``); a bad
+signature, or a timestamp outside the replay window, is 401 before the payload is read.
+The clicking Slack user is mapped to a Baton user and the click goes through
+`Commands.approve`/`reject`, where four-eyes and the audit apply as at any other door.
+Slack wants a 200 for every verified request, so refusals are said in the reply text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from baton.api.deps import platform, require, slack_signing_key
+from baton.api.errors import ApiError
+from baton.api.params import Id
+from baton.govern import chat
+from baton.govern.rbac import Permission, Principal
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import NotFound, Refused
+from baton.runtime.platform import Platform
+from baton.sense.signature import verify_slack
+
+router = APIRouter(prefix="/api/v1", tags=["chat"])
+READ = Depends(require(Permission.READ))
+SLACK_PATH = "/slack/actions"  # under /api/v1; public in api/authn.py
+
+
+def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> str:
+    at = p.clock.now()
+    try:
+        with p.db.session() as s:
+            approval_id = chat.check_button(s, value, key, slack_user, at)
+            who = chat.person(s, slack_user, p.config.settings.slack_users)
+        actor = Actor(who.name, "human")
+        reason = f"{action} from Slack ({slack_user})"
+        if action == "approve":
+            execution = p.commands.approve(approval_id, actor, reason)
+            queued = f"; execution {execution.id} queued" if execution else "; waiting for more"
+            return f"approved by {who.name}{queued}"
+        if action == "reject":
+            p.commands.reject(approval_id, actor, reason)
+            return f"rejected by {who.name}"
+        raise Refused(f"unknown action {action!r}")
+    except (Refused, NotFound) as exc:
+        with p.db.session() as s:
+            append(
+                s,
+                actor=Actor(f"slack:{slack_user}", "human"),
+                action="chat.refused",
+                subject=f"slack:{slack_user}"[:128],
+                at=at,
+                inputs={"action": action},
+                decision="refused",
+                rationale=str(exc),
+            )
+        return f"refused: {exc}"
+
+
+def _reply(p: Platform, url: str, text: str) -> None:
+    """Update the message through its response_url, only under the configured prefix
+    (never a URL of the sender's choosing elsewhere)."""
+    if not url or not url.startswith(p.config.settings.slack_response_prefix):
+        return
+    with contextlib.suppress(httpx.HTTPError):  # the click counted; the update is a courtesy
+        httpx.post(url, json={"replace_original": False, "text": text}, timeout=5.0)
+
+
+@router.post(SLACK_PATH, include_in_schema=False)
+async def slack_actions(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
+    key = slack_signing_key(p)
+    body = await request.body()
+    try:
+        verify_slack(
+            body,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+            key,
+            time.time(),
+        )
+    except Refused as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+    try:
+        payload = orjson.loads(parse_qs(body.decode())["payload"][0])
+        slack_user = str(payload["user"]["id"])
+        [action] = payload["actions"][:1]
+        action_id, value = str(action["action_id"]), str(action["value"])
+    except (KeyError, ValueError, TypeError, IndexError, orjson.JSONDecodeError):
+        raise ApiError(400, "bad_request", "not a Slack block_actions payload") from None
+    if payload.get("type") != "block_actions":
+        raise ApiError(400, "bad_request", "only block_actions are handled")
+    text = await run_in_threadpool(_click, p, key, slack_user, action_id, value)
+    await run_in_threadpool(_reply, p, str(payload.get("response_url") or ""), text)
+    return {"response_type": "ephemeral", "text": text}
+
+
+@router.get(
+    "/approvals/{approval_id}/chat-message",
+    summary="A Slack message for this approval, with buttons bound to what would run",
+)
+def chat_message(
+    approval_id: Id, _: Principal = READ, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    if not p.settings.slack_signing_secret:
+        raise ApiError(404, "not_found", "chat approvals are not configured")
+    key = slack_signing_key(p)
+    with p.db.session() as s:
+        return chat.approval_message(s, approval_id, key, p.clock.now())

@@ -1,0 +1,133 @@
+"""Approvals from chat (a Slack-compatible app): the message with its buttons, and what
+a click must prove before it counts.
+
+A button's value names the approval and is bound to exactly what would run: an HMAC,
+under the app's signing secret, of the runbook, its version, the params, the target, an
+expiry and a nonce. A click on a button whose action has changed since (params edited,
+another version) or that has expired is refused; each person can use a nonce once (the
+ledger keeps the uses). The value carries no secret. The clicking Slack user must map to
+a Baton user whose role may operate; four-eyes is checked again by `flows.approve`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.govern.flows import params_of, proposal_of
+from baton.govern.rbac import Permission, Principal, allows, parse_role
+from baton.kernel.audit import Actor, append
+from baton.kernel.errors import NotFound, Refused
+from baton.store.models import Approval, AuditRecord, Incident, User
+
+BUTTON_TTL = timedelta(hours=4)
+ACTIONS = ("approve", "reject")
+
+
+def _digest(key: str, approval_id: int, what: str, expires: int, nonce: str) -> str:
+    msg = f"{approval_id}|{what}|{expires}|{nonce}".encode()
+    return hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()[:32]
+
+
+def bound_action(session: Session, approval: Approval) -> str:
+    """What approving would run, canonically: runbook@version, params, target."""
+    proposal = proposal_of(session, approval)
+    incident = session.get(Incident, proposal.incident_id) if proposal.incident_id else None
+    params = json.dumps(params_of(session, approval), sort_keys=True, separators=(",", ":"))
+    target = incident.origin_service if incident else None
+    return f"{proposal.runbook_id}@{proposal.runbook_version}|{params}|{target}"
+
+
+def button_value(session: Session, approval: Approval, key: str, at: datetime) -> str:
+    expires = int((at + BUTTON_TTL).timestamp())
+    if approval.expires_at is not None:
+        expires = min(expires, int(approval.expires_at.timestamp()))
+    nonce = secrets.token_hex(8)
+    digest = _digest(key, approval.id, bound_action(session, approval), expires, nonce)
+    return f"{approval.id}.{expires}.{nonce}.{digest}"
+
+
+def approval_message(session: Session, approval_id: int, key: str, at: datetime) -> dict[str, Any]:
+    """A Slack message (blocks) asking for this approval, with bound buttons."""
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    proposal = proposal_of(session, approval)
+    value = button_value(session, approval, key, at)
+    text = (
+        f"Approval {approval.id}: run *{proposal.runbook_id}* with "
+        f"`{json.dumps(params_of(session, approval), sort_keys=True)}` "
+        f"(confidence {proposal.confidence}) — {proposal.rationale[:300]}"
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "actions",
+                "block_id": f"approval-{approval.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": name,
+                        "text": {"type": "plain_text", "text": name.title()},
+                        "style": "primary" if name == "approve" else "danger",
+                        "value": value,
+                    }
+                    for name in ACTIONS
+                ],
+            },
+        ],
+    }
+
+
+def check_button(session: Session, value: str, key: str, slack_user: str, at: datetime) -> int:
+    """The approval a clicked button is for, once it proves it is still bound to what
+    would run, unexpired and not used before by this person; else Refused."""
+    try:
+        raw_id, raw_expires, nonce, digest = value.split(".")
+        approval_id, expires = int(raw_id), int(raw_expires)
+    except ValueError:
+        raise Refused("malformed button") from None
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    want = _digest(key, approval_id, bound_action(session, approval), expires, nonce)
+    if not hmac.compare_digest(want, digest):
+        raise Refused("this button no longer matches what would run; ask for a fresh message")
+    if at.timestamp() > expires:
+        raise Refused("this button has expired")
+    used = f"chat-nonce:{nonce}:{slack_user}"[:128]
+    if session.scalar(select(AuditRecord.seq).where(AuditRecord.subject == used).limit(1)):
+        raise Refused("this button was already used by you")
+    append(
+        session,
+        actor=Actor(f"slack:{slack_user}", "human"),
+        action="chat.button_used",
+        subject=used,
+        at=at,
+        inputs={"approval": approval_id},
+        decision="accepted",
+    )
+    return approval_id
+
+
+def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Principal:
+    """The Baton user a Slack user is, who must be allowed to operate; else Refused."""
+    name = mapping.get(slack_user)
+    if not name:
+        raise Refused(f"Slack user {slack_user} is not mapped to a Baton user")
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise Refused(f"Baton user {name} does not exist")
+    role = parse_role(user.role)
+    if not allows(role, Permission.OPERATE):
+        raise Refused(f"{name} ({role}) may not approve")
+    return Principal(name, role)

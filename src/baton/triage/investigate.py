@@ -1,0 +1,342 @@
+"""An investigation: the evidence about an incident, and what it supports.
+
+Offline and deterministic: candidate causes are (service, runbook) pairs — a service in
+trouble and the declared cause of a runbook that fits its alerts — ranked by how well the
+alerts fit, where the service sits among the others in trouble (a service whose own
+dependencies are in trouble is more likely a victim), who went first, and what fixed
+this origin before. Every claim names the evidence ids behind it; `supported` drops any
+claim whose ids were not gathered, whoever (this code or a model) wrote it.
+
+The proposed fix is only a draft: `Commands.propose_fix` turns it into a Proposal that
+the decide stage judges like every other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.act.confine import Scope as Confinement
+from baton.act.runbook import ParamError, Runbook, resolve_params
+from baton.store.models import Event
+from baton.triage import guard
+from baton.triage.evidence import Evidence, Scope, gather, incident_events
+from baton.triage.propose import score, specificity
+
+VICTIM = 0.35  # a service whose dependencies are in trouble: its own alerts explain less
+FIRST_BONUS = 0.1
+ORIGIN_BONUS = 0.15
+FIXED_BEFORE = 0.1
+SYMPTOM_FIT = 0.25  # a service in trouble that no runbook's declared cause explains
+
+
+@dataclass
+class Claim:
+    text: str
+    evidence: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "evidence": self.evidence}
+
+
+@dataclass
+class Cause:
+    service: str
+    runbook: str | None
+    statement: str
+    confidence: float
+    evidence: list[str]
+    weight: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "runbook": self.runbook,
+            "statement": self.statement,
+            "confidence": self.confidence,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class Report:
+    incident_id: int
+    summary: Claim
+    causes: list[Cause]
+    checks: list[Claim]
+    fix: dict[str, Any] | None
+    evidence: list[Evidence]
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # claims without evidence, not shown
+    backend: str = "offline"
+
+    def ids(self) -> set[str]:
+        return {e.id for e in self.evidence}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "backend": self.backend,
+            "summary": self.summary.to_dict(),
+            "causes": [c.to_dict() for c in self.causes],
+            "checks": [c.to_dict() for c in self.checks],
+            "fix": self.fix,
+            "flags": self.flags,
+            "dropped_unsupported": self.dropped,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+def supported(cited: list[str], known: set[str]) -> list[str]:
+    """The cited ids that were really gathered, in order, once each."""
+    out: list[str] = []
+    for item in cited:
+        if item in known and item not in out:
+            out.append(item)
+    return out
+
+
+def keep_supported(report: Report) -> Report:
+    """Drop every claim (cause, check) that cites no gathered evidence; strip ids that
+    were never gathered from the rest. The summary, if it loses all, says so."""
+    known = report.ids()
+    causes, checks = [], []
+    for c in report.causes:
+        c.evidence = supported(c.evidence, known)
+        (causes.append(c) if c.evidence else report.dropped.append(c.statement))
+    for k in report.checks:
+        k.evidence = supported(k.evidence, known)
+        (checks.append(k) if k.evidence else report.dropped.append(k.text))
+    report.causes, report.checks = causes, checks
+    report.summary.evidence = supported(report.summary.evidence, known)
+    if not report.summary.evidence:
+        report.dropped.append(report.summary.text)
+        report.summary = Claim("no supported summary", [])
+    return report
+
+
+def flag_injections(evidence: list[Evidence]) -> list[dict[str, Any]]:
+    """Each untrusted text that reads like instructions to a model, with why."""
+    return [
+        {"evidence": e.id, "reasons": reasons}
+        for e in evidence
+        if e.text and (reasons := guard.injections(e.text))
+    ]
+
+
+def _by_service(events: list[Event]) -> dict[str, list[Event]]:
+    """The incident's alerts per service: those firing, or, where a service has none
+    firing any more (a flapping leak, a resolved symptom), every alert it had."""
+    out: dict[str, list[Event]] = {}
+    for e in events:
+        if e.service and e.suppressed_by is None:
+            out.setdefault(e.service, []).append(e)
+    for service, evs in out.items():
+        firing = [e for e in evs if e.status == "firing"]
+        out[service] = firing or evs
+    return out
+
+
+def _kind_prefix(e: Event) -> str:
+    return "finding" if e.source == "baton.detect" else "alert"
+
+
+def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
+    """Candidate causes, best first, confidences summing to at most 1."""
+    troubled = _by_service(incident_events(scope.session, scope.incident.id))
+    if not troubled:
+        return []
+    graph, spec = scope.graph, specificity(scope.catalogue)
+    first = {s: min(e.starts_at for e in evs) for s, evs in troubled.items()}
+    earliest = min(first.values())
+    by_id = {e.id: e for e in evidence}
+    groups = {e.facts.get("event_id"): e.id for e in evidence if e.kind == "grouping"}
+    fixed = _fixed_before(evidence)
+    causes: list[Cause] = []
+    for service, events in sorted(troubled.items()):
+        names = [e.name for e in events]
+        # a queue backs up when the workers reading it stop: between a queue and its
+        # consumers, the consumers' trouble explains the queue's, not the other way
+        ups = sorted(
+            u for u in graph.upstream(service) & set(troubled) if service not in graph.consumers(u)
+        )
+        stalled = sorted(graph.consumers(service) & set(troubled))
+        downs = sorted(s for s in troubled if service in graph.upstream(s) and s not in stalled)
+        spread = min(0.3, 0.1 * len(downs))
+        position = (VICTIM if ups else 1.0) + spread
+        # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
+        symptom_position = (VICTIM if ups or stalled else 1.0) + spread
+        bonus = (FIRST_BONUS if first[service] == earliest else 0.0) + (
+            ORIGIN_BONUS if service == scope.incident.origin_service else 0.0
+        )
+        alert_ids = [f"{_kind_prefix(e)}:{e.id}" for e in events]
+        group_ids = [groups[e.id] for e in events if e.id in groups]
+        healthy = [
+            f"neighbour:{n}"
+            for n in graph.needs(service)
+            if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
+        ]
+        where = _where(service, [*ups, *stalled], downs)
+        fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
+        for c in fits:
+            matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
+            past = fixed.get((service, c.runbook.id), [])
+            # an alert only this runbook lists is stronger evidence than a generic one
+            sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
+            weight = c.confidence * sharp * position + bonus + (FIXED_BEFORE if past else 0.0)
+            cause = c.runbook.doc.get("description") or c.runbook.doc.get("title", c.runbook.id)
+            causes.append(
+                Cause(
+                    service,
+                    c.runbook.id,
+                    f"{service}: {', '.join(c.matched)} — the cause runbook {c.runbook.id} "
+                    f"fixes ({_first_sentence(cause)}); {where}",
+                    0.0,
+                    [*matched, f"runbook:{c.runbook.id}", *group_ids, *healthy, *past],
+                    weight,
+                )
+            )
+        if not fits:
+            causes.append(
+                Cause(
+                    service,
+                    None,
+                    f"{service}: {', '.join(sorted(set(names)))} that no runbook's declared "
+                    f"cause explains; {where}",
+                    0.0,
+                    [*alert_ids, *group_ids, *healthy],
+                    SYMPTOM_FIT * symptom_position + bonus,
+                )
+            )
+    causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
+    total = sum(c.weight for c in causes) or 1.0
+    for c in causes:
+        c.confidence = round(c.weight / total, 3)
+    return causes
+
+
+def _first_sentence(text: str) -> str:
+    return " ".join(text.split()).split(". ")[0].rstrip(".")
+
+
+def _where(service: str, ups: list[str], downs: list[str]) -> str:
+    if ups:
+        return f"it needs {', '.join(ups)}, also in trouble, so it may be a victim"
+    if downs:
+        return f"nothing it needs is in trouble and {', '.join(downs)} need it"
+    return "nothing it needs is in trouble"
+
+
+def _fixed_before(evidence: list[Evidence]) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for e in evidence:
+        if e.kind != "past" or not e.service:
+            continue
+        for run in e.facts.get("resolved_by", []):
+            if run.get("verified"):
+                out.setdefault((e.service, run["runbook"]), []).append(e.id)
+    return out
+
+
+def checks(causes: list[Cause], evidence: list[Evidence]) -> list[Claim]:
+    """What a technician should look at next, each pointing at the evidence it is about."""
+    if not causes:
+        return []
+    out: list[Claim] = []
+    top = causes[0]
+    alerts = [i for i in top.evidence if i.startswith(("alert:", "finding:"))]
+    out.append(Claim(f"confirm the alerts on {top.service} are still firing", alerts))
+    if len(causes) > 1 and causes[1].confidence >= 0.6 * top.confidence:
+        other = causes[1]
+        out.append(
+            Claim(
+                f"tell apart {top.runbook or top.service} on {top.service} and "
+                f"{other.runbook or other.service} on {other.service}: their evidence is close",
+                [*top.evidence[:2], *other.evidence[:2]],
+            )
+        )
+    changes = [e.id for e in evidence if e.kind == "change" and e.service == top.service]
+    if changes:
+        out.append(Claim(f"review what changed on {top.service} shortly before", changes))
+    sick = [e.id for e in evidence if e.kind == "neighbour" and not e.facts.get("healthy")]
+    if sick:
+        out.append(Claim("look at neighbours in trouble outside this incident", sick))
+    if top.runbook:
+        rid = f"runbook:{top.runbook}"
+        record = next((e.facts["track_record"] for e in evidence if e.id == rid), {})
+        rate = record.get("success_rate")
+        if rate is not None and rate < 0.8:
+            out.append(Claim(f"{top.runbook} succeeded {rate:.0%} of its runs; weigh that", [rid]))
+    tickets = [e.id for e in evidence if e.kind == "ticket"]
+    if tickets:
+        out.append(Claim("read what the people reporting it say", tickets))
+    return out
+
+
+def draft_fix(
+    scope: Scope,
+    causes: list[Cause],
+    scopes: Callable[[Runbook], Confinement] | None = None,
+) -> dict[str, Any] | None:
+    """The top cause that has a runbook, as a draft proposal (params resolved and
+    validated the way triage does); None when no supported cause has one."""
+    for cause in causes:
+        if cause.runbook is None:
+            continue
+        runbook = scope.catalogue.get(cause.runbook)
+        if runbook is None:
+            continue
+        events = _by_service(incident_events(scope.session, scope.incident.id)).get(
+            cause.service, []
+        )
+        try:
+            params = resolve_params(
+                runbook,
+                origin_service=cause.service,
+                labels=events[0].labels if events else {},
+                scope=scopes(runbook) if scopes else None,
+            )
+        except ParamError:
+            continue
+        return {
+            "runbook": runbook.id,
+            "version": runbook.version,
+            "params": params,
+            "service": cause.service,
+            "confidence": cause.confidence,
+            "rationale": cause.statement,
+            "evidence": cause.evidence,
+        }
+    return None
+
+
+def investigate(scope: Scope, scopes: Callable[[Runbook], Confinement] | None = None) -> Report:
+    """The offline investigation of `scope.incident`: evidence, ranked causes, checks, a
+    draft fix, injection flags; every claim supported by gathered evidence."""
+    evidence = gather(scope)
+    causes = rank(scope, evidence)
+    inc = scope.incident
+    alerts = [e.id for e in evidence if e.kind in ("alert", "finding")]
+    if causes:
+        top = causes[0]
+        text = (
+            f"{len(alerts)} alerts on {len(inc.services or [])} services "
+            f"({', '.join(inc.services or [])}); most likely {top.service}"
+            f"{' (' + top.runbook + ')' if top.runbook else ''}, confidence {top.confidence}"
+        )
+        summary = Claim(text, [*top.evidence[:3], *alerts[:3]])
+    else:
+        summary = Claim(f"{len(alerts)} alerts, none firing now", alerts[:5])
+    report = Report(
+        incident_id=inc.id,
+        summary=summary,
+        causes=causes,
+        checks=checks(causes, evidence),
+        fix=None,
+        evidence=evidence,
+        flags=flag_injections(evidence),
+    )
+    report = keep_supported(report)
+    report.fix = draft_fix(scope, report.causes, scopes)
+    return report
