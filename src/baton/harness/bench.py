@@ -442,3 +442,11 @@ def forecast_bench(args: BenchArgs) -> dict[str, Any]:
         "coverage_90": round(sum(r.coverage * r.forecasts for r in runs) / points, 3),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+@bench("triage", "triage classifier on a ticket export: held-out accuracy/F1 vs baselines, speed")
+def triage_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.harness import triage_bench as triage
+
+    seeds = parse_seeds(args.seeds or "42")
+    return triage.run(dataset(args, "tickets-itsc"), seeds, args.size, args.progress)

@@ -1,8 +1,8 @@
 """Triage classifiers: one field (category, priority, group...) from a ticket's fields.
 
 One configuration for every history, nothing keyed to one dataset: TF-IDF over word
-uni/bi-grams and character 2-5-grams of the text (character grams survive typos,
-inflections and glued words), structured fields as `column=value` indicator features,
+uni- and bi-grams of the text (sublinear counts, so a word repeated by a signature does
+not drown the rest), structured fields as `column=value` indicator features,
 a class-balanced linear SVM (rare groups still count), and sigmoid calibration by
 cross-validation so that "0.9" means right about nine times in ten — the number the
 auto-apply threshold is compared with.
@@ -111,24 +111,6 @@ def _features(text_columns: Sequence[str], field_columns: Sequence[str]) -> Feat
                 ]
             ),
         ),
-        (
-            "chars",
-            Pipeline(
-                [
-                    ("text", text),
-                    (
-                        "tfidf",
-                        TfidfVectorizer(
-                            analyzer="char_wb",
-                            ngram_range=(2, 5),
-                            sublinear_tf=True,
-                            min_df=2,
-                            max_features=400_000,
-                        ),
-                    ),
-                ]
-            ),
-        ),
     ]
     if field_columns:
         parts.append(
@@ -178,7 +160,7 @@ def train(
         )
     if not 0.0 < threshold <= 1.0:
         raise Invalid("must be in (0, 1]", "threshold")
-    svm = LinearSVC(C=0.5, class_weight="balanced", random_state=seed)
+    svm = LinearSVC(C=1.0, class_weight="balanced", random_state=seed)
     calibrated = CalibratedClassifierCV(
         svm, method="sigmoid", cv=StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     )
