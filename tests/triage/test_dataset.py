@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from baton.kernel.errors import Invalid
-from baton.triage.dataset import parse_csv, split_columns
+from baton.triage.dataset import MAX_TEXT, parse_csv, split_columns
 
 MESSY = (
     "\ufeffsubject,body,category,site\r\n"
@@ -53,3 +53,9 @@ def test_column_lists():
     assert split_columns(" subject , body,") == ["subject", "body"]
     with pytest.raises(Invalid):
         split_columns(" , ")
+
+
+def test_huge_texts_are_truncated_and_counted():
+    raw = ("subject,category\n" + "x" * (MAX_TEXT + 50) + ",big\n").encode()
+    examples, report = parse_csv(raw, ["subject"], "category")
+    assert len(examples[0].fields["subject"]) == MAX_TEXT and report.truncated == 1

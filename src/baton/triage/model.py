@@ -35,6 +35,9 @@ from baton.kernel.errors import Invalid
 from baton.triage.dataset import Example, class_counts
 
 FOLDS = 3  # calibration folds; a class needs this many examples to be learned
+# In a large history a term seen once is noise that costs memory and training time; in
+# a small one it may be the only hint a rare class has.
+LARGE_HISTORY = 10_000
 DEFAULT_THRESHOLD = 0.8  # auto-apply at or above this calibrated confidence
 
 
@@ -104,9 +107,7 @@ def _features(text_columns: Sequence[str], field_columns: Sequence[str]) -> Feat
                     ("text", text),
                     (
                         "tfidf",
-                        TfidfVectorizer(
-                            ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=400_000
-                        ),
+                        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32),
                     ),
                 ]
             ),
@@ -167,6 +168,7 @@ def train(
     pipeline = Pipeline(
         [("features", _features(text_columns, field_columns)), ("model", calibrated)]
     )
+    pipeline.set_params(features__words__tfidf__min_df=1 if len(kept) < LARGE_HISTORY else 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a few more iterations change little
         pipeline.fit([e.fields for e in kept], [e.label for e in kept])
