@@ -215,6 +215,24 @@ def retrain_cmd(
     )
 
 
+@triage_app.command("threshold")
+def threshold_cmd(
+    name: Annotated[str, typer.Option("--name", help="The model.")],
+    value: Annotated[float, typer.Argument(help="Auto-apply at or above this confidence.")],
+    as_: AsOpt = None,
+) -> None:
+    """Move NAME's auto-apply bar (below it the desk only suggests the top three)."""
+    from baton.triage.registry import set_threshold
+
+    try:
+        with _OPENERS["db"]().session() as session:
+            row = set_threshold(session, name, value, by=_person(as_), at=default_clock().now())
+            version = row.version
+    except (Invalid, NotFound) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"model {escape(name)} ({version}): threshold {value}", highlight=False)
+
+
 @triage_app.command("predict")
 def predict_cmd(
     name: Annotated[str, typer.Option("--name", help="The model.")],

@@ -118,7 +118,12 @@ def test_train_predict_retrain_and_list(messy):
     retrained = json.loads(again.stdout)
     assert retrained["previous_version"] == model["version"] and retrained["rows"] == 50
 
+    moved = run("triage", "threshold", "--name", "category", "0.9", "--as", "lee")
+    assert moved.exit_code == 0 and "threshold 0.9" in moved.stdout
+    assert run("triage", "threshold", "--name", "category", "2").exit_code == 2
+
     listed = json.loads(run("triage", "models", "--json").stdout)
     assert [m["version"] for m in listed if m["active"]] == [retrained["version"]]
+    assert [m["threshold"] for m in listed if m["active"]] == [0.9]
     missing = run("triage", "retrain", "--name", "nope")
     assert missing.exit_code == 2 and "nope" in missing.stderr

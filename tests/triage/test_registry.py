@@ -80,6 +80,13 @@ def test_predictions_record_their_version_and_bad_corrections_are_refused(db, cl
             )
         with pytest.raises(NotFound):
             registry.active(s, "priority")
+        with pytest.raises(Invalid):
+            registry.set_threshold(s, "category", 1.5, by=TIA, at=clock.now())
+        registry.set_threshold(s, "category", 0.95, by=TIA, at=clock.now())
+    with db.session() as s:
+        assert registry.active(s, "category").threshold == 0.95  # the cached model too
+        (moved,) = records(s, action="triage.threshold.set")
+        assert moved.actor == "tia" and moved.decision == "threshold 0.95"
 
 
 def test_corrections_are_stored_and_used_by_retrain(db, clock, stored):

@@ -134,7 +134,30 @@ def active(session: Session, name: str, version: str | None = None) -> Trained:
             version=row.version,
             notes=dict(row.notes),
         )
-    return _CACHE[key]
+    model = _CACHE[key]
+    model.threshold = row.threshold  # a person may have moved the bar since it was cached
+    return model
+
+
+def set_threshold(
+    session: Session, name: str, threshold: float, *, by: Actor, at: datetime
+) -> TriageModelVersion:
+    """Move the active version's auto-apply bar (the model itself is unchanged)."""
+    if not 0.0 < threshold <= 1.0:
+        raise Invalid("must be in (0, 1]", "threshold")
+    row = _row(session, name, None)
+    before, row.threshold = row.threshold, threshold
+    append(
+        session,
+        actor=by,
+        action="triage.threshold.set",
+        subject=f"triage-model:{name}",
+        at=at,
+        inputs={"version": row.version, "before": before},
+        decision=f"threshold {threshold}",
+        rationale="auto-apply at or above this calibrated confidence; suggest below it",
+    )
+    return row
 
 
 def versions(session: Session, name: str | None = None) -> list[TriageModelVersion]:
