@@ -38,6 +38,8 @@ def test_missing_columns_are_named():
     message = str(caught.value)
     assert "'description'" in message and "'queue'" in message
     assert "'subject'" in message.split("columns:")[1]  # and what the file does have
+    with pytest.raises(Invalid, match="cannot also be a feature"):
+        parse_csv(MESSY, ["subject", "category"], "category")
 
 
 def test_windows_1252_and_empty_files():

@@ -96,6 +96,8 @@ def parse_csv(
     if not header:
         raise Invalid("the file is empty (no header row)", "csv")
     names = [h.strip() for h in header]
+    if label in text_columns or label in field_columns:
+        raise Invalid(f"the label column {label!r} cannot also be a feature", "label")
     wanted = [*text_columns, *field_columns, label]
     missing = [c for c in dict.fromkeys(wanted) if c not in names]
     if missing:

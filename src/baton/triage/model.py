@@ -32,7 +32,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from baton.kernel.errors import Invalid
-from baton.triage.dataset import Example, class_counts
+from baton.triage.dataset import MAX_TEXT, Example, class_counts
 
 FOLDS = 3  # calibration folds; a class needs this many examples to be learned
 # In a large history a term seen once is noise that costs memory and training time; in
@@ -86,7 +86,8 @@ class Trained:
 
 # --- features: module-level functions so the pipeline pickles ---------------------------
 def _texts(rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> list[str]:
-    return [" \n ".join(str(r.get(c) or "") for c in columns) for r in rows]
+    """The text columns joined; each cut at MAX_TEXT so a huge body costs what a long one does."""
+    return [" \n ".join(str(r.get(c) or "")[:MAX_TEXT] for c in columns) for r in rows]
 
 
 def _field_tokens(rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> list[list[str]]:
