@@ -18,23 +18,37 @@ from tests.triage.synthetic import tickets
 TIA = Actor("tia", "human")
 
 
-@pytest.fixture
-def db(db_url):
-    """A migrated database (no platform: nothing else is needed here)."""
-    upgrade(db_url)
-    database = Database(db_url)
+def _migrated(url: str):
+    upgrade(url)
+    database = Database(url)
     yield database
     database.dispose()
 
 
 @pytest.fixture
-def stored(db, clock):
+def db(db_url):
+    """A migrated database, SQLite and PostgreSQL (no platform: nothing else is needed)."""
+    yield from _migrated(db_url)
+
+
+@pytest.fixture
+def lite(tmp_path):
+    """SQLite only, for the retrain logic: the first test covers storage on both."""
+    yield from _migrated(f"sqlite:///{tmp_path / 'triage.db'}")
+
+
+def _store(db, clock):
     model = train(
         "category", tickets(per_class=10), text_columns=["subject", "body"], label="category"
     )
     with db.session() as s:
         registry.save(s, model, tickets(per_class=10), by=TIA, at=clock.now())
     return model
+
+
+@pytest.fixture
+def stored(db, clock):
+    return _store(db, clock)
 
 
 def test_predictions_record_their_version_and_bad_corrections_are_refused(db, clock, stored):
@@ -89,7 +103,8 @@ def test_predictions_record_their_version_and_bad_corrections_are_refused(db, cl
         assert moved.actor == "tia" and moved.decision == "threshold 0.95"
 
 
-def test_corrections_are_stored_and_used_by_retrain(db, clock, stored):
+def test_corrections_are_stored_and_used_by_retrain(lite, clock):
+    db, stored = lite, _store(lite, clock)
     new_class = {"subject": "fax", "body": "the fax machine eats paper"}
     with db.session() as s:
         model = registry.active(s, "category")
