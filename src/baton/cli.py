@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from baton import __version__, cli_triage, cli_views
+from baton import __version__, cli_desk, cli_triage, cli_views
 from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
 from baton.kernel.audit import Actor
@@ -47,6 +47,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
 register(app)
+cli_desk.register()
 cli_views.register(app)
 app.add_typer(detect_app, name="detect")
 app.add_typer(logs_app, name="logs")
@@ -186,6 +187,9 @@ def serve(
     )
 
     threading.Thread(target=heartbeat, name="baton-scheduler", daemon=True).start()
+    mail_in = platform.desk.smtp_listener()  # ticket mail, when BATON_DESK_SMTP_LISTEN is set
+    if mail_in is not None:
+        mail_in.start()
     threading.Thread(
         target=platform.drain.process_until, args=(stop,), name="baton-processing", daemon=True
     ).start()

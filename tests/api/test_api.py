@@ -15,7 +15,7 @@ R, ING, OPS, G, A = (
     Permission.GOVERN,
     Permission.ADMIN,
 )
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/desk/slack/events")}
 # Written by hand on purpose: a new route must be added here with the permission it needs.
 EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/metrics"): R,
@@ -39,6 +39,22 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/v1/maintenance/{window_id}"): OPS,
     ("GET", "/api/v1/events"): R,
     ("GET", "/api/v1/tickets"): R,
+    ("GET", "/api/v1/tickets/{ticket_id}"): R,
+    ("POST", "/api/v1/tickets/{ticket_id}/changes"): OPS,
+    ("POST", "/api/v1/tickets/{ticket_id}/comments"): OPS,
+    ("POST", "/api/v1/tickets/{ticket_id}/link"): OPS,
+    ("POST", "/api/v1/tickets/changes/{change_id}/revert"): OPS,
+    ("POST", "/api/v1/desk/answers/{draft_id}/approve"): OPS,
+    ("POST", "/api/v1/desk/answers/{draft_id}/reject"): OPS,
+    ("GET", "/api/v1/desk/options"): R,
+    ("PUT", "/api/v1/desk/options"): G,
+    ("GET", "/api/v1/kb"): R,
+    ("GET", "/api/v1/kb/{slug}"): R,
+    ("PUT", "/api/v1/kb/{slug}"): OPS,
+    ("POST", "/api/v1/desk/selfservice"): ING,
+    ("POST", "/api/v1/desk/selfservice/{request_id}/verify"): ING,
+    ("POST", "/api/v1/desk/selfservice/{request_id}/approve"): OPS,
+    ("POST", "/api/v1/desk/chat"): ING,
     ("GET", "/api/v1/runbooks"): R,
     ("GET", "/api/v1/runbooks/schema"): R,
     ("GET", "/api/v1/runbooks/{runbook_id}"): R,
@@ -116,6 +132,11 @@ def _url(path):
         .replace("{window_id}", "999")
         .replace("{service}", "web")
         .replace("{source}", "grafana")
+        .replace("{ticket_id}", "999")
+        .replace("{change_id}", "999")
+        .replace("{draft_id}", "999")
+        .replace("{request_id}", "999")
+        .replace("{slug}", "nope")
     )
 
 

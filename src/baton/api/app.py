@@ -20,6 +20,7 @@ from baton.api.routers import (
     oversight,
     signals,
     suppression,
+    tickets,
     views,
 )
 from baton.runtime.platform import Platform
@@ -61,7 +62,17 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
     docs.install(app)
-    modules = (health, signals, incidents, suppression, automation, oversight, admin, views)
+    modules = (
+        health,
+        signals,
+        incidents,
+        tickets,
+        suppression,
+        automation,
+        oversight,
+        admin,
+        views,
+    )
     routers = [m.router for m in modules]
     for router in routers:
         app.include_router(router)

@@ -22,8 +22,20 @@ from baton.api.docs import ASSETS
 from baton.api.errors import ApiError, send_error
 
 PUBLIC = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        # Slack cannot send a bearer token; the route refuses anything without a valid
+        # Slack signature (and everything when no signing secret is configured)
+        "/api/v1/desk/slack/events",
+    }
 )
+SIGNED = frozenset({"/api/v1/desk/slack/events"})  # public, but 401 without a signature
 PUBLIC_UNDER = (f"{ASSETS}/",)  # the docs pages' own scripts and styles
 
 

@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
-from baton.api.authn import PUBLIC
+from baton.api.authn import PUBLIC, SIGNED
 from baton.api.errors import ErrorBody
 from baton.sense import receivers
 
@@ -75,7 +75,7 @@ def _schema_of(model: Any, components: dict[str, Any]) -> dict[str, Any]:
 
 
 def _errors(path: str, method: str, op: dict[str, Any]) -> list[int]:
-    codes = [] if path in PUBLIC else [401, 403]
+    codes = [401] if path in SIGNED else [] if path in PUBLIC else [401, 403]
     params = {p["in"] for p in op.get("parameters", [])}
     if "path" in params:
         codes += [404, 422]

@@ -59,6 +59,11 @@ class StepStatus(StrEnum):
 
 class TicketStatus(StrEnum):
     NEW = "new"
+    TRIAGED = "triaged"
+    IN_PROGRESS = "in_progress"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
 
 
 class EscalationStatus(StrEnum):

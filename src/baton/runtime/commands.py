@@ -24,9 +24,9 @@ from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
 from baton.kernel.errors import NotFound
 from baton.runtime.config import LiveConfig
+from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.pipeline import Observer, Pipelines, StageContext
-from baton.servicedesk.tickets import file_ticket
 from baton.store.db import Database
 from baton.store.models import (
     ApiToken,
@@ -49,9 +49,11 @@ class Commands:
         pipelines: Pipelines,
         dispatch: Dispatch,
         observer: Observer | None,
+        desk: Desk,
     ) -> None:
         self.db, self.clock, self.config = db, clock, config
         self.pipelines, self.dispatch, self.observer = pipelines, dispatch, observer
+        self.desk = desk  # the service desk's commands (runtime/desk.py)
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         if self.observer is not None:
@@ -311,18 +313,4 @@ class Commands:
 
     # --- the service desk ----------------------------------------------------------------
     def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
-        at = self.clock.now()
-        with self.db.session() as s:
-            ticket = file_ticket(
-                s, reporter=reporter, subject=subject, body=body, graph=self.config.graph(s), at=at
-            )
-        self.note(
-            "ticket",
-            {
-                "ticket": ticket.id,
-                "subject": ticket.subject,
-                "category": ticket.category,
-                "incident": ticket.incident_id,
-            },
-        )
-        return ticket
+        return self.desk.file(reporter, subject, body)

@@ -106,6 +106,11 @@ def _mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, 
     return True, "SMTP accepted"
 
 
+def send_mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, str]:
+    """Mail one message to explicit recipients (the service desk's codes and replies)."""
+    return _mail(settings, recipients, message)
+
+
 def send(settings: Settings, channel: str, message: Message) -> tuple[bool, str]:
     """Deliver one message on one channel: (arrived, what happened, without addresses)."""
     kind, address = channel_address(channel)

@@ -18,6 +18,7 @@ from baton.act import executions, heartbeat
 from baton.kernel.clock import Clock
 from baton.runtime.commands import Commands
 from baton.runtime.config import LiveConfig
+from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.drain import Drain
 from baton.runtime.intake import Intake
@@ -64,8 +65,9 @@ class Platform:
         self.drain = Drain(
             settings, self.db, clock, self.intake, self.pipelines, self.config, observer
         )
+        self.desk = Desk(settings, self.db, clock, self.config, observer, self.dispatch.raised)
         self.commands = Commands(
-            self.db, clock, self.config, self.pipelines, self.dispatch, observer
+            self.db, clock, self.config, self.pipelines, self.dispatch, observer, self.desk
         )
         self.scheduler = Scheduler(
             standard_jobs(
@@ -78,6 +80,7 @@ class Platform:
                 observer,
                 triage_settle,
             )
+            + self.desk.jobs()
         )
 
     def start(self, migrate: bool = True) -> Platform:

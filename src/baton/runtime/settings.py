@@ -109,6 +109,35 @@ class Settings(BaseSettings):
         "BATON_SECRET_<NAME>); the password itself never sits in settings",
     )
 
+    # --- the service desk (docs/servicedesk.md) ------------------------------------------
+    kb_dir: Path | None = Field(
+        default=None, description="Knowledge-base Markdown directory; default $BATON_HOME/kb"
+    )
+    desk_smtp_listen: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
+        description="host:port the inbound SMTP listener accepts ticket mail on",
+    )
+    imap_host: str | None = Field(default=None, description="Mailbox polled for ticket mail")
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_ssl: bool = Field(default=True, description="IMAP over TLS (port 993)")
+    imap_username: str | None = Field(default=None)
+    imap_password_secret: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="NAME of the IMAP password"
+    )
+    ldap_url: str | None = Field(default=None, description="Directory for self-service")
+    ldap_base_dn: str = Field(default="", description="Where accounts are searched")
+    ldap_bind_dn: str = Field(default="", description="Service account that changes them")
+    ldap_password_secret: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="NAME of its password"
+    )
+    ldap_user_attr: str = Field(default="uid", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+    slack_signing_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+        description="NAME of the Slack signing secret checked on /api/v1/desk/slack/events",
+    )
+
     audit_key_file: Path | None = Field(
         default=None,
         description="Keyring that signs audit records (`key_id hex-key` lines, newest "
@@ -180,6 +209,10 @@ class Settings(BaseSettings):
     @property
     def correlation_path(self) -> Path:
         return self.correlation_file or self.home / "correlation.yaml"
+
+    @property
+    def kb_path(self) -> Path:
+        return self.kb_dir or self.home / "kb"
 
     @property
     def runbooks_path(self) -> Path:

@@ -1,11 +1,14 @@
 """Ticket intake: a first, transparent keyword classifier and linking to live incidents.
 
-The full classifiers come later; this one is deliberately simple and explainable.
+The keyword classifier is deliberately simple and explainable; it speaks through the
+same seam (`seam.apply_triage`) as the trained models, so swapping it changes nothing
+else.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +18,8 @@ from sqlalchemy.orm import Session
 from baton.correlate.topology import Topology
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import LIVE_INCIDENT, TicketStatus
+from baton.kernel.errors import NotFound
+from baton.servicedesk.seam import Prediction, apply_triage
 from baton.store.models import Incident, Ticket
 
 CLASSIFIER = Actor("baton.servicedesk", "ai", "keywords/1")
@@ -96,37 +101,100 @@ def _linked_incident(
     return None
 
 
-def file_ticket(
-    session: Session, *, reporter: str, subject: str, body: str, graph: Topology, at: datetime
-) -> Ticket:
-    """Record a ticket, classify it, and link it to a live incident when one fits."""
+# the group a category's tickets go to when nobody says otherwise
+GROUP_OF = {
+    "access": "identity",
+    "email": "messaging",
+    "network": "network",
+    "storage": "storage",
+    "application": "applications",
+    "other": "service-desk",
+}
+
+
+def keyword_predictions(subject: str, body: str) -> dict[str, Prediction]:
+    """The keyword classifier's answer in the seam's terms; more hits, more confidence."""
     category, priority, hits = classify(subject, body)
-    incident = _linked_incident(session, category, graph, at)
+    sure = min(0.95, 0.5 + 0.15 * len(hits)) if hits else 0.3
+    name, version = CLASSIFIER.name, CLASSIFIER.version or "1"
+    return {
+        "category": Prediction(category, sure, name, version, [(category, sure)]),
+        "priority": Prediction(priority, 0.7 if priority == "high" else 0.65, name, version),
+        "group": Prediction(GROUP_OF.get(category, "service-desk"), sure, name, version),
+    }
+
+
+Predictor = Callable[[str, str], dict[str, Prediction]]
+
+
+def file_ticket(
+    session: Session,
+    *,
+    reporter: str,
+    subject: str,
+    body: str,
+    graph: Topology,
+    at: datetime,
+    channel: str = "api",
+    external_ref: str | None = None,
+    predict: Predictor = keyword_predictions,
+) -> Ticket:
+    """Record a ticket, triage it through the seam, and link it to a live incident."""
+    subject = " ".join(subject.split())[:512] or "(no subject)"
     ticket = Ticket(
-        reporter=reporter,
-        subject=subject[:512],
-        body=body,
-        category=category,
-        priority=priority,
+        reporter=reporter[:128],
+        subject=subject,
+        body=body[:100_000],
         status=TicketStatus.NEW,
         created_at=at,
         updated_at=at,
-        incident_id=incident.id if incident else None,
-        service=incident.origin_service if incident else None,
+        channel=channel,
+        external_ref=external_ref,
     )
     session.add(ticket)
     session.flush()
+    predictions = predict(subject, body)
+    outcome = apply_triage(session, ticket, predictions, at)
+    category = predictions["category"].value if "category" in predictions else "other"
+    incident = _linked_incident(session, category, graph, at)
+    if incident is not None:
+        ticket.incident_id, ticket.service = incident.id, incident.origin_service
     append(
         session,
         actor=CLASSIFIER,
         action="ticket.classified",
         subject=f"ticket:{ticket.id}",
         at=at,
-        inputs={"reporter": reporter, "subject": subject[:200]},
-        decision=f"{category}/{priority}" + (f" -> incident:{incident.id}" if incident else ""),
-        rationale=f"keywords {hits}" if hits else "no category keywords found",
+        inputs={"reporter": reporter, "subject": subject[:200], "channel": channel},
+        decision=f"{ticket.category}/{ticket.priority}"
+        + (f" -> incident:{incident.id}" if incident else ""),
+        rationale=", ".join(f"{f} {o}" for f, o in outcome.items()),
     )
     return ticket
+
+
+def link_incident(
+    session: Session, ticket: Ticket, incident_id: int | None, actor: Actor, at: datetime
+) -> None:
+    """Link (or unlink, with None) a ticket to an incident; audited."""
+    if incident_id is not None and session.get(Incident, incident_id) is None:
+        raise NotFound(f"no incident {incident_id}")
+    ticket.incident_id, ticket.updated_at = incident_id, at
+    append(
+        session,
+        actor=actor,
+        action="ticket.linked",
+        subject=f"ticket:{ticket.id}",
+        at=at,
+        decision=f"incident:{incident_id}" if incident_id else "unlinked",
+    )
+
+
+def by_ref(session: Session, external_ref: str) -> Ticket | None:
+    """The ticket a conversation or mail thread belongs to."""
+    return session.scalar(
+        select(Ticket).where(Ticket.external_ref == external_ref).order_by(Ticket.id.desc())
+    )
 
 
 def recent(session: Session, limit: int) -> list[Ticket]:
@@ -149,4 +217,12 @@ def to_dict(t: Ticket) -> dict[str, Any]:
         "status": t.status,
         "incident_id": t.incident_id,
         "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "group": t.group,
+        "assignee": t.assignee,
+        "channel": t.channel,
+        "due_at": t.due_at,
+        "breached_at": t.breached_at,
+        "resolved_at": t.resolved_at,
+        "suggestions": t.suggestions or {},
     }

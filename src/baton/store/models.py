@@ -231,6 +231,17 @@ class Ticket(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # the service desk (servicedesk/): who works it, where it came from, its SLA clock
+    group: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16), default="api")
+    external_ref: Mapped[str | None] = mapped_column(String(256), index=True)
+    due_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]  # waiting on the requester: the SLA clock stops
+    breached_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    # field -> {"top": [[value, confidence], ...], "model": ..., "version": ...}
+    suggestions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class RunbookRecord(Base):
@@ -493,6 +504,79 @@ class NotificationGroup(Base):
     next_flush_at: Mapped[datetime] = mapped_column(index=True)
     last_sent_at: Mapped[datetime | None]
     sent_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- the service desk (servicedesk/) ---------------------------------------------------
+class DeskOption(Base):
+    """A value a ticket field may take (category, priority, group): configured data, so
+    people and models only ever choose values that exist and are enabled."""
+
+    __tablename__ = "desk_options"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    field: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sla_minutes: Mapped[int | None] = mapped_column(Integer)  # priorities: time to resolve
+    __table_args__ = (UniqueConstraint("field", "value"),)
+
+
+class TicketChange(Base):
+    """One field change of a ticket and who or what made it (person, or model+version)."""
+
+    __tablename__ = "ticket_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    field: Mapped[str] = mapped_column(String(16))
+    old: Mapped[str | None] = mapped_column(String(256))
+    new: Mapped[str | None] = mapped_column(String(256))
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_kind: Mapped[str] = mapped_column(String(8))
+    version: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[datetime]
+    reverted_by: Mapped[int | None] = mapped_column(BigInteger)  # the change that undid it
+
+
+class TicketComment(Base):
+    __tablename__ = "ticket_comments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)  # seen by the requester
+    at: Mapped[datetime]
+
+
+class AnswerDraft(Base):
+    """A suggested answer to a requester: goes out only once an agent approves it."""
+
+    __tablename__ = "answer_drafts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    article: Mapped[str | None] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+
+
+class SelfServiceRequest(Base):
+    """A password reset, unlock or catalogue request, and its identity check."""
+
+    __tablename__ = "selfservice_requests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    item: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24), default="verifying")
+    code_hash: Mapped[str | None] = mapped_column(String(128))
+    code_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 # --- triage models (issue 16, part 2): versions, predictions, technicians' corrections ---

@@ -1,0 +1,315 @@
+"""The service desk's commands: what people, mail, chat and the scheduler do to tickets.
+
+One object so every door (API, CLI, SMTP listener, IMAP poll, chat) files, updates and
+answers tickets through the same steps, each in one transaction with its audit records.
+Directory and code delivery are injectable: tests hand in a real throwaway slapd and a
+recording mailer; production builds them from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from baton.act.secrets import resolve
+from baton.kernel.audit import Actor, append
+from baton.kernel.clock import Clock
+from baton.kernel.enums import TicketStatus as S
+from baton.kernel.errors import Invalid
+from baton.runtime.config import LiveConfig
+from baton.runtime.notify import Message, send_mail
+from baton.runtime.pipeline import Observer
+from baton.runtime.scheduler import Job
+from baton.runtime.settings import Settings
+from baton.servicedesk import chat, knowledge, lifecycle, mail, options, selfservice, sla
+from baton.servicedesk import tickets as desk
+from baton.servicedesk.directory import Directory
+from baton.servicedesk.tickets import Predictor, keyword_predictions
+from baton.store.db import Database
+from baton.store.models import Ticket
+
+Raised = Callable[[list[Any]], int]
+
+
+def _secret(name: str | None) -> str:
+    return resolve([name])[f"secret.{name}"] if name else ""
+
+
+class Desk:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        config: LiveConfig,
+        observer: Observer | None = None,
+        raised: Raised | None = None,
+    ) -> None:
+        self.settings, self.db, self.clock, self.config = settings, db, clock, config
+        self.observer, self.raised = observer, raised
+        self.predict: Predictor = keyword_predictions  # the triage models plug in here
+        self.directory: Directory | None = None
+        self.send_code: selfservice.SendCode = self._mail_code
+
+    # --- filing ------------------------------------------------------------------------
+    def file(
+        self,
+        reporter: str,
+        subject: str,
+        body: str,
+        channel: str = "api",
+        external_ref: str | None = None,
+    ) -> Ticket:
+        at = self.clock.now()
+        with self.db.session() as s:
+            ticket = desk.file_ticket(
+                s,
+                reporter=reporter,
+                subject=subject,
+                body=body,
+                graph=self.config.graph(s),
+                at=at,
+                channel=channel,
+                external_ref=external_ref,
+                predict=self.predict,
+            )
+            knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+        if self.observer is not None:
+            self.observer(
+                "ticket",
+                {
+                    "ticket": ticket.id,
+                    "subject": ticket.subject,
+                    "category": ticket.category,
+                    "incident": ticket.incident_id,
+                },
+            )
+        return ticket
+
+    def _follow_up(self, ticket_id: int, author: str, body: str) -> Ticket:
+        """A requester's further message: a comment, reopening a resolved ticket."""
+        at = self.clock.now()
+        person = Actor(author, "human")
+        with self.db.session() as s:
+            ticket = lifecycle.get(s, ticket_id)
+            lifecycle.comment(s, ticket, person, body or "(empty message)", at)
+            if ticket.status in (S.RESOLVED, S.CLOSED) or ticket.status == S.WAITING:
+                lifecycle.move(s, ticket, S.IN_PROGRESS, person, at)
+            return ticket
+
+    def receive_mail(self, raw: bytes) -> Ticket:
+        """One inbound message: a reply to a known ticket, or a new ticket."""
+        msg = mail.parse(raw)
+        with self.db.session() as s:
+            known = None
+            if msg.ticket_id is not None and s.get(Ticket, msg.ticket_id) is not None:
+                known = msg.ticket_id
+            for ref in msg.refs:
+                found = desk.by_ref(s, f"mail:{ref}")
+                known = found.id if found else known
+        if known is not None:
+            return self._follow_up(known, msg.reporter, msg.body)
+        ref = f"mail:{msg.message_id}" if msg.message_id else None
+        return self.file(msg.reporter, msg.subject, msg.body, "email", ref)
+
+    def chat(self, message: chat.ChatMessage, channel: str = "chat") -> dict[str, Any]:
+        """File or update the conversation's ticket; answer with what may help."""
+        with self.db.session() as s:
+            existing = desk.by_ref(s, message.conversation)
+        if existing is not None:
+            ticket = self._follow_up(existing.id, message.user, message.text)
+        else:
+            first_line = message.text.strip().splitlines()[0] if message.text.strip() else ""
+            ticket = self.file(
+                message.user, first_line[:120], message.text, channel, message.conversation
+            )
+        with self.db.session() as s:
+            found = knowledge.matching_articles(lifecycle.get(s, ticket.id), self.settings.kb_path)
+        item = chat.intent(message.text)
+        return {
+            "ticket": ticket.id,
+            "status": ticket.status,
+            "articles": found,
+            "self_service": (
+                {
+                    "item": item,
+                    "title": selfservice.CATALOGUE[item].title,
+                    "start": "/api/v1/desk/selfservice",
+                }
+                if item
+                else None
+            ),
+            "text": _reply_text(ticket.id, found, item),
+        }
+
+    # --- a person's changes -----------------------------------------------------------
+    def update(self, ticket_id: int, field: str, value: str | None, actor: Actor) -> Ticket:
+        at = self.clock.now()
+        with self.db.session() as s:
+            ticket = lifecycle.get(s, ticket_id)
+            lifecycle.set_field(s, ticket, field, value, actor, at)
+            return ticket
+
+    def revert(self, change_id: int, actor: Actor) -> None:
+        with self.db.session() as s:
+            lifecycle.revert(s, change_id, actor, self.clock.now())
+
+    def comment(self, ticket_id: int, actor: Actor, body: str, public: bool = True) -> None:
+        with self.db.session() as s:
+            lifecycle.comment(s, lifecycle.get(s, ticket_id), actor, body, self.clock.now(), public)
+
+    def link(self, ticket_id: int, incident_id: int | None, actor: Actor) -> None:
+        with self.db.session() as s:
+            desk.link_incident(s, lifecycle.get(s, ticket_id), incident_id, actor, self.clock.now())
+
+    def answer(self, draft_id: int, approve: bool, actor: Actor) -> dict[str, Any]:
+        """An agent's decision on a suggested answer; an approved one to a ticket that came
+        by email is also mailed to the requester (after the commit: a slow relay holds no
+        transaction), and the delivery is audited."""
+        with self.db.session() as s:
+            draft = knowledge.decide(s, draft_id, approve, actor, self.clock.now())
+            ticket = lifecycle.get(s, draft.ticket_id)
+            out = knowledge.draft_dict(draft)
+            to, subject = ticket.reporter, f"Re: [#{ticket.id}] {ticket.subject}"
+            by_mail = approve and ticket.channel == "email" and bool(self.settings.smtp_host)
+        if by_mail:
+            sent, said = send_mail(
+                self.settings, to, Message(f"ticket:{out['ticket']}", subject, out["body"])
+            )
+            with self.db.session() as s:
+                append(
+                    s,
+                    actor=actor,
+                    action="answer.mailed",
+                    subject=f"ticket:{out['ticket']}",
+                    at=self.clock.now(),
+                    decision="delivered" if sent else "failed",
+                    outcome=said,
+                )
+            out["mailed"] = sent
+        return out
+
+    def set_option(self, field: str, value: str, enabled: bool, sla_minutes: int | None) -> None:
+        with self.db.session() as s:
+            options.set_option(s, field, value, enabled, sla_minutes)
+
+    # --- reading ----------------------------------------------------------------------
+    def show(self, ticket_id: int) -> dict[str, Any]:
+        with self.db.session() as s:
+            ticket = lifecycle.get(s, ticket_id)
+            return {
+                **desk.to_dict(ticket),
+                "history": [lifecycle.change_dict(c) for c in lifecycle.history(s, ticket_id)],
+                "comments": [lifecycle.comment_dict(c) for c in lifecycle.comments(s, ticket_id)],
+                "answers": [knowledge.draft_dict(d) for d in knowledge.pending(s, ticket_id)],
+                "knowledge": knowledge.suggest(s, ticket, self.settings.kb_path),
+            }
+
+    def options(self) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            return [
+                {
+                    "field": o.field,
+                    "value": o.value,
+                    "enabled": o.enabled,
+                    "sla_minutes": o.sla_minutes,
+                }
+                for o in options.listing(s)
+            ]
+
+    # --- self-service -----------------------------------------------------------------
+    def _directory(self) -> Directory:
+        if self.directory is None:
+            cfg = self.settings
+            if not cfg.ldap_url:
+                raise Invalid("self-service needs a directory: set BATON_LDAP_URL", "item")
+            self.directory = Directory(
+                cfg.ldap_url,
+                cfg.ldap_base_dn,
+                cfg.ldap_bind_dn,
+                _secret(cfg.ldap_password_secret),
+                cfg.ldap_user_attr,
+            )
+        return self.directory
+
+    def _mail_code(self, address: str, code: str) -> None:
+        text = f"Your Baton service desk code is {code}. It expires in 10 minutes."
+        send_mail(self.settings, address, Message("selfservice", "Your one-time code", text))
+
+    def start_selfservice(
+        self,
+        item: str,
+        username: str,
+        params: dict[str, Any] | None = None,
+        ticket_id: int | None = None,
+    ) -> dict[str, Any]:
+        with self.db.session() as s:
+            ticket = lifecycle.get(s, ticket_id) if ticket_id else None
+            req, said = selfservice.start(
+                s,
+                item,
+                username,
+                self._directory(),
+                self.send_code,
+                self.clock.now(),
+                params,
+                ticket,
+            )
+            return {"request": req.id, "message": said}
+
+    def verify_selfservice(
+        self, request_id: int, code: str, new_password: str | None = None
+    ) -> dict[str, Any]:
+        with self.db.session() as s:
+            req = selfservice.verify(
+                s, request_id, code, self._directory(), self.clock.now(), new_password
+            )
+            return selfservice.to_dict(req)
+
+    def approve_selfservice(self, request_id: int, actor: Actor) -> dict[str, Any]:
+        with self.db.session() as s:
+            req = selfservice.approve(s, request_id, actor, self.clock.now(), self.directory)
+            return selfservice.to_dict(req)
+
+    # --- scheduler jobs ---------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        return [
+            Job("ticket SLA", "servicedesk", self.check_sla),
+            Job("ticket mailbox", "servicedesk", self.poll_mailbox),
+        ]
+
+    def check_sla(self) -> int:
+        with self.db.session() as s:
+            raised = sla.breaches(s, self.clock.now())
+        if self.raised is not None:
+            self.raised(raised)
+        return len(raised)
+
+    def smtp_listener(self) -> Any:
+        """The inbound SMTP listener (not started), or None when none is configured."""
+        if not self.settings.desk_smtp_listen:
+            return None
+        host, _, port = self.settings.desk_smtp_listen.rpartition(":")
+        return mail.smtp_listener(self.receive_mail, host.strip("[]"), int(port))
+
+    def poll_mailbox(self) -> int:
+        cfg = self.settings
+        if not cfg.imap_host or not cfg.imap_username:
+            return 0
+        return mail.poll_imap(
+            self.receive_mail,
+            cfg.imap_host,
+            cfg.imap_port,
+            cfg.imap_username,
+            _secret(cfg.imap_password_secret),
+            use_ssl=cfg.imap_ssl,
+        )
+
+
+def _reply_text(ticket_id: int, articles: list[dict[str, Any]], item: str | None) -> str:
+    lines = [f"Thanks, this is ticket #{ticket_id}."]
+    if item:
+        lines.append(f"I can help with that myself: {selfservice.CATALOGUE[item].title}.")
+    for a in articles:
+        lines.append(f"This may answer it: {a['title']} (kb:{a['slug']})")
+    return "\n".join(lines)

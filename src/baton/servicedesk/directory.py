@@ -1,0 +1,134 @@
+"""Account actions on a real directory (LDAP, e.g. OpenLDAP) through ldap3.
+
+Every user-supplied name goes into filters escaped (RFC 4515) and is matched only
+against the configured naming attribute under the configured base, so `*` or `)(`
+in a user name finds nobody instead of everybody. Unlock clears the password-policy
+lock (`pwdAccountLockedTime`, OpenLDAP ppolicy / draft-behera); reset uses the LDAP
+Password Modify extended operation, so the server hashes the password its own way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPAttributeOrValueExistsResult, LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+LOCK = "pwdAccountLockedTime"
+
+
+class DirectoryError(RuntimeError):
+    """The directory refused or could not be reached (message without secrets)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    dn: str
+    username: str
+    mail: str | None
+    locked: bool
+
+
+class Directory:
+    def __init__(
+        self,
+        url: str,
+        base_dn: str,
+        bind_dn: str,
+        password: str,
+        user_attr: str = "uid",
+        timeout: int = 5,
+    ) -> None:
+        self.server = Server(url.rstrip("/"), connect_timeout=timeout)
+        self.base_dn, self.bind_dn, self._password = base_dn, bind_dn, password
+        self.user_attr, self.timeout = user_attr, timeout
+
+    def _connect(self) -> Connection:
+        try:
+            return Connection(
+                self.server,
+                self.bind_dn,
+                self._password,
+                auto_bind=True,
+                receive_timeout=self.timeout,
+                raise_exceptions=True,
+            )
+        except LDAPException as exc:
+            raise DirectoryError(f"directory bind failed: {type(exc).__name__}") from None
+
+    def find(self, username: str) -> Account | None:
+        """The one account with this exact name, or None (also for ambiguous names)."""
+        if not username or len(username) > 128:
+            return None
+        query = f"({self.user_attr}={escape_filter_chars(username)})"
+        with self._connect() as conn:
+            conn.search(self.base_dn, query, SUBTREE, attributes=["mail", self.user_attr, LOCK])
+            entries = list(conn.entries)
+        if len(entries) != 1:
+            return None
+        entry = entries[0]
+        attrs = entry.entry_attributes_as_dict
+        mail = (attrs.get("mail") or [None])[0]
+        return Account(entry.entry_dn, username, mail, bool(attrs.get(LOCK)))
+
+    def reset_password(self, account: Account, new_password: str) -> None:
+        with self._connect() as conn:
+            try:
+                conn.extend.standard.modify_password(account.dn, new_password=new_password)
+            except LDAPException as exc:
+                raise DirectoryError(f"password change refused: {type(exc).__name__}") from None
+
+    def unlock(self, account: Account) -> bool:
+        """Clear the lock; False when the account was not locked."""
+        with self._connect() as conn:
+            conn.search(account.dn, "(objectClass=*)", BASE, attributes=[LOCK])
+            if not conn.entries or not conn.entries[0].entry_attributes_as_dict.get(LOCK):
+                return False
+            try:
+                conn.modify(account.dn, {LOCK: [(MODIFY_DELETE, [])]})
+            except LDAPException as exc:
+                raise DirectoryError(f"unlock refused: {type(exc).__name__}") from None
+        return True
+
+    def group(self, name: str) -> tuple[str, list[str], list[str]] | None:
+        """(dn, owner DNs, member DNs) of the one group (groupOfNames) named `name`."""
+        if not name or len(name) > 128:
+            return None
+        query = f"(&(objectClass=groupOfNames)(cn={escape_filter_chars(name)}))"
+        with self._connect() as conn:
+            conn.search(self.base_dn, query, SUBTREE, attributes=["owner", "member"])
+            entries = list(conn.entries)
+        if len(entries) != 1:
+            return None
+        attrs = entries[0].entry_attributes_as_dict
+        return entries[0].entry_dn, list(attrs.get("owner", [])), list(attrs.get("member", []))
+
+    def owner_names(self, owner_dns: list[str]) -> set[str]:
+        """The user names (naming attribute) of a group's owners."""
+        names = set()
+        with self._connect() as conn:
+            for dn in owner_dns:
+                conn.search(dn, "(objectClass=*)", BASE, attributes=[self.user_attr])
+                for entry in conn.entries:
+                    names.update(entry.entry_attributes_as_dict.get(self.user_attr, []))
+        return names
+
+    def add_member(self, group_dn: str, account: Account) -> bool:
+        """Add the account to the group; False when it already was a member."""
+        with self._connect() as conn:
+            try:
+                conn.modify(group_dn, {"member": [(MODIFY_ADD, [account.dn])]})
+            except LDAPAttributeOrValueExistsResult:
+                return False
+            except LDAPException as exc:
+                raise DirectoryError(f"group change refused: {type(exc).__name__}") from None
+        return True
+
+    def check_password(self, account: Account, password: str) -> bool:
+        """Whether the account binds with this password (used to verify a reset)."""
+        try:
+            with Connection(self.server, account.dn, password, auto_bind=True):
+                return True
+        except LDAPException:
+            return False
