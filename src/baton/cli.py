@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from baton import __version__, cli_desk, cli_views
+from baton import __version__, cli_desk, cli_triage, cli_views
 from baton.cli_copilot import copilot_app
 from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
@@ -54,6 +54,7 @@ app.add_typer(detect_app, name="detect")
 app.add_typer(logs_app, name="logs")
 app.add_typer(copilot_app, name="copilot")
 app.command(name="forecast")(forecast_cmd)
+cli_triage.register(app, lambda: _database(settings()))
 
 # soft_wrap: never break lines at 80 columns when piped (tokens, file:line errors, URLs)
 out = Console(soft_wrap=True)

@@ -463,3 +463,11 @@ def copilot_bench(args: BenchArgs) -> dict[str, Any]:
         "held_out": copilot_storms(parse_seeds(COPILOT_HELD_OUT), args.progress),
         "injection": injection_corpus(),
     }
+
+
+@bench("triage", "triage classifier on a ticket export: held-out accuracy/F1 vs baselines, speed")
+def triage_bench(args: BenchArgs) -> dict[str, Any]:
+    from baton.harness import triage_bench as triage
+
+    seeds = parse_seeds(args.seeds or "42")
+    return triage.run(dataset(args, "tickets-itsc"), seeds, args.size, args.progress)

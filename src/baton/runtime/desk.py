@@ -21,6 +21,7 @@ from baton.runtime.notify import Message, send_mail
 from baton.runtime.pipeline import Observer
 from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
+from baton.runtime.triage_models import trained_predictor
 from baton.servicedesk import chat, knowledge, lifecycle, mail, options, selfservice, sla
 from baton.servicedesk import tickets as desk
 from baton.servicedesk.directory import Directory
@@ -47,7 +48,8 @@ class Desk:
     ) -> None:
         self.settings, self.db, self.clock, self.config = settings, db, clock, config
         self.observer, self.raised = observer, raised
-        self.predict: Predictor = keyword_predictions  # the triage models plug in here
+        # trained models (baton triage train --name category|priority|group) where they exist
+        self.predict: Predictor = trained_predictor(db, keyword_predictions)
         self.directory: Directory | None = None
         self.send_code: selfservice.SendCode = self._mail_code
 

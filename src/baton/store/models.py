@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -576,3 +577,58 @@ class SelfServiceRequest(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- triage models (issue 16, part 2): versions, predictions, technicians' corrections ---
+class TriageModelVersion(Base):
+    """One trained triage model: its pickled pipeline, the rows it learned from (so a
+    retrain can add corrections to them) and what training left out. Only one version
+    of a name is active; older ones stay so every past prediction can be explained."""
+
+    __tablename__ = "triage_models"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[str] = mapped_column(String(32))  # SHA-256 prefix of `blob`
+    label: Mapped[str] = mapped_column(String(128))
+    text_columns: Mapped[list[Any]] = mapped_column(default=list)
+    field_columns: Mapped[list[Any]] = mapped_column(default=list)
+    threshold: Mapped[float] = mapped_column(Float)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    training: Mapped[bytes] = mapped_column(LargeBinary)  # zlib'd JSON [[fields, label]...]
+    notes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class TriagePrediction(Base):
+    """What a model said about one subject (e.g. `ticket:42`), with its version."""
+
+    __tablename__ = "triage_predictions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    value: Mapped[str | None] = mapped_column(String(256))
+    confidence: Mapped[float] = mapped_column(Float)
+    top3: Mapped[list[Any]] = mapped_column(default=list)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime]
+
+
+class TriageCorrection(Base):
+    """A technician's value for a field a model predicted or should have: the next
+    `baton triage retrain` learns from it (the latest correction of a subject wins)."""
+
+    __tablename__ = "triage_corrections"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    predicted: Mapped[str | None] = mapped_column(String(256))
+    value: Mapped[str] = mapped_column(String(256))
+    prediction_id: Mapped[int | None] = mapped_column(ForeignKey("triage_predictions.id"))
+    by: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+    learned_in: Mapped[str | None] = mapped_column(String(32))  # model version that used it
