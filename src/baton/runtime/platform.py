@@ -23,10 +23,13 @@ from baton.runtime.drain import Drain
 from baton.runtime.intake import Intake
 from baton.runtime.ledger import open_database
 from baton.runtime.pipeline import Observer, Pipelines
-from baton.runtime.scheduler import Scheduler, standard_jobs
+from baton.runtime.scheduler import Job, Scheduler, every, standard_jobs
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
 from baton.store.migrate import upgrade
+
+# How often the heartbeat reviews the trust ledger (it reads every decided proposal).
+TRUST_PERIOD = timedelta(minutes=15)
 
 
 class Platform:
@@ -78,6 +81,7 @@ class Platform:
                 observer,
                 triage_settle,
             )
+            + [Job("trust ledger", "learn", every(clock, TRUST_PERIOD, self.commands.review_trust))]
         )
 
     def start(self, migrate: bool = True) -> Platform:

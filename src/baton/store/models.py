@@ -492,3 +492,24 @@ class NotificationGroup(Base):
     next_flush_at: Mapped[datetime] = mapped_column(index=True)
     last_sent_at: Mapped[datetime | None]
     sent_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- learning: the trust ledger's autonomy moves (issue 17) -----------------------------
+class TrustMove(Base):
+    """A proposed or applied change of one runbook's autonomy in one scope, with the
+    evidence it rests on: a promotion waits for a lead; a demotion applies at once."""
+
+    __tablename__ = "trust_moves"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    runbook_id: Mapped[str] = mapped_column(String(128), index=True)
+    scope: Mapped[str] = mapped_column(String(160))  # env:prod | service:web
+    kind: Mapped[str] = mapped_column(String(16))  # promote | demote
+    status: Mapped[str] = mapped_column(String(16), index=True)  # recommended|accepted|...
+    from_tier: Mapped[str] = mapped_column(String(16))
+    to_tier: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
