@@ -17,6 +17,7 @@ from baton.api.routers import (
     automation,
     health,
     incidents,
+    learning,
     oversight,
     signals,
     suppression,
@@ -61,7 +62,17 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.principals = {}  # token hash -> (expiry, Principal or None); see deps.cached
     errors.install(app)
     docs.install(app)
-    modules = (health, signals, incidents, suppression, automation, oversight, admin, views)
+    modules = (
+        health,
+        signals,
+        incidents,
+        suppression,
+        automation,
+        oversight,
+        admin,
+        learning,
+        views,
+    )
     routers = [m.router for m in modules]
     for router in routers:
         app.include_router(router)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import FINAL_EXECUTION, ApprovalStatus, ExecutionStatus
-from baton.store.models import AuditRecord, Approval, Decision, Execution, Override, Proposal
+from baton.store.models import Approval, AuditRecord, Decision, Execution, Override, Proposal
 from baton.store.models import Service as ServiceRow
 
 AI_PROPOSER = "baton."  # proposals by Baton's own triage; a person's name otherwise

@@ -137,8 +137,7 @@ def _demotion(recent: list[Outcome], rules: TrustPolicy) -> str | None:
         against = sum(1 for o in judged if not o.agreed)
         if against / len(judged) >= rules.override_spike:
             return (
-                f"{against} of the last {len(judged)} judged proposals were overridden or "
-                "rejected"
+                f"{against} of the last {len(judged)} judged proposals were overridden or rejected"
             )
     return None
 

@@ -23,7 +23,7 @@ from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
 from baton.kernel.errors import NotFound
-from baton.learn import shadow, trust
+from baton.learn import review, shadow, trust
 from baton.runtime.config import LiveConfig
 from baton.runtime.dispatch import Dispatch
 from baton.runtime.pipeline import Observer, Pipelines, StageContext
@@ -274,7 +274,9 @@ class Commands:
             moved = [
                 (m, trust.move_dict(m)) for m in trust.review(s, policy, self.config.catalogue, at)
             ]
-            demoted = [(m.runbook_id, m.scope, trust.change_of(m, actor.name, at)) for m, _ in moved]
+            demoted = [
+                (m.runbook_id, m.scope, trust.change_of(m, actor.name, at)) for m, _ in moved
+            ]
         for rid, scope, change in demoted:
             if change.kind == "demote":
                 data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
@@ -298,6 +300,31 @@ class Commands:
             self.config.apply_policy(data, actor)
         with self.db.session() as s:
             return trust.move_dict(trust.decide(s, move_id, accept, actor, reason, at))
+
+    # --- post-incident reviews ----------------------------------------------------------
+    def save_review(self, incident_id: int, body: review.ReviewIn, actor: Actor) -> dict[str, Any]:
+        """Write an incident's review; a lesson's proposed policy is checked (and its diff
+        kept) now, but only `apply_lesson` by a lead changes the policy."""
+        for lesson in body.lessons:
+            if lesson.policy is not None:
+                self.config.plan_policy(lesson.policy)  # Invalid names the field
+        with self.db.session() as s:
+            row = review.save_review(s, incident_id, body, actor, self.clock.now())
+            return review.review_dict(s, row)
+
+    def lesson_diff(self, incident_id: int, lesson: int) -> str:
+        """The policy change a lesson proposes, as a diff against the current file."""
+        with self.db.session() as s:
+            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
+        return self.config.plan_policy(proposed)[1]
+
+    def apply_lesson(
+        self, incident_id: int, lesson: int, actor: Actor
+    ) -> tuple[PolicyConfig, str, list[str]]:
+        """A lead applies the policy change a lesson proposed (audited like any change)."""
+        with self.db.session() as s:
+            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
+        return self.config.apply_policy(proposed, actor)
 
     # --- tokens ----------------------------------------------------------------------------
     def create_token(

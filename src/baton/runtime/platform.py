@@ -70,18 +70,21 @@ class Platform:
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer
         )
+        trust = every(clock, TRUST_PERIOD, self.commands.review_trust)
         self.scheduler = Scheduler(
-            standard_jobs(
-                self.db,
-                clock,
-                self.config,
-                self.drain,
-                self.pipelines,
-                self.dispatch,
-                observer,
-                triage_settle,
-            )
-            + [Job("trust ledger", "learn", every(clock, TRUST_PERIOD, self.commands.review_trust))]
+            [
+                *standard_jobs(
+                    self.db,
+                    clock,
+                    self.config,
+                    self.drain,
+                    self.pipelines,
+                    self.dispatch,
+                    observer,
+                    triage_settle,
+                ),
+                Job("trust ledger", "learn", trust),
+            ]
         )
 
     def start(self, migrate: bool = True) -> Platform:

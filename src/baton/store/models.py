@@ -513,3 +513,19 @@ class TrustMove(Base):
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentReview(Base):
+    """A post-incident review: what contributed, what was learned, what to do next (the
+    timeline itself is read from the audit ledger)."""
+
+    __tablename__ = "incident_reviews"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), unique=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    factors: Mapped[list[Any]] = mapped_column(default=list)
+    lessons: Mapped[list[Any]] = mapped_column(default=list)
+    follow_ups: Mapped[list[Any]] = mapped_column(default=list)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,5 +1,6 @@
-"""the trust ledger's autonomy moves: promotion recommendations a lead accepts or
-declines, and the demotions applied on a failure streak or an override spike
+"""learning: the trust ledger's autonomy moves (promotion recommendations a lead accepts
+or declines, demotions applied on a failure streak or an override spike) and
+post-incident reviews
 
 Revision ID: 0014
 Revises: 0009
@@ -36,9 +37,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_trust_moves_runbook_id", "trust_moves", ["runbook_id"])
     op.create_index("ix_trust_moves_status", "trust_moves", ["status"])
+    op.create_table(
+        "incident_reviews",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("incident_id", sa.BigInteger(), sa.ForeignKey("incidents.id"), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("factors", sa.JSON(), nullable=False),
+        sa.Column("lessons", sa.JSON(), nullable=False),
+        sa.Column("follow_ups", sa.JSON(), nullable=False),
+        sa.Column("author", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("incident_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("incident_reviews")
     op.drop_index("ix_trust_moves_status", table_name="trust_moves")
     op.drop_index("ix_trust_moves_runbook_id", table_name="trust_moves")
     op.drop_table("trust_moves")

@@ -1,0 +1,604 @@
+"""Outcome and behaviour KPIs over a period, computed from the system of record.
+
+Every figure is a SQL aggregate or reads only the rows of one small kind (incidents,
+escalations, overrides), so the answer stays well under a second on a database with a
+hundred thousand executions. A period is [since, until); figures are for the whole
+period and per day or ISO week (`series`). Filters narrow every figure to one service,
+runbook, ticket category or team (a team owns services and runbooks); a figure that
+cannot be narrowed by a filter says so in `filters_ignored`.
+
+Where the record lacks the data (tickets without SLA fields), the figure is `None`
+with a note in `unavailable` rather than a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from statistics import median
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from baton.kernel.enums import BAD_ENDING, TRACKED_ENDING, ExecutionStatus
+from baton.kernel.errors import Invalid
+from baton.learn.shadow import AI_PROPOSER
+from baton.store.models import (
+    Approval,
+    AuditRecord,
+    Decision,
+    Escalation,
+    Event,
+    Execution,
+    Incident,
+    Override,
+    Proposal,
+    RunbookRecord,
+    Service,
+    Ticket,
+)
+
+BUCKETS = ("day", "week")
+_SPAN = re.compile(r"^(\d{1,4})([hdw])$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """'7d', '24h', '4w' before now, or an ISO-8601 time."""
+    match = _SPAN.match(text.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"since {text!r}: give e.g. 7d, 24h, 4w or an ISO time", "since") from None
+    if at.tzinfo is None:
+        raise Invalid("since: give a time zone (e.g. Z)", "since")
+    return at
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The period and the filters; empty filters mean everything."""
+
+    since: datetime
+    until: datetime
+    bucket: str = "day"
+    service: str | None = None
+    runbook: str | None = None
+    category: str | None = None
+    team: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.bucket not in BUCKETS:
+            raise Invalid(f"bucket must be one of {', '.join(BUCKETS)}", "bucket")
+        if self.until <= self.since:
+            raise Invalid("the period must end after it starts", "since")
+
+    def filters(self) -> dict[str, str]:
+        named = {"service": self.service, "runbook": self.runbook}
+        named |= {"category": self.category, "team": self.team}
+        return {k: v for k, v in named.items() if v}
+
+
+class _Where:
+    """The filter conditions of each kind of record, built once per query."""
+
+    def __init__(self, session: Session, scope: Scope) -> None:
+        self.scope = scope
+        self.services: set[str] | None = {scope.service} if scope.service else None
+        self.runbooks: set[str] | None = {scope.runbook} if scope.runbook else None
+        self.team_runbooks: set[str] = set()
+        if scope.team:
+            owned = set(session.scalars(select(Service.name).where(Service.owner == scope.team)))
+            self.services = owned if self.services is None else self.services & owned
+            self.team_runbooks = set(
+                session.scalars(
+                    select(RunbookRecord.runbook_id).where(RunbookRecord.owner == scope.team)
+                )
+            )
+
+    def _ticket_incidents(self) -> Any:
+        return select(Ticket.incident_id).where(
+            Ticket.category == self.scope.category, Ticket.incident_id.is_not(None)
+        )
+
+    def executions(self) -> list[ColumnElement[bool]]:
+        service = Execution.params["service"].as_string()
+        out: list[ColumnElement[bool]] = []
+        if self.scope.service:
+            out.append(service == self.scope.service)
+        if self.scope.team:  # the team's services, or the team's runbooks anywhere
+            out.append(
+                or_(
+                    service.in_(self.services or ()),
+                    Execution.runbook_id.in_(self.team_runbooks) if self.team_runbooks else false(),
+                )
+            )
+        if self.runbooks is not None:
+            out.append(Execution.runbook_id.in_(self.runbooks))
+        if self.scope.category:
+            out.append(Execution.incident_id.in_(self._ticket_incidents()))
+        return out
+
+    def incidents(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.services is not None:
+            out.append(Incident.origin_service.in_(self.services))
+        if self.runbooks is not None:
+            ran = select(Execution.incident_id).where(Execution.runbook_id.in_(self.runbooks))
+            out.append(Incident.id.in_(ran))
+        if self.scope.category:
+            out.append(Incident.id.in_(self._ticket_incidents()))
+        return out
+
+    def tickets(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.services is not None:
+            out.append(Ticket.service.in_(self.services))
+        if self.scope.category:
+            out.append(Ticket.category == self.scope.category)
+        if self.runbooks is not None:
+            ran = select(Execution.incident_id).where(Execution.runbook_id.in_(self.runbooks))
+            out.append(Ticket.incident_id.in_(ran))
+        return out
+
+    def events(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.services is not None:
+            out.append(Event.service.in_(self.services))
+        if self.runbooks is not None or self.scope.category:
+            out.append(Event.incident_id.in_(select(Incident.id).where(*self.incidents())))
+        return out
+
+    def escalations(self) -> list[ColumnElement[bool]]:
+        if self.services is None:
+            return []
+        return [Escalation.service.in_(self.services)]
+
+
+def _in(col: Any, scope: Scope) -> list[ColumnElement[bool]]:
+    return [col >= scope.since, col < scope.until]
+
+
+def _day(session: Session, col: Any) -> Any:
+    """The UTC calendar day of a time column, in this database's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", col))
+    return func.date(col)
+
+
+def _bucket_of(day: date | str, bucket: str) -> str:
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    if bucket == "week":
+        d -= timedelta(days=d.weekday())  # the ISO week, by its Monday
+    return d.isoformat()
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _seconds(values: list[float]) -> float | None:
+    return round(median(values), 1) if values else None
+
+
+def kpis(session: Session, scope: Scope) -> dict[str, Any]:
+    """Every KPI for the scope, with the series per day or week."""
+    where = _Where(session, scope)
+    series: dict[str, Counter[str]] = defaultdict(Counter)
+    incidents = _incidents(session, scope, where, series)
+    runs = _executions(session, scope, where, series)
+    tickets = _tickets(session, scope, where, series, incidents["_auto_resolved"])
+    alerts = _count_by_day(
+        session, Event, Event.first_seen, scope, where.events(), series, "alerts"
+    )
+    behaviour = _behaviour(session, scope, where, series)
+    out = {
+        "period": {"since": scope.since, "until": scope.until, "bucket": scope.bucket},
+        "filters": scope.filters(),
+        "incidents": {k: v for k, v in incidents.items() if not k.startswith("_")},
+        "alerts": alerts,
+        "noise_reduction": round(1 - incidents["opened"] / alerts, 3) if alerts else None,
+        "automation": runs,
+        "behaviour": behaviour,
+        "escalations": _escalations(session, scope, where, incidents["opened"]),
+        "tickets": tickets,
+        "technicians": _technicians(session, scope, where),
+        "unavailable": tickets.pop("_unavailable"),
+        "filters_ignored": _ignored(scope),
+        "series": [{"bucket": b, **dict(series[b])} for b in sorted(series)],
+    }
+    return out
+
+
+def _ignored(scope: Scope) -> dict[str, list[str]]:
+    ignored: dict[str, list[str]] = {}
+    if scope.runbook or scope.category:
+        ignored["escalations"] = [f for f in ("runbook", "category") if getattr(scope, f)]
+    return ignored
+
+
+def _count_by_day(
+    session: Session,
+    model: Any,
+    col: Any,
+    scope: Scope,
+    where: list[ColumnElement[bool]],
+    series: dict[str, Counter[str]],
+    name: str,
+) -> int:
+    day = _day(session, col)
+    rows = session.execute(
+        select(day, func.count()).select_from(model).where(*_in(col, scope), *where).group_by(day)
+    ).all()
+    for d, n in rows:
+        series[_bucket_of(d, scope.bucket)][name] += n
+    return sum(n for _, n in rows)
+
+
+def _incidents(
+    session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
+) -> dict[str, Any]:
+    """Volumes, MTTA, MTTR, reopen rate and how resolutions split between Baton and
+    people (automatic: an `auto` run of Baton's fixed it; AI-assisted: Baton proposed
+    and a person approved; human-only: a person's own run, or no run at all)."""
+    rows = session.execute(
+        select(Incident.id, Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at)
+        .where(*_in(Incident.opened_at, scope), *where.incidents())
+        .order_by(Incident.id)
+    ).all()
+    ack, ttr, resolved = [], [], []
+    for r in rows:
+        b = _bucket_of(r.opened_at.date(), scope.bucket)
+        series[b]["incidents"] += 1
+        if r.acknowledged_at:
+            ack.append((r.acknowledged_at - r.opened_at).total_seconds())
+        if r.resolved_at:
+            ttr.append((r.resolved_at - r.opened_at).total_seconds())
+            resolved.append(r.id)
+            series[b]["resolved"] += 1
+    split = _resolutions(session, resolved)
+    reopened = session.scalars(
+        select(AuditRecord.subject).where(
+            AuditRecord.action == "incident.reopened", *_in(AuditRecord.ts, scope)
+        )
+    )
+    ids = {r.id for r in rows}
+    reopens = sum(1 for s in reopened if int(s.split(":", 1)[1]) in ids)
+    return {
+        "opened": len(rows),
+        "resolved": len(resolved),
+        "mtta_s": _seconds(ack),
+        "mttr_s": _seconds(ttr),
+        "acknowledged": len(ack),
+        "reopened": reopens,
+        "reopen_rate": _rate(reopens, len(resolved)),
+        "resolution": split,
+        "_auto_resolved": {i for i, how in split.pop("_by_incident").items() if how == "automatic"},
+    }
+
+
+def _resolutions(session: Session, resolved: list[int]) -> dict[str, Any]:
+    how: dict[int, str] = dict.fromkeys(resolved, "human_only")
+    fixes = session.execute(
+        select(Execution.incident_id, Decision.tier, Proposal.proposer)
+        .join(Decision, Decision.id == Execution.decision_id)
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .where(
+            Execution.status == ExecutionStatus.SUCCEEDED,
+            Execution.incident_id.in_(resolved) if resolved else false(),
+        )
+    ).all()
+    rank = {"human_only": 0, "ai_assisted": 1, "automatic": 2}
+    without = set(resolved)
+    for incident, tier, proposer in fixes:
+        without.discard(incident)
+        if not proposer.startswith(AI_PROPOSER):
+            continue
+        kind = "automatic" if tier == "auto" else "ai_assisted"
+        if rank[kind] > rank[how[incident]]:
+            how[incident] = kind
+    counts = Counter(how.values())
+    total = len(resolved)
+    return {
+        **{k: counts.get(k, 0) for k in rank},
+        "share": {k: _rate(counts.get(k, 0), total) for k in rank},
+        "resolved_without_a_run": len(without),
+        "_by_incident": how,
+    }
+
+
+def _executions(
+    session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
+) -> dict[str, Any]:
+    """Runs by status, success rate, verified fixes and the time they saved."""
+    day = _day(session, Execution.created_at)
+    conditions = [*_in(Execution.created_at, scope), *where.executions()]
+    by_status: Counter[str] = Counter()
+    for d, status, n in session.execute(
+        select(day, Execution.status, func.count())
+        .where(*conditions)
+        .group_by(day, Execution.status)
+    ).all():
+        by_status[status] += n
+        b = series[_bucket_of(d, scope.bucket)]
+        b["executions"] += n
+        if status == ExecutionStatus.SUCCEEDED:
+            b["succeeded"] += n
+        elif status in BAD_ENDING:
+            b["failed"] += n
+    finished = sum(by_status[s] for s in TRACKED_ENDING)
+    verified = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Execution)
+            .where(*conditions, Execution.verified.is_(True))
+        )
+        or 0
+    )
+    saved = _time_saved(session, conditions, series, scope)
+    return {
+        "executions": sum(by_status.values()),
+        "by_status": dict(by_status),
+        "success_rate": _rate(by_status[ExecutionStatus.SUCCEEDED], finished),
+        "verified_fixes": verified,
+        "rollbacks": by_status[ExecutionStatus.ROLLED_BACK],
+        "time_saved_min": saved["total"],
+        "time_saved_by_runbook": saved["by_runbook"],
+        "runbooks_without_estimate": saved["missing"],
+    }
+
+
+def _manual_minutes(session: Session) -> dict[str, float]:
+    """Each runbook's declared hand-work time, from its newest loaded version."""
+    out: dict[str, float] = {}
+    for rid, doc in session.execute(
+        select(RunbookRecord.runbook_id, RunbookRecord.document).order_by(RunbookRecord.id)
+    ).tuples():
+        value = (doc or {}).get("manual_minutes")
+        if value is not None:
+            out[rid] = float(value)
+        else:
+            out.pop(rid, None)
+    return out
+
+
+def _time_saved(
+    session: Session,
+    conditions: list[ColumnElement[bool]],
+    series: dict[str, Counter[str]],
+    scope: Scope,
+) -> dict[str, Any]:
+    estimates = _manual_minutes(session)
+    day = _day(session, Execution.created_at)
+    by_runbook: Counter[str] = Counter()
+    missing: set[str] = set()
+    for d, rid, n in session.execute(
+        select(day, Execution.runbook_id, func.count())
+        .where(*conditions, Execution.status == ExecutionStatus.SUCCEEDED)
+        .group_by(day, Execution.runbook_id)
+    ).all():
+        if rid not in estimates:
+            missing.add(rid)
+            continue
+        minutes = estimates[rid] * n
+        by_runbook[rid] += minutes
+        series[_bucket_of(d, scope.bucket)]["time_saved_min"] += minutes
+    top = [{"runbook": r, "minutes": round(m, 1)} for r, m in by_runbook.most_common()]
+    return {
+        "total": round(sum(by_runbook.values()), 1),
+        "by_runbook": top,
+        "missing": sorted(missing),
+    }
+
+
+def _behaviour(
+    session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
+) -> dict[str, Any]:
+    """How people met Baton's proposals: approvals, rejections and overrides (vetoes,
+    cancels, rollbacks) with their reasons; acceptance is what was let stand of what
+    people were asked about or could have stopped."""
+    conditions = [*_in(Execution.created_at, scope), *where.executions()]
+    acted = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Execution)
+            .where(
+                *conditions,
+                Execution.decision_id.is_not(None),
+                Execution.status != ExecutionStatus.QUEUED,
+            )
+        )
+        or 0
+    )
+    overrides = session.execute(
+        select(Override.kind, Override.category, Override.execution_id, Override.created_at)
+        .join(Execution, Execution.id == Override.execution_id)
+        .where(*_in(Override.created_at, scope), *where.executions())
+    ).all()
+    kinds = Counter(o.kind for o in overrides)
+    reasons = Counter(o.category for o in overrides)
+    for o in overrides:
+        series[_bucket_of(o.created_at.date(), scope.bucket)]["overrides"] += 1
+    approvals = dict(
+        session.execute(
+            select(Approval.status, func.count())
+            .join(Decision, Decision.id == Approval.decision_id)
+            .join(Proposal, Proposal.id == Decision.proposal_id)
+            .where(*_in(Approval.created_at, scope), *_proposal_filters(where))
+            .group_by(Approval.status)
+        )
+        .tuples()
+        .all()
+    )
+    rejected = approvals.get("rejected", 0)
+    overridden = len({o.execution_id for o in overrides})
+    judged = acted + rejected
+    tiers = dict(
+        session.execute(
+            select(Decision.tier, func.count())
+            .join(Proposal, Proposal.id == Decision.proposal_id)
+            .where(*_in(Decision.decided_at, scope), *_proposal_filters(where))
+            .group_by(Decision.tier)
+        )
+        .tuples()
+        .all()
+    )
+    return {
+        "decisions_by_tier": tiers,
+        "approvals": approvals,
+        "accepted": judged - overridden - rejected,
+        "overridden": overridden + rejected,
+        "acceptance_rate": _rate(judged - overridden - rejected, judged),
+        "override_rate": _rate(overridden + rejected, judged),
+        "override_reasons": dict(reasons),
+        "vetoes": kinds.get("veto", 0),
+        "cancels": kinds.get("cancel", 0),
+        "rollbacks_by_people": kinds.get("rollback", 0),
+    }
+
+
+def _proposal_filters(where: _Where) -> list[ColumnElement[bool]]:
+    service = Proposal.params["service"].as_string()
+    out: list[ColumnElement[bool]] = []
+    if where.scope.service:
+        out.append(service == where.scope.service)
+    if where.scope.team:
+        out.append(
+            or_(
+                service.in_(where.services or ()),
+                Proposal.runbook_id.in_(where.team_runbooks) if where.team_runbooks else false(),
+            )
+        )
+    if where.runbooks is not None:
+        out.append(Proposal.runbook_id.in_(where.runbooks))
+    if where.scope.category:
+        out.append(Proposal.incident_id.in_(where._ticket_incidents()))
+    return out or [true()]
+
+
+def _escalations(session: Session, scope: Scope, where: _Where, incidents: int) -> dict[str, Any]:
+    """How often people had to be called, and the paths that call them most: what
+    escalated (an incident, a failed run, an expired approval...), for which service,
+    and how far up it climbed."""
+    rows = session.execute(
+        select(Escalation.subject, Escalation.service, Escalation.level).where(
+            *_in(Escalation.created_at, scope), *where.escalations()
+        )
+    ).all()
+    paths = Counter(
+        (r.subject.split(":", 1)[0], r.service or "-", r.level) for r in rows
+    ).most_common(5)
+    return {
+        "raised": len(rows),
+        "rate_per_incident": _rate(len(rows), incidents),
+        "top_paths": [
+            {"what": what, "service": svc, "level": level, "count": n}
+            for (what, svc, level), n in paths
+        ],
+    }
+
+
+def _tickets(
+    session: Session,
+    scope: Scope,
+    where: _Where,
+    series: dict[str, Counter[str]],
+    auto_resolved: set[int],
+) -> dict[str, Any]:
+    """Volumes and deflection (a ticket whose incident Baton fixed on its own); SLA
+    figures only when tickets carry SLA times."""
+    rows = session.execute(
+        select(Ticket.id, Ticket.category, Ticket.incident_id, Ticket.created_at).where(
+            *_in(Ticket.created_at, scope), *where.tickets()
+        )
+    ).all()
+    for r in rows:
+        series[_bucket_of(r.created_at.date(), scope.bucket)]["tickets"] += 1
+    deflected = sum(1 for r in rows if r.incident_id in auto_resolved)
+    due, done = getattr(Ticket, "sla_due_at", None), getattr(Ticket, "resolved_at", None)
+    unavailable = []
+    breaches: int | None = None
+    if due is None or done is None:
+        unavailable.append("tickets.sla_breaches: tickets carry no SLA due time yet")
+    else:
+        ids = [r.id for r in rows]
+        late = or_(done > due, (done.is_(None)) & (due < scope.until))
+        breaches = int(
+            session.scalar(
+                select(func.count())
+                .select_from(Ticket)
+                .where(Ticket.id.in_(ids) if ids else false(), late)
+            )
+            or 0
+        )
+    return {
+        "filed": len(rows),
+        "by_category": dict(Counter(r.category or "uncategorised" for r in rows)),
+        "linked_to_incidents": sum(1 for r in rows if r.incident_id is not None),
+        "deflected": deflected,
+        "deflection_rate": _rate(deflected, len(rows)),
+        "sla_breaches": breaches,
+        "_unavailable": unavailable,
+    }
+
+
+def _technicians(session: Session, scope: Scope, where: _Where) -> list[dict[str, Any]]:
+    """Per person: approvals given, how many of those runs failed or were rolled back,
+    overrides made, and how many overrides the outcome proved right (the incident was
+    resolved without that runbook succeeding on it later) or wrong (it later did)."""
+    people: dict[str, Counter[str]] = defaultdict(Counter)
+    for approvers, status in session.execute(
+        select(Approval.approvers, Execution.status)
+        .join(Execution, Execution.decision_id == Approval.decision_id)
+        .where(*_in(Approval.created_at, scope), *where.executions())
+    ).tuples():
+        for name in approvers or ():
+            people[name]["approvals"] += 1
+            people[name]["approvals_rolled_back"] += status == ExecutionStatus.ROLLED_BACK
+            people[name]["approvals_failed"] += status == ExecutionStatus.FAILED
+    overrides = session.execute(
+        select(Override.actor, Override.created_at, Execution.runbook_id, Execution.incident_id)
+        .join(Execution, Execution.id == Override.execution_id)
+        .where(*_in(Override.created_at, scope), *where.executions())
+    ).all()
+    incidents = {o.incident_id for o in overrides if o.incident_id is not None}
+    resolved = set(
+        session.scalars(
+            select(Incident.id).where(
+                Incident.id.in_(incidents) if incidents else false(),
+                Incident.resolved_at.is_not(None),
+            )
+        )
+    )
+    later = session.execute(
+        select(Execution.incident_id, Execution.runbook_id, Execution.created_at).where(
+            Execution.incident_id.in_(incidents) if incidents else false(),
+            Execution.status == ExecutionStatus.SUCCEEDED,
+        )
+    ).all()
+    for o in overrides:
+        people[o.actor]["overrides"] += 1
+        same_fixed = any(
+            r.incident_id == o.incident_id
+            and r.runbook_id == o.runbook_id
+            and r.created_at > o.created_at
+            for r in later
+        )
+        if same_fixed:
+            people[o.actor]["overrides_proved_wrong"] += 1
+        elif o.incident_id in resolved:
+            people[o.actor]["overrides_proved_right"] += 1
+    keys = (
+        "approvals",
+        "approvals_rolled_back",
+        "approvals_failed",
+        "overrides",
+        "overrides_proved_right",
+        "overrides_proved_wrong",
+    )
+    return [{"person": p, **{k: people[p][k] for k in keys}} for p in sorted(people)]
