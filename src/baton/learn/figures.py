@@ -407,9 +407,11 @@ def _behaviour(
         session.scalar(
             select(func.count())
             .select_from(Execution)
+            .join(Decision, Decision.id == Execution.decision_id)
+            .join(Proposal, Proposal.id == Decision.proposal_id)
             .where(
                 *conditions,
-                Execution.decision_id.is_not(None),
+                Proposal.proposer.startswith(AI_PROPOSER),
                 Execution.status != ExecutionStatus.QUEUED,
             )
         )
