@@ -53,7 +53,9 @@ def test_kpis_over_a_recorded_history(platform):
     _estate(platform)
     ok = record(platform, "restart-service", "web", tier="auto", approval=None)
     record(platform, "restart-service", "web", tier="auto", approval=None, status="failed")
-    rb = record(platform, "rollback-deploy", "web", status="rolled_back", override=("rollback", "wrong_fix"))
+    rb = record(
+        platform, "rollback-deploy", "web", status="rolled_back", override=("rollback", "wrong_fix")
+    )
     record(platform, "rollback-deploy", "db", approval="rejected", status=None)
     record(platform, "scale-out", "db", tier="auto", approval=None, proposer="tia")
     clock = platform.clock

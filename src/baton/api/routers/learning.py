@@ -23,7 +23,6 @@ router = APIRouter(prefix="/api/v1", tags=["learning"])
 READ = Depends(require(Permission.READ))
 OPERATE = Depends(require(Permission.OPERATE))
 GOVERN = Depends(require(Permission.GOVERN))
-Name = Query(None, max_length=128)
 LessonNo = Annotated[int, Path(ge=0, le=1000, description="the lesson's index in the review")]
 
 
@@ -31,10 +30,10 @@ def scope_of(
     since: str = Query("7d", max_length=40, description="7d, 24h, 4w or an ISO time"),
     until: datetime | None = None,
     bucket: Literal["day", "week"] = "day",
-    service: str | None = Name,
-    runbook: str | None = Name,
+    service: str | None = Query(None, max_length=128),
+    runbook: str | None = Query(None, max_length=128),
     category: str | None = Query(None, max_length=64),
-    team: str | None = Name,
+    team: str | None = Query(None, max_length=128),
     p: Platform = Depends(platform),
 ) -> Scope:
     now = p.clock.now()
