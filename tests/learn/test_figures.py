@@ -178,6 +178,13 @@ def test_demo_kpis_and_weekly_review_agree_with_the_api(demo):
         headers={"Authorization": f"Bearer {secret}"},
     )
     assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {secret}"}).text
+    saved = k["automation"]["time_saved_min"]
+    assert f"baton_kpi_time_saved_minutes {float(saved)}" in metrics
+    assert 'baton_kpi_resolutions{how="automatic"}' in metrics
+    summary = demo.summary()
+    assert summary["kpis"]["time_saved_min"] == saved
+    assert any(row["runbook"] == "clear-disk" and row["proposals"] for row in summary["trust"])
 
 
 def _resolved(demo):
