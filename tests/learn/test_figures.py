@@ -190,3 +190,23 @@ def test_demo_kpis_and_weekly_review_agree_with_the_api(demo):
 def _resolved(demo):
     with demo.platform.db.session() as s:
         return s.query(Incident).filter(Incident.status == "resolved").count() > 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_override_the_outcome_proved_wrong(platform):
+    since = platform.clock.now()
+    first = record(
+        platform,
+        "restart-service",
+        tier="auto",
+        approval=None,
+        status="vetoed",
+        override=("veto", "bad_timing"),
+    )
+    record(platform, "restart-service", tier="auto", approval=None, incident=first["incident"])
+    [lee] = _figures(platform, since)["technicians"]
+    assert (lee["overrides"], lee["overrides_proved_wrong"], lee["overrides_proved_right"]) == (
+        1,
+        1,
+        0,
+    )

@@ -577,21 +577,22 @@ def _technicians(session: Session, scope: Scope, where: _Where) -> list[dict[str
             )
         )
     )
-    later = session.execute(
-        select(Execution.incident_id, Execution.runbook_id, Execution.created_at).where(
-            Execution.incident_id.in_(incidents) if incidents else false(),
-            Execution.status == ExecutionStatus.SUCCEEDED,
-        )
-    ).all()
+    newest = func.max(Execution.created_at)
+    last_fixed: dict[tuple[int, str], datetime] = {
+        (incident, runbook): at
+        for incident, runbook, at in session.execute(
+            select(Execution.incident_id, Execution.runbook_id, newest)
+            .where(
+                Execution.incident_id.in_(incidents) if incidents else false(),
+                Execution.status == ExecutionStatus.SUCCEEDED,
+            )
+            .group_by(Execution.incident_id, Execution.runbook_id)
+        ).tuples()
+    }
     for o in overrides:
         people[o.actor]["overrides"] += 1
-        same_fixed = any(
-            r.incident_id == o.incident_id
-            and r.runbook_id == o.runbook_id
-            and r.created_at > o.created_at
-            for r in later
-        )
-        if same_fixed:
+        fixed = last_fixed.get((o.incident_id, o.runbook_id))
+        if fixed is not None and fixed > o.created_at:
             people[o.actor]["overrides_proved_wrong"] += 1
         elif o.incident_id in resolved:
             people[o.actor]["overrides_proved_right"] += 1
