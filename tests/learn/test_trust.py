@@ -12,6 +12,7 @@ from baton.store.models import AuditRecord
 from tests.learn.history import record
 
 LEAD = Actor("lee", "human")
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL: the first
 
 
 def ledger_of(platform):
@@ -61,6 +62,7 @@ def test_forty_verified_agreements_earn_a_promotion_a_lead_accepts(platform):
         platform.commands.decide_promotion(move["id"], False, LEAD, "too late")
 
 
+@SQLITE
 def test_a_small_or_mixed_record_earns_nothing_and_a_decline_is_kept(platform):
     for _ in range(30):  # 30 of 30: Wilson 0.886, under the 0.9 bar
         record(platform, "rollback-deploy")
@@ -76,6 +78,7 @@ def test_a_small_or_mixed_record_earns_nothing_and_a_decline_is_kept(platform):
         platform.commands.decide_promotion(move["id"], True, Actor("bot", "ai"), "x")
 
 
+@SQLITE
 def test_three_recent_failures_demote_at_once(platform):
     for _ in range(5):
         record(platform, "restart-service", tier="auto", approval=None)
@@ -95,6 +98,7 @@ def test_three_recent_failures_demote_at_once(platform):
     assert platform.commands.review_trust() == []  # the same streak demotes once
 
 
+@SQLITE
 def test_an_override_spike_demotes(platform):
     for i in range(10):
         vetoed = ("veto", "wrong_fix") if i % 2 else None
@@ -106,6 +110,7 @@ def test_an_override_spike_demotes(platform):
     assert row["overrides"] == {"wrong_fix": 5} and row["agreed"] == 5
 
 
+@SQLITE
 def test_shadow_mode_compares_what_a_person_then_did(platform):
     same = record(platform, "restart-service", tier="observe", approval=None, status=None)
     record(

@@ -20,7 +20,18 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from baton.kernel.enums import BAD_ENDING, TRACKED_ENDING, ExecutionStatus
@@ -192,7 +203,7 @@ def kpis(session: Session, scope: Scope) -> dict[str, Any]:
     series: dict[str, Counter[str]] = defaultdict(Counter)
     incidents = _incidents(session, scope, where, series)
     runs = _executions(session, scope, where, series)
-    tickets = _tickets(session, scope, where, series, incidents["_auto_resolved"])
+    tickets = _tickets(session, scope, where, series, incidents["_ranked"])
     alerts = _count_by_day(
         session, Event, Event.first_seen, scope, where.events(), series, "alerts"
     )
@@ -240,75 +251,102 @@ def _count_by_day(
     return sum(n for _, n in rows)
 
 
+def _elapsed(session: Session, start: Any, end: Any) -> Any:
+    """Seconds from `start` to `end`, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
 def _incidents(
     session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
 ) -> dict[str, Any]:
     """Volumes, MTTA, MTTR, reopen rate and how resolutions split between Baton and
     people (automatic: an `auto` run of Baton's fixed it; AI-assisted: Baton proposed
     and a person approved; human-only: a person's own run, or no run at all)."""
-    rows = session.execute(
-        select(Incident.id, Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at)
-        .where(*_in(Incident.opened_at, scope), *where.incidents())
-        .order_by(Incident.id)
-    ).all()
-    ack, ttr, resolved = [], [], []
-    for r in rows:
-        b = _bucket_of(r.opened_at.date(), scope.bucket)
-        series[b]["incidents"] += 1
-        if r.acknowledged_at:
-            ack.append((r.acknowledged_at - r.opened_at).total_seconds())
-        if r.resolved_at:
-            ttr.append((r.resolved_at - r.opened_at).total_seconds())
-            resolved.append(r.id)
-            series[b]["resolved"] += 1
-    split = _resolutions(session, resolved)
-    reopened = session.scalars(
-        select(AuditRecord.subject).where(
-            AuditRecord.action == "incident.reopened", *_in(AuditRecord.ts, scope)
+    chosen = [*_in(Incident.opened_at, scope), *where.incidents()]
+    day = _day(session, Incident.opened_at)
+    opened = resolved = 0
+    for d, n, done in session.execute(
+        select(day, func.count(), func.count(Incident.resolved_at)).where(*chosen).group_by(day)
+    ).all():
+        b = series[_bucket_of(d, scope.bucket)]
+        b["incidents"] += n
+        b["resolved"] += done
+        opened, resolved = opened + n, resolved + done
+    ack = [
+        float(v)
+        for v in session.scalars(
+            select(_elapsed(session, Incident.opened_at, Incident.acknowledged_at)).where(
+                *chosen, Incident.acknowledged_at.is_not(None)
+            )
         )
+    ]
+    ttr = [
+        float(v)
+        for v in session.scalars(
+            select(_elapsed(session, Incident.opened_at, Incident.resolved_at)).where(
+                *chosen, Incident.resolved_at.is_not(None)
+            )
+        )
+    ]
+    reopens = int(
+        session.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(
+                AuditRecord.action == "incident.reopened",
+                *_in(AuditRecord.ts, scope),
+                AuditRecord.subject.in_(
+                    select(literal("incident:", String) + cast(Incident.id, String)).where(*chosen)
+                ),
+            )
+        )
+        or 0
     )
-    ids = {r.id for r in rows}
-    reopens = sum(1 for s in reopened if int(s.split(":", 1)[1]) in ids)
+    ranked = _ranked(select(Incident.id).where(*chosen, Incident.resolved_at.is_not(None)))
     return {
-        "opened": len(rows),
-        "resolved": len(resolved),
+        "opened": opened,
+        "resolved": resolved,
         "mtta_s": _seconds(ack),
         "mttr_s": _seconds(ttr),
         "acknowledged": len(ack),
         "reopened": reopens,
-        "reopen_rate": _rate(reopens, len(resolved)),
-        "resolution": split,
-        "_auto_resolved": {i for i, how in split.pop("_by_incident").items() if how == "automatic"},
+        "reopen_rate": _rate(reopens, resolved),
+        "resolution": _resolutions(session, ranked, resolved),
+        "_ranked": ranked,
     }
 
 
-def _resolutions(session: Session, resolved: list[int]) -> dict[str, Any]:
-    how: dict[int, str] = dict.fromkeys(resolved, "human_only")
-    fixes = session.execute(
-        select(Execution.incident_id, Decision.tier, Proposal.proposer)
+RANKS = {0: "human_only", 1: "ai_assisted", 2: "automatic"}
+
+
+def _ranked(resolved: Any) -> Any:
+    """Per resolved incident with a successful run, the most autonomous fix it had:
+    2 an `auto` run of Baton's proposal, 1 another run of Baton's, 0 a person's own."""
+    ai = Proposal.proposer.startswith(AI_PROPOSER)
+    rank = case((ai & (Decision.tier == "auto"), 2), (ai, 1), else_=0)
+    return (
+        select(Execution.incident_id.label("incident"), func.max(rank).label("rank"))
         .join(Decision, Decision.id == Execution.decision_id)
         .join(Proposal, Proposal.id == Decision.proposal_id)
-        .where(
-            Execution.status == ExecutionStatus.SUCCEEDED,
-            Execution.incident_id.in_(resolved) if resolved else false(),
-        )
-    ).all()
-    rank = {"human_only": 0, "ai_assisted": 1, "automatic": 2}
-    without = set(resolved)
-    for incident, tier, proposer in fixes:
-        without.discard(incident)
-        if not proposer.startswith(AI_PROPOSER):
-            continue
-        kind = "automatic" if tier == "auto" else "ai_assisted"
-        if rank[kind] > rank[how[incident]]:
-            how[incident] = kind
-    counts = Counter(how.values())
-    total = len(resolved)
+        .where(Execution.status == ExecutionStatus.SUCCEEDED, Execution.incident_id.in_(resolved))
+        .group_by(Execution.incident_id)
+        .subquery()
+    )
+
+
+def _resolutions(session: Session, ranked: Any, total: int) -> dict[str, Any]:
+    counts = dict.fromkeys(RANKS.values(), 0)
+    with_run = 0
+    for rank, n in session.execute(select(ranked.c.rank, func.count()).group_by(ranked.c.rank)):
+        counts[RANKS[int(rank)]] += n
+        with_run += n
+    counts["human_only"] += total - with_run  # resolved without any run: people did it
     return {
-        **{k: counts.get(k, 0) for k in rank},
-        "share": {k: _rate(counts.get(k, 0), total) for k in rank},
-        "resolved_without_a_run": len(without),
-        "_by_incident": how,
+        **counts,
+        "share": {k: _rate(v, total) for k, v in counts.items()},
+        "resolved_without_a_run": total - with_run,
     }
 
 
@@ -510,7 +548,7 @@ def _tickets(
     scope: Scope,
     where: _Where,
     series: dict[str, Counter[str]],
-    auto_resolved: set[int],
+    ranked: Any,
 ) -> dict[str, Any]:
     """Volumes and deflection (a ticket whose incident Baton fixed on its own); SLA
     figures only when tickets carry SLA times."""
@@ -521,7 +559,17 @@ def _tickets(
     ).all()
     for r in rows:
         series[_bucket_of(r.created_at.date(), scope.bucket)]["tickets"] += 1
-    deflected = sum(1 for r in rows if r.incident_id in auto_resolved)
+    automatic = select(ranked.c.incident).where(ranked.c.rank == 2)
+    deflected = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Ticket)
+            .where(
+                *_in(Ticket.created_at, scope), *where.tickets(), Ticket.incident_id.in_(automatic)
+            )
+        )
+        or 0
+    )
     due, done = getattr(Ticket, "sla_due_at", None), getattr(Ticket, "resolved_at", None)
     unavailable = []
     breaches: int | None = None
