@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from baton.kernel.enums import BAD_ENDING, TRACKED_ENDING, ExecutionStatus
 from baton.kernel.errors import Invalid
@@ -455,15 +455,27 @@ def _behaviour(
         )
         or 0
     )
-    overrides = session.execute(
-        select(Override.kind, Override.category, Override.execution_id, Override.created_at)
+    chosen = [*_in(Override.created_at, scope), *where.executions()]
+    day = _day(session, Override.created_at)
+    kinds: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for d, kind, category, n in session.execute(
+        select(day, Override.kind, Override.category, func.count())
         .join(Execution, Execution.id == Override.execution_id)
-        .where(*_in(Override.created_at, scope), *where.executions())
-    ).all()
-    kinds = Counter(o.kind for o in overrides)
-    reasons = Counter(o.category for o in overrides)
-    for o in overrides:
-        series[_bucket_of(o.created_at.date(), scope.bucket)]["overrides"] += 1
+        .where(*chosen)
+        .group_by(day, Override.kind, Override.category)
+    ).all():
+        kinds[kind] += n
+        reasons[category] += n
+        series[_bucket_of(d, scope.bucket)]["overrides"] += n
+    overridden = int(
+        session.scalar(
+            select(func.count(func.distinct(Override.execution_id)))
+            .join(Execution, Execution.id == Override.execution_id)
+            .where(*chosen)
+        )
+        or 0
+    )
     approvals = dict(
         session.execute(
             select(Approval.status, func.count())
@@ -476,7 +488,6 @@ def _behaviour(
         .all()
     )
     rejected = approvals.get("rejected", 0)
-    overridden = len({o.execution_id for o in overrides})
     judged = acted + rejected
     tiers = dict(
         session.execute(
@@ -611,39 +622,33 @@ def _technicians(session: Session, scope: Scope, where: _Where) -> list[dict[str
             people[name]["approvals"] += 1
             people[name]["approvals_rolled_back"] += status == ExecutionStatus.ROLLED_BACK
             people[name]["approvals_failed"] += status == ExecutionStatus.FAILED
-    overrides = session.execute(
-        select(Override.actor, Override.created_at, Execution.runbook_id, Execution.incident_id)
+    later = aliased(Execution)
+    fixed_later = (
+        select(later.id)
+        .where(
+            later.incident_id == Execution.incident_id,
+            later.runbook_id == Execution.runbook_id,
+            later.status == ExecutionStatus.SUCCEEDED,
+            later.created_at > Override.created_at,
+        )
+        .exists()
+    )
+    resolved = (
+        select(Incident.id)
+        .where(Incident.id == Execution.incident_id, Incident.resolved_at.is_not(None))
+        .exists()
+    )
+    wrong = case((fixed_later, 1), else_=0)
+    right = case((fixed_later, 0), (resolved, 1), else_=0)
+    for actor, n, proved_wrong, proved_right in session.execute(
+        select(Override.actor, func.count(), func.sum(wrong), func.sum(right))
         .join(Execution, Execution.id == Override.execution_id)
         .where(*_in(Override.created_at, scope), *where.executions())
-    ).all()
-    incidents = {o.incident_id for o in overrides if o.incident_id is not None}
-    resolved = set(
-        session.scalars(
-            select(Incident.id).where(
-                Incident.id.in_(incidents) if incidents else false(),
-                Incident.resolved_at.is_not(None),
-            )
-        )
-    )
-    newest = func.max(Execution.created_at)
-    last_fixed: dict[tuple[int, str], datetime] = {
-        (incident, runbook): at
-        for incident, runbook, at in session.execute(
-            select(Execution.incident_id, Execution.runbook_id, newest)
-            .where(
-                Execution.incident_id.in_(incidents) if incidents else false(),
-                Execution.status == ExecutionStatus.SUCCEEDED,
-            )
-            .group_by(Execution.incident_id, Execution.runbook_id)
-        ).tuples()
-    }
-    for o in overrides:
-        people[o.actor]["overrides"] += 1
-        fixed = last_fixed.get((o.incident_id, o.runbook_id))
-        if fixed is not None and fixed > o.created_at:
-            people[o.actor]["overrides_proved_wrong"] += 1
-        elif o.incident_id in resolved:
-            people[o.actor]["overrides_proved_right"] += 1
+        .group_by(Override.actor)
+    ).all():
+        people[actor]["overrides"] += n
+        people[actor]["overrides_proved_wrong"] += int(proved_wrong or 0)
+        people[actor]["overrides_proved_right"] += int(proved_right or 0)
     keys = (
         "approvals",
         "approvals_rolled_back",
