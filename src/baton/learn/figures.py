@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from baton.kernel.enums import BAD_ENDING, TRACKED_ENDING, ExecutionStatus
 from baton.kernel.errors import Invalid
@@ -207,7 +207,7 @@ def kpis(session: Session, scope: Scope) -> dict[str, Any]:
     alerts = _count_by_day(
         session, Event, Event.first_seen, scope, where.events(), series, "alerts"
     )
-    behaviour = _behaviour(session, scope, where, series)
+    behaviour = _behaviour(session, scope, where, series, runs.pop("_ai_ran"))
     out = {
         "period": {"since": scope.since, "until": scope.until, "bucket": scope.bucket},
         "filters": scope.filters(),
@@ -353,41 +353,44 @@ def _resolutions(session: Session, ranked: Any, total: int) -> dict[str, Any]:
 def _executions(
     session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
 ) -> dict[str, Any]:
-    """Runs by status, success rate, verified fixes and the time they saved."""
+    """Runs by status, success rate, verified fixes, the time they saved, and how many of
+    Baton's own proposals ran (for acceptance): one grouped pass over the period's runs."""
     day = _day(session, Execution.created_at)
-    conditions = [*_in(Execution.created_at, scope), *where.executions()]
+    ai = case((Proposal.proposer.startswith(AI_PROPOSER), 1), else_=0)
+    verified = func.sum(case((Execution.verified.is_(True), 1), else_=0))
     by_status: Counter[str] = Counter()
-    for d, status, n in session.execute(
-        select(day, Execution.status, func.count())
-        .where(*conditions)
-        .group_by(day, Execution.status)
+    successes: list[tuple[Any, str, int]] = []
+    ai_ran = checked = 0
+    for d, status, rid, by_ai, n, ok in session.execute(
+        select(day, Execution.status, Execution.runbook_id, ai, func.count(), verified)
+        .outerjoin(Decision, Decision.id == Execution.decision_id)
+        .outerjoin(Proposal, Proposal.id == Decision.proposal_id)
+        .where(*_in(Execution.created_at, scope), *where.executions())
+        .group_by(day, Execution.status, Execution.runbook_id, ai)
     ).all():
         by_status[status] += n
+        checked += int(ok or 0)
+        if by_ai and status != ExecutionStatus.QUEUED:
+            ai_ran += n
         b = series[_bucket_of(d, scope.bucket)]
         b["executions"] += n
         if status == ExecutionStatus.SUCCEEDED:
             b["succeeded"] += n
+            successes.append((d, rid, n))
         elif status in BAD_ENDING:
             b["failed"] += n
     finished = sum(by_status[s] for s in TRACKED_ENDING)
-    verified = int(
-        session.scalar(
-            select(func.count())
-            .select_from(Execution)
-            .where(*conditions, Execution.verified.is_(True))
-        )
-        or 0
-    )
-    saved = _time_saved(session, conditions, series, scope)
+    saved = _time_saved(session, successes, series, scope)
     return {
         "executions": sum(by_status.values()),
         "by_status": dict(by_status),
         "success_rate": _rate(by_status[ExecutionStatus.SUCCEEDED], finished),
-        "verified_fixes": verified,
+        "verified_fixes": checked,
         "rollbacks": by_status[ExecutionStatus.ROLLED_BACK],
         "time_saved_min": saved["total"],
         "time_saved_by_runbook": saved["by_runbook"],
         "runbooks_without_estimate": saved["missing"],
+        "_ai_ran": ai_ran,
     }
 
 
@@ -407,19 +410,15 @@ def _manual_minutes(session: Session) -> dict[str, float]:
 
 def _time_saved(
     session: Session,
-    conditions: list[ColumnElement[bool]],
+    successes: list[tuple[Any, str, int]],
     series: dict[str, Counter[str]],
     scope: Scope,
 ) -> dict[str, Any]:
+    """Successful runs (day, runbook, count) x each runbook's declared manual minutes."""
     estimates = _manual_minutes(session)
-    day = _day(session, Execution.created_at)
     by_runbook: Counter[str] = Counter()
     missing: set[str] = set()
-    for d, rid, n in session.execute(
-        select(day, Execution.runbook_id, func.count())
-        .where(*conditions, Execution.status == ExecutionStatus.SUCCEEDED)
-        .group_by(day, Execution.runbook_id)
-    ).all():
+    for d, rid, n in successes:
         if rid not in estimates:
             missing.add(rid)
             continue
@@ -435,26 +434,11 @@ def _time_saved(
 
 
 def _behaviour(
-    session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]]
+    session: Session, scope: Scope, where: _Where, series: dict[str, Counter[str]], acted: int
 ) -> dict[str, Any]:
     """How people met Baton's proposals: approvals, rejections and overrides (vetoes,
     cancels, rollbacks) with their reasons; acceptance is what was let stand of what
     people were asked about or could have stopped."""
-    conditions = [*_in(Execution.created_at, scope), *where.executions()]
-    acted = int(
-        session.scalar(
-            select(func.count())
-            .select_from(Execution)
-            .join(Decision, Decision.id == Execution.decision_id)
-            .join(Proposal, Proposal.id == Decision.proposal_id)
-            .where(
-                *conditions,
-                Proposal.proposer.startswith(AI_PROPOSER),
-                Execution.status != ExecutionStatus.QUEUED,
-            )
-        )
-        or 0
-    )
     chosen = [*_in(Override.created_at, scope), *where.executions()]
     day = _day(session, Override.created_at)
     kinds: Counter[str] = Counter()
@@ -622,28 +606,35 @@ def _technicians(session: Session, scope: Scope, where: _Where) -> list[dict[str
             people[name]["approvals"] += 1
             people[name]["approvals_rolled_back"] += status == ExecutionStatus.ROLLED_BACK
             people[name]["approvals_failed"] += status == ExecutionStatus.FAILED
-    later = aliased(Execution)
-    fixed_later = (
-        select(later.id)
-        .where(
-            later.incident_id == Execution.incident_id,
-            later.runbook_id == Execution.runbook_id,
-            later.status == ExecutionStatus.SUCCEEDED,
-            later.created_at > Override.created_at,
+    chosen = [*_in(Override.created_at, scope), *where.executions()]
+    overridden = (
+        select(Execution.incident_id)
+        .join(Override, Override.execution_id == Execution.id)
+        .where(*chosen)
+    )
+    # when each runbook last succeeded on each of those incidents
+    fixed = (
+        select(
+            Execution.incident_id.label("incident"),
+            Execution.runbook_id.label("runbook"),
+            func.max(Execution.created_at).label("at"),
         )
-        .exists()
+        .where(Execution.status == ExecutionStatus.SUCCEEDED, Execution.incident_id.in_(overridden))
+        .group_by(Execution.incident_id, Execution.runbook_id)
+        .subquery()
     )
-    resolved = (
-        select(Incident.id)
-        .where(Incident.id == Execution.incident_id, Incident.resolved_at.is_not(None))
-        .exists()
-    )
+    fixed_later = fixed.c.at > Override.created_at
     wrong = case((fixed_later, 1), else_=0)
-    right = case((fixed_later, 0), (resolved, 1), else_=0)
+    right = case((fixed_later, 0), (Incident.resolved_at.is_not(None), 1), else_=0)
     for actor, n, proved_wrong, proved_right in session.execute(
         select(Override.actor, func.count(), func.sum(wrong), func.sum(right))
         .join(Execution, Execution.id == Override.execution_id)
-        .where(*_in(Override.created_at, scope), *where.executions())
+        .outerjoin(Incident, Incident.id == Execution.incident_id)
+        .outerjoin(
+            fixed,
+            (fixed.c.incident == Execution.incident_id) & (fixed.c.runbook == Execution.runbook_id),
+        )
+        .where(*chosen)
         .group_by(Override.actor)
     ).all():
         people[actor]["overrides"] += n
