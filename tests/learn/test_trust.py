@@ -145,3 +145,17 @@ def test_shadow_mode_compares_what_a_person_then_did(platform):
     assert rows[("restart-service", "env:prod")]["verified_agreed"] == 1
     assert rows[("scale-out", "env:prod")]["overrides"] == {"different_fix": 1}
     assert rows[("scale-out", "env:prod")]["judged"] == 1  # the untouched one is not judged
+
+
+@SQLITE
+def test_the_heartbeat_reviews_the_ledger_every_quarter_hour(platform):
+    from datetime import timedelta
+
+    for _ in range(3):
+        record(platform, "restart-service", tier="auto", approval=None, status="failed")
+    assert platform.scheduler.tick().results["trust ledger"] == 1  # the demotion
+    platform.clock.advance(timedelta(minutes=5))
+    assert platform.scheduler.tick().results["trust ledger"] is None  # not due yet
+    platform.clock.advance(timedelta(minutes=11))
+    assert platform.scheduler.tick().results["trust ledger"] == 0
+    assert platform.config.policy.runbooks["restart-service"].autonomy["prod"] == "approve"

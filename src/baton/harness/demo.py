@@ -169,7 +169,11 @@ class Demo:
         self.target = EstateTarget(self.estate)
         self.observer = observer or (lambda kind, data: None)
         self.platform = Platform(
-            settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
+            settings,
+            self.clock,
+            targets={"sandbox": self.target},
+            observer=self._observe,
+            trust_moves=False,  # never rewrite the checkout's policy.yaml from a demo
         ).start()
         self.platform.config.declare_services(estate_services(self.estate))
         self._staff()

@@ -41,6 +41,7 @@ class Platform:
         targets: dict[str, Any] | None = None,
         backend: TaskBackend | None = None,
         observer: Observer | None = None,
+        trust_moves: bool = True,
         triage_settle: timedelta = timedelta(seconds=60),
     ) -> None:
         self.settings, self.clock = settings, clock
@@ -70,7 +71,9 @@ class Platform:
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer
         )
-        trust = every(clock, TRUST_PERIOD, self.commands.review_trust)
+        # The heartbeat's trust review writes demotions into the policy file; the demo,
+        # which shares the checkout's runbooks directory, turns it off.
+        trust = every(clock, TRUST_PERIOD, self.commands.review_trust if trust_moves else list)
         self.scheduler = Scheduler(
             [
                 *standard_jobs(
