@@ -47,6 +47,8 @@ def test_every_body_is_declared(doc, platform):
         ("post", "/api/v1/incidents/{incident_id}/acknowledge"),
         ("post", "/api/v1/runbooks/reload"),
         ("post", "/api/v1/escalations/{escalation_id}/acknowledge"),
+        ("post", "/api/v1/trust/review"),
+        ("post", "/api/v1/incidents/{incident_id}/review/lessons/{lesson}/apply"),
     }
     for path, method, op in operations(doc):
         if method in ("post", "put") and (method, path) not in no_body:

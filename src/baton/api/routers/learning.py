@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,6 +13,7 @@ from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.params import Id
 from baton.govern.config import PolicyConfig, validate_model
 from baton.govern.rbac import Permission, Principal
+from baton.kernel.clock import UtcDatetime
 from baton.learn import review, shadow, trust
 from baton.learn.figures import Scope, kpis, parse_since
 from baton.learn.replay import replay
@@ -28,7 +28,7 @@ LessonNo = Annotated[int, Path(ge=0, le=1000, description="the lesson's index in
 
 def scope_of(
     since: str = Query("7d", max_length=40, description="7d, 24h, 4w or an ISO time"),
-    until: datetime | None = None,
+    until: UtcDatetime | None = None,
     bucket: Literal["day", "week"] = "day",
     service: str | None = Query(None, max_length=128),
     runbook: str | None = Query(None, max_length=128),
@@ -50,7 +50,7 @@ def kpi(
 @router.get("/trust", summary="The trust ledger: each runbook x scope's record")
 def ledger(
     _: Principal = READ,
-    since: datetime | None = None,
+    since: UtcDatetime | None = None,
     p: Platform = Depends(platform),
     s: Session = Depends(session),
 ) -> list[dict[str, Any]]:
@@ -98,7 +98,7 @@ def decline(
 
 @router.get("/shadow", summary="Shadow mode: what Baton would have done beside what people did")
 def shadow_comparisons(
-    _: Principal = READ, since: datetime | None = None, s: Session = Depends(session)
+    _: Principal = READ, since: UtcDatetime | None = None, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
     return shadow.comparisons(s, since)
 
