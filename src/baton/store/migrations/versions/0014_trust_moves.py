@@ -40,7 +40,12 @@ def upgrade() -> None:
     op.create_table(
         "incident_reviews",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-        sa.Column("incident_id", sa.BigInteger(), sa.ForeignKey("incidents.id"), nullable=False),
+        sa.Column(
+            "incident_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            sa.ForeignKey("incidents.id"),
+            nullable=False,
+        ),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("factors", sa.JSON(), nullable=False),
         sa.Column("lessons", sa.JSON(), nullable=False),
