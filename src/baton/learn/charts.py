@@ -17,12 +17,12 @@ def _svg(width: float, height: float, parts: list[Markup]) -> Markup:
     return head.format(width, height) + Markup("").join(parts) + Markup("</svg>")
 
 
-def bars(items: Sequence[tuple[str, float]], width: int = 520, row: int = 22) -> Markup:
+def bars(items: Sequence[tuple[str, float]], width: int = 620, row: int = 22) -> Markup:
     """Horizontal bars, one per (label, value), in the order given."""
     if not items:
         return EMPTY
     top = max(v for _, v in items) or 1
-    label_w, value_w = 190, 60
+    label_w, value_w = 290, 60  # room for a 40-character label at 12 px
     span = width - label_w - value_w
     bar = Markup(
         '<text x="{lx}" y="{ty}" text-anchor="end" font-size="12">{label}</text>'
@@ -37,7 +37,7 @@ def bars(items: Sequence[tuple[str, float]], width: int = 520, row: int = 22) ->
             bar.format(
                 lx=label_w - 6,
                 ty=round(y + row * 0.7),
-                label=label[:32],
+                label=label[:40],
                 x=label_w,
                 ry=y + 3,
                 w=w,
