@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from baton import __version__, cli_desk, cli_triage, cli_views
+from baton import __version__, cli_desk, cli_learn, cli_triage, cli_views
 from baton.cli_copilot import copilot_app
 from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
@@ -620,6 +620,7 @@ def bench_cmd(
 # --- replay -----------------------------------------------------------------------------
 replay_app = typer.Typer(help="Replay recorded alerts through a fresh Baton.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
+cli_learn.register(app, replay_app)
 
 
 @replay_app.command(name="alerts")

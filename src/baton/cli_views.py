@@ -156,7 +156,7 @@ def executions_logs(
         client.close()
 
 
-# --- tickets and KPIs -------------------------------------------------------------------
+# --- tickets -------------------------------------------------------------------------
 @tickets_app.command("list")
 def tickets_list(limit: LimitOpt = 100, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Tickets, newest first, with the incident each is linked to."""
@@ -175,17 +175,7 @@ def _flat(data: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
     return rows
 
 
-def kpis(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """The figures Baton keeps: detection, automation, success and trust."""
-    emit(
-        call("GET", "/api/v1/kpis", token),
-        as_json,
-        lambda d: out.print(table(_flat(d), ["figure", "value"], "KPIs")),
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(incidents_app, name="incidents")
     app.add_typer(executions_app, name="executions")
     app.add_typer(tickets_app, name="tickets")
-    app.command("kpis")(kpis)

@@ -42,14 +42,14 @@ def test_version_is_a_content_hash():
     "edit, line, field",
     [
         (("risk: low", "risk: extreme"), 7, "risk"),
-        (("    action: sandbox", "    action: shell"), 19, "steps.0.action"),
+        (("    action: sandbox", "    action: shell"), 20, "steps.0.action"),
         (("owner: team-platform\n", ""), 1, "document: 'owner' is a required property"),
         (
             (
                 'with: {remediation: restart, service: "{{ service }}"}',
                 'with: {remediation: restart, service: "{{ host }}"}',
             ),
-            21,
+            22,
             "steps.0.with: uses {{ host }}",
         ),
     ],

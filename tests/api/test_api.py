@@ -97,6 +97,19 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/v1/services"): R,
     ("PUT", "/api/v1/services"): A,
     ("GET", "/api/v1/kpis"): R,
+    ("GET", "/api/v1/trust"): R,
+    ("GET", "/api/v1/trust/moves"): R,
+    ("POST", "/api/v1/trust/review"): G,
+    ("POST", "/api/v1/trust/moves/{move_id}/accept"): G,
+    ("POST", "/api/v1/trust/moves/{move_id}/decline"): G,
+    ("GET", "/api/v1/shadow"): R,
+    ("GET", "/api/v1/reviews/weekly"): R,
+    ("GET", "/api/v1/incidents/{incident_id}/timeline"): R,
+    ("GET", "/api/v1/incidents/{incident_id}/review"): R,
+    ("PUT", "/api/v1/incidents/{incident_id}/review"): OPS,
+    ("GET", "/api/v1/incidents/{incident_id}/review/lessons/{lesson}/diff"): R,
+    ("POST", "/api/v1/incidents/{incident_id}/review/lessons/{lesson}/apply"): G,
+    ("POST", "/api/v1/replay/policy"): G,
     ("GET", "/api/v1/audit"): G,
     ("GET", "/api/v1/audit/verify"): G,
     ("GET", "/api/v1/tokens"): A,
@@ -135,6 +148,8 @@ def _url(path):
         .replace("{approval_id}", "999")
         .replace("{ticket_id}", "999")
         .replace("{token_id}", "999")
+        .replace("{move_id}", "999")
+        .replace("{lesson}", "0")
         .replace("{runbook_id}", "nope")
         .replace("{escalation_id}", "999")
         .replace("{silence_id}", "999")
@@ -346,7 +361,7 @@ def test_unexpected_errors_keep_the_json_shape(platform, tokens, monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr("baton.api.routers.admin.kpis", boom)
+    monkeypatch.setattr("baton.api.routers.learning.kpis", boom)
     resp = client.get("/api/v1/kpis", headers=auth(tokens, Role.VIEWER))
     assert resp.status_code == 500
     assert resp.json() == {

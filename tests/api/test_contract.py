@@ -51,6 +51,8 @@ def test_every_body_is_declared(doc, platform):
         ("post", "/api/v1/desk/answers/{draft_id}/approve"),
         ("post", "/api/v1/desk/answers/{draft_id}/reject"),
         ("post", "/api/v1/desk/selfservice/{request_id}/approve"),
+        ("post", "/api/v1/trust/review"),
+        ("post", "/api/v1/incidents/{incident_id}/review/lessons/{lesson}/apply"),
     }
     not_json = {  # telemetry in its own wire formats
         ("post", "/api/v1/write"): "application/x-protobuf",

@@ -58,6 +58,10 @@ def test_demo_once_then_audit_verify_and_tamper(env):
     assert summary["decisions"] >= summary["proposals"]
     assert summary["verified_fixes"] >= 1 and summary["faults_fixed"] >= 1
     assert summary["audit_ok"] is True
+    # what Baton learned: the KPIs of the run and the trust ledger per environment
+    assert summary["kpis"]["time_saved_min"] > 0 and summary["kpis"]["mttr_s"] > 0
+    assert summary["kpis"]["override_reasons"].get("bad_timing", 0) >= 1
+    assert any(row["judged"] >= 1 for row in summary["trust"])
     # people held the baton: one veto, one maintenance pause, one approval left waiting
     assert summary["overrides"] >= 1 and summary["pauses"] >= 1
     assert summary["approvals_pending"] >= 1 and summary["escalations"] >= 1

@@ -90,6 +90,12 @@ class Runbook:
     def reversible(self) -> bool:
         return bool(self.doc["reversible"])
 
+    @property
+    def manual_minutes(self) -> float | None:
+        """The declared time a person needs to do this by hand (time-saved KPI)."""
+        value = self.doc.get("manual_minutes")
+        return None if value is None else float(value)
+
     def ceiling(self, env: str) -> str:
         autonomy = self.doc["autonomy"]
         return autonomy.get(env, autonomy["default"])

@@ -57,6 +57,38 @@ class ParamPolicy(BaseModel):
         return self
 
 
+class AutonomyChange(BaseModel):
+    """One move of a runbook's autonomy on its measured record, kept in the policy so a
+    reader sees when and why the tier it has was set."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["promote", "demote"]
+    scope: str = Field(description="env:<name>")
+    from_tier: TierName
+    to_tier: TierName
+    reason: str
+    at: UtcDatetime
+    by: str
+    move: int | None = Field(default=None, description="the trust ledger's move id")
+
+
+class TrustPolicy(BaseModel):
+    """The bars the trust ledger applies: when a record earns a promotion proposal, and
+    when a run of failures or overrides takes autonomy away at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_sample: int = Field(default=30, ge=1, description="judged proposals before promoting")
+    promote_at: float = Field(
+        default=0.9, gt=0, le=1, description="Wilson lower bound of verified-and-agreed"
+    )
+    z: float = Field(default=1.96, gt=0, le=5, description="1.96 = 95% confidence")
+    failure_streak: int = Field(default=3, ge=1, description="bad endings in a row: demote")
+    override_window: int = Field(default=10, ge=1, description="judged proposals looked at")
+    override_spike: float = Field(
+        default=0.5, gt=0, le=1, description="share overridden in the window: demote"
+    )
+
+
 class RunbookPolicy(BaseModel):
     """What people decided for one automation; it wins over the runbook file's defaults."""
 
@@ -70,6 +102,9 @@ class RunbookPolicy(BaseModel):
     params: dict[str, ParamPolicy] = Field(
         default_factory=dict, description="roots / allow-lists of confined params"
     )
+    changes: list[AutonomyChange] = Field(
+        default_factory=list, description="promotions and demotions, oldest first"
+    )
 
 
 class PolicyConfig(BaseModel):
@@ -82,6 +117,7 @@ class PolicyConfig(BaseModel):
     veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
     retriage_after_veto_s: int = Field(default=600, ge=0, le=7 * 86400)
     max_runs_per_hour: int | None = Field(default=None, ge=1, description="all runbooks")
+    trust: TrustPolicy = Field(default_factory=TrustPolicy)
     allow_interpreter: list[str] = Field(
         default_factory=list,
         description="runbook ids whose reviewed `interpreter` exceptions may stand; every "
@@ -133,6 +169,15 @@ class PolicyConfig(BaseModel):
 
     def frozen(self, service: str | None, at: datetime) -> FreezeWindow | None:
         return next((w for w in self.freeze if w.covers(service, at)), None)
+
+    def with_autonomy(self, runbook_id: str, env: str, change: AutonomyChange) -> dict[str, Any]:
+        """This policy as data with the runbook's ceiling in `env` set to the change's
+        tier and the change appended to its history (to apply through `apply_policy`)."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        entry = data.setdefault("runbooks", {}).setdefault(runbook_id, {})
+        entry.setdefault("autonomy", {})[env] = change.to_tier
+        entry.setdefault("changes", []).append(change.model_dump(mode="json"))
+        return data
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -471,3 +471,56 @@ def triage_bench(args: BenchArgs) -> dict[str, Any]:
 
     seeds = parse_seeds(args.seeds or "42")
     return triage.run(dataset(args, "tickets-itsc"), seeds, args.size, args.progress)
+
+
+@bench("kpis", "KPIs over 30 days on a database with --size executions (default 100,000)")
+def kpis_bench(args: BenchArgs) -> dict[str, Any]:
+    """Fills a fresh SQLite database with a month of history (executions, their
+    proposals and decisions, incidents, alerts, overrides, tickets), then times the
+    full KPI answer for the month, for one service, and per week, through the API."""
+    from fastapi.testclient import TestClient
+
+    from baton.api.app import create_app
+    from baton.govern.rbac import create_token
+    from baton.harness.history import fill_history
+    from baton.runtime.platform import Platform
+
+    size = args.size or 100_000
+    with tempfile.TemporaryDirectory() as home:
+        clock = SimulatedClock(datetime(2026, 4, 1, tzinfo=UTC))
+        platform = Platform(Settings(home=Path(home)), clock).start()
+        try:
+            started = time.perf_counter()
+            counts = fill_history(platform.db, clock.now(), size, args.seed)
+            filled_s = time.perf_counter() - started
+            with platform.db.session() as s:
+                _, secret = create_token(s, name="bench", role="viewer", at=clock.now())
+            client = TestClient(create_app(platform))
+            headers = {"Authorization": f"Bearer {secret}"}
+            timings: dict[str, list[float]] = {}
+            cpu: dict[str, list[float]] = {}
+            for label, params in (
+                ("month", {"since": "30d"}),
+                ("month_one_service", {"since": "30d", "service": "svc-3"}),
+                ("month_per_week", {"since": "30d", "bucket": "week"}),
+            ):
+                for _ in range(3):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    resp = client.get("/api/v1/kpis", params=params, headers=headers)
+                    timings.setdefault(label, []).append(time.perf_counter() - t0)
+                    cpu.setdefault(label, []).append(time.process_time() - c0)
+                    resp.raise_for_status()
+                args.progress(len(timings), 3)
+            answer = resp.json()
+        finally:
+            platform.close()
+    return {
+        "executions": counts["executions"],
+        "history": counts,
+        "fill_s": round(filled_s, 1),
+        **{f"{k}_ms_max": round(max(v) * 1000, 1) for k, v in timings.items()},
+        **{f"{k}_ms_min": round(min(v) * 1000, 1) for k, v in timings.items()},
+        # CPU time of this process: the wall time above includes waiting for a shared CPU
+        **{f"{k}_cpu_ms_min": round(min(v) * 1000, 1) for k, v in cpu.items()},
+        "answered_executions": answer["automation"]["executions"],
+    }

@@ -22,6 +22,8 @@ from baton.govern.flows import pending_approvals
 from baton.kernel import audit
 from baton.kernel.audit import Actor
 from baton.kernel.clock import SimulatedClock
+from baton.learn import trust
+from baton.learn.figures import Scope, kpis
 from baton.runtime.pipeline import Observer
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
@@ -48,6 +50,7 @@ from baton.store.models import (
 
 DEMO_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday morning
 DEMO_MARK = "origin"
+RESOLUTIONS = ("automatic", "ai_assisted", "human_only")
 SIM_APPROVERS = (Actor("sim-lead", "human"), Actor("sim-oncall", "human"))
 ACK_TIMEOUT_S, LEVEL_DELAY_S = 900, 600  # a person's 15 and 10 minutes
 
@@ -175,7 +178,11 @@ class Demo:
         self.target = EstateTarget(self.estate)
         self.observer = observer or (lambda kind, data: None)
         self.platform = Platform(
-            settings, self.clock, targets={"sandbox": self.target}, observer=self._observe
+            settings,
+            self.clock,
+            targets={"sandbox": self.target},
+            observer=self._observe,
+            trust_moves=False,  # never rewrite the checkout's policy.yaml from a demo
         ).start()
         self.platform.config.declare_services(estate_services(self.estate))
         self._staff()
@@ -517,7 +524,27 @@ class Demo:
                 "escalations": count(Escalation),
                 "audit_records": verdict.records,
                 "audit_ok": verdict.ok,
+                **self._learned(s),
             }
+
+    def _learned(self, s: Any) -> dict[str, Any]:
+        """The demo's KPIs over the whole run, and its trust ledger per environment."""
+        k = kpis(s, Scope(DEMO_START, self.clock.now() + timedelta(seconds=1)))
+        figures = {
+            "mtta_s": k["incidents"]["mtta_s"],
+            "mttr_s": k["incidents"]["mttr_s"],
+            "noise_reduction": k["noise_reduction"],
+            "automation_success_rate": k["automation"]["success_rate"],
+            "acceptance_rate": k["behaviour"]["acceptance_rate"],
+            "override_reasons": k["behaviour"]["override_reasons"],
+            "resolution": {n: k["incidents"]["resolution"][n] for n in RESOLUTIONS},
+            "time_saved_min": k["automation"]["time_saved_min"],
+            "escalation_rate": k["escalations"]["rate_per_incident"],
+        }
+        ledger = trust.ledger(s, self.platform.config.policy)
+        keep = ("runbook", "scope", "proposals", "judged", "agreed", "wilson_lower")
+        rows = [{f: r[f] for f in keep} for r in ledger if r["scope"].startswith("env:")]
+        return {"kpis": figures, "trust": rows}
 
 
 def _score(truth: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, Any]:

@@ -1,26 +1,21 @@
-"""Outcome and behaviour KPIs, computed from the system of record on demand."""
+"""Track records: each runbook's finished runs, kept as running counts as they end.
+
+The KPIs themselves are in `figures`."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from statistics import median
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from baton.kernel.audit import Actor, append, serialize
-from baton.kernel.enums import LIVE_INCIDENT, TRACKED_ENDING, ExecutionStatus
+from baton.kernel.enums import TRACKED_ENDING
 from baton.store.db import lock_row
 from baton.store.models import (
-    Approval,
-    Decision,
-    Escalation,
     Execution,
-    Incident,
-    Override,
-    Ticket,
     TrackRecord,
 )
 
@@ -101,77 +96,3 @@ def record_outcome(session: Session, execution: FinishedRun, at: datetime) -> di
         outcome=execution.status,
     )
     return record
-
-
-def _count(session: Session, stmt: Any) -> int:
-    return int(session.scalar(stmt) or 0)
-
-
-def kpis(session: Session) -> dict[str, Any]:
-    """The dashboard numbers: outcomes and how humans and AI behaved."""
-    by_status = dict(
-        session.execute(select(Execution.status, func.count()).group_by(Execution.status))
-        .tuples()
-        .all()
-    )
-    by_tier = dict(
-        session.execute(select(Decision.tier, func.count()).group_by(Decision.tier)).tuples().all()
-    )
-    approvals = dict(
-        session.execute(select(Approval.status, func.count()).group_by(Approval.status))
-        .tuples()
-        .all()
-    )
-    resolved = session.execute(
-        select(Incident.opened_at, Incident.resolved_at).where(Incident.resolved_at.is_not(None))
-    ).all()
-    ttr = [(r.resolved_at - r.opened_at).total_seconds() for r in resolved]
-    finished = sum(by_status.get(s, 0) for s in ("succeeded", "failed", "rolled_back"))
-    return {
-        "incidents_open": _count(
-            session,
-            select(func.count()).select_from(Incident).where(Incident.status.in_(LIVE_INCIDENT)),
-        ),
-        "incidents_resolved": len(resolved),
-        "mttr_s": round(median(ttr), 1) if ttr else None,
-        "decisions_by_tier": by_tier,
-        "executions_by_status": by_status,
-        "automation_success_rate": round(by_status.get("succeeded", 0) / finished, 3)
-        if finished
-        else None,
-        "verified_fixes": _count(
-            session, select(func.count()).select_from(Execution).where(Execution.verified.is_(True))
-        ),
-        "approvals": approvals,
-        "escalations": dict(
-            session.execute(select(Escalation.status, func.count()).group_by(Escalation.status))
-            .tuples()
-            .all()
-        ),
-        "overrides": dict(
-            session.execute(select(Override.kind, func.count()).group_by(Override.kind))
-            .tuples()
-            .all()
-        ),
-        "overrides_by_category": dict(
-            session.execute(select(Override.category, func.count()).group_by(Override.category))
-            .tuples()
-            .all()
-        ),
-        "ai_actions_accepted": _count(
-            session,
-            select(func.count())
-            .select_from(Execution)
-            .where(
-                Execution.id.not_in(select(Override.execution_id)),
-                Execution.status.not_in((ExecutionStatus.QUEUED, ExecutionStatus.VETOED)),
-            ),
-        ),
-        "ai_actions_overridden": _count(
-            session, select(func.count(func.distinct(Override.execution_id)))
-        ),
-        "tickets": _count(session, select(func.count()).select_from(Ticket)),
-        "tickets_linked_to_incidents": _count(
-            session, select(func.count()).select_from(Ticket).where(Ticket.incident_id.is_not(None))
-        ),
-    }

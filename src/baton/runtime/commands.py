@@ -23,6 +23,7 @@ from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
 from baton.kernel.errors import NotFound, Refused
+from baton.learn import review, shadow, trust
 from baton.runtime.config import LiveConfig
 from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
@@ -334,6 +335,68 @@ class Commands:
 
     def declare_services(self, defs: list[ServiceDef], actor: Actor) -> int:
         return self.config.declare_services(defs, actor)
+
+    # --- the trust ledger ----------------------------------------------------------------
+    def review_trust(self, actor: Actor = trust.TRUSTEE) -> list[dict[str, Any]]:
+        """Compare shadow proposals, then move autonomy on the record: demotions are
+        written into the policy at once, promotions wait for a lead."""
+        at, policy = self.clock.now(), self.config.policy
+        with self.db.session() as s:
+            shadow.record_comparisons(s, at)
+            moved = [
+                (m, trust.move_dict(m)) for m in trust.review(s, policy, self.config.catalogue, at)
+            ]
+            demoted = [
+                (m.runbook_id, m.scope, trust.change_of(m, actor.name, at)) for m, _ in moved
+            ]
+        for rid, scope, change in demoted:
+            if change.kind == "demote":
+                data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
+                self.config.apply_policy(data, actor)
+        for _, row in moved:
+            self.note(f"trust.{row['kind']}", {k: row[k] for k in ("id", "runbook", "scope")})
+        return [row for _, row in moved]
+
+    def decide_promotion(
+        self, move_id: int, accept: bool, actor: Actor, reason: str
+    ) -> dict[str, Any]:
+        """A lead accepts (the policy raises the runbook's tier, its history says why) or
+        declines a recommended promotion; audited with the evidence either way."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            move = trust.open_move(s, move_id)
+            change = trust.change_of(move, actor.name, at)
+            rid, scope = move.runbook_id, move.scope
+        if accept:  # the policy first: an accepted move always has its policy change
+            data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
+            self.config.apply_policy(data, actor)
+        with self.db.session() as s:
+            return trust.move_dict(trust.decide(s, move_id, accept, actor, reason, at))
+
+    # --- post-incident reviews ----------------------------------------------------------
+    def save_review(self, incident_id: int, body: review.ReviewIn, actor: Actor) -> dict[str, Any]:
+        """Write an incident's review; a lesson's proposed policy is checked (and its diff
+        kept) now, but only `apply_lesson` by a lead changes the policy."""
+        for lesson in body.lessons:
+            if lesson.policy is not None:
+                self.config.plan_policy(lesson.policy)  # Invalid names the field
+        with self.db.session() as s:
+            row = review.save_review(s, incident_id, body, actor, self.clock.now())
+            return review.review_dict(s, row)
+
+    def lesson_diff(self, incident_id: int, lesson: int) -> str:
+        """The policy change a lesson proposes, as a diff against the current file."""
+        with self.db.session() as s:
+            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
+        return self.config.plan_policy(proposed)[1]
+
+    def apply_lesson(
+        self, incident_id: int, lesson: int, actor: Actor
+    ) -> tuple[PolicyConfig, str, list[str]]:
+        """A lead applies the policy change a lesson proposed (audited like any change)."""
+        with self.db.session() as s:
+            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
+        return self.config.apply_policy(proposed, actor)
 
     # --- tokens ----------------------------------------------------------------------------
     def create_token(

@@ -107,6 +107,10 @@ class LiveConfig:
         except ValueError as exc:
             log.error("policy file not applied", extra={"problem": str(exc)})
 
+    def plan_policy(self, data: Any) -> tuple[PolicyConfig, str]:
+        """Validate a would-be policy and diff it against the file, changing nothing."""
+        return plan_policy(self._policy_path, data)
+
     def apply_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str, list[str]]:
         """Validate and write policy.yaml, audit author and diff, apply it at once.
 

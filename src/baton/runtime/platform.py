@@ -24,11 +24,14 @@ from baton.runtime.drain import Drain
 from baton.runtime.intake import Intake
 from baton.runtime.ledger import open_database
 from baton.runtime.pipeline import Observer, Pipelines
-from baton.runtime.scheduler import Scheduler, standard_jobs
+from baton.runtime.scheduler import Job, Scheduler, every, standard_jobs
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend, make_backend
 from baton.runtime.watch import Watch
 from baton.store.migrate import upgrade
+
+# How often the heartbeat reviews the trust ledger (it reads every decided proposal).
+TRUST_PERIOD = timedelta(minutes=15)
 
 
 class Platform:
@@ -40,6 +43,7 @@ class Platform:
         targets: dict[str, Any] | None = None,
         backend: TaskBackend | None = None,
         observer: Observer | None = None,
+        trust_moves: bool = True,
         triage_settle: timedelta = timedelta(seconds=60),
     ) -> None:
         self.settings, self.clock = settings, clock
@@ -71,19 +75,25 @@ class Platform:
             self.db, clock, self.config, self.pipelines, self.dispatch, observer, self.desk
         )
         self.watch = Watch(settings, clock, self.drain, observer)
+        # The heartbeat's trust review writes demotions into the policy file; the demo,
+        # which shares the checkout's runbooks directory, turns it off.
+        trust = every(clock, TRUST_PERIOD, self.commands.review_trust if trust_moves else list)
         self.scheduler = Scheduler(
-            standard_jobs(
-                self.db,
-                clock,
-                self.config,
-                self.drain,
-                self.pipelines,
-                self.dispatch,
-                observer,
-                triage_settle,
-                self.watch,
-            )
-            + self.desk.jobs()
+            [
+                *standard_jobs(
+                    self.db,
+                    clock,
+                    self.config,
+                    self.drain,
+                    self.pipelines,
+                    self.dispatch,
+                    observer,
+                    triage_settle,
+                    self.watch,
+                ),
+                *self.desk.jobs(),
+                Job("trust ledger", "learn", trust),
+            ]
         )
 
     def start(self, migrate: bool = True) -> Platform:

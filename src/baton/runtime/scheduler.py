@@ -57,6 +57,21 @@ class Scheduler:
         return report
 
 
+def every(clock: Clock, period: timedelta, run: Callable[[], Any]) -> Callable[[], Any]:
+    """`run` at most once per `period` of the clock's time (None on the ticks between),
+    for work that reads a lot and changes slowly, like the trust ledger."""
+    last: list[Any] = []
+
+    def throttled() -> Any:
+        now = clock.now()
+        if last and now - last[0] < period:
+            return None
+        last[:] = [now]
+        return len(run())
+
+    return throttled
+
+
 def standard_jobs(
     db: Database,
     clock: Clock,

@@ -632,3 +632,40 @@ class TriageCorrection(Base):
     by: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime]
     learned_in: Mapped[str | None] = mapped_column(String(32))  # model version that used it
+
+
+# --- learning: the trust ledger's autonomy moves (issue 17) -----------------------------
+class TrustMove(Base):
+    """A proposed or applied change of one runbook's autonomy in one scope, with the
+    evidence it rests on: a promotion waits for a lead; a demotion applies at once."""
+
+    __tablename__ = "trust_moves"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    runbook_id: Mapped[str] = mapped_column(String(128), index=True)
+    scope: Mapped[str] = mapped_column(String(160))  # env:prod | service:web
+    kind: Mapped[str] = mapped_column(String(16))  # promote | demote
+    status: Mapped[str] = mapped_column(String(16), index=True)  # recommended|accepted|...
+    from_tier: Mapped[str] = mapped_column(String(16))
+    to_tier: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentReview(Base):
+    """A post-incident review: what contributed, what was learned, what to do next (the
+    timeline itself is read from the audit ledger)."""
+
+    __tablename__ = "incident_reviews"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), unique=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    factors: Mapped[list[Any]] = mapped_column(default=list)
+    lessons: Mapped[list[Any]] = mapped_column(default=list)
+    follow_ups: Mapped[list[Any]] = mapped_column(default=list)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""Services, tokens, KPIs and the audit ledger."""
+"""Services, tokens and the audit ledger."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from baton.correlate.topology import load_topology, service_def
 from baton.correlate.topology import to_dict as service_dict
 from baton.govern.rbac import Permission, Principal, list_tokens
 from baton.kernel import audit
-from baton.learn.kpis import kpis
 from baton.runtime.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -53,11 +52,6 @@ def put_services(
 ) -> dict[str, int]:
     defs = [service_def(i.model_dump()) for i in items]
     return {"services": p.commands.declare_services(defs, actor_of(who))}
-
-
-@router.get("/kpis")
-def kpi(_: Principal = READ, s: Session = Depends(session)) -> dict[str, Any]:
-    return kpis(s)
 
 
 @router.get("/audit")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
@@ -9,12 +12,44 @@ from sqlalchemy import text
 from baton.api.deps import authorize, platform
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission
+from baton.learn.figures import Scope, kpis
 from baton.runtime.platform import Platform
 from baton.sense import inbox
 from baton.store.migrate import is_current
 
 router = APIRouter(tags=["health"])
 BACKLOG = Gauge("baton_inbox_backlog_events", "Events acknowledged but not processed yet")
+# KPIs over the last 7 days; a figure with no data yet (no incident resolved) is NaN.
+KPI_WINDOW = timedelta(days=7)
+KPIS = {
+    "baton_kpi_mtta_seconds": ("median time to acknowledge", ("incidents", "mtta_s")),
+    "baton_kpi_mttr_seconds": ("median time to resolve", ("incidents", "mttr_s")),
+    "baton_kpi_incidents": ("incidents opened", ("incidents", "opened")),
+    "baton_kpi_alerts": ("alerts received", ("alerts",)),
+    "baton_kpi_noise_reduction_ratio": ("1 - incidents / alerts", ("noise_reduction",)),
+    "baton_kpi_automation_success_ratio": ("runs that succeeded", ("automation", "success_rate")),
+    "baton_kpi_acceptance_ratio": ("AI actions let stand", ("behaviour", "acceptance_rate")),
+    "baton_kpi_escalations": ("escalations raised", ("escalations", "raised")),
+    "baton_kpi_time_saved_minutes": (
+        "declared manual time saved",
+        ("automation", "time_saved_min"),
+    ),
+    "baton_kpi_tickets": ("tickets filed", ("tickets", "filed")),
+}
+GAUGES = {name: Gauge(name, f"{help_} over the last 7 days") for name, (help_, _) in KPIS.items()}
+RESOLVED = Gauge(
+    "baton_kpi_resolutions", "Incidents resolved in 7 days, by who fixed them", ["how"]
+)
+
+
+def _export_kpis(figures: dict[str, Any]) -> None:
+    for name, (_, path) in KPIS.items():
+        value: Any = figures
+        for key in path:
+            value = value[key]
+        GAUGES[name].set(float("nan") if value is None else value)
+    for how in ("automatic", "ai_assisted", "human_only"):
+        RESOLVED.labels(how).set(figures["incidents"]["resolution"][how])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -43,4 +78,6 @@ def metrics(request: Request, p: Platform = Depends(platform)) -> Response:
         authorize(request, p, Permission.READ)
     with p.db.session() as s:
         BACKLOG.set(inbox.backlog(s))
+        now = p.clock.now()
+        _export_kpis(kpis(s, Scope(now - KPI_WINDOW, now + timedelta(seconds=1))))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
