@@ -190,9 +190,9 @@ class Drain:
                 self._lag, self._lag_at = inbox.lag(s), now
         return self._lag
 
-    def pressure(self) -> Pressure:
+    def pressure(self, fresh: bool = False) -> Pressure:
         """Whether intake should refuse for now, and for how long (`Retry-After`)."""
-        lag = self.lag()
+        lag = self.lag(0.0 if fresh else 1.0)
         seconds = lag.seconds(self.clock.now())
         over = (
             seconds > self.settings.intake_max_lag_s
