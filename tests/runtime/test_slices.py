@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from baton.runtime.platform import Platform
 from baton.sense import inbox
 from baton.sense.events import store
 from baton.sense.normalize import EventIn
-from baton.store.models import Event, Incident, InboxBatch
+from baton.store.models import Event, InboxBatch, Incident
 from tests.conftest import START
 
 
@@ -199,7 +198,7 @@ def test_sigterm_stops_serve_in_seconds_and_the_rest_resumes(tmp_path: Path, db_
     url = f"http://127.0.0.1:{port}"
     try:
         loadgen.wait_until_up(f"{url}/healthz", proc)
-        body = orjson.dumps(alerts(3000))
+        body = orjson.dumps(alerts(20) * 100)  # 20 alerts, each sent 100 times
         answer = httpx.post(
             f"{url}/api/v2/alerts",
             content=body,
@@ -219,7 +218,7 @@ def test_sigterm_stops_serve_in_seconds_and_the_rest_resumes(tmp_path: Path, db_
         if proc.poll() is None:
             proc.kill()
     done, count = inbox_progress(settings)
-    assert 0 < done and count == 3000
+    assert done > 0 and count == 2000
     again = loadgen.start_baton(home, port, **env)
     try:
         deadline = time.monotonic() + 120
@@ -228,12 +227,12 @@ def test_sigterm_stops_serve_in_seconds_and_the_rest_resumes(tmp_path: Path, db_
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=15)
-    assert inbox_progress(settings) == (3000, 3000)
+    assert inbox_progress(settings) == (2000, 2000)
     db = loadgen_db(settings)
     with db.session() as s:
         occurrences = list(s.scalars(select(Event.occurrences)))
     db.dispose()
-    assert len(occurrences) == 3000 and set(occurrences) == {1}
+    assert len(occurrences) == 20 and sum(occurrences) == 2000  # none lost, none doubled
 
 
 def loadgen_settings(home: Path):

@@ -83,7 +83,7 @@ def plan(waiting: list[Pending], budget: int, records: Callable[[Pending], list[
 class Budget:
     """Events per slice, adjusted so a slice takes about `target_s`."""
 
-    def __init__(self, target_s: float, most: int, first: int = 100) -> None:
+    def __init__(self, target_s: float, most: int, first: int = 20) -> None:
         self.target_s, self.most = target_s, most
         self.events = min(first, most)
 
