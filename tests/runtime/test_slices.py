@@ -58,8 +58,7 @@ def progress(platform) -> list[tuple[int, int, bool]]:
 
 
 def test_a_big_batch_is_processed_in_bounded_slices(client, headers, platform):
-    platform.drain.budget = slices.Budget(10.0, most=12)  # slices of at most 12 events
-    platform.drain.budget.events = 12
+    platform.drain.budget = slices.Budget(60.0, most=12, first=12)  # at most 12 events
     assert post(client, headers, alerts(30)).status_code == 200
     sizes = []
     while (done := platform.drain.process_slice()).events:
@@ -72,8 +71,22 @@ def test_a_big_batch_is_processed_in_bounded_slices(client, headers, platform):
         assert s.scalar(select(func.count()).select_from(Incident)) > 0
 
 
+def test_a_slice_stops_when_its_time_is_up(client, headers, platform, monkeypatch):
+    import types
+
+    from baton.runtime import drain
+
+    ticks = iter(range(1000))  # a clock that moves 50 ms each time it is read
+    fake = types.SimpleNamespace(monotonic=lambda: next(ticks) * 0.05, sleep=lambda _: None)
+    monkeypatch.setattr(drain, "time", fake)
+    platform.drain.budget = slices.Budget(0.1, most=40, first=40)  # segments of 10
+    post(client, headers, alerts(40))
+    assert platform.drain.process_slice().events == 30  # the 4th segment waits
+    assert progress(platform) == [(30, 40, False)]
+
+
 def test_a_restart_resumes_after_the_last_committed_slice(settings, headers, client, platform):
-    platform.drain.budget.events, platform.drain.budget.most = 10, 10
+    platform.drain.budget = slices.Budget(60.0, most=10, first=10)  # count-bound here
     post(client, headers, alerts(25))
     platform.drain.process_slice()
     assert progress(platform) == [(10, 25, False)]
@@ -90,6 +103,7 @@ def test_a_restart_resumes_after_the_last_committed_slice(settings, headers, cli
 
 
 def test_small_batches_share_one_slice_and_keep_their_order(client, headers, platform):
+    platform.drain.budget = slices.Budget(60.0, most=100)
     for i in range(5):
         post(client, headers, alerts(3, prefix=f"B{i}-"))
     done = platform.drain.process_slice()
@@ -104,11 +118,17 @@ def test_plan_takes_the_oldest_first_and_splits_by_time():
     records = {1: list(range(10)), 2: list(range(5)), 3: list(range(5))}
     waiting = [pending(1, 10, done=4), pending(2, 5, seconds=0.5), pending(3, 5, seconds=9)]
     plan = slices.plan(waiting, 9, lambda p: records[p.id])
-    assert [(p.id, upto) for p, upto in plan.progress] == [(1, 10), (2, 3)]
-    assert plan.events == 9 and plan.finished == 1 and plan.unfinished == {2}
+    done = plan.cut(len(plan.segments))
+    assert [(p.id, upto) for p, upto in done.progress] == [(1, 10), (2, 3)]
+    assert done.events == 9 and done.finished == 1 and done.unfinished == {2}
     assert [len(s.events) for s in plan.segments] == [9]  # 6 of batch 1, 3 of batch 2
     later = slices.plan(waiting, 100, lambda p: records[p.id])
     assert len(later.segments) == 2 and later.segments[1].at == START + timedelta(seconds=9)
+    stepped = slices.plan(waiting, 100, lambda p: records[p.id], step=4)
+    assert [len(s.events) for s in stepped.segments] == [4, 4, 3, 4, 1]
+    half = stepped.cut(2)  # time ran out after two segments: batch 2 is 2 events in
+    assert [(p.id, upto) for p, upto in half.progress] == [(1, 10), (2, 2)]
+    assert (half.events, half.finished) == (8, 1)
 
 
 def test_the_budget_follows_the_cost_of_a_slice():
@@ -255,3 +275,64 @@ def inbox_progress(settings) -> tuple[int, int]:
         return int(row[0] or 0), int(row[1] or 0)
     finally:
         db.dispose()
+
+
+def submit(platform, body: list[dict]) -> None:
+    from baton.sense import receivers
+
+    batch = receivers.alertmanager_api(orjson.dumps(body), platform.clock.now(), "alertmanager")
+    platform.intake.submit(batch).result()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_only_one_process_holds_a_slice(pg_url, tmp_path, runbooks_dir):
+    from baton.runtime.settings import Settings
+
+    settings = Settings(home=tmp_path, database_url=pg_url, runbooks_dir=runbooks_dir)
+    one = Platform(settings, SimulatedClock(START)).start()
+    two = Platform(settings, SimulatedClock(START))
+    try:
+        with one.db.session() as s:
+            assert slices.lead(s, is_sqlite=False)
+            with two.db.session() as other:  # a second process, while the first holds it
+                assert not slices.lead(other, is_sqlite=False)
+                submit(one, alerts(3))
+                assert two.drain.process_slice().events == 0
+        assert two.drain.process_slice().events == 3  # released at the first's commit
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_several_processes_drain_each_alert_once(pg_url, tmp_path, runbooks_dir):
+    import threading
+
+    from baton.runtime.settings import Settings
+
+    settings = Settings(home=tmp_path, database_url=pg_url, runbooks_dir=runbooks_dir)
+    first = Platform(settings, SimulatedClock(START)).start()
+    others = [Platform(settings, SimulatedClock(START)) for _ in range(2)]
+    workers = [first, *others]
+    for w in workers:
+        w.drain.budget.events = w.drain.budget.most = 3
+    try:
+        for i in range(4):  # 3 alerts re-sent by every batch, 2 new ones in each
+            submit(first, alerts(3, prefix="N") + alerts(2, prefix=f"R{i}-"))
+        stop = threading.Event()
+        threads = [threading.Thread(target=w.drain.process_until, args=(stop,)) for w in workers]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while inbox_progress(settings)[0] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert inbox_progress(settings) == (20, 20)
+        with first.db.session() as s:
+            occurrences = {e.fingerprint: e.occurrences for e in s.scalars(select(Event))}
+        assert len(occurrences) == 3 + 8 and sum(occurrences.values()) == 20
+    finally:
+        for w in workers:
+            w.close()

@@ -137,10 +137,14 @@ class Drain:
             with self.intake.turn(), self.db.session() as s:
                 if not slices.lead(s, self.db.is_sqlite):
                     return SliceDone(0, 0)  # another process is draining now
-                plan = self._plan(s)
+                plan, ran = self._plan(s), 0
                 for segment in plan.segments:
+                    if ran and time.monotonic() - started > self.budget.target_s:
+                        break  # time is up: the rest waits for the next slice
                     self._correlate(s, self.pipelines.ingest, segment.events, segment.at)
-                for item, upto in plan.progress:
+                    ran += 1
+                done = plan.cut(ran)
+                for item, upto in done.progress:
                     inbox.advance(s, item, upto, self.clock.now())
         except (OperationalError, inbox.Contended):  # busy, gone, or another took it
             log.warning("inbox slice deferred", exc_info=True)
@@ -150,16 +154,17 @@ class Drain:
             return self._failed(exc)
         self._single = False
         elapsed = time.monotonic() - started
-        self.budget.observe(plan.events, elapsed)
-        self.rate.observe(plan.events, time.monotonic())
-        self._parsed = {k: v for k, v in self._parsed.items() if k in plan.unfinished}
-        return SliceDone(plan.events, plan.finished)
+        self.budget.observe(done.events, elapsed)
+        self.rate.observe(done.events, time.monotonic())
+        self._parsed = {k: v for k, v in self._parsed.items() if k in done.unfinished}
+        time.sleep(0)  # let the request loop have the interpreter between slices
+        return SliceDone(done.events, done.finished)
 
     def _plan(self, s: Session) -> slices.Plan:
         """Choose this slice's events: up to the budget, oldest batch first."""
         budget = self.budget.events
         waiting = inbox.pending(s, limit=1 if self._single else min(budget, 500))
-        return slices.plan(waiting, budget, self._records)
+        return slices.plan(waiting, budget, self._records, step=max(1, budget // 4))
 
     def _records(self, item: inbox.Pending) -> list[normalize.EventIn]:
         """A batch's events, parsed once while it is worked through in slices."""

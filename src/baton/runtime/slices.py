@@ -41,42 +41,68 @@ def lead(session: Session, is_sqlite: bool) -> bool:
 
 @dataclass
 class Segment:
+    """Events run through the pipeline together, at one time, and the progress they
+    make: (batch, its `done` after this segment)."""
+
     at: datetime
     events: list[EventIn] = field(default_factory=list)
+    progress: list[tuple[Pending, int]] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
     segments: list[Segment] = field(default_factory=list)
-    progress: list[tuple[Pending, int]] = field(default_factory=list)  # batch, new `done`
-    events: int = 0
-    finished: int = 0
-    unfinished: set[int] = field(default_factory=set)  # batches to keep parsed
+
+    def cut(self, ran: int) -> Done:
+        """What the first `ran` segments did: each batch's new progress (the last one
+        wins), the events processed and the batches finished."""
+        upto: dict[int, tuple[Pending, int]] = {}
+        for segment in self.segments[:ran]:
+            for item, end in segment.progress:
+                upto[item.id] = (item, end)
+        events = sum(max(end - item.done, 0) or 1 for item, end in upto.values())
+        finished = sum(1 for item, end in upto.values() if end >= item.count)
+        unfinished = {i for i, (item, end) in upto.items() if end < item.count}
+        return Done(list(upto.values()), events if upto else 0, finished, unfinished)
 
 
-def plan(waiting: list[Pending], budget: int, records: Callable[[Pending], list[EventIn]]) -> Plan:
-    """Take up to `budget` events from the oldest batches on; consecutive batches
-    received within a second of each other form one segment, run at the later time."""
-    out = Plan()
+@dataclass(frozen=True)
+class Done:
+    progress: list[tuple[Pending, int]]
+    events: int
+    finished: int
+    unfinished: set[int]  # batches to keep parsed
+
+
+def plan(
+    waiting: list[Pending],
+    budget: int,
+    records: Callable[[Pending], list[EventIn]],
+    step: int | None = None,
+) -> Plan:
+    """Take up to `budget` events from the oldest batches on, in segments of at most
+    `step` events (the slice may stop after any segment when its time is up);
+    consecutive batches received within a second of each other share a segment, run at
+    the later time."""
+    step = max(1, step or budget)
+    out, taken = Plan(), 0
     for item in waiting:
-        room = budget - out.events
-        if room <= 0:
+        start = item.done
+        while taken < budget and (start < item.count or not item.count):
+            last = out.segments[-1] if out.segments else None
+            if last is None or len(last.events) >= step or item.received_at - last.at > SAME_MOMENT:
+                last = Segment(item.received_at)
+                out.segments.append(last)
+            last.at = max(last.at, item.received_at)
+            end = min(item.count, start + step - len(last.events), start + budget - taken)
+            last.events += records(item)[start:end]
+            last.progress.append((item, end))
+            taken += max(end - start, 1)  # an empty batch still takes a place
+            start = end
+            if not item.count:
+                break
+        if taken >= budget:
             break
-        upto = min(item.count, item.done + room)
-        events = records(item)[item.done : upto]
-        if not out.segments or item.received_at - out.segments[-1].at > SAME_MOMENT:
-            out.segments.append(Segment(item.received_at))
-        segment = out.segments[-1]
-        segment.at = max(segment.at, item.received_at)
-        segment.events += events
-        out.progress.append((item, upto))
-        out.events += max(upto - item.done, 0)
-        if upto >= item.count:
-            out.finished += 1
-        else:
-            out.unfinished.add(item.id)
-    if not out.events:  # empty batches only: still mark them processed
-        out.events = len(out.progress)
     return out
 
 
