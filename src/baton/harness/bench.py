@@ -140,6 +140,64 @@ def ingest_bench(args: BenchArgs) -> dict[str, Any]:
     return out
 
 
+@bench("big-batch", "one huge request beside small ones: their latency, then SIGTERM's stop")
+def big_batch_bench(args: BenchArgs) -> dict[str, Any]:
+    """`--size` alerts (default 4,000, no `service` label, all distinct) in one request
+    to `baton serve`, then 20 one-alert posts 0.5 s apart beside its processing, then
+    SIGTERM: how long the small senders wait, how far processing got, how fast it stops."""
+    import signal
+
+    import httpx
+    import orjson
+
+    from baton.harness import loadgen
+    from baton.store.db import Database
+    from baton.store.models import InboxBatch
+
+    size = args.size or 4000
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        token, port = loadgen.make_token(home), loadgen.free_port()
+        proc = loadgen.start_baton(home, port)
+        url = f"http://127.0.0.1:{port}/api/v2/alerts"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        try:
+            loadgen.wait_until_up(f"http://127.0.0.1:{port}/healthz", proc)
+            big = [{"labels": {"alertname": f"Big{i}", "instance": f"h{i}"}} for i in range(size)]
+            t0 = time.monotonic()
+            status = httpx.post(url, content=orjson.dumps(big), headers=headers, timeout=120)
+            out: dict[str, Any] = {"alerts": size, "big_status": status.status_code}
+            out["big_ack_s"] = round(time.monotonic() - t0, 3)
+            waits, codes = [], []
+            for i in range(20):
+                small = orjson.dumps([{"labels": {"alertname": f"Small{i}", "service": "s"}}])
+                t0 = time.monotonic()
+                codes.append(
+                    httpx.post(url, content=small, headers=headers, timeout=60).status_code
+                )
+                waits.append(time.monotonic() - t0)
+                time.sleep(0.5)
+                args.progress(i + 1, 21)
+            waits.sort()
+            out.update(small_status=sorted(set(codes)), small_p50_s=round(waits[10], 3))
+            out["small_max_s"] = round(waits[-1], 3)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            out["sigterm_stop_s"] = round(time.monotonic() - t0, 2)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        db = Database(Settings(home=home).db_url)
+        with db.session() as s:
+            done, total = s.execute(
+                select(func.sum(InboxBatch.done), func.sum(InboxBatch.count))
+            ).one()
+        db.dispose()
+    args.progress(21, 21)
+    return {**out, "processed_at_stop": int(done), "received": int(total)}
+
+
 DRAIN_CAP_S = 60.0
 
 
