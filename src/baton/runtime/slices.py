@@ -9,6 +9,7 @@ through in many slices, each committing its effects with the batch's new progres
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -127,7 +128,7 @@ class Rate:
 
     def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
-        self._seen: list[tuple[float, int]] = []
+        self._seen: deque[tuple[float, int]] = deque()
 
     def observe(self, events: int, now: float) -> None:
         self._seen.append((now, events))
@@ -141,4 +142,4 @@ class Rate:
 
     def _trim(self, now: float) -> None:
         while self._seen and now - self._seen[0][0] > self.window_s:
-            self._seen.pop(0)
+            self._seen.popleft()
