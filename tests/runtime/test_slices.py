@@ -27,6 +27,8 @@ from baton.sense.normalize import EventIn
 from baton.store.models import Event, InboxBatch, Incident
 from tests.conftest import START
 
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # no storage question
+
 
 def alerts(n: int, prefix: str = "A") -> list[dict]:
     return [
@@ -71,6 +73,7 @@ def test_a_big_batch_is_processed_in_bounded_slices(client, headers, platform):
         assert s.scalar(select(func.count()).select_from(Incident)) > 0
 
 
+@SQLITE_ONLY
 def test_a_slice_stops_when_its_time_is_up(client, headers, platform, monkeypatch):
     import types
 
@@ -102,6 +105,7 @@ def test_a_restart_resumes_after_the_last_committed_slice(settings, headers, cli
         again.close()
 
 
+@SQLITE_ONLY
 def test_small_batches_share_one_slice_and_keep_their_order(client, headers, platform):
     platform.drain.budget = slices.Budget(60.0, most=100)
     for i in range(5):
@@ -180,6 +184,7 @@ def test_resends_of_a_firing_alert_take_the_fast_path(platform):
         ]
 
 
+@SQLITE_ONLY
 def test_past_the_lag_intake_answers_503_with_retry_after(client, headers, platform):
     platform.settings.intake_max_backlog = 5
     platform.settings.metrics_public = True
@@ -198,6 +203,7 @@ def test_past_the_lag_intake_answers_503_with_retry_after(client, headers, platf
     assert client.get("/readyz").status_code == 200
 
 
+@SQLITE_ONLY
 def test_lag_in_seconds_also_refuses(client, headers, platform, clock):
     platform.settings.intake_max_lag_s = 30
     post(client, headers, alerts(1))
