@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -342,3 +343,60 @@ def test_on_postgresql_several_processes_drain_each_alert_once(pg_url, tmp_path,
     finally:
         for w in workers:
             w.close()
+
+
+@pytest.mark.postgres
+def test_a_sigkilled_drain_process_loses_nothing_and_doubles_nothing(
+    pg_url, tmp_path, runbooks_dir
+):
+    """Two real `baton drain` processes on one PostgreSQL database; the first is
+    SIGKILLed mid-work, the standby goes on from the last committed slice."""
+    import sys
+
+    from baton.runtime.settings import Settings
+
+    settings = Settings(home=tmp_path, database_url=pg_url, runbooks_dir=runbooks_dir)
+    feeder = Platform(settings, SimulatedClock(START)).start()
+    try:
+        for i in range(6):  # 3 alerts re-sent in every batch, 2 new ones in each
+            submit(feeder, alerts(3, prefix="K") + alerts(2, prefix=f"S{i}-"))
+    finally:
+        feeder.close()
+    env = {
+        **os.environ,
+        "BATON_HOME": str(tmp_path),
+        "BATON_DATABASE_URL": pg_url,
+        "BATON_RUNBOOKS_DIR": str(runbooks_dir),
+        "BATON_DRAIN_SLICE_EVENTS": "3",
+        "BATON_LOG_LEVEL": "WARNING",
+    }
+    argv = [sys.executable, "-c", "from baton.cli import main; main()", "drain"]
+
+    def start():
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    first = start()
+    try:
+        deadline = time.monotonic() + 60
+        while inbox_progress(settings)[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.kill()  # SIGKILL: its open slice, if any, rolls back with its connection
+        first.wait(10)
+        assert inbox_progress(settings)[0] < 30  # killed mid-work
+        standby = start()
+        try:
+            deadline = time.monotonic() + 90
+            while inbox_progress(settings)[0] < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            standby.send_signal(signal.SIGTERM)
+            standby.wait(15)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert inbox_progress(settings) == (30, 30)
+    db = loadgen_db(settings)
+    with db.session() as s:
+        occurrences = {e.fingerprint: e.occurrences for e in s.scalars(select(Event))}
+    db.dispose()
+    assert len(occurrences) == 3 + 12 and sum(occurrences.values()) == 30
