@@ -146,8 +146,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     tick_s: Annotated[float, typer.Option(help="Seconds between scheduler ticks.")] = 5.0,
+    process: Annotated[
+        bool,
+        typer.Option(
+            help="Process the inbox here too; --no-process leaves it to `baton drain` "
+            "processes (PostgreSQL scale-out)."
+        ),
+    ] = True,
 ) -> None:
-    """Run the API server and the scheduler (triage, decide, verify) on real time."""
+    """Run the API server and the scheduler (triage, decide, verify) on real time.
+
+    SIGTERM stops it within seconds: requests in flight get their answer, processing
+    ends after its current slice, and what is left in the inbox resumes on the next start.
+    """
     import uvicorn
 
     from baton.api.app import create_app
@@ -192,9 +203,11 @@ def serve(
     mail_in = platform.desk.smtp_listener()  # ticket mail, when BATON_DESK_SMTP_LISTEN is set
     if mail_in is not None:
         mail_in.start()
-    threading.Thread(
+    processing = threading.Thread(
         target=platform.drain.process_until, args=(stop,), name="baton-processing", daemon=True
-    ).start()
+    )
+    if process:
+        processing.start()
     syslog = None
     if cfg.syslog_port:  # syslog (UDP and TCP) into live detection
         from baton.sense.loglines import SyslogListener
@@ -210,11 +223,43 @@ def serve(
             log_config=None,  # configure_logging made uvicorn's lines JSON like ours
             access_log=False,
             backlog=2048,
+            timeout_graceful_shutdown=3,  # keep-alive senders do not hold the stop
         )
     finally:
         stop.set()
+        if process:
+            processing.join(timeout=5)  # one slice, ~0.1 s
         if syslog is not None:
             syslog.close()
+        if mail_in is not None:
+            mail_in.stop()
+        platform.close()
+
+
+@app.command()
+def drain() -> None:
+    """Process the inbox only: signals taken by `baton serve --no-process` replicas.
+
+    Run any number against one PostgreSQL database: they take turns slice by slice
+    (an advisory lock), so a batch is never processed twice, and when one is killed
+    another goes on from the last committed slice. SIGTERM stops it after its slice.
+    """
+    from baton.kernel.clock import SystemClock
+    from baton.runtime.logging import configure_logging
+    from baton.runtime.platform import Platform
+
+    cfg = settings()
+    configure_logging(cfg.log_level, cfg.log_format)
+    platform = Platform(cfg, SystemClock()).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("baton.drain").info(
+        "Baton is processing the inbox", extra={"database": redact_url(cfg.db_url)}
+    )
+    try:
+        platform.drain.process_until(stop)
+    finally:
         platform.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ from baton.store.db import Database
 
 log = logging.getLogger("baton.intake")
 MAX_ROUND = 256  # batches per transaction: keeps one round's latency bounded
-QUIET_S = 0.05  # intake this quiet lets processing take a turn
 
 
 class Intake:
@@ -41,32 +39,22 @@ class Intake:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._writing = threading.Lock()  # the inbox writer's turn vs processing's
-        self._last_submit = 0.0
-        self._last_turn_s = 0.0
+        self._writer_waiting = False
 
     @contextmanager
-    def turn(self, patience: float = 2.0) -> Iterator[None]:
-        """Wait for a lull in intake, then hold the writer off while processing a batch.
+    def turn(self, patience: float = 0.5) -> Iterator[None]:
+        """Hold the inbox writer off while processing one slice.
 
-        Acknowledging senders comes first: a CPU-bound processing thread running
-        alongside the request loop would take the GIL from it and cut intake many
-        times over. So processing waits until nothing has arrived for QUIET_S, but
-        never much longer than `patience` (nor than ~10x its last turn, so it takes at
-        most ~10% of the time under constant load). Holding the writer off also spares
-        SQLite's busy handler, which sleeps in steps of milliseconds.
+        The two take turns: when the writer is waiting to commit a round, processing
+        lets it go first (for at most `patience`), and a slice is short, so neither
+        waits long behind the other and processing never waits for intake to stop.
+        Holding the writer off also spares SQLite's busy handler, which sleeps in steps
+        of milliseconds.
         """
-        deadline = time.monotonic() + max(patience, 9 * self._last_turn_s)
         with self._lock:
-            while time.monotonic() < deadline and (
-                self._waiting or time.monotonic() - self._last_submit < QUIET_S
-            ):
-                self._lock.wait(QUIET_S / 4)
+            self._lock.wait_for(lambda: not self._writer_waiting, patience)
         with self._writing:
-            started = time.monotonic()
-            try:
-                yield
-            finally:
-                self._last_turn_s = time.monotonic() - started
+            yield
 
     def submit(self, batch: Batch) -> Future[None]:
         """Queue a batch for the next commit; the future resolves once it is durable."""
@@ -78,7 +66,6 @@ class Intake:
                 self._thread = threading.Thread(target=self._run, name="baton-intake", daemon=True)
                 self._thread.start()
             self._waiting.append((batch, self.clock.now(), done))
-            self._last_submit = time.monotonic()
             self._lock.notify_all()
         return done
 
@@ -120,9 +107,15 @@ class Intake:
 
     def _commit(self, conn: Connection, taken: list[tuple[Batch, datetime, Future[None]]]) -> None:
         rows = [inbox.row(batch, at) for batch, at, _ in taken]
+        with self._lock:
+            self._writer_waiting = True
         try:
-            with self._writing, conn.begin():
-                inbox.write(conn, rows)
+            with self._writing:
+                with self._lock:
+                    self._writer_waiting = False
+                    self._lock.notify_all()
+                with conn.begin():
+                    inbox.write(conn, rows)
         except Exception as exc:
             log.exception("inbox commit failed", extra={"batches": len(taken)})
             for _, _, done in taken:

@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     inbox_max_events: int = Field(
         default=1_000_000, ge=1, description="Keep at most this many processed raw events"
     )
+    drain_slice_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="Target length of one processing transaction: slices are sized to it",
+    )
+    drain_slice_events: int = Field(
+        default=2000, ge=1, description="Most events one processing slice takes"
+    )
+    intake_max_lag_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Past this processing lag (age of the oldest unprocessed event) intake "
+        "answers 503 with Retry-After instead of acknowledging",
+    )
+    intake_max_backlog: int = Field(
+        default=200_000,
+        ge=1,
+        description="Past this many unprocessed events intake answers 503 with Retry-After",
+    )
     metrics_public: bool = Field(
         default=False, description="Serve /metrics without a token (for simple scrapers)"
     )

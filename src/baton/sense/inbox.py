@@ -44,6 +44,8 @@ class Pending:
     id: int
     received_at: datetime
     records: str  # JSON, parsed only when the batch's turn comes
+    count: int = 0
+    done: int = 0  # events of it already processed (a big batch goes in slices)
 
     def events(self) -> list[EventIn]:
         return events_from_json(self.records)
@@ -52,21 +54,73 @@ class Pending:
 def pending(session: Session, limit: int) -> list[Pending]:
     """The oldest unprocessed batches, in the order they were acknowledged."""
     rows = session.execute(
-        select(InboxBatch.id, InboxBatch.received_at, InboxBatch.events)
+        select(
+            InboxBatch.id,
+            InboxBatch.received_at,
+            InboxBatch.events,
+            InboxBatch.count,
+            InboxBatch.done,
+        )
         .where(InboxBatch.processed_at.is_(None))
         .order_by(InboxBatch.id)
         .limit(limit)
     )
-    return [Pending(r.id, r.received_at, r.events) for r in rows]
+    return [Pending(r.id, r.received_at, r.events, r.count, r.done) for r in rows]
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far processing is behind intake: events waiting and the oldest one's age."""
+
+    events: int
+    oldest: datetime | None
+
+    def seconds(self, now: datetime) -> float:
+        return 0.0 if self.oldest is None else max(0.0, (now - self.oldest).total_seconds())
+
+
+def lag(session: Session) -> Lag:
+    """Events received but not processed yet, and when the oldest was received."""
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(InboxBatch.count - InboxBatch.done), 0),
+            func.min(InboxBatch.received_at),
+        ).where(InboxBatch.processed_at.is_(None))
+    ).one()
+    return Lag(int(row[0]), row[1])
 
 
 def backlog(session: Session) -> int:
     """Events received but not processed yet."""
-    return session.scalar(
-        select(func.coalesce(func.sum(InboxBatch.count), 0)).where(
-            InboxBatch.processed_at.is_(None)
+    return lag(session).events
+
+
+class Contended(Exception):
+    """Another processor moved a batch's progress first: this slice must roll back."""
+
+
+def advance(session: Session, item: Pending, upto: int, at: datetime) -> None:
+    """Record in the caller's transaction that `item` is processed up to event `upto`
+    (all of it: processed); Contended if its progress is no longer what was read.
+
+    The condition on the old count makes two processors' slices exclusive: the second
+    one's update matches nothing and its whole transaction is rolled back.
+    """
+    values: dict[str, Any] = {"done": upto}
+    if upto >= item.count:
+        values["processed_at"] = at
+    done = session.execute(
+        update(InboxBatch)
+        .where(
+            InboxBatch.id == item.id,
+            InboxBatch.done == item.done,
+            InboxBatch.processed_at.is_(None),
         )
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    if done.rowcount != 1:
+        raise Contended(item.id)
 
 
 def claim(session: Session, batch_id: int, at: datetime, error: str | None = None) -> bool:

@@ -143,6 +143,9 @@ class InboxBatch(Base):
     group_key: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)  # why processing gave up on it
+    # Events processed so far (signals at scale): a big batch is worked through in
+    # bounded slices, each committing its effects with the new count.
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (
         Index(
             "ix_inbox_pending",

@@ -14,7 +14,6 @@ from baton.api.errors import ApiError
 from baton.govern.rbac import Permission
 from baton.learn.figures import Scope, kpis
 from baton.runtime.platform import Platform
-from baton.sense import inbox
 from baton.store.migrate import is_current
 
 router = APIRouter(tags=["health"])
@@ -52,6 +51,11 @@ def _export_kpis(figures: dict[str, Any]) -> None:
         RESOLVED.labels(how).set(figures["incidents"]["resolution"][how])
 
 
+LAG = Gauge("baton_inbox_lag_seconds", "Age of the oldest event acknowledged but not processed")
+RATE = Gauge("baton_inbox_processed_per_second", "Events processed per second (last seconds)")
+OVER = Gauge("baton_intake_backpressure", "1 while intake answers 503 for backpressure")
+
+
 @router.get("/healthz", summary="Liveness: the process answers")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -69,15 +73,32 @@ def readyz(p: Platform = Depends(platform)) -> dict[str, object]:
         ) from None
     if not migrated:
         raise ApiError(503, "unavailable", "database schema is not current; run `baton db upgrade`")
-    return {"status": "ready", "runbooks": len(p.config.catalogue.runbooks)}
+    pressure = p.drain.pressure()
+    if pressure.over:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"processing is behind: {pressure.backlog} events, {pressure.lag_s:.1f} s",
+            {"Retry-After": str(pressure.retry_after_s)},
+        )
+    return {
+        "status": "ready",
+        "runbooks": len(p.config.catalogue.runbooks),
+        "backlog": pressure.backlog,
+        "lag_s": round(pressure.lag_s, 3),
+    }
 
 
 @router.get("/metrics", summary="Prometheus metrics (viewer token unless metrics_public)")
 def metrics(request: Request, p: Platform = Depends(platform)) -> Response:
     if not p.settings.metrics_public:
         authorize(request, p, Permission.READ)
+    pressure = p.drain.pressure(fresh=True)
+    BACKLOG.set(pressure.backlog)
+    LAG.set(pressure.lag_s)
+    RATE.set(pressure.processed_per_s)
+    OVER.set(int(pressure.over))
     with p.db.session() as s:
-        BACKLOG.set(inbox.backlog(s))
         now = p.clock.now()
         _export_kpis(kpis(s, Scope(now - KPI_WINDOW, now + timedelta(seconds=1))))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,9 @@ router = APIRouter(tags=["signals"])
 log = logging.getLogger("baton.api")
 EVENTS_IN = Counter("baton_events_received_total", "Signals accepted", ["source"])
 EVENTS_REJECTED = Counter("baton_events_rejected_total", "Signal batches rejected", ["source"])
+EVENTS_DEFERRED = Counter(
+    "baton_events_deferred_total", "Signal batches answered 503 for backpressure", ["source"]
+)
 may_ingest = require(Permission.INGEST)
 
 
@@ -51,6 +54,7 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
         config = receivers.lookup_source(source, p.settings.sources)
     except KeyError as exc:
         raise ApiError(404, "not_found", exc.args[0]) from None
+    _refuse_when_behind(p, source)
     body = await request.body()
     try:
         key = _signing_key(source, config)
@@ -71,6 +75,21 @@ async def receive(request: Request, p: Platform, source: str) -> receivers.Batch
         raise ApiError(503, "unavailable", "the batch was not stored; send it again") from None
     EVENTS_IN.labels(source).inc(len(batch.events))
     return batch
+
+
+def _refuse_when_behind(p: Platform, source: str) -> None:
+    """Backpressure: past the configured lag, a 503 with `Retry-After` (Prometheus and
+    Alertmanager retry on 5xx) rather than a 2xx for work that would sit for minutes."""
+    pressure = p.drain.pressure()
+    if pressure.over:
+        EVENTS_DEFERRED.labels(source).inc()
+        raise ApiError(
+            503,
+            "unavailable",
+            f"processing is {pressure.lag_s:.0f} s and {pressure.backlog} events behind; "
+            f"send again in {pressure.retry_after_s} s",
+            {"Retry-After": str(pressure.retry_after_s)},
+        )
 
 
 def accepted(batch: receivers.Batch, code: int = 200, **extra: Any) -> Response:
