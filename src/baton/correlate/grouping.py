@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from baton.correlate.candidates import CandidateIndex
 from baton.correlate.config import CorrelationConfig
+from baton.correlate.cooccurrence import LINK_WEIGHT, VETO_WEIGHT, Learned, learn
 from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
@@ -142,6 +143,7 @@ class Grouper:
     _pending: dict[int, tuple[str | None, datetime]] | None = None
     _troubled: dict[str, datetime | None] = field(default_factory=dict)
     index: CandidateIndex = field(init=False)
+    _learned: Learned | None = None
 
     def __post_init__(self) -> None:
         self.index = CandidateIndex(self.session, self.now, self.cfg.window)
@@ -198,6 +200,9 @@ class Grouper:
             if self._already_troubled(event, inc):
                 continue  # it was firing on and off before this trouble began: not its effect
             link = self._link(event, inc)
+            graph_link = link is not None and link[0] not in ("same-service", "learned")
+            if graph_link and self._vetoed(event, inc):
+                continue  # people split these services apart: the graph alone won't do
             if flapping and link is not None and link[0] != "same-service":
                 continue  # a flapping alert is too unsteady to link by anything weaker
             if link is not None:
@@ -207,7 +212,40 @@ class Grouper:
                 if via:
                     reason["via"] = via[0]  # the shared thing it stands on
                 found.append((inc, reason))
-        return self._ranked(event, found)
+        return self._fresher_cause(event, self._ranked(event, found))
+
+    def _fresher_cause(
+        self, event: Event, found: list[tuple[Incident, dict[str, Any]]]
+    ) -> list[tuple[Incident, dict[str, Any]]]:
+        """A service already in one incident whose trouble there began well before this
+        alert, while something it stands on began failing just before it in another:
+        the new alert is that fresh trouble reaching it (a second fault), not more of
+        the old one. The fresh cause goes first and says so."""
+        if len(found) < 2 or found[0][1]["rule"] != "same-service":
+            return found
+        mine = began(event)
+        old = self._profile(found[0][0].id).get(event.service or "")
+        if old is None or mine - old.began <= ORIGIN_LAG:
+            return found
+        for k, (inc, reason) in enumerate(found[1:], start=1):
+            if reason["rule"] not in ("downstream", "runs-on", "shared-cause"):
+                continue
+            cause = self._newest_cause(inc.id, event)
+            if cause is not None and timedelta(0) <= mine - cause <= ORIGIN_LAG:
+                reason["detail"] += (
+                    f"; trouble there began {int((mine - cause).total_seconds())} s before, "
+                    f"while {event.service}'s in incident {found[0][0].id} began "
+                    f"{int((mine - old.began).total_seconds() // 60)} min before"
+                )
+                return [found[k], *found[:k], *found[k + 1 :]]
+        return found
+
+    def _newest_cause(self, incident_id: int, event: Event) -> datetime | None:
+        """When the latest trouble upstream of the event, in that incident, began."""
+        upstream = self.graph.upstream(event.service or "")
+        members = self._profile(incident_id).items()
+        times = [m.began for n, m in members if n in upstream and m.impact]
+        return max(times, default=None)
 
     def _lookup(self, event: Event) -> set[int]:
         """The incidents any feature could link the event to (see candidates.py)."""
@@ -225,7 +263,10 @@ class Grouper:
         found |= self.index.by_services(beside - near, seen_since=mine - SHARED_LAG)
         # a late-found cause: incidents that opened lately on something that needs it
         late = g.downstream(service) - near
-        return found | self.index.by_services(late, opened_since=mine - ORIGIN_LAG)
+        found |= self.index.by_services(late, opened_since=mine - ORIGIN_LAG)
+        # learned partners: services people (or past incidents) put with this one
+        partners = self.learned().partners(service, LINK_WEIGHT)
+        return found | self.index.by_services(partners, seen_since=mine - SHARED_LAG)
 
     def observation(self, event: Event) -> bool:
         """Low severity and no sign of impact: it waits on its entity, opens nothing."""
@@ -320,7 +361,45 @@ class Grouper:
         stalled = sorted(self.graph.consumers(service) & set(members))
         if stalled:
             return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
-        return self._late_cause(event, inc) or self._shared_cause(event, members)
+        return (
+            self._late_cause(event, inc)
+            or self._shared_cause(event, members)
+            or self._learned_link(event, members)
+        )
+
+    def learned(self) -> Learned:
+        """Pair weights learned from corrections and past incidents (cooccurrence.py)."""
+        if self._learned is None:
+            self._learned = learn(self.session, self.now, self.cfg.learn)
+        return self._learned
+
+    def _learned_link(
+        self, event: Event, members: dict[str, Member]
+    ) -> tuple[str, float, str, int] | None:
+        """Services people (or many past incidents) put together, troubled together."""
+        service, mine, learned = event.service or "unknown", began(event), self.learned()
+        if not learned.weights:
+            return None
+        best = max(
+            (
+                (learned.weight(service, name), name)
+                for name, m in members.items()
+                if name != service and abs(m.began - mine) <= SHARED_LAG
+            ),
+            default=None,
+        )
+        if best is None or best[0] < LINK_WEIGHT:
+            return None
+        weight, name = best
+        detail = f"learned together: {learned.explain(service, name)}"
+        return "learned", round(min(0.6, 0.45 + 0.05 * weight), 3), detail, len(members[name].names)
+
+    def _vetoed(self, event: Event, inc: Incident) -> bool:
+        """Did people split this service's alerts away from a service of the incident?"""
+        learned, service = self.learned(), event.service or ""
+        if not learned.weights:
+            return False
+        return any(learned.weight(service, name) <= VETO_WEIGHT for name in self._profile(inc.id))
 
     def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
         """Same service, same trouble? Not once its alerts in the incident all resolved
