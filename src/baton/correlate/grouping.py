@@ -212,40 +212,7 @@ class Grouper:
                 if via:
                     reason["via"] = via[0]  # the shared thing it stands on
                 found.append((inc, reason))
-        return self._fresher_cause(event, self._ranked(event, found))
-
-    def _fresher_cause(
-        self, event: Event, found: list[tuple[Incident, dict[str, Any]]]
-    ) -> list[tuple[Incident, dict[str, Any]]]:
-        """A service already in one incident whose trouble there began well before this
-        alert, while something it stands on began failing just before it in another:
-        the new alert is that fresh trouble reaching it (a second fault), not more of
-        the old one. The fresh cause goes first and says so."""
-        if len(found) < 2 or found[0][1]["rule"] != "same-service":
-            return found
-        mine = began(event)
-        old = self._profile(found[0][0].id).get(event.service or "")
-        if old is None or mine - old.began <= ORIGIN_LAG:
-            return found
-        for k, (inc, reason) in enumerate(found[1:], start=1):
-            if reason["rule"] not in ("downstream", "runs-on", "shared-cause"):
-                continue
-            cause = self._newest_cause(inc.id, event)
-            if cause is not None and timedelta(0) <= mine - cause <= ORIGIN_LAG:
-                reason["detail"] += (
-                    f"; trouble there began {int((mine - cause).total_seconds())} s before, "
-                    f"while {event.service}'s in incident {found[0][0].id} began "
-                    f"{int((mine - old.began).total_seconds() // 60)} min before"
-                )
-                return [found[k], *found[:k], *found[k + 1 :]]
-        return found
-
-    def _newest_cause(self, incident_id: int, event: Event) -> datetime | None:
-        """When the latest trouble upstream of the event, in that incident, began."""
-        upstream = self.graph.upstream(event.service or "")
-        members = self._profile(incident_id).items()
-        times = [m.began for n, m in members if n in upstream and m.impact]
-        return max(times, default=None)
+        return self._ranked(event, found)
 
     def _lookup(self, event: Event) -> set[int]:
         """The incidents any feature could link the event to (see candidates.py)."""
