@@ -32,6 +32,8 @@ from baton.correlate.incidents import correlate
 from baton.correlate.topology import ServiceDef, Topology, upsert_services
 from baton.kernel.clock import SimulatedClock
 from baton.runtime.settings import Settings
+from baton.store.db import Database
+from baton.store.migrate import upgrade
 from baton.store.models import Event, Incident
 
 SIZES = (10, 100, 1000, 3000)
@@ -131,29 +133,29 @@ def probe_batches(rounds: int, seed: int) -> list[list[tuple[str, str, dict[str,
     return out
 
 
-def measure(size: int, background: int, seed: int) -> dict[str, Any]:
+def measure(size: int, background: int, seed: int, rounds: int = ROUNDS) -> dict[str, Any]:
     """Mean correlate() time per probe alert beside `size` open background incidents."""
-    from baton.runtime.platform import Platform
-
     cfg = parse_config(CONFIG)
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as home:
         clock = SimulatedClock(start)
-        platform = Platform(Settings(home=Path(home)), clock).start()
+        url = Settings(home=Path(home)).db_url
+        upgrade(url)  # the schema as migrations make it (indexes included)
+        db = Database(url)
         try:
-            with platform.db.session() as s:
+            with db.session() as s:
                 upsert_services(s, catalogue(background))
                 bg = seed_background(s, size, clock.now())
             graph = Topology({d.name: d for d in catalogue(background)})
             spent = wall = 0.0
             alerts = n = 0
-            for round_alerts in probe_batches(ROUNDS, seed):
-                with platform.db.session() as s:  # the background stays recently touched
+            for round_alerts in probe_batches(rounds, seed):
+                with db.session() as s:  # the background stays recently touched
                     s.execute(
                         update(Incident).where(Incident.id.in_(bg)).values(updated_at=clock.now())
                     )
                 for i in range(0, len(round_alerts), BATCH):
-                    with platform.db.session() as s:
+                    with db.session() as s:
                         events = []
                         for name, service, labels in round_alerts[i : i + BATCH]:
                             n += 1
@@ -168,7 +170,7 @@ def measure(size: int, background: int, seed: int) -> dict[str, Any]:
                     clock.advance(timedelta(seconds=20))
                 clock.advance(timedelta(minutes=16))  # the next fault is a new incident
         finally:
-            platform.close()
+            db.dispose()
     return {
         "open_incidents": size,
         "alerts": alerts,
@@ -177,11 +179,13 @@ def measure(size: int, background: int, seed: int) -> dict[str, Any]:
     }
 
 
-def correlate_scale(sizes: tuple[int, ...], seed: int, progress: Any) -> dict[str, Any]:
+def correlate_scale(
+    sizes: tuple[int, ...], seed: int, progress: Any, rounds: int = ROUNDS
+) -> dict[str, Any]:
     background = max(sizes)
     rows = []
     for i, size in enumerate(sizes):
-        rows.append(measure(size, background, seed))
+        rows.append(measure(size, background, seed, rounds))
         progress(i + 1, len(sizes))
     first, last = rows[0]["cpu_ms_per_alert"], rows[-1]["cpu_ms_per_alert"]
     return {
