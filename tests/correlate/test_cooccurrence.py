@@ -12,7 +12,7 @@ from baton.correlate import feedback
 from baton.correlate.cooccurrence import LearnSettings, learn
 from baton.correlate.topology import ServiceDef, load_topology
 from baton.kernel.audit import Actor
-from baton.store.models import Event, Incident
+from baton.store.models import Event, Incident, IncidentTerm
 
 OPS = Actor("ana", "human")
 
@@ -64,6 +64,9 @@ def test_a_merge_teaches_future_grouping_and_fades(estate):
     billing, ledger = fire_and_clear(estate, "billing", "ledger")
     assert billing != ledger  # nothing in the graph joins them
     merge(estate, billing, ledger)
+    with estate.db.session() as s:  # the merged incident's words now find the target
+        owners = set(s.scalars(select(IncidentTerm.incident_id).distinct()))
+    assert ledger not in owners and billing in owners
     again = fire_and_clear(estate, "billing", "ledger")
     assert again[0] == again[1]  # learned from the merge
     with estate.db.session() as s:

@@ -52,7 +52,7 @@ class CandidateIndex:
 
     session: Session
     now: datetime
-    window: timedelta
+    window: timedelta = timedelta(minutes=15)
     terms: dict[int, set[str]] = field(default_factory=dict)
 
     def by_services(
