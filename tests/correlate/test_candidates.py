@@ -90,3 +90,26 @@ def test_a_merged_incident_s_words_find_the_one_it_joined(platform):
         assert owners == {a}
         words = s.scalar(select(func.count()).where(IncidentTerm.incident_id == a))
         assert words >= len(tokens("BarBroken", {"job": "other"}, {}))
+
+
+def test_a_node_s_incident_takes_only_the_pods_placed_on_it(platform):
+    from baton.correlate.topology import ServiceDef
+
+    platform.config.declare_services(
+        [
+            ServiceDef("z1", kind="zone"),
+            ServiceDef("n1", kind="node", zone="z1"),
+            ServiceDef("n2", kind="node", zone="z1"),
+            ServiceDef("api", hosts=("n1", "n2")),
+        ]
+    )
+    node = {"labels": {"alertname": "NodeDiskStalled", "node": "n1", "severity": "critical"}}
+    platform.drain.ingest_alertmanager([node])
+    platform.clock.advance(20)
+    platform.drain.ingest_alertmanager([alert("api", node="n1", pod="api-1")])
+    platform.clock.advance(60)
+    platform.drain.ingest_alertmanager([alert("api", "HighLatency", node="n2", pod="api-2")])
+    with platform.db.session() as s:
+        rows = s.execute(select(Event.host, Event.incident_id).where(Event.service == "api"))
+        placed = dict(rows.all())
+    assert placed["n1"] != placed["n2"]  # the pod on n2 is not the stalled n1's trouble

@@ -86,19 +86,45 @@ class CandidateIndex:
         any_age: bool,
     ) -> set[int]:
         """A wide key set (half the estate stands on DNS): read the recent trouble by time
-        (events(first_seen), incidents(opened_at)) and keep what is on those names."""
-        query = self._live(Event.incident_id, any_age).add_columns(
-            Event.service, Incident.updated_at
-        )
+        alone (events(first_seen), incidents(opened_at)), so the database walks the
+        recent rows and never the live incidents, then keep what is on those names."""
         if seen_since is not None:
-            query = query.where(Event.first_seen >= seen_since)
-        if opened_since is not None:
-            query = query.where(Incident.opened_at >= opened_since)
-        latest: dict[int, datetime] = {}
-        for incident_id, service, updated in self.session.execute(query):
-            if service in names:
-                latest[incident_id] = updated
-        return set(sorted(latest, key=lambda i: latest[i], reverse=True)[:BUCKET])
+            rows = self.session.execute(
+                select(Event.incident_id, Event.service).where(
+                    Event.first_seen >= seen_since, Event.incident_id.is_not(None)
+                )
+            )
+            ids = {i for i, service in rows if service in names}
+        else:
+            ids = set(
+                self.session.scalars(select(Incident.id).where(Incident.opened_at >= opened_since))
+            )
+            rows = self.session.execute(
+                select(Event.incident_id, Event.service).where(Event.incident_id.in_(sorted(ids)))
+            )
+            ids = {i for i, service in rows if service in names}
+        if opened_since is not None and seen_since is not None:
+            opened = select(Incident.id).where(Incident.opened_at >= opened_since)
+            ids &= set(self.session.scalars(opened))
+        return self._newest(ids, None if any_age else self.now - self.window)
+
+    def _newest(self, ids: set[int], since: datetime | None) -> set[int]:
+        """Of these incidents, the live ones (updated since `since`, when given), at most
+        BUCKET, most recently updated first; read by primary key, so the database never
+        walks the live incidents."""
+        if not ids:
+            return set()
+        rows = self.session.execute(
+            select(Incident.id, Incident.status, Incident.updated_at).where(
+                Incident.id.in_(sorted(ids))
+            )
+        )
+        live = {
+            i: updated
+            for i, status, updated in rows
+            if status in LIVE_INCIDENT and (since is None or updated >= since)
+        }
+        return set(sorted(live, key=lambda i: live[i], reverse=True)[:BUCKET])
 
     def by_place(self, entity: str | None, host: str | None) -> set[int]:
         """Live incidents with an event on the same entity, or on the same host."""
@@ -124,14 +150,7 @@ class CandidateIndex:
                 .limit(TERM_BUCKET)
             ):
                 shared[incident_id] = shared.get(incident_id, 0) + 1
-        if not shared:
-            return set()
-        query = select(Incident.id).where(
-            Incident.id.in_(sorted(shared)),
-            Incident.status.in_(LIVE_INCIDENT),
-            Incident.updated_at >= updated_since,
-        )
-        live = list(self.session.scalars(query))
+        live = self._newest(set(shared), updated_since)
         return set(sorted(live, key=lambda i: (-shared[i], -i))[:ALIKE])
 
     def incidents(self, ids: Iterable[int]) -> list[Incident]:

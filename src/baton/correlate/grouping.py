@@ -301,7 +301,11 @@ class Grouper:
                 return None
             return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
         members = self._profile(inc.id)
-        if service in members and self._still_there(members[service], event, inc):
+        if (
+            service in members
+            and self._still_there(members[service], event, inc)
+            and self._placed_under(event, _origin(inc))
+        ):
             score = self._faded(1.0, members[service], event)
             return "same-service", score, f"same service {service}", len(members[service].names)
         if event.host and event.host in members and members[event.host].impact:
@@ -367,6 +371,18 @@ class Grouper:
         if not learned.weights:
             return False
         return any(learned.weight(service, name) <= VETO_WEIGHT for name in self._profile(inc.id))
+
+    def _placed_under(self, event: Event, origin: str | None) -> bool:
+        """An incident whose origin is a node (or a zone) explains the alerts of pods
+        placed there; a pod of the same service elsewhere is in other trouble."""
+        if not origin or not event.host or not self.graph.known(event.host):
+            return True
+        kind = self.graph.kind(origin)
+        if kind == "node":
+            return event.host == origin
+        if kind == "zone":
+            return origin in self.graph.upstream(event.host) or event.host == origin
+        return True
 
     def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
         """Same service, same trouble? Not once its alerts in the incident all resolved
