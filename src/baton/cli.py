@@ -708,6 +708,65 @@ def replay_alerts(
     out.print(f"{result.posts} posts, {len(result.alerts)} alerts, {placed} in incidents")
 
 
+# --- topology ---------------------------------------------------------------------------
+topology_app = typer.Typer(
+    help="Import the service topology from where it is already known.", no_args_is_help=True
+)
+app.add_typer(topology_app, name="topology")
+SourcesOpt = list[str] | None
+
+
+@topology_app.command(name="import")
+def topology_import(
+    kubernetes: Annotated[
+        SourcesOpt,
+        typer.Option(help="`kubectl get nodes,pods,services -A -o json` file, or API URL."),
+    ] = None,
+    prometheus_targets: Annotated[
+        SourcesOpt, typer.Option(help="Prometheus URL (/api/v1/targets), or its JSON file.")
+    ] = None,
+    service_graph: Annotated[
+        SourcesOpt,
+        typer.Option(help="Prometheus/Tempo query URL with traces_service_graph_*, or JSON."),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the catalogue YAML.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option(help="Declare it to the running Baton (PUT /api/v1/services).")
+    ] = False,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Build the catalogue from a Kubernetes API, Prometheus targets and a trace service
+    graph (docs/correlation.md); print it, write it, or declare it."""
+    import yaml
+
+    from baton.correlate.discovery import discover
+    from baton.correlate.topology import to_dict, validate_defs
+
+    if not (kubernetes or prometheus_targets or service_graph):
+        raise fail("name at least one source: --kubernetes, --prometheus-targets, --service-graph")
+    try:
+        defs = validate_defs(
+            discover(kubernetes or [], prometheus_targets or [], service_graph or [])
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    catalogue = [{k: v for k, v in to_dict(d).items() if v not in (None, [], False)} for d in defs]
+    if out_file is not None:
+        out_file.write_text(yaml.safe_dump({"services": catalogue}, sort_keys=False))
+    if apply:
+        call("PUT", "/api/v1/services", token, [to_dict(d) for d in defs])
+    if as_json:
+        print(_json({"services": catalogue, "applied": apply}))
+        return
+    table = Table("service", "kind", "runs on", "depends on", title="imported topology")
+    for d in defs:
+        table.add_row(d.name, d.kind, ", ".join(d.hosts) or (d.zone or ""), ", ".join(d.depends_on))
+    out.print(table)
+
+
 @app.command()
 def capture(
     out_file: Annotated[Path, typer.Argument(help="Where to write the stream (JSON lines).")],

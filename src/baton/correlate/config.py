@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from baton.correlate.cooccurrence import LearnSettings
 from baton.correlate.entities import EntitySettings
 from baton.correlate.matchers import Matcher, parse_all
 
@@ -85,6 +86,9 @@ class CorrelationConfig(BaseModel):
     # Low-severity alerts (warning, info) that show no impact wait as observations on
     # their entity instead of opening incidents; they join one that opens there.
     observe_below: str | None = "error"
+    # Co-occurrence learned from people's merges and splits and from past incidents
+    # (correlate/cooccurrence.py): half-life and weights of the evidence.
+    learn: LearnSettings = Field(default_factory=LearnSettings)
 
     @field_validator("impact_matchers")
     @classmethod

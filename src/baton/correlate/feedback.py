@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.correlate.candidates import CandidateIndex
+from baton.correlate.grouping import tokens
 from baton.correlate.incidents import choose_origin, event_services, retitle
 from baton.correlate.incidents import get as _incident
 from baton.correlate.topology import Topology
@@ -106,10 +108,12 @@ def merge(
         "merged": [_snapshot(session, s) for s in sources],
     }
     still_open = any(s.status in LIVE_INCIDENT for s in sources)
+    words = CandidateIndex(session, at)
     for source in sources:
         for event in session.scalars(select(Event).where(Event.incident_id == source.id)):
             event.incident_id = target.id
         source.status, source.merged_into, source.updated_at = IncidentStatus.MERGED, target.id, at
+        words.moved(source.id, target.id)  # its words now find the target
         target.grouping = [
             *target.grouping,
             {"rule": "merged-by-person", "detail": f"incident {source.id} by {actor.name}"},
@@ -162,8 +166,10 @@ def split(
     )
     session.add(new)
     session.flush()
+    words = CandidateIndex(session, at)
     for event in events:
         event.incident_id = new.id
+        words.add_words(new.id, tokens(event.name, event.labels or {}, event.annotations or {}))
     inc.updated_at = at
     session.flush()
     _recompute(session, inc, graph)

@@ -18,6 +18,11 @@ Features, strongest first, each recorded with its score on the incident:
   shared thing is failing: it is the probable origin of them all.
 - similarity: for services the graph does not know, alert name, labels and summary alike.
 
+Candidates are found through indexes (candidates.py): only incidents that share a
+service of the alert's graph neighbourhood, its host or entity, or (for services the
+graph does not know) words of its alerts are scored, so placing an alert costs the same
+with ten open incidents or ten thousand.
+
 Time is the time trouble began: the source's `startsAt` (a rule's `for` delays the first
 send by minutes), never after Baton first saw it. Links over infrastructure edges (a
 workload to its node, a node to its zone, anything to a shared service) also need the
@@ -48,7 +53,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from baton.correlate.candidates import CandidateIndex
 from baton.correlate.config import CorrelationConfig
+from baton.correlate.cooccurrence import LINK_WEIGHT, VETO_WEIGHT, Learned, learn
 from baton.correlate.matchers import match_all, parse_all
 from baton.correlate.suppress import may_open
 from baton.correlate.topology import Topology
@@ -132,9 +139,14 @@ class Grouper:
     _members: dict[int, dict[str, Member]] = field(default_factory=dict)
     _words: dict[int, frozenset[str]] = field(default_factory=dict)
     _history: dict[str, dict[int, Episode]] = field(default_factory=dict)
-    _failing: frozenset[str] | None = None
+    _failing: dict[str, bool] = field(default_factory=dict)
     _pending: dict[int, tuple[str | None, datetime]] | None = None
-    _troubled: dict[str, datetime] | None = None
+    _troubled: dict[str, datetime | None] = field(default_factory=dict)
+    index: CandidateIndex = field(init=False)
+    _learned: Learned | None = None
+
+    def __post_init__(self) -> None:
+        self.index = CandidateIndex(self.session, self.now, self.cfg.window)
 
     def prefetch(self, events: list[Event]) -> None:
         """Read the earlier episodes of the batch's alerts in one go (by fingerprint)."""
@@ -155,26 +167,25 @@ class Grouper:
         """An event joined the incident: forget what was known of its members, add its
         words to the incident's, and note where this episode of the alert went."""
         self._members.pop(incident_id, None)
+        words = _event_tokens(event)
+        self.index.add_words(incident_id, words)
         if incident_id in self._words:
-            self._words[incident_id] |= _event_tokens(event)
+            self._words[incident_id] |= words
         if event.fingerprint in self._history:
             self._history[event.fingerprint][event.id] = Episode(
                 incident_id, event.first_seen, event.ends_at
             )
         if self._pending is not None:
             self._pending.pop(event.id, None)
-        self._failing = None
-        if self._troubled is not None and event.service and self._impact(event):
-            at = began(event)
-            self._troubled[event.service] = min(at, self._troubled.get(event.service, at))
+        if event.service:
+            self._failing[event.service] = True
+        if event.service in self._troubled and self._impact(event):
+            at, was = began(event), self._troubled[event.service or ""]
+            self._troubled[event.service or ""] = min(at, was) if was else at
 
-    def candidates(
-        self, event: Event, incidents: list[Incident]
-    ) -> list[tuple[Incident, dict[str, Any]]] | None:
+    def candidates(self, event: Event) -> list[tuple[Incident, dict[str, Any]]] | None:
         """Incidents the event could join, best first, each with its reason; None when it
         should wait (see `_should_wait`)."""
-        window = self.cfg.window
-        recent = [i for i in incidents if self.now - i.updated_at <= window]
         flapping = event.suppressed_by == "flapping"
         if flapping and not self._impact(event):
             return []  # a flapping alert that shows no service impact is just noise
@@ -185,10 +196,13 @@ class Grouper:
         if not flapping and self._should_wait(event):
             return None
         found: list[tuple[Incident, dict[str, Any]]] = []
-        for inc in recent:
+        for inc in self.index.incidents(self._lookup(event)):
             if self._already_troubled(event, inc):
                 continue  # it was firing on and off before this trouble began: not its effect
             link = self._link(event, inc)
+            graph_link = link is not None and link[0] not in ("same-service", "learned")
+            if graph_link and self._vetoed(event, inc):
+                continue  # people split these services apart: the graph alone won't do
             if flapping and link is not None and link[0] != "same-service":
                 continue  # a flapping alert is too unsteady to link by anything weaker
             if link is not None:
@@ -199,6 +213,27 @@ class Grouper:
                     reason["via"] = via[0]  # the shared thing it stands on
                 found.append((inc, reason))
         return self._ranked(event, found)
+
+    def _lookup(self, event: Event) -> set[int]:
+        """The incidents any feature could link the event to (see candidates.py)."""
+        service = event.service or "unknown"
+        found = self.index.by_place(event.entity, event.host)
+        if not self.graph.known(service):
+            words = _event_tokens(event)
+            return found | self.index.by_words(words, self.now - SIMILAR_WINDOW)
+        g = self.graph
+        near = {service, *g.upstream(service), *g.consumers(service)}
+        found |= self.index.by_services(near)
+        mine = began(event)
+        # shared cause: what stands on the same node, zone or shared service, lately
+        beside = {d for up in g.upstream(service) if g.infrastructure(up) for d in g.dependents(up)}
+        found |= self.index.by_services(beside - near, seen_since=mine - SHARED_LAG)
+        # a late-found cause: incidents that opened lately on something that needs it
+        late = g.downstream(service) - near
+        found |= self.index.by_services(late, opened_since=mine - ORIGIN_LAG)
+        # learned partners: services people (or past incidents) put with this one
+        partners = self.learned().partners(service, LINK_WEIGHT)
+        return found | self.index.by_services(partners, seen_since=mine - SHARED_LAG)
 
     def observation(self, event: Event) -> bool:
         """Low severity and no sign of impact: it waits on its entity, opens nothing."""
@@ -212,6 +247,7 @@ class Grouper:
         self._members.pop(into, None)
         self._members.pop(gone, None)
         self._words.pop(into, None)
+        self.index.moved(gone, into)
         for episodes in self._history.values():
             for event_id, ep in list(episodes.items()):
                 if ep.incident_id == gone:
@@ -265,7 +301,11 @@ class Grouper:
                 return None
             return "similarity", round(sim, 3), f"alert text and labels {sim:.0%} alike", 0
         members = self._profile(inc.id)
-        if service in members and self._still_there(members[service], event, inc):
+        if (
+            service in members
+            and self._still_there(members[service], event, inc)
+            and self._placed_under(event, _origin(inc))
+        ):
             score = self._faded(1.0, members[service], event)
             return "same-service", score, f"same service {service}", len(members[service].names)
         if event.host and event.host in members and members[event.host].impact:
@@ -292,7 +332,57 @@ class Grouper:
         stalled = sorted(self.graph.consumers(service) & set(members))
         if stalled:
             return "consumer-backlog", 0.8, f"{stalled[0]} consumes from {service}", 0
-        return self._late_cause(event, inc) or self._shared_cause(event, members)
+        return (
+            self._late_cause(event, inc)
+            or self._shared_cause(event, members)
+            or self._learned_link(event, members)
+        )
+
+    def learned(self) -> Learned:
+        """Pair weights learned from corrections and past incidents (cooccurrence.py)."""
+        if self._learned is None:
+            self._learned = learn(self.session, self.now, self.cfg.learn)
+        return self._learned
+
+    def _learned_link(
+        self, event: Event, members: dict[str, Member]
+    ) -> tuple[str, float, str, int] | None:
+        """Services people (or many past incidents) put together, troubled together."""
+        service, mine, learned = event.service or "unknown", began(event), self.learned()
+        if not learned.weights:
+            return None
+        best = max(
+            (
+                (learned.weight(service, name), name)
+                for name, m in members.items()
+                if name != service and abs(m.began - mine) <= SHARED_LAG
+            ),
+            default=None,
+        )
+        if best is None or best[0] < LINK_WEIGHT:
+            return None
+        weight, name = best
+        detail = f"learned together: {learned.explain(service, name)}"
+        return "learned", round(min(0.6, 0.45 + 0.05 * weight), 3), detail, len(members[name].names)
+
+    def _vetoed(self, event: Event, inc: Incident) -> bool:
+        """Did people split this service's alerts away from a service of the incident?"""
+        learned, service = self.learned(), event.service or ""
+        if not learned.weights:
+            return False
+        return any(learned.weight(service, name) <= VETO_WEIGHT for name in self._profile(inc.id))
+
+    def _placed_under(self, event: Event, origin: str | None) -> bool:
+        """An incident whose origin is a node (or a zone) explains the alerts of pods
+        placed there; a pod of the same service elsewhere is in other trouble."""
+        if not origin or not event.host or not self.graph.known(event.host):
+            return True
+        kind = self.graph.kind(origin)
+        if kind == "node":
+            return event.host == origin
+        if kind == "zone":
+            return origin in self.graph.upstream(event.host) or event.host == origin
+        return True
 
     def _still_there(self, member: Member, event: Event, inc: Incident) -> bool:
         """Same service, same trouble? Not once its alerts in the incident all resolved
@@ -384,12 +474,10 @@ class Grouper:
     def _coverage(self, shared: str, around: datetime, also: set[str]) -> tuple[int, int]:
         """(how many of what stands directly on `shared` began failing within SHARED_LAG
         of `around`, how many stand on it)."""
-        trouble = self._trouble()
         dependents = self.graph.dependents(shared)
-        failing = sum(
-            1
-            for d in dependents
-            if d in also or (d in trouble and abs(trouble[d] - around) <= SHARED_LAG)
+        trouble = self._trouble(dependents - also)
+        failing = len(dependents & also) + sum(
+            1 for at in trouble.values() if at is not None and abs(at - around) <= SHARED_LAG
         )
         return failing, len(dependents)
 
@@ -402,27 +490,33 @@ class Grouper:
         if total == 0 or failing < 2 or failing < SHARED_COVERAGE * total:
             return False
         under = self.graph.dependents(shared)
-        return shared in self._trouble() or all(self.graph.infrastructure(d) for d in under)
+        troubled = self._trouble({shared})[shared] is not None
+        return troubled or all(self.graph.infrastructure(d) for d in under)
 
-    def _trouble(self) -> dict[str, datetime]:
-        """Service -> when its newest firing trouble with an impact began (this window)."""
-        if self._troubled is None:
+    def _trouble(self, services: set[str] | frozenset[str]) -> dict[str, datetime | None]:
+        """Service -> when its firing trouble with an impact began (this window), None
+        when it has none; read through the events(service, first_seen) index and kept
+        for the batch."""
+        missing = sorted(set(services) - set(self._troubled))
+        impact = [parse_all(group) for group in self.cfg.impact_matchers]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            self._troubled.update(dict.fromkeys(chunk))
             rows = self.session.execute(
                 select(Event.service, Event.starts_at, Event.first_seen, Event.labels).where(
-                    Event.status == "firing",
+                    Event.service.in_(chunk),
                     Event.first_seen >= self.now - self.cfg.window,
+                    Event.status == "firing",
                     Event.suppressed_by.is_(None) | (Event.suppressed_by.like("inhibition:%")),
                 )
             )
-            found: dict[str, datetime] = {}
-            impact = [parse_all(group) for group in self.cfg.impact_matchers]
             for service, starts, first, labels in rows:
-                if not service or (impact and not any(match_all(g, labels or {}) for g in impact)):
+                if impact and not any(match_all(g, labels or {}) for g in impact):
                     continue
                 at = min(first, max(starts or first, first - MAX_PENDING))
-                found[service] = min(at, found.get(service, at))
-            self._troubled = found
-        return self._troubled
+                was = self._troubled[service]
+                self._troubled[service] = min(at, was) if was else at
+        return {s: self._troubled[s] for s in services}
 
     def _late_cause(self, event: Event, inc: Incident) -> tuple[str, float, str, int] | None:
         service, origin = event.service or "unknown", _origin(inc)
@@ -437,7 +531,7 @@ class Grouper:
         if self._refired(event, inc.opened_at - ORIGIN_LAG * 10):
             return None
         dependents = self.graph.dependents(service)
-        coverage = len(dependents & self._failing_now()) / len(dependents) if dependents else 0
+        coverage = len(self._failing_now(dependents)) / len(dependents) if dependents else 0
         if coverage < CAUSE_COVERAGE:
             return None
         detail = f"{origin} depends on {service}; {coverage:.0%} of its dependents failing"
@@ -486,11 +580,17 @@ class Grouper:
             self._members[incident_id] = found
         return self._members[incident_id]
 
-    def _failing_now(self) -> frozenset[str]:
-        if self._failing is None:
-            query = select(Event.service).where(Event.status == EventStatus.FIRING).distinct()
-            self._failing = frozenset(s for s in self.session.scalars(query) if s)
-        return self._failing
+    def _failing_now(self, services: frozenset[str]) -> frozenset[str]:
+        """Which of `services` have an alert firing now (kept for the batch)."""
+        missing = sorted(services - set(self._failing))
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            self._failing.update(dict.fromkeys(chunk, False))
+            query = select(Event.service).where(
+                Event.service.in_(chunk), Event.status == EventStatus.FIRING
+            )
+            self._failing.update(dict.fromkeys(self.session.scalars(query.distinct()), True))
+        return frozenset(s for s in services if self._failing[s])
 
     def _tokens(self, incident_id: int) -> frozenset[str]:
         if incident_id not in self._words:

@@ -233,13 +233,12 @@ def correlate(
     resolve_events(events, cfg.entities, graph)
     grouper = Grouper(session, graph, at, cfg)
     grouper.prefetch(events)
-    incidents = open_incidents(session)
     changes: dict[int, str] = {}
     touched: dict[int, Incident] = {}
     joined: dict[int, list[tuple[Event, dict[str, Any]]]] = {}
     for event in events:
         if event.status == EventStatus.FIRING and event.incident_id is None:
-            candidates = grouper.candidates(event, incidents)
+            candidates = grouper.candidates(event)
             opens = not grouper.observation(event)
             placed = None if candidates is None else _place(session, event, candidates, at, opens)
             if placed is None:
@@ -248,17 +247,14 @@ def correlate(
             grouper.changed(inc.id, event)
             cause = _cause_of(event, reason, graph)
             if cause is not None:
-                for gone in _absorb(session, inc, cause, began(event), incidents, graph, at):
+                for gone in _absorb(session, inc, cause, began(event), grouper, graph, at):
                     grouper.merged(inc.id, gone.id)
-                    incidents.remove(gone)
                     touched.pop(gone.id, None)
                     changes[gone.id] = "merged"
             if inc.status == IncidentStatus.RESOLVED:
                 _reopen(session, inc, event, at)
                 changes[inc.id] = "reopened"
-                incidents.append(inc)
-            elif inc not in incidents:
-                incidents.append(inc)
+            elif reason.get("rule") == "new":
                 changes[inc.id] = "opened"
             else:
                 changes.setdefault(inc.id, "grew")
@@ -311,15 +307,20 @@ def _absorb(
     inc: Incident,
     cause: str,
     since: datetime,
-    incidents: list[Incident],
+    grouper: Grouper,
     graph: Topology,
     at: datetime,
 ) -> list[Incident]:
     """A cause found late takes over the incidents that are only its effects: every one
     of their services stands on `cause`, and their trouble began with it (from
-    ORIGIN_LAG before to SHARED_LAG after). A person's pinned origin is left alone."""
+    ORIGIN_LAG before to SHARED_LAG after). A person's pinned origin is left alone.
+    Looked for through the index: incidents with trouble first seen since then on
+    something that stands on `cause`."""
     taken = []
-    for other in incidents:
+    effects = grouper.index.by_services(
+        {cause, *graph.downstream(cause)}, seen_since=since - ORIGIN_LAG, any_age=True
+    )
+    for other in grouper.index.incidents(effects):
         if other.id == inc.id or other.origin_set_by or other.status not in LIVE_INCIDENT:
             continue
         rows = event_services(session, other.id)

@@ -154,12 +154,16 @@ class Topology:
         return None  # pragma: no cover - upstream() said b is reachable
 
     @cached_property
+    def _downstream(self) -> dict[str, frozenset[str]]:
+        return _inverted({name: self.upstream(name) for name in self.services})
+
+    def downstream(self, name: str) -> frozenset[str]:
+        """Everything that needs `name`, directly or transitively."""
+        return self._downstream.get(name, frozenset())
+
+    @cached_property
     def _dependents(self) -> dict[str, frozenset[str]]:
-        out: dict[str, set[str]] = {}
-        for name in self.services:
-            for dep in self.needs(name):
-                out.setdefault(dep, set()).add(name)
-        return {k: frozenset(v) for k, v in out.items()}
+        return _inverted({name: self.needs(name) for name in self.services})
 
     def dependents(self, name: str) -> frozenset[str]:
         """Services that need `name` directly."""
@@ -198,6 +202,15 @@ class Topology:
     def env(self, name: str) -> str:
         spec = self.services.get(name)
         return spec.env if spec else "prod"
+
+
+def _inverted(edges: dict[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Who points at each name: the reverse of an edge map."""
+    out: dict[str, set[str]] = {}
+    for name, targets in edges.items():
+        for target in targets:
+            out.setdefault(target, set()).add(name)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def service_def(item: dict[str, Any]) -> ServiceDef:

@@ -297,6 +297,19 @@ def correlate_bench(args: BenchArgs) -> dict[str, Any]:
     }
 
 
+@bench("correlate-scale", "correlation cost per alert beside 10 to 3,000 open incidents")
+def correlate_scale_bench(args: BenchArgs) -> dict[str, Any]:
+    """Mean correlate() time per probe alert beside each number of open, recently
+    touched background incidents (--size: the largest, default 3000; the sizes are
+    10, 100, 1000 and it); flat means the candidates come from indexes, not a scan.
+    See harness/correlate_scale.py and docs/benchmarks.md."""
+    from baton.harness.correlate_scale import SIZES, correlate_scale
+
+    largest = args.size or SIZES[-1]
+    sizes = tuple(sorted({*(n for n in SIZES[:-1] if n < largest), largest}))
+    return correlate_scale(sizes, args.seed, args.progress)
+
+
 NOOP_RUNBOOK = """\
 id: bench-noop
 title: Does nothing, for measuring the engine

@@ -672,3 +672,24 @@ class IncidentReview(Base):
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- correlation: candidate indexes (correlate/candidates.py) -----------------------------
+# Finding the incidents an alert may join by what it is about, never by scanning the open
+# incidents: events by service (and when their trouble was first seen), by host, and an
+# inverted index of the words of each incident's alerts.
+Index("ix_events_service_first_seen", Event.service, Event.first_seen)
+Index("ix_events_host", Event.host)
+Index("ix_events_first_seen", Event.first_seen)
+Index("ix_incidents_opened_at", Incident.opened_at)
+
+
+class IncidentTerm(Base):
+    """One word of an incident's alerts (name, identifying labels, summary): the inverted
+    index that finds, for an alert the graph does not know, the incidents that read alike."""
+
+    __tablename__ = "incident_terms"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    term: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[int] = mapped_column(BigId, ForeignKey("incidents.id"), index=True)
+    __table_args__ = (Index("ix_incident_terms_term_incident", "term", "incident_id"),)
