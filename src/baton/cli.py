@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -42,10 +43,12 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (bearer auth).", no_args_is_help=True)
 runbooks_app = typer.Typer(help="Runbook catalogue tools.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+user_app = typer.Typer(help="People who sign in to the console.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
 register(app)
 cli_views.register(app)
 app.add_typer(detect_app, name="detect")
@@ -178,6 +181,7 @@ def serve(
         extra={
             "url": f"http://{cfg.host}:{cfg.port}",
             "docs": f"http://{cfg.host}:{cfg.port}/docs",
+            "console": f"http://{cfg.host}:{cfg.port}/console",
             "database": redact_url(cfg.db_url),
             "runbooks": len(platform.config.catalogue.runbooks),
             "runbook_errors": [str(e) for e in platform.config.catalogue.errors],
@@ -241,6 +245,41 @@ def db_upgrade() -> None:
 
 
 # --- tokens -----------------------------------------------------------------------------
+@user_app.command("password")
+def user_password(
+    name: Annotated[str, typer.Argument(help="Who signs in to the console.")],
+    role: Annotated[
+        str | None, typer.Option(help="viewer, technician, lead or admin (required when new).")
+    ] = None,
+    stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    for_demo: Annotated[
+        bool, typer.Option("--demo", help="Write to the demo's home (where `baton demo` runs).")
+    ] = False,
+    as_: AsOpt = None,
+) -> None:
+    """Set a console password (scrypt-hashed; audited, never logged)."""
+    from baton.harness.demo import demo_settings
+    from baton.kernel.errors import BatonError
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    cfg = settings()
+    if for_demo:
+        cfg = demo_settings(cfg)
+    with _local_commands(cfg) as commands:
+        try:
+            commands.set_password(name, role, password, _cli_actor(as_))
+        except BatonError as exc:
+            raise fail(str(exc)) from None
+    err.print(
+        f"{name} can sign in at http://{cfg.host}:{cfg.port}/console", markup=False, highlight=False
+    )
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
@@ -719,6 +758,8 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         commands.create_token(name, role, _cli_actor(), why=why)
         for name, role in (("demo-admin", "admin"), ("demo-technician", "technician"))
     ]
+    password = secrets.token_urlsafe(12)  # the console's demo sign-in, shown once
+    commands.set_password("demo-technician", "technician", password, _cli_actor())
     timeouts = runner.give_people_real_time(speed)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -726,7 +767,7 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         )
     )
     threading.Thread(target=server.run, name="baton-api", daemon=True).start()
-    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts)
+    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts, password)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
