@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,18 +14,34 @@ from sqlalchemy import select
 from baton.api.app import create_app
 from baton.govern.signin import hash_password, password_matches
 from baton.kernel.audit import Actor
+from baton.kernel.clock import SimulatedClock
 from baton.kernel.errors import Invalid
+from baton.runtime.platform import Platform
+from baton.runtime.settings import Settings
 from baton.store.models import AuditRecord, Credential, Event, Incident
 
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 HOST = Actor("host", "human")
 
 
+@pytest.fixture(scope="module")
+def platform(module_db_url, tmp_path_factory):
+    """One platform per database for the module: building one takes seconds."""
+    url = module_db_url
+    home = tmp_path_factory.mktemp("home")
+    shutil.copytree(ROOT / "runbooks", home / "runbooks")
+    settings = Settings(home=home, database_url=url, runbooks_dir=home / "runbooks")
+    p = Platform(settings, SimulatedClock(START)).start()
+    for name, role in (("tess", "technician"), ("vic", "viewer"), ("lee", "lead")):
+        p.commands.set_password(name, role, PASSWORD, HOST)
+    yield p
+    p.close()
+
+
 @pytest.fixture
 def app(platform):
-    platform.commands.set_password("tess", "technician", PASSWORD, HOST)
-    platform.commands.set_password("vic", "viewer", PASSWORD, HOST)
-    platform.commands.set_password("lee", "lead", PASSWORD, HOST)
     return TestClient(create_app(platform), base_url="http://127.0.0.1")
 
 
@@ -111,22 +129,22 @@ def test_roles_are_the_apis(app):
     assert lead.status_code == 303
 
 
-def test_sign_out_and_expiry_end_the_session(app, platform, clock):
+def test_sign_out_and_expiry_end_the_session(app, platform):
     sign_in(app, "tess")
     assert app.get("/console/runs").status_code == 200
-    clock.advance(timedelta(hours=13))
+    platform.clock.advance(timedelta(hours=13))
     assert app.get("/console/runs", follow_redirects=False).status_code == 303
     sign_in(app, "tess")
     app.post("/console/sign-out", data={"csrf": csrf_of(app)})
     assert app.get("/console/runs", follow_redirects=False).status_code == 303
 
 
-def _incidents(platform, n):
+def _incidents(platform, n, tag):
     at = platform.clock.now()
     with platform.db.session() as s:
         for i in range(n):
             inc = Incident(
-                title=f"checkout slow {i}" if i % 2 else f"disk full {i}",
+                title=f"{tag} checkout slow {i}" if i % 2 else f"{tag} disk full {i}",
                 status="open" if i % 3 else "resolved",
                 severity="critical" if i % 2 else "warning",
                 origin_service="payments" if i % 2 else "storage",
@@ -140,7 +158,7 @@ def _incidents(platform, n):
             s.add(
                 Event(
                     source="test",
-                    fingerprint=f"f{i}",
+                    fingerprint=f"{tag}{i}",
                     name="<b>bold</b>",
                     service=inc.origin_service,
                     annotations={"summary": "<script>alert(1)</script>"},
@@ -153,14 +171,16 @@ def _incidents(platform, n):
 
 
 def test_incident_list_facets_search_and_pages(app, platform):
-    _incidents(platform, 120)
+    _incidents(platform, 120, "listed")
     sign_in(app, "tess")
-    page = app.get("/console/incidents?severity=critical&q=checkout")
+    page = app.get("/console/incidents?severity=critical&q=listed checkout")
     rows = re.findall(r'<td><a href="/console/incidents/(\d+)">#', page.text)
     assert len(rows) == 50 and "disk full" not in page.text
     assert "critical (60)" in page.text  # counts under the other filters
     older = re.search(r"before=(\d+)", page.text).group(1)
-    rest = app.get(f"/console/incidents?severity=critical&q=checkout&before={older}&partial=1")
+    rest = app.get(
+        f"/console/incidents?severity=critical&q=listed checkout&before={older}&partial=1"
+    )
     assert rest.text.count("<tr>") == 10
     by_service = app.get("/console/incidents?service=web&partial=1")
     assert "disk full" not in by_service.text and "checkout slow" in by_service.text
@@ -170,11 +190,12 @@ def test_incident_list_facets_search_and_pages(app, platform):
 
 
 def test_split_merge_and_origin_go_through_commands(app, platform):
-    _incidents(platform, 3)
+    _incidents(platform, 3, "fixed")
     sign_in(app, "tess")
     csrf = csrf_of(app)
     with platform.db.session() as s:
-        first, second, _ = [i.id for i in s.scalars(select(Incident).order_by(Incident.id))]
+        query = select(Incident).where(Incident.title.like("fixed%")).order_by(Incident.id)
+        first, second, _ = [i.id for i in s.scalars(query)]
     no_reason = app.post(f"/console/incidents/{first}/merge", data={"csrf": csrf, "others": second})
     assert no_reason.status_code == 409 and "give a reason" in no_reason.text
     merged = app.post(
