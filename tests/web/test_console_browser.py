@@ -115,7 +115,9 @@ def tess(browser, console):
 
 def test_every_page_loads_clean_and_hostile_text_stays_text(tess, console):
     page = tess.page
-    for path in ("/incidents", "/approvals", "/runs", "/runbooks", "/oncall", "/audit?check=1"):
+    pages = ("/incidents", "/approvals", "/runs", "/runbooks", "/oncall", "/drills")
+    pages += ("/audit?check=1",)
+    for path in pages:
         response = page.goto(f"/console{path}")
         assert response.status == 200, path
         assert "script-src 'self'" in response.headers["content-security-policy"]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from baton.govern import oncall
 from baton.govern.rbac import Permission
+from baton.harness.drill import on_record
 from baton.kernel.audit import verify
 from baton.store.models import AuditRecord, Escalation, Rotation, Service
 from baton.web.console import PREFIX, Posted, Viewer, acting, attempt, platform_of, render, viewer
@@ -83,3 +84,11 @@ def audit_page(
             result = verify(s, witness_files=witness)
     more = rows[-1].seq if len(rows) == AUDIT_PAGE else None
     return render(request, "audit.html", v, rows=rows, f=f, result=result, more=more)
+
+
+@router.get("/drills")
+def drills_page(request: Request, v: Viewer = Depends(viewer)) -> Response:
+    """Drills on record (who practised what) and how to start one."""
+    p = platform_of(request)
+    cards = on_record(p.settings)
+    return render(request, "drills.html", v, cards=cards)
