@@ -11,7 +11,6 @@ and is kept beside the drill, so leads see who has practised what.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +21,11 @@ from sqlalchemy import select
 
 from baton.harness.demo import Demo, DemoPlan
 from baton.kernel.audit import Actor
+from baton.runtime import drills
+from baton.runtime.drills import on_record
 from baton.runtime.settings import Settings
 from baton.store.models import Approval, AuditRecord, Decision, Execution, Incident, Proposal
 
-SCORECARD = "scorecard.json"
 PERSON_ACTIONS = {
     "approval.approved",
     "approval.rejected",
@@ -36,10 +36,6 @@ PERSON_ACTIONS = {
     "automation.paused",
     "execution.requested",
 }
-
-
-def drills_root(settings: Settings) -> Path:
-    return settings.home / "drills"
 
 
 @dataclass
@@ -55,13 +51,7 @@ class Drill:
     def start(
         cls, settings: Settings, person: str, scenario: str | None = None, seed: int = 1
     ) -> Drill:
-        if not person or "/" in person or person.startswith("."):
-            raise ValueError("a drill needs the trainee's name (no slashes)")
-        root = drills_root(settings) / person
-        root.mkdir(parents=True, exist_ok=True)
-        number = 1 + sum(1 for p in root.iterdir() if p.is_dir())
-        home = root / f"{number:03d}"
-        home.mkdir()
+        home = drills.new_home(settings, person)
         private = settings.model_copy(update={"home": home, "database_url": None})
         demo = Demo(private, DemoPlan(seed=seed, scenarios=[]))
         names = demo.scenario_list()
@@ -140,7 +130,7 @@ class Drill:
         return card
 
     def _save(self, card: dict[str, Any]) -> None:
-        (self.home / SCORECARD).write_text(json.dumps(card, indent=2, default=str))
+        drills.save(self.home, card)
 
     def close(self) -> None:
         self.demo.close()
@@ -169,14 +159,4 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 1) if end else None
 
 
-def on_record(settings: Settings) -> list[dict[str, Any]]:
-    """Every drill's scorecard, per person: who has practised what."""
-    root = drills_root(settings)
-    if not root.exists():
-        return []
-    cards = []
-    for path in sorted(root.glob(f"*/*/{SCORECARD}")):
-        card = json.loads(path.read_text())
-        card["drill"] = f"{path.parent.parent.name}/{path.parent.name}"
-        cards.append(card)
-    return cards
+__all__ = ["Drill", "on_record"]

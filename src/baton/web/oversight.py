@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from baton.govern import oncall
 from baton.govern.rbac import Permission
-from baton.harness.drill import on_record
 from baton.kernel.audit import verify
+from baton.runtime.drills import on_record
 from baton.store.models import AuditRecord, Escalation, Rotation, Service
 from baton.web.console import PREFIX, Posted, Viewer, acting, attempt, platform_of, render, viewer
 
