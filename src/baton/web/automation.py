@@ -10,11 +10,13 @@ from sqlalchemy import select
 from baton.act import executions as executions_
 from baton.act import logs
 from baton.govern.flows import approvals as list_approvals
+from baton.govern.flows import params_of
 from baton.govern.overrides import CATEGORIES
 from baton.govern.rbac import Permission
 from baton.kernel.errors import Invalid
+from baton.runtime.platform import Platform
 from baton.runtime.views import approval_view, runbook_rows
-from baton.store.models import Execution, Override
+from baton.store.models import Approval, Execution, Override
 from baton.web.console import (
     PREFIX,
     SECURITY_HEADERS,
@@ -66,11 +68,9 @@ def approve(
     return response
 
 
-def _changed(p, approval_id: int, posted: dict[str, str]) -> dict[str, object]:
-    """Only the params a person actually changed, typed like the proposal's values."""
-    from baton.govern.flows import params_of
-    from baton.store.models import Approval
-
+def _changed(p: Platform, approval_id: int, posted: dict[str, str]) -> dict[str, object]:
+    """Only the params a person actually changed, typed like the proposal's values (a
+    form sends text; an unchanged field must not count as a change of params)."""
     with p.db.session() as s:
         a = s.get(Approval, approval_id)
         current = params_of(s, a) if a is not None else {}
