@@ -24,6 +24,7 @@ from baton.kernel.audit import Actor
 from baton.runtime import drills
 from baton.runtime.drills import on_record
 from baton.runtime.settings import Settings
+from baton.sandbox.faults import SCENARIOS
 from baton.store.models import Approval, AuditRecord, Decision, Execution, Incident, Proposal
 
 PERSON_ACTIONS = {
@@ -51,14 +52,13 @@ class Drill:
     def start(
         cls, settings: Settings, person: str, scenario: str | None = None, seed: int = 1
     ) -> Drill:
+        names = sorted(SCENARIOS)
+        chosen = scenario or random.Random(seed).choice(names)  # noqa: S311 - not a secret
+        if chosen not in SCENARIOS:
+            raise ValueError(f"unknown scenario {chosen!r}; choose one of: {', '.join(names)}")
         home = drills.new_home(settings, person)
         private = settings.model_copy(update={"home": home, "database_url": None})
         demo = Demo(private, DemoPlan(seed=seed, scenarios=[]))
-        names = demo.scenario_list()
-        chosen = scenario or random.Random(seed).choice(names)  # noqa: S311 - not a secret
-        if chosen not in names:
-            demo.close()
-            raise ValueError(f"unknown scenario {chosen!r}; choose one of: {', '.join(names)}")
         policy = demo.platform.config.policy  # the AI recommends; the trainee decides
         with demo.platform.db.session() as s:
             envs = {d.env for d in demo.platform.config.graph(s).services.values()}
@@ -114,8 +114,16 @@ class Drill:
             "time_to_acknowledge_s": _seconds(began, acked),
             "time_to_fix_s": _seconds(began, truth.get("fixed_at")),
             "fixed_by": truth.get("fixed_by"),
-            "origin_found": origin == truth["root_service"],
-            "origin_named": origin,
+            # the trainee's own diagnosis: they pinned the true origin, or approved a fix
+            # aimed at it (the incident's current origin may be the AI's alone)
+            "origin_found": bool(
+                incident
+                and incident.origin_set_by == self.person
+                and origin == truth["root_service"]
+            )
+            or any(right for a, right in decided if a.action == "approval.approved"),
+            "incident_origin": origin,
+            "incident_origin_correct": origin == truth["root_service"],
             "right_runbook": bool(fixing),
             "runbooks_run": [r.runbook_id for r in runs],
             "unnecessary_or_harmful": len(useless),
