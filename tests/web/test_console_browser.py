@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from baton.kernel.audit import Actor
 from baton.runtime.settings import Settings
-from baton.store.models import AuditRecord, Event, Execution, ExecutionStep
+from baton.store.models import AuditRecord, Event, Execution, ExecutionStep, Incident
 from tests.helpers import free_port, pending, queue, require_program, run_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +222,27 @@ def test_a_viewer_sees_no_approve_button_and_is_refused_anyway(browser, console)
         assert forged.status == 403
     finally:
         vic.close()
+
+
+def test_the_incident_list_updates_without_reloading(tess, console):
+    platform = console["demo"].platform
+    tess.page.goto("/console/incidents")
+    tess.page.evaluate("window.__same_page = true")
+    at = platform.clock.now()
+    with platform.db.session() as s:
+        s.add(
+            Incident(
+                title="appeared while you watched",
+                status="open",
+                severity="critical",
+                services=[],
+                grouping=[],
+                opened_at=at,
+                updated_at=at,
+            )
+        )
+    expect(tess.page.locator("#incident-rows")).to_contain_text(
+        "appeared while you watched", timeout=8000
+    )
+    assert tess.page.evaluate("window.__same_page") is True  # no reload happened
+    assert tess.clean() == []
