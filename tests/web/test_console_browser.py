@@ -198,7 +198,13 @@ def test_the_kill_switch_is_everywhere_and_pauses(tess, console):
     assert "Automation paused" in page.inner_text("#killswitch")
     assert "drill: stop everything" in page.inner_text("#killswitch")
     assert page.locator("#killswitch button", has_text="Resume").count() == 0  # leads only
-    console["demo"].platform.commands.resume("all", None, Actor("lead", "human"), "done")
+    platform = console["demo"].platform
+    execution, _ = queue(platform, "restart-service", "inventory-api")
+    platform.dispatch.execute({"execution_id": execution.id})  # the worker asks before each step
+    page.goto(f"/console/runs/{execution.id}")
+    assert page.inner_text("#run-status") == "cancelled"
+    assert "automation paused" in page.inner_text("#run-summary")
+    platform.commands.resume("all", None, Actor("lead", "human"), "done")
 
 
 def test_a_viewer_sees_no_approve_button_and_is_refused_anyway(browser, console):
