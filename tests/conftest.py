@@ -12,6 +12,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -54,18 +55,37 @@ def pg_server() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test."""
+@contextmanager
+def _fresh_pg(server: str) -> Iterator[str]:
     name = f"baton_test_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with _fresh_pg(pg_server) as url:
+        yield url
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    """One database for a whole module (SQLite, then PostgreSQL), for tests that share a
+    slow-to-build platform and keep their data apart themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'baton.db'}"
+        return
+    with _fresh_pg(request.getfixturevalue("pg_server")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -43,10 +45,16 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (bearer auth).", no_args_is_help=True)
 runbooks_app = typer.Typer(help="Runbook catalogue tools.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+user_app = typer.Typer(help="People who sign in to the console.", no_args_is_help=True)
+drill_app = typer.Typer(
+    help="Practise on simulated incidents (private sandboxes).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(runbooks_app, name="runbooks")
 app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+app.add_typer(drill_app, name="drill")
 register(app)
 cli_desk.register()
 cli_views.register(app)
@@ -193,6 +201,7 @@ def serve(
         extra={
             "url": f"http://{cfg.host}:{cfg.port}",
             "docs": f"http://{cfg.host}:{cfg.port}/docs",
+            "console": f"http://{cfg.host}:{cfg.port}/console",
             "database": redact_url(cfg.db_url),
             "runbooks": len(platform.config.catalogue.runbooks),
             "runbook_errors": [str(e) for e in platform.config.catalogue.errors],
@@ -301,6 +310,112 @@ def db_upgrade() -> None:
 
 
 # --- tokens -----------------------------------------------------------------------------
+@user_app.command("password")
+def user_password(
+    name: Annotated[str, typer.Argument(help="Who signs in to the console.")],
+    role: Annotated[
+        str | None, typer.Option(help="viewer, technician, lead or admin (required when new).")
+    ] = None,
+    stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    for_demo: Annotated[
+        bool, typer.Option("--demo", help="Write to the demo's home (where `baton demo` runs).")
+    ] = False,
+    as_: AsOpt = None,
+) -> None:
+    """Set a console password (scrypt-hashed; audited, never logged)."""
+    from baton.harness.demo import demo_settings
+    from baton.kernel.errors import BatonError
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    cfg = settings()
+    if for_demo:
+        cfg = demo_settings(cfg)
+    with _local_commands(cfg) as commands:
+        try:
+            commands.set_password(name, role, password, _cli_actor(as_))
+        except BatonError as exc:
+            raise fail(str(exc)) from None
+    err.print(
+        f"{name} can sign in at http://{cfg.host}:{cfg.port}/console", markup=False, highlight=False
+    )
+
+
+@drill_app.command("start")
+def drill_start(
+    person: Annotated[str, typer.Option("--as", help="The trainee (the scorecard is theirs).")],
+    scenario: Annotated[
+        str | None, typer.Option(help="A sandbox scenario (default: a random one).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the estate and of the random pick.")] = 1,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 10.0,
+    minutes: Annotated[float, typer.Option(help="Give up after this many real minutes.")] = 30,
+) -> None:
+    """Start a drill in a private sandbox with its own database and console; the AI
+    proposes, you decide. Ends when the fault is fixed (or time is up): prints the
+    scorecard and keeps it under $BATON_HOME/drills/<you>/."""
+    import uvicorn
+
+    from baton.api.app import create_app
+    from baton.harness.drill import Drill
+
+    cfg = settings()
+    try:
+        drill = Drill.start(cfg, person, scenario, seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    password = secrets.token_urlsafe(12)
+    drill.demo.platform.commands.set_password(person, "technician", password, _cli_actor())
+    drill.demo.give_people_real_time(speed)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(drill.demo.platform), host=cfg.host, port=cfg.port, log_level="warning"
+        )
+    )
+    threading.Thread(target=server.run, name="baton-drill-console", daemon=True).start()
+    out.print(f"drill {drill.home.name} for {person}: something is wrong in the estate.")
+    out.print(
+        f"console: http://{cfg.host}:{cfg.port}/console  (sign in as {person}, "
+        f"password {password}); Ctrl-C ends the drill",
+        highlight=False,
+        markup=False,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    deadline = time.monotonic() + minutes * 60
+    pace = drill.demo.plan.step_s / speed
+    try:
+        while not stop.is_set() and not drill.fixed() and time.monotonic() < deadline:
+            drill.step()
+            stop.wait(pace)
+        print(_json(drill.scorecard()))
+    finally:
+        server.should_exit = True
+        drill.close()
+
+
+@drill_app.command("list")
+def drill_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every drill on record: who practised what, and how it went."""
+    from baton.harness.drill import on_record
+
+    cards = on_record(settings())
+    if as_json:
+        print(_json(cards))
+        return
+    for c in cards:
+        out.print(
+            f"{c['drill']}: {c['scenario']} origin_found={c.get('origin_found')} "
+            f"fix={c.get('time_to_fix_s')}s harmful={c.get('unnecessary_or_harmful')}",
+            highlight=False,
+            markup=False,
+        )
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
@@ -845,6 +960,8 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         commands.create_token(name, role, _cli_actor(), why=why)
         for name, role in (("demo-admin", "admin"), ("demo-technician", "technician"))
     ]
+    password = secrets.token_urlsafe(12)  # the console's demo sign-in, shown once
+    commands.set_password("demo-technician", "technician", password, _cli_actor())
     timeouts = runner.give_people_real_time(speed)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -852,7 +969,7 @@ def _run_live(runner: Any, cfg: Settings, view: Any, speed: float) -> None:
         )
     )
     threading.Thread(target=server.run, name="baton-api", daemon=True).start()
-    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts)
+    view.live_intro(cfg, made[0][1], made[1][1], speed, timeouts, password)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -149,10 +149,18 @@ class DemoView:
         )
 
     def live_intro(
-        self, settings: Any, admin: str, technician: str, speed: float, timeouts: dict[str, int]
+        self,
+        settings: Any,
+        admin: str,
+        technician: str,
+        speed: float,
+        timeouts: dict[str, int],
+        password: str,
     ) -> None:
         url = f"http://{settings.host}:{settings.port}"
         say = self.console.print
+        say(f"Console: [bold]{url}/console[/]", highlight=False)
+        say(f"  sign in as demo-technician, password [bold]{password}[/]", highlight=False)
         say(f"API: {url}  (docs at {url}/docs)", highlight=False)
         say(f"BATON_HOME: {settings.home}  (database {redact_url(settings.db_url)})")
         say(f"admin token:      [bold]{admin}[/]")

@@ -7,8 +7,12 @@ changes that ends when the execution does.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from baton.kernel.enums import FINAL_EXECUTION
 from baton.store.db import Database
@@ -66,3 +70,19 @@ def _change(step: Any, sent: dict[int, tuple[str, str]]) -> dict[str, Any] | Non
     else:
         event["output"] = output
     return event
+
+
+async def stream(follower: Follower, first: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """The follower's changes as Server-Sent Events, polling off the event loop, with a
+    comment line while nothing changes (so proxies keep the connection)."""
+    batch = first
+    while True:
+        for item in batch:
+            kind = item.pop("event")
+            yield f"event: {kind}\ndata: ".encode() + orjson.dumps(item) + b"\n\n"
+        if follower.done:
+            return
+        if not batch:
+            yield b": still running\n\n"
+        await asyncio.sleep(POLL_S)
+        batch = await asyncio.to_thread(follower.poll)

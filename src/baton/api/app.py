@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram
 
 from baton import __version__
 from baton.api import contract, docs, errors
-from baton.api.authn import Authenticate
+from baton.api.authn import PUBLIC, PUBLIC_UNDER, Authenticate
 from baton.api.limits import BodyLimit, BodyRules, Budget
 from baton.api.routers import (
     admin,
@@ -28,6 +28,7 @@ from baton.api.routers import (
     views,
 )
 from baton.runtime.platform import Platform
+from baton.web import app as console
 
 REQUESTS = Counter("baton_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("baton_http_request_seconds", "HTTP request latency", ["route"])
@@ -85,6 +86,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in routers:
         app.include_router(router)
     contract.install(app, routers)
+    console.install(app)  # the pages people use, on the same app (own cookie sessions)
 
     def rules() -> BodyRules:
         cfg = platform.settings
@@ -95,7 +97,11 @@ def create_app(platform: Platform) -> FastAPI:
     # outermost last: Measure > Contain > Authenticate > BodyLimit > routes
     app.state.body_budget = Budget()
     app.add_middleware(BodyLimit, rules=rules, budget=app.state.body_budget)
-    app.add_middleware(Authenticate)
+    app.add_middleware(
+        Authenticate,
+        public=PUBLIC | {"/", console.PREFIX},
+        public_under=(*PUBLIC_UNDER, f"{console.PREFIX}/"),
+    )
     app.add_middleware(errors.Contain)
     app.add_middleware(Measure)
     return app

@@ -6,6 +6,7 @@ middleware answers 401 from the headers alone, before `BodyLimit` reads a byte, 
 leaves the principal in the request state for the routes' permission checks.
 
 Public paths (health, readiness, the OpenAPI document and its viewers) need no token;
+the console (baton.web) signs people in with its own session cookies and checks them;
 /metrics decides for itself (`metrics_public`). Signed sources are no exception: a
 signature proves where a body came from, the bearer token who may post at all, and the
 signature is checked by the route after this.
@@ -41,13 +42,19 @@ PUBLIC_UNDER = (f"{ASSETS}/",)  # the docs pages' own scripts and styles
 
 
 class Authenticate:
-    def __init__(self, app: Any, public: frozenset[str] = PUBLIC) -> None:
+    def __init__(
+        self,
+        app: Any,
+        public: frozenset[str] = PUBLIC,
+        public_under: tuple[str, ...] = PUBLIC_UNDER,
+    ) -> None:
         self.app = app
         self.public = public
+        self.public_under = public_under
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in self.public or path.startswith(PUBLIC_UNDER):
+        if scope["type"] != "http" or path in self.public or path.startswith(self.public_under):
             await self.app(scope, receive, send)
             return
         app = scope["app"]

@@ -17,7 +17,7 @@ from baton.act.runbook import resolve_params
 from baton.act.versions import get_version
 from baton.correlate import feedback, incidents
 from baton.correlate.topology import ServiceDef
-from baton.govern import breaker, escalation, killswitch, overrides, rbac
+from baton.govern import breaker, escalation, killswitch, overrides, rbac, signin
 from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
@@ -443,6 +443,55 @@ class Commands:
                 rationale=why,
             )
             return token
+
+    # --- console sign-in -------------------------------------------------------------------
+    def set_password(self, name: str, role: str | None, password: str, actor: Actor) -> None:
+        """Give a person a console password (made at the host or by an admin); audited,
+        the password itself never is."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            user = signin.set_password(s, name, role, password, at)
+            append(
+                s,
+                actor=actor,
+                action="password.set",
+                subject=f"user:{user.id}",
+                at=at,
+                inputs={"name": name, "role": user.role},
+                decision="set",
+            )
+
+    def sign_in(self, name: str, password: str) -> tuple[str, str] | None:
+        """A browser session for a right name and password: (cookie secret, CSRF token).
+        Refusals are audited too, so guessing shows in the ledger."""
+        at = self.clock.now()
+        with self.db.session() as s:
+            user = signin.check_password(s, name, password)
+            opened = signin.open_session(s, user, at) if user is not None else None
+            append(
+                s,
+                actor=Actor(name[:128], "human"),
+                action="session.opened" if opened else "session.refused",
+                subject=f"user:{user.id}" if user else "console",
+                at=at,
+                decision="signed in" if opened else "refused",
+                rationale=None if opened else "unknown name or wrong password",
+            )
+            return (opened[0], opened[1].csrf) if opened else None
+
+    def sign_out(self, secret: str, actor: Actor) -> None:
+        at = self.clock.now()
+        with self.db.session() as s:
+            row = signin.close_session(s, secret, at)
+            if row is not None:
+                append(
+                    s,
+                    actor=actor,
+                    action="session.closed",
+                    subject=f"user:{row.user_id}",
+                    at=at,
+                    decision="signed out",
+                )
 
     # --- the service desk ----------------------------------------------------------------
     def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:

@@ -161,8 +161,8 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     title: Mapped[str] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
-    severity: Mapped[str] = mapped_column(String(16), default="warning")
-    origin_service: Mapped[str | None] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16), default="warning", index=True)
+    origin_service: Mapped[str | None] = mapped_column(String(128), index=True)
     services: Mapped[list[Any]] = mapped_column(default=list)
     grouping: Mapped[list[Any]] = mapped_column(default=list)
     triaged_origin: Mapped[str | None] = mapped_column(String(128))
@@ -693,3 +693,26 @@ class IncidentTerm(Base):
     term: Mapped[str] = mapped_column(String(64))
     incident_id: Mapped[int] = mapped_column(BigId, ForeignKey("incidents.id"), index=True)
     __table_args__ = (Index("ix_incident_terms_term_incident", "term", "incident_id"),)
+
+
+# --- the console: passwords and sign-in sessions ---------------------------------------
+class Credential(Base):
+    """A person's console password, as an scrypt hash with its own salt and cost."""
+
+    __tablename__ = "credentials"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: only the SHA-256 of its cookie is kept, with its CSRF token."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]

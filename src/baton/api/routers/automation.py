@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -17,19 +13,15 @@ from baton.act import executions as executions_
 from baton.act import logs
 from baton.act.executions import to_dict as execution_dict
 from baton.act.runbook import dry_run, resolve_params, schema
-from baton.act.versions import get_version
 from baton.api.deps import actor_of, parsed, platform, require, session
 from baton.api.params import Id, RowId
-from baton.correlate import incidents as incidents_
-from baton.correlate.incidents import to_dict as incident_dict
-from baton.govern import breaker, killswitch
+from baton.govern import killswitch
 from baton.govern.flows import approvals as list_approvals
-from baton.govern.flows import decision_dict, decision_of, params_of, proposal_of, recent_decisions
-from baton.govern.flows import to_dict as approval_dict
+from baton.govern.flows import decision_dict, recent_decisions
 from baton.govern.rbac import Permission, Principal
 from baton.learn.kpis import track_record
 from baton.runtime.platform import Platform
-from baton.store.models import Approval
+from baton.runtime.views import approval_view, runbook_rows
 from baton.triage import propose as proposals_
 from baton.triage.propose import to_dict as proposal_dict
 
@@ -48,20 +40,7 @@ class ReasonIn(BaseModel):
 def runbooks(
     _: Principal = READ, p: Platform = Depends(platform), s: Session = Depends(session)
 ) -> dict[str, Any]:
-    items = [
-        {
-            "id": rb.id,
-            "version": rb.version,
-            "title": rb.title,
-            "owner": rb.owner,
-            "risk": rb.risk,
-            "reversible": rb.reversible,
-            "autonomy": rb.doc["autonomy"],
-            "track_record": track_record(s, rb.id),
-            "breaker": breaker.state(s, rb.id),
-        }
-        for rb in p.config.catalogue
-    ]
+    items = runbook_rows(s, p.config.catalogue)
     errors = [str(e) for e in p.config.catalogue.errors]
     return {"runbooks": items, "errors": errors}
 
@@ -196,21 +175,10 @@ def execution_logs(
     follower = logs.Follower(p.db, execution_id, max_s=max_s)
     first = follower.poll()  # a missing execution is a 404, not an empty stream
 
-    async def events() -> AsyncIterator[bytes]:
-        batch = first
-        while True:
-            for item in batch:
-                kind = item.pop("event")
-                yield f"event: {kind}\ndata: ".encode() + orjson.dumps(item) + b"\n\n"
-            if follower.done:
-                return
-            if not batch:
-                yield b": still running\n\n"
-            await asyncio.sleep(logs.POLL_S)
-            batch = await run_in_threadpool(follower.poll)
-
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        logs.stream(follower, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
@@ -218,32 +186,7 @@ def execution_logs(
 def approvals(
     status: str | None = "pending", _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
-    return [_approval_view(s, a) for a in list_approvals(s, status)]
-
-
-def _approval_view(s: Session, a: Approval) -> dict[str, Any]:
-    """Everything a person needs to decide: incident and evidence, the exact runbook
-    version and what it would run, its risk, reversibility and track record."""
-    item = approval_dict(a)
-    decision = decision_of(s, a)
-    proposal = proposal_of(s, a)
-    runbook = get_version(s, proposal.runbook_id, proposal.runbook_version)
-    incident = incidents_.get(s, proposal.incident_id) if proposal.incident_id else None
-    item["decision"] = {"tier": decision.tier, "reasons": decision.reasons}
-    item["proposal"] = proposal_dict(proposal)
-    item["incident"] = incident_dict(incident) if incident else None
-    item["runbook"] = {
-        "id": runbook.id,
-        "version": runbook.version,
-        "title": runbook.title,
-        "owner": runbook.owner,
-        "risk": runbook.risk,
-        "reversible": runbook.reversible,
-        "track_record": track_record(s, runbook.id),
-    }
-    item["params"] = params_of(s, a)
-    item["dry_run"] = dry_run(runbook, item["params"])
-    return item
+    return [approval_view(s, a) for a in list_approvals(s, status)]
 
 
 class ApproveIn(ReasonIn):

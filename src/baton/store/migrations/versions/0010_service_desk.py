@@ -2,7 +2,7 @@
 change history with who or what made each change; comments; answer drafts awaiting an
 agent; self-service requests with their identity check
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02 02:00:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,8 +1,8 @@
 """triage models: trained versions, predictions with the version that made them, and
 technicians' corrections for retraining
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02 02:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

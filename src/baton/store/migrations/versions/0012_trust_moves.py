@@ -2,8 +2,8 @@
 or declines, demotions applied on a failure streak or an override spike) and
 post-incident reviews
 
-Revision ID: 0014
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 02:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,8 +2,8 @@
 host; incidents by opening time; and an inverted index of the words of each incident's
 alerts (incident_terms)
 
-Revision ID: 0011
-Revises: 0009
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 02:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
