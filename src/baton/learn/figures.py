@@ -304,7 +304,13 @@ def _incidents(
         )
         or 0
     )
-    ranked = _ranked(select(Incident.id).where(*chosen, Incident.resolved_at.is_not(None)))
+    ranked = dict(
+        session.execute(
+            _ranked(select(Incident.id).where(*chosen, Incident.resolved_at.is_not(None)))
+        )
+        .tuples()
+        .all()
+    )
     return {
         "opened": opened,
         "resolved": resolved,
@@ -313,7 +319,7 @@ def _incidents(
         "acknowledged": len(ack),
         "reopened": reopens,
         "reopen_rate": _rate(reopens, resolved),
-        "resolution": _resolutions(session, ranked, resolved),
+        "resolution": _resolutions(ranked, resolved),
         "_ranked": ranked,
     }
 
@@ -332,16 +338,14 @@ def _ranked(resolved: Any) -> Any:
         .join(Proposal, Proposal.id == Decision.proposal_id)
         .where(Execution.status == ExecutionStatus.SUCCEEDED, Execution.incident_id.in_(resolved))
         .group_by(Execution.incident_id)
-        .subquery()
     )
 
 
-def _resolutions(session: Session, ranked: Any, total: int) -> dict[str, Any]:
+def _resolutions(ranked: dict[int, int], total: int) -> dict[str, Any]:
     counts = dict.fromkeys(RANKS.values(), 0)
-    with_run = 0
-    for rank, n in session.execute(select(ranked.c.rank, func.count()).group_by(ranked.c.rank)):
+    with_run = len(ranked)
+    for rank, n in Counter(ranked.values()).items():
         counts[RANKS[int(rank)]] += n
-        with_run += n
     counts["human_only"] += total - with_run  # resolved without any run: people did it
     return {
         **counts,
@@ -356,22 +360,18 @@ def _executions(
     """Runs by status, success rate, verified fixes, the time they saved, and how many of
     Baton's own proposals ran (for acceptance): one grouped pass over the period's runs."""
     day = _day(session, Execution.created_at)
-    ai = case((Proposal.proposer.startswith(AI_PROPOSER), 1), else_=0)
     verified = func.sum(case((Execution.verified.is_(True), 1), else_=0))
+    chosen = [*_in(Execution.created_at, scope), *where.executions()]
     by_status: Counter[str] = Counter()
     successes: list[tuple[Any, str, int]] = []
-    ai_ran = checked = 0
-    for d, status, rid, by_ai, n, ok in session.execute(
-        select(day, Execution.status, Execution.runbook_id, ai, func.count(), verified)
-        .outerjoin(Decision, Decision.id == Execution.decision_id)
-        .outerjoin(Proposal, Proposal.id == Decision.proposal_id)
-        .where(*_in(Execution.created_at, scope), *where.executions())
-        .group_by(day, Execution.status, Execution.runbook_id, ai)
+    checked = 0
+    for d, status, rid, n, ok in session.execute(
+        select(day, Execution.status, Execution.runbook_id, func.count(), verified)
+        .where(*chosen)
+        .group_by(day, Execution.status, Execution.runbook_id)
     ).all():
         by_status[status] += n
         checked += int(ok or 0)
-        if by_ai and status != ExecutionStatus.QUEUED:
-            ai_ran += n
         b = series[_bucket_of(d, scope.bucket)]
         b["executions"] += n
         if status == ExecutionStatus.SUCCEEDED:
@@ -379,6 +379,25 @@ def _executions(
             successes.append((d, rid, n))
         elif status in BAD_ENDING:
             b["failed"] += n
+    # Baton's own proposals, as one list of decisions the runs are matched against (a
+    # join per run costs several times more on a month of runs)
+    by_ai = (
+        select(Decision.id)
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .where(Proposal.proposer.startswith(AI_PROPOSER))
+    )
+    ai_ran = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Execution)
+            .where(
+                *chosen,
+                Execution.status != ExecutionStatus.QUEUED,
+                Execution.decision_id.in_(by_ai),
+            )
+        )
+        or 0
+    )
     finished = sum(by_status[s] for s in TRACKED_ENDING)
     saved = _time_saved(session, successes, series, scope)
     return {
@@ -543,7 +562,7 @@ def _tickets(
     scope: Scope,
     where: _Where,
     series: dict[str, Counter[str]],
-    ranked: Any,
+    ranked: dict[int, int],
 ) -> dict[str, Any]:
     """Volumes and deflection (a ticket whose incident Baton fixed on its own); SLA
     figures only when tickets carry SLA times."""
@@ -554,17 +573,7 @@ def _tickets(
     ).all()
     for r in rows:
         series[_bucket_of(r.created_at.date(), scope.bucket)]["tickets"] += 1
-    automatic = select(ranked.c.incident).where(ranked.c.rank == 2)
-    deflected = int(
-        session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .where(
-                *_in(Ticket.created_at, scope), *where.tickets(), Ticket.incident_id.in_(automatic)
-            )
-        )
-        or 0
-    )
+    deflected = sum(1 for r in rows if ranked.get(r.incident_id) == 2)
     unavailable: list[str] = []
     ids = [r.id for r in rows]
     breaches = int(  # the desk's SLA job marks a late ticket once (servicedesk/sla.py)

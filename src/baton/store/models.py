@@ -716,3 +716,17 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+
+
+# --- learn: KPI indexes (migration 0016) ------------------------------------------------
+# The month's runs grouped by day, status and runbook, read from the index alone; and
+# Baton's own proposals found by proposer without reading each proposal row.
+Index(
+    "ix_executions_kpi",
+    Execution.created_at,
+    Execution.status,
+    Execution.runbook_id,
+    Execution.verified,
+    Execution.decision_id,
+)
+Index("ix_proposals_proposer", Proposal.proposer)
