@@ -823,6 +823,38 @@ def replay_alerts(
     out.print(f"{result.posts} posts, {len(result.alerts)} alerts, {placed} in incidents")
 
 
+@replay_app.command(name="storms")
+def replay_storms(
+    policy: Annotated[Path, typer.Option(help="The candidate policy.yaml.")],
+    storms: Annotated[int, typer.Option(min=1, max=50, help="How many simulated storms.")] = 3,
+    seed: Annotated[int, typer.Option(help="The first storm's seed; the rest follow.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run simulated storms (the demo's day of faults, one seed each) under the current
+    policy and under the candidate, side by side, and say what would have changed."""
+    from baton.govern.config import load_policy
+    from baton.harness.policy_storms import compare_storms
+
+    runbooks = settings().runbooks_path
+    try:
+        candidate = load_policy(policy) if policy.is_file() else None
+        if candidate is None:
+            raise ValueError(f"{policy}: no such file")
+        current = load_policy(runbooks / "policy.yaml")
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    result = compare_storms(current, candidate, runbooks, list(range(seed, seed + storms)))
+    if as_json:
+        print(_json(result))
+        return
+    table = Table("figure", "current", "candidate", "change", title=f"{storms} storms")
+    for name, t in result["totals"].items():
+        table.add_row(name, str(t["current"]), str(t["candidate"]), f"{t['change']:+}")
+    out.print(table)
+    for line in result["said"]:
+        out.print(f"the candidate: {line}")
+
+
 # --- topology ---------------------------------------------------------------------------
 topology_app = typer.Typer(
     help="Import the service topology from where it is already known.", no_args_is_help=True
