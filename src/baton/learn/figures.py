@@ -379,24 +379,17 @@ def _executions(
             successes.append((d, rid, n))
         elif status in BAD_ENDING:
             b["failed"] += n
-    # Baton's own proposals, as one list of decisions the runs are matched against (a
-    # join per run costs several times more on a month of runs)
-    by_ai = (
-        select(Decision.id)
-        .join(Proposal, Proposal.id == Decision.proposal_id)
-        .where(Proposal.proposer.startswith(AI_PROPOSER))
-    )
+    ai = Proposal.proposer.startswith(AI_PROPOSER)
+    ran = select(func.count()).select_from(Execution)
+    if len(chosen) == 2:  # every run of the period: match them against one list of
+        # Baton's decisions (a join per run costs several times more on a month of runs)
+        by_ai = select(Decision.id).join(Proposal, Proposal.id == Decision.proposal_id)
+        ran = ran.where(Execution.decision_id.in_(by_ai.where(ai)))
+    else:  # a filter leaves few runs: joining those is cheaper than the whole list
+        ran = ran.join(Decision, Decision.id == Execution.decision_id)
+        ran = ran.join(Proposal, Proposal.id == Decision.proposal_id).where(ai)
     ai_ran = int(
-        session.scalar(
-            select(func.count())
-            .select_from(Execution)
-            .where(
-                *chosen,
-                Execution.status != ExecutionStatus.QUEUED,
-                Execution.decision_id.in_(by_ai),
-            )
-        )
-        or 0
+        session.scalar(ran.where(*chosen, Execution.status != ExecutionStatus.QUEUED)) or 0
     )
     finished = sum(by_status[s] for s in TRACKED_ENDING)
     saved = _time_saved(session, successes, series, scope)
