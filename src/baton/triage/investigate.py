@@ -29,6 +29,9 @@ FIRST_BONUS = 0.1
 ORIGIN_BONUS = 0.15
 FIXED_BEFORE = 0.1
 SYMPTOM_FIT = 0.25  # a service in trouble that no runbook's declared cause explains
+UNCOVERED = 0.8  # a runbook's declared cause seen on a kind that runbook does not cover
+DISTINCT = 0.6  # a second origin this close to the first is a fault of its own
+MAX_FAULTS = 3
 
 
 @dataclass
@@ -48,11 +51,16 @@ class Cause:
     confidence: float
     evidence: list[str]
     weight: float = 0.0
+    # the failure mode named by a runbook's declared cause, even when that runbook does
+    # not cover this service's kind (then `runbook` is None: there is nothing to run)
+    failure_mode: str | None = None
+    victim: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "runbook": self.runbook,
+            "failure_mode": self.failure_mode,
             "statement": self.statement,
             "confidence": self.confidence,
             "evidence": self.evidence,
@@ -70,6 +78,7 @@ class Report:
     flags: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # claims without evidence, not shown
     backend: str = "offline"
+    faults: list[Cause] = field(default_factory=list)  # the head of each distinct fault
 
     def ids(self) -> set[str]:
         return {e.id for e in self.evidence}
@@ -80,6 +89,7 @@ class Report:
             "backend": self.backend,
             "summary": self.summary.to_dict(),
             "causes": [c.to_dict() for c in self.causes],
+            "faults": [c.to_dict() for c in self.faults],
             "checks": [c.to_dict() for c in self.checks],
             "fix": self.fix,
             "flags": self.flags,
@@ -195,9 +205,32 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     0.0,
                     [*matched, f"runbook:{c.runbook.id}", *group_ids, *healthy, *past],
                     weight,
+                    c.runbook.id,
+                    bool(ups),
                 )
             )
-        if not fits:
+        # a failure mode of its own: a runbook's declared cause fits the alerts, but that
+        # runbook does not cover this kind; the cause stands on its own evidence, unfixable
+        # by any runbook here
+        uncovered = [] if fits else _uncovered(scope, names, spec)
+        for c in uncovered:
+            matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
+            sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
+            causes.append(
+                Cause(
+                    service,
+                    None,
+                    f"{service}: {', '.join(c.matched)} — the failure mode {c.runbook.id} "
+                    f"fixes on other kinds, but no runbook covers a {graph.kind(service)}; "
+                    f"fix it by hand; {where}",
+                    0.0,
+                    [*matched, *group_ids, *healthy],
+                    UNCOVERED * c.confidence * sharp * position + bonus,
+                    c.runbook.id,
+                    bool(ups),
+                )
+            )
+        if not fits and not uncovered:
             causes.append(
                 Cause(
                     service,
@@ -207,6 +240,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     0.0,
                     [*alert_ids, *group_ids, *healthy],
                     SYMPTOM_FIT * symptom_position + bonus,
+                    victim=bool(ups or stalled),
                 )
             )
     causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
@@ -214,6 +248,40 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     for c in causes:
         c.confidence = round(c.weight / total, 3)
     return causes
+
+
+def _uncovered(scope: Scope, names: list[str], spec: dict[str, float]) -> list[Any]:
+    """Runbooks whose declared cause fits these alerts when kinds are set aside."""
+    return [
+        c
+        for rb in scope.catalogue
+        if (rb.doc["match"].get("service_kinds"))
+        and (c := score(rb, names, None, spec, any_kind=True))
+    ]
+
+
+def distinct_faults(scope: Scope, causes: list[Cause]) -> list[Cause]:
+    """The heads of the distinct faults an incident holds: the first cause, and each
+    other origin (not a victim of anything in trouble) with a failure mode of its own,
+    independent of every head in the graph and nearly as strong. Two faults in one
+    incident (a full disk beside a bad release) each get named, not one hidden second."""
+    if not causes:
+        return []
+    heads = [causes[0]]
+    graph = scope.graph
+    for c in causes[1:]:
+        if len(heads) >= MAX_FAULTS or c.weight < DISTINCT * heads[0].weight:
+            break
+        independent = all(
+            c.service != h.service
+            and c.failure_mode != h.failure_mode
+            and c.service not in graph.upstream(h.service)
+            and h.service not in graph.upstream(c.service)
+            for h in heads
+        )
+        if c.failure_mode and not c.victim and independent:
+            heads.append(c)
+    return heads
 
 
 def _first_sentence(text: str) -> str:
@@ -338,5 +406,16 @@ def investigate(scope: Scope, scopes: Callable[[Runbook], Confinement] | None = 
         flags=flag_injections(evidence),
     )
     report = keep_supported(report)
+    report.faults = distinct_faults(scope, report.causes)
+    if len(report.faults) > 1:
+        names = ", ".join(f"{c.service} ({c.failure_mode})" for c in report.faults)
+        report.checks.insert(
+            1,
+            Claim(
+                f"this incident holds {len(report.faults)} distinct faults: {names}; "
+                "each needs its own fix",
+                [c.evidence[0] for c in report.faults],
+            ),
+        )
     report.fix = draft_fix(scope, report.causes, scopes)
     return report
