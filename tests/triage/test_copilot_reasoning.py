@@ -57,3 +57,19 @@ def test_a_kind_no_runbook_covers_still_gets_its_failure_mode():
         c.runbook.id for c in _uncovered(SimpleNamespace(catalogue=catalogue), ["HighCPU"], spec)
     }
     assert "scale-out" in modes
+
+
+def test_findings_and_tickets_outside_the_alerts_back_their_service():
+    from baton.triage.evidence import Evidence
+    from baton.triage.investigate import _corroboration
+
+    alert = SimpleNamespace(id=1, source="prometheus")
+    evidence = [
+        Evidence("alert:1", "alert", "db", None),
+        Evidence("finding:7", "finding", "db", None, {"name": "MetricAnomaly"}),
+        Evidence("finding:8", "finding", "web", None, {"name": "NewLogTemplate"}),
+        Evidence("ticket:3", "ticket", "db", None),
+        Evidence("ticket:4", "ticket", None, None),
+    ]
+    backing = _corroboration(evidence, {"db": [alert]})
+    assert backing == {"db": ["finding:7", "ticket:3"]}  # web is not in trouble

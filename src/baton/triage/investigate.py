@@ -32,6 +32,8 @@ SYMPTOM_FIT = 0.25  # a service in trouble that no runbook's declared cause expl
 UNCOVERED = 0.8  # a runbook's declared cause seen on a kind that runbook does not cover
 DISTINCT = 0.6  # a second origin this close to the first is a fault of its own
 MAX_FAULTS = 3
+CORROBORATED = 0.05  # per detector finding or linked ticket on the service, outside its alerts
+MAX_CORROBORATION = 0.1
 
 
 @dataclass
@@ -163,6 +165,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     by_id = {e.id: e for e in evidence}
     groups = {e.facts.get("event_id"): e.id for e in evidence if e.kind == "grouping"}
     fixed = _fixed_before(evidence)
+    backing = _corroboration(evidence, troubled)
     causes: list[Cause] = []
     for service, events in sorted(troubled.items()):
         names = [e.name for e in events]
@@ -177,8 +180,11 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
         position = (VICTIM if ups else 1.0) + spread
         # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
         symptom_position = (VICTIM if ups or stalled else 1.0) + spread
-        bonus = (FIRST_BONUS if first[service] == earliest else 0.0) + (
-            ORIGIN_BONUS if service == scope.incident.origin_service else 0.0
+        seen = backing.get(service, [])
+        bonus = (
+            (FIRST_BONUS if first[service] == earliest else 0.0)
+            + (ORIGIN_BONUS if service == scope.incident.origin_service else 0.0)
+            + min(MAX_CORROBORATION, CORROBORATED * len(seen))
         )
         alert_ids = [f"{_kind_prefix(e)}:{e.id}" for e in events]
         group_ids = [groups[e.id] for e in events if e.id in groups]
@@ -186,7 +192,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             f"neighbour:{n}"
             for n in graph.needs(service)
             if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
-        ]
+        ] + seen
         where = _where(service, [*ups, *stalled], downs)
         fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
         for c in fits:
@@ -248,6 +254,21 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     for c in causes:
         c.confidence = round(c.weight / total, 3)
     return causes
+
+
+def _corroboration(
+    evidence: list[Evidence], troubled: dict[str, list[Event]]
+) -> dict[str, list[str]]:
+    """Per service in trouble, what backs its alerts from elsewhere: detector findings
+    (a metric anomaly, a new log template, a log rate change) on it that did not join the
+    incident, and tickets people linked to the incident about it. Independent signals
+    agreeing on a service make it likelier the place where the trouble is."""
+    inside = {f"{_kind_prefix(e)}:{e.id}" for evs in troubled.values() for e in evs}
+    out: dict[str, list[str]] = {}
+    for e in evidence:
+        if e.kind in ("finding", "ticket") and e.service in troubled and e.id not in inside:
+            out.setdefault(e.service, []).append(e.id)
+    return out
 
 
 def _uncovered(scope: Scope, names: list[str], spec: dict[str, float]) -> list[Any]:
