@@ -18,6 +18,7 @@ from baton.api.app import create_app
 from baton.govern.rbac import create_token
 from baton.kernel.audit import Actor
 from baton.kernel.clock import SimulatedClock
+from baton.kernel.errors import Refused
 from baton.store.models import Approval, AuditRecord
 from tests.conftest import ROOT, START
 from tests.triage.conftest import make_platform, open_incident
@@ -138,3 +139,19 @@ def test_a_reply_url_outside_the_prefix_is_never_called(chat):
     p, client, message, approval_id, _, seen = chat
     click(client, message, "U2", action="reject", response_url="http://169.254.169.254/x")
     assert seen == [] and _status(p, approval_id) == "rejected"
+
+
+def test_a_nonce_serves_no_more_people_than_the_approval_needs(chat):
+    from baton.govern import chat as govern_chat
+
+    p, client, message, approval_id, _, _ = chat
+    value = message["blocks"][1]["elements"][0]["value"]
+    with p.db.session() as s:  # someone else's click on this message already counted
+        govern_chat.spend(s, value, "U7", p.clock.now())
+    assert "as many people" in click(client, message, "U2").json()["text"]
+    assert _status(p, approval_id) == "pending"
+    with p.db.session() as s:  # four-eyes asking for two approvers: a second may click
+        s.get(Approval, approval_id).required_approvals = 2
+    assert click(client, message, "U2").json()["text"].startswith("approved by lee")
+    with p.db.session() as s, pytest.raises(Refused, match="as many people"):
+        govern_chat.check_button(s, value, KEY, "U3", p.clock.now())

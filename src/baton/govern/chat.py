@@ -4,9 +4,10 @@ a click must prove before it counts.
 A button's value names the approval and is bound to exactly what would run: an HMAC,
 under the app's signing secret, of the runbook, its version, the params, the target, an
 expiry and a nonce. A click on a button whose action has changed since (params edited,
-another version) or that has expired is refused; each person can use a nonce once (the
-ledger keeps the uses). The value carries no secret. The clicking Slack user must map to
-a Baton user whose role may operate; four-eyes is checked again by `flows.approve`.
+another version) or that has expired is refused; each person can use a nonce once, and
+no more people than the approval needs (the ledger keeps the uses). The value carries no
+secret. The clicking Slack user must map to a Baton user whose role may operate;
+four-eyes is checked again by `flows.approve`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def approval_message(session: Session, approval_id: int, key: str, at: datetime)
 
 def check_button(session: Session, value: str, key: str, slack_user: str, at: datetime) -> int:
     """The approval a clicked button is for, once it proves it is still bound to what
-    would run, unexpired and not used before by this person; else Refused."""
+    would run, unexpired, not used before by this person nor by as many people as the
+    approval needs; else Refused. `spend` records the use once the click counted."""
     try:
         raw_id, raw_expires, nonce, digest = value.split(".")
         approval_id, expires = int(raw_id), int(raw_expires)
@@ -104,19 +106,36 @@ def check_button(session: Session, value: str, key: str, slack_user: str, at: da
         raise Refused("this button no longer matches what would run; ask for a fresh message")
     if at.timestamp() > expires:
         raise Refused("this button has expired")
-    used = f"chat-nonce:{nonce}:{slack_user}"[:128]
-    if session.scalar(select(AuditRecord.seq).where(AuditRecord.subject == used).limit(1)):
+    if session.scalar(
+        select(AuditRecord.seq).where(AuditRecord.subject == _use(value, slack_user)).limit(1)
+    ):
         raise Refused("this button was already used by you")
+    spent = session.scalars(
+        select(AuditRecord.subject).where(AuditRecord.subject.startswith(f"chat-nonce:{nonce}:"))
+    ).all()
+    if len(set(spent)) >= max(1, approval.required_approvals):
+        raise Refused("this button has been used by as many people as the approval needs")
+    return approval_id
+
+
+def _use(value: str, slack_user: str) -> str:
+    return f"chat-nonce:{value.split('.')[2]}:{slack_user}"[:128]
+
+
+def spend(session: Session, value: str, slack_user: str, at: datetime) -> None:
+    """Record that `slack_user` used the button, once the click counted: a nonce serves
+    one person once, and as many people as the approval needs (four-eyes asks for more
+    than one approver, each with their own click on the same message), never more. A
+    click that was refused (the requester, a viewer) spends nothing."""
     append(
         session,
         actor=Actor(f"slack:{slack_user}", "human"),
         action="chat.button_used",
-        subject=used,
+        subject=_use(value, slack_user),
         at=at,
-        inputs={"approval": approval_id},
+        inputs={"approval": int(value.split(".")[0])},
         decision="accepted",
     )
-    return approval_id
 
 
 def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Principal:

@@ -34,6 +34,11 @@ READ = Depends(require(Permission.READ))
 SLACK_PATH = "/slack/actions"  # under /api/v1; public in api/authn.py
 
 
+def _spend(p: Platform, value: str, slack_user: str) -> None:
+    with p.db.session() as s:
+        chat.spend(s, value, slack_user, p.clock.now())
+
+
 def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> str:
     at = p.clock.now()
     try:
@@ -44,10 +49,12 @@ def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> s
         reason = f"{action} from Slack ({slack_user})"
         if action == "approve":
             execution = p.commands.approve(approval_id, actor, reason)
+            _spend(p, value, slack_user)
             queued = f"; execution {execution.id} queued" if execution else "; waiting for more"
             return f"approved by {who.name}{queued}"
         if action == "reject":
             p.commands.reject(approval_id, actor, reason)
+            _spend(p, value, slack_user)
             return f"rejected by {who.name}"
         raise Refused(f"unknown action {action!r}")
     except (Refused, NotFound) as exc:
