@@ -16,9 +16,11 @@ import hashlib
 import hmac
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,8 @@ from baton.kernel.errors import NotFound, Refused
 from baton.store.models import Approval, AuditRecord, Incident, User
 
 BUTTON_TTL = timedelta(hours=4)
+POST_TIMEOUT_S = 5.0
+POSTER = Actor("baton.chat", "system", "slack-post/1")
 ACTIONS = ("approve", "reject")
 
 
@@ -150,3 +154,51 @@ def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Princi
     if not allows(role, Permission.OPERATE):
         raise Refused(f"{name} ({role}) may not approve")
     return Principal(name, role)
+
+
+@dataclass(frozen=True)
+class Posted:
+    channel: str
+    ts: str
+    error: str | None = None  # Slack's error code when it did not take the message
+
+
+def post_approval(
+    session: Session,
+    approval_id: int,
+    *,
+    api_url: str,
+    bot_token: str,
+    channel: str,
+    key: str,
+    at: datetime,
+    client: httpx.Client | None = None,
+) -> Posted:
+    """Post the approval's message, buttons bound, with Slack's Web API method
+    `chat.postMessage` (JSON body, bot token as Bearer). Slack answers 200 with
+    ``{"ok": false, "error": ...}`` on failure, so `ok` is what counts; a failure comes
+    back with Slack's error code (it is in the ledger, so it is not raised here). The
+    token goes in the header only, never the body, the ledger or a button."""
+    message = approval_message(session, approval_id, key, at)
+    url = api_url.rstrip("/") + "/chat.postMessage"
+    body = {"channel": channel, "text": message["text"], "blocks": message["blocks"]}
+    headers = {"Authorization": f"Bearer {bot_token}"}
+    try:
+        if client is None:
+            response = httpx.post(url, json=body, headers=headers, timeout=POST_TIMEOUT_S)
+        else:
+            response = client.post(url, json=body, headers=headers)
+        answer = response.json() if response.status_code == 200 else {}
+        error = None if answer.get("ok") else str(answer.get("error") or response.status_code)
+    except (httpx.HTTPError, ValueError) as exc:
+        answer, error = {}, type(exc).__name__
+    append(
+        session,
+        actor=POSTER,
+        action="chat.posted" if error is None else "chat.post_failed",
+        subject=f"approval:{approval_id}",
+        at=at,
+        inputs={"channel": channel, "api": api_url, "error": error, "ts": answer.get("ts")},
+        decision="delivered" if error is None else "failed",
+    )
+    return Posted(str(answer.get("channel") or channel), str(answer.get("ts") or ""), error)
