@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import urlencode
 
 import pytest
@@ -18,6 +20,7 @@ from baton.api.app import create_app
 from baton.govern.rbac import create_token
 from baton.kernel.audit import Actor
 from baton.kernel.clock import SimulatedClock
+from baton.kernel.errors import Refused
 from baton.store.models import Approval, AuditRecord
 from tests.conftest import ROOT, START
 from tests.triage.conftest import make_platform, open_incident
@@ -44,7 +47,9 @@ def estate(tmp_path_factory):
             for n, r in (("tia", "technician"), ("lee", "lead"), ("vic", "viewer"))
         }
     incident = open_incident(p, clock)
-    yield p, TestClient(create_app(p)), tokens, incident
+    client = TestClient(create_app(p))
+    client.app.state.tokens = tokens
+    yield p, client, tokens, incident
     p.close()
 
 
@@ -138,3 +143,89 @@ def test_a_reply_url_outside_the_prefix_is_never_called(chat):
     p, client, message, approval_id, _, seen = chat
     click(client, message, "U2", action="reject", response_url="http://169.254.169.254/x")
     assert seen == [] and _status(p, approval_id) == "rejected"
+
+
+def test_a_nonce_serves_no_more_people_than_the_approval_needs(chat):
+    from baton.govern import chat as govern_chat
+
+    p, client, message, approval_id, _, _ = chat
+    value = message["blocks"][1]["elements"][0]["value"]
+    with p.db.session() as s:  # someone else's click on this message already counted
+        govern_chat.spend(s, value, "U7", p.clock.now())
+    assert "as many people" in click(client, message, "U2").json()["text"]
+    assert _status(p, approval_id) == "pending"
+    with p.db.session() as s:  # four-eyes asking for two approvers: a second may click
+        s.get(Approval, approval_id).required_approvals = 2
+    assert click(client, message, "U2").json()["text"].startswith("approved by lee")
+    with p.db.session() as s, pytest.raises(Refused, match="as many people"):
+        govern_chat.check_button(s, value, KEY, "U3", p.clock.now())
+
+
+BOT = "xoxb-test-bot-token"
+
+
+class _SlackApi(BaseHTTPRequestHandler):
+    """A local peer speaking Slack's Web API method chat.postMessage: 200 always, `ok`
+    false with an error code for a wrong token or an unknown method."""
+
+    posts: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if not self.path.endswith("/chat.postMessage"):
+            answer = {"ok": False, "error": "unknown_method"}
+        elif self.headers.get("Authorization") != f"Bearer {BOT}":
+            answer = {"ok": False, "error": "invalid_auth"}
+        else:
+            _SlackApi.posts.append(body)
+            answer = {"ok": True, "channel": "C0123", "ts": "1700000000.000100"}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_approval_message_is_posted_with_chat_post_message(chat, monkeypatch):
+    p, client, _, approval_id, _, _ = chat
+    server = HTTPServer(("127.0.0.1", 0), _SlackApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_address[1]}/api/"
+    saved = p.config.settings
+    lead = {"Authorization": f"Bearer {client.app.state.tokens['lee']}"}
+    try:
+        monkeypatch.setenv("BATON_SECRET_SLACK_BOT", BOT)
+        p.config.settings = saved.model_copy(
+            update={
+                "slack_api_url": api,
+                "slack_bot_token_secret": "SLACK_BOT",
+                "slack_channel": "#ops-approvals",
+            }
+        )
+        _SlackApi.posts = []
+        ok = client.post(f"/api/v1/approvals/{approval_id}/chat-post", headers=lead)
+        assert ok.status_code == 200 and ok.json() == {
+            "channel": "C0123",
+            "ts": "1700000000.000100",
+        }
+        [posted] = _SlackApi.posts
+        assert posted["channel"] == "#ops-approvals"
+        assert [e["action_id"] for e in posted["blocks"][1]["elements"]] == ["approve", "reject"]
+        assert BOT not in json.dumps(posted) and KEY not in json.dumps(posted)
+        monkeypatch.setenv("BATON_SECRET_SLACK_BOT", "xoxb-wrong")
+        bad = client.post(f"/api/v1/approvals/{approval_id}/chat-post", headers=lead)
+        assert bad.status_code == 502 and "invalid_auth" in bad.text
+        with p.db.session() as s:
+            records = s.scalars(
+                select(AuditRecord).where(AuditRecord.subject == f"approval:{approval_id}")
+            ).all()
+            kinds = [r.action for r in records if r.action.startswith("chat.post")]
+        assert kinds == ["chat.posted", "chat.post_failed"]
+        assert BOT not in json.dumps([r.inputs for r in records])
+    finally:
+        p.config.settings = saved
+        server.shutdown()

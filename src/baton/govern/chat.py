@@ -4,9 +4,10 @@ a click must prove before it counts.
 A button's value names the approval and is bound to exactly what would run: an HMAC,
 under the app's signing secret, of the runbook, its version, the params, the target, an
 expiry and a nonce. A click on a button whose action has changed since (params edited,
-another version) or that has expired is refused; each person can use a nonce once (the
-ledger keeps the uses). The value carries no secret. The clicking Slack user must map to
-a Baton user whose role may operate; four-eyes is checked again by `flows.approve`.
+another version) or that has expired is refused; each person can use a nonce once, and
+no more people than the approval needs (the ledger keeps the uses). The value carries no
+secret. The clicking Slack user must map to a Baton user whose role may operate;
+four-eyes is checked again by `flows.approve`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import hashlib
 import hmac
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +31,8 @@ from baton.kernel.errors import NotFound, Refused
 from baton.store.models import Approval, AuditRecord, Incident, User
 
 BUTTON_TTL = timedelta(hours=4)
+POST_TIMEOUT_S = 5.0
+POSTER = Actor("baton.chat", "system", "slack-post/1")
 ACTIONS = ("approve", "reject")
 
 
@@ -90,7 +95,8 @@ def approval_message(session: Session, approval_id: int, key: str, at: datetime)
 
 def check_button(session: Session, value: str, key: str, slack_user: str, at: datetime) -> int:
     """The approval a clicked button is for, once it proves it is still bound to what
-    would run, unexpired and not used before by this person; else Refused."""
+    would run, unexpired, not used before by this person nor by as many people as the
+    approval needs; else Refused. `spend` records the use once the click counted."""
     try:
         raw_id, raw_expires, nonce, digest = value.split(".")
         approval_id, expires = int(raw_id), int(raw_expires)
@@ -104,19 +110,36 @@ def check_button(session: Session, value: str, key: str, slack_user: str, at: da
         raise Refused("this button no longer matches what would run; ask for a fresh message")
     if at.timestamp() > expires:
         raise Refused("this button has expired")
-    used = f"chat-nonce:{nonce}:{slack_user}"[:128]
-    if session.scalar(select(AuditRecord.seq).where(AuditRecord.subject == used).limit(1)):
+    if session.scalar(
+        select(AuditRecord.seq).where(AuditRecord.subject == _use(value, slack_user)).limit(1)
+    ):
         raise Refused("this button was already used by you")
+    spent = session.scalars(
+        select(AuditRecord.subject).where(AuditRecord.subject.startswith(f"chat-nonce:{nonce}:"))
+    ).all()
+    if len(set(spent)) >= max(1, approval.required_approvals):
+        raise Refused("this button has been used by as many people as the approval needs")
+    return approval_id
+
+
+def _use(value: str, slack_user: str) -> str:
+    return f"chat-nonce:{value.split('.')[2]}:{slack_user}"[:128]
+
+
+def spend(session: Session, value: str, slack_user: str, at: datetime) -> None:
+    """Record that `slack_user` used the button, once the click counted: a nonce serves
+    one person once, and as many people as the approval needs (four-eyes asks for more
+    than one approver, each with their own click on the same message), never more. A
+    click that was refused (the requester, a viewer) spends nothing."""
     append(
         session,
         actor=Actor(f"slack:{slack_user}", "human"),
         action="chat.button_used",
-        subject=used,
+        subject=_use(value, slack_user),
         at=at,
-        inputs={"approval": approval_id},
+        inputs={"approval": int(value.split(".")[0])},
         decision="accepted",
     )
-    return approval_id
 
 
 def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Principal:
@@ -131,3 +154,51 @@ def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Princi
     if not allows(role, Permission.OPERATE):
         raise Refused(f"{name} ({role}) may not approve")
     return Principal(name, role)
+
+
+@dataclass(frozen=True)
+class Posted:
+    channel: str
+    ts: str
+    error: str | None = None  # Slack's error code when it did not take the message
+
+
+def post_approval(
+    session: Session,
+    approval_id: int,
+    *,
+    api_url: str,
+    bot_token: str,
+    channel: str,
+    key: str,
+    at: datetime,
+    client: httpx.Client | None = None,
+) -> Posted:
+    """Post the approval's message, buttons bound, with Slack's Web API method
+    `chat.postMessage` (JSON body, bot token as Bearer). Slack answers 200 with
+    ``{"ok": false, "error": ...}`` on failure, so `ok` is what counts; a failure comes
+    back with Slack's error code (it is in the ledger, so it is not raised here). The
+    token goes in the header only, never the body, the ledger or a button."""
+    message = approval_message(session, approval_id, key, at)
+    url = api_url.rstrip("/") + "/chat.postMessage"
+    body = {"channel": channel, "text": message["text"], "blocks": message["blocks"]}
+    headers = {"Authorization": f"Bearer {bot_token}"}
+    try:
+        if client is None:
+            response = httpx.post(url, json=body, headers=headers, timeout=POST_TIMEOUT_S)
+        else:
+            response = client.post(url, json=body, headers=headers)
+        answer = response.json() if response.status_code == 200 else {}
+        error = None if answer.get("ok") else str(answer.get("error") or response.status_code)
+    except (httpx.HTTPError, ValueError) as exc:
+        answer, error = {}, type(exc).__name__
+    append(
+        session,
+        actor=POSTER,
+        action="chat.posted" if error is None else "chat.post_failed",
+        subject=f"approval:{approval_id}",
+        at=at,
+        inputs={"channel": channel, "api": api_url, "error": error, "ts": answer.get("ts")},
+        decision="delivered" if error is None else "failed",
+    )
+    return Posted(str(answer.get("channel") or channel), str(answer.get("ts") or ""), error)

@@ -2,8 +2,10 @@
 
 Each storm runs through a fresh Baton (harness/storm.py); once it is over, every fault's
 incident (the one holding most of its alerts) is investigated offline. A cause is right
-when it names the fault's root service and a runbook whose remediation is one the fault's
-scenario is really fixed by. The truth is read only to score, after the investigation.
+when it names the fault's root service and a failure mode (a runbook's declared cause,
+whether or not that runbook covers the service's kind) whose remediation is one the
+fault's scenario is really fixed by; `top1_runnable` also asks for a runbook to run.
+The truth is read only to score, after the investigation.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _remediations(platform: Platform, runbook_id: str | None) -> set[str]:
 
 class Tally:
     def __init__(self) -> None:
-        self.faults = self.top1 = self.top3 = 0
+        self.faults = self.top1 = self.top3 = self.top1_distinct = self.runnable = 0
+        self.heads = 0
         self.cited = self.cited_right = 0
         self.seconds: list[float] = []
         self.misses: list[dict[str, Any]] = []
@@ -52,6 +55,11 @@ class Tally:
             "faults": self.faults,
             "top1": round(self.top1 / n, 4),
             "top3": round(self.top3 / n, 4),
+            # right first cause with a runbook to run (uncovered kinds count wrong here)
+            "top1_runnable": round(self.runnable / n, 4),
+            # the fault named at the head of one of the distinct faults the report lists
+            "top1_distinct": round(self.top1_distinct / n, 4),
+            "distinct_faults_per_incident": round(self.heads / max(1, len(self.seconds)), 3),
             "evidence_precision": round(self.cited_right / self.cited, 4) if self.cited else None,
             "investigation_s_p50": round(ordered[len(ordered) // 2], 4) if ordered else None,
             "investigation_s_max": round(ordered[-1], 4) if ordered else None,
@@ -87,10 +95,16 @@ def _score_storm(platform: Platform, storm: Storm, tally: Tally) -> None:
             )
             tally.seconds.append(time.perf_counter() - began)
             right = [
-                c.service == root and bool(_remediations(platform, c.runbook) & fixes)
+                c.service == root and bool(_remediations(platform, c.failure_mode) & fixes)
                 for c in report.causes
             ]
             tally.top1 += bool(right[:1] and right[0])
+            tally.runnable += bool(right[:1] and right[0] and report.causes[0].runbook)
+            tally.heads += len(report.faults)
+            tally.top1_distinct += any(
+                c.service == root and bool(_remediations(platform, c.failure_mode) & fixes)
+                for c in report.faults
+            )
             tally.top3 += any(right[:3])
             if report.causes:
                 alert_ids = [

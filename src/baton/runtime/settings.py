@@ -172,6 +172,17 @@ class Settings(BaseSettings):
     slack_users: dict[str, str] = Field(
         default_factory=dict, description="Slack user id -> Baton user name (JSON)"
     )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        pattern=r"^https?://",
+        description="Base of Slack's Web API (chat.postMessage is called under it)",
+    )
+    slack_bot_token_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+        description="NAME of the Slack bot token that posts approval messages; unset: off",
+    )
+    slack_channel: str = Field(default="", description="Channel approval messages go to")
     slack_response_prefix: str = Field(
         default="https://hooks.slack.com/",
         description="Only response_url values under this prefix are answered",

@@ -29,6 +29,11 @@ FIRST_BONUS = 0.1
 ORIGIN_BONUS = 0.15
 FIXED_BEFORE = 0.1
 SYMPTOM_FIT = 0.25  # a service in trouble that no runbook's declared cause explains
+UNCOVERED = 0.8  # a runbook's declared cause seen on a kind that runbook does not cover
+DISTINCT = 0.6  # a second origin this close to the first is a fault of its own
+MAX_FAULTS = 3
+CORROBORATED = 0.05  # per detector finding or linked ticket on the service, outside its alerts
+MAX_CORROBORATION = 0.1
 
 
 @dataclass
@@ -48,11 +53,16 @@ class Cause:
     confidence: float
     evidence: list[str]
     weight: float = 0.0
+    # the failure mode named by a runbook's declared cause, even when that runbook does
+    # not cover this service's kind (then `runbook` is None: there is nothing to run)
+    failure_mode: str | None = None
+    victim: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "runbook": self.runbook,
+            "failure_mode": self.failure_mode,
             "statement": self.statement,
             "confidence": self.confidence,
             "evidence": self.evidence,
@@ -70,6 +80,7 @@ class Report:
     flags: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # claims without evidence, not shown
     backend: str = "offline"
+    faults: list[Cause] = field(default_factory=list)  # the head of each distinct fault
 
     def ids(self) -> set[str]:
         return {e.id for e in self.evidence}
@@ -80,6 +91,7 @@ class Report:
             "backend": self.backend,
             "summary": self.summary.to_dict(),
             "causes": [c.to_dict() for c in self.causes],
+            "faults": [c.to_dict() for c in self.faults],
             "checks": [c.to_dict() for c in self.checks],
             "fix": self.fix,
             "flags": self.flags,
@@ -153,6 +165,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     by_id = {e.id: e for e in evidence}
     groups = {e.facts.get("event_id"): e.id for e in evidence if e.kind == "grouping"}
     fixed = _fixed_before(evidence)
+    backing = _corroboration(evidence, troubled)
     causes: list[Cause] = []
     for service, events in sorted(troubled.items()):
         names = [e.name for e in events]
@@ -167,8 +180,11 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
         position = (VICTIM if ups else 1.0) + spread
         # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
         symptom_position = (VICTIM if ups or stalled else 1.0) + spread
-        bonus = (FIRST_BONUS if first[service] == earliest else 0.0) + (
-            ORIGIN_BONUS if service == scope.incident.origin_service else 0.0
+        seen = backing.get(service, [])
+        bonus = (
+            (FIRST_BONUS if first[service] == earliest else 0.0)
+            + (ORIGIN_BONUS if service == scope.incident.origin_service else 0.0)
+            + min(MAX_CORROBORATION, CORROBORATED * len(seen))
         )
         alert_ids = [f"{_kind_prefix(e)}:{e.id}" for e in events]
         group_ids = [groups[e.id] for e in events if e.id in groups]
@@ -176,7 +192,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             f"neighbour:{n}"
             for n in graph.needs(service)
             if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
-        ]
+        ] + seen
         where = _where(service, [*ups, *stalled], downs)
         fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
         for c in fits:
@@ -195,9 +211,32 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     0.0,
                     [*matched, f"runbook:{c.runbook.id}", *group_ids, *healthy, *past],
                     weight,
+                    c.runbook.id,
+                    bool(ups),
                 )
             )
-        if not fits:
+        # a failure mode of its own: a runbook's declared cause fits the alerts, but that
+        # runbook does not cover this kind; the cause stands on its own evidence, unfixable
+        # by any runbook here
+        uncovered = [] if fits else _uncovered(scope, names, spec)
+        for c in uncovered:
+            matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
+            sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
+            causes.append(
+                Cause(
+                    service,
+                    None,
+                    f"{service}: {', '.join(c.matched)} — the failure mode {c.runbook.id} "
+                    f"fixes on other kinds, but no runbook covers a {graph.kind(service)}; "
+                    f"fix it by hand; {where}",
+                    0.0,
+                    [*matched, *group_ids, *healthy],
+                    UNCOVERED * c.confidence * sharp * position + bonus,
+                    c.runbook.id,
+                    bool(ups),
+                )
+            )
+        if not fits and not uncovered:
             causes.append(
                 Cause(
                     service,
@@ -207,6 +246,7 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     0.0,
                     [*alert_ids, *group_ids, *healthy],
                     SYMPTOM_FIT * symptom_position + bonus,
+                    victim=bool(ups or stalled),
                 )
             )
     causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
@@ -214,6 +254,55 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     for c in causes:
         c.confidence = round(c.weight / total, 3)
     return causes
+
+
+def _corroboration(
+    evidence: list[Evidence], troubled: dict[str, list[Event]]
+) -> dict[str, list[str]]:
+    """Per service in trouble, what backs its alerts from elsewhere: detector findings
+    (a metric anomaly, a new log template, a log rate change) on it that did not join the
+    incident, and tickets people linked to the incident about it. Independent signals
+    agreeing on a service make it likelier the place where the trouble is."""
+    inside = {f"{_kind_prefix(e)}:{e.id}" for evs in troubled.values() for e in evs}
+    out: dict[str, list[str]] = {}
+    for e in evidence:
+        if e.kind in ("finding", "ticket") and e.service in troubled and e.id not in inside:
+            out.setdefault(e.service, []).append(e.id)
+    return out
+
+
+def _uncovered(scope: Scope, names: list[str], spec: dict[str, float]) -> list[Any]:
+    """Runbooks whose declared cause fits these alerts when kinds are set aside."""
+    return [
+        c
+        for rb in scope.catalogue
+        if (rb.doc["match"].get("service_kinds"))
+        and (c := score(rb, names, None, spec, any_kind=True))
+    ]
+
+
+def distinct_faults(scope: Scope, causes: list[Cause]) -> list[Cause]:
+    """The heads of the distinct faults an incident holds: the first cause, and each
+    other origin (not a victim of anything in trouble) with a failure mode of its own,
+    independent of every head in the graph and nearly as strong. Two faults in one
+    incident (a full disk beside a bad release) each get named, not one hidden second."""
+    if not causes:
+        return []
+    heads = [causes[0]]
+    graph = scope.graph
+    for c in causes[1:]:
+        if len(heads) >= MAX_FAULTS or c.weight < DISTINCT * heads[0].weight:
+            break
+        independent = all(
+            c.service != h.service
+            and c.failure_mode != h.failure_mode
+            and c.service not in graph.upstream(h.service)
+            and h.service not in graph.upstream(c.service)
+            for h in heads
+        )
+        if c.failure_mode and not c.victim and independent:
+            heads.append(c)
+    return heads
 
 
 def _first_sentence(text: str) -> str:
@@ -338,5 +427,16 @@ def investigate(scope: Scope, scopes: Callable[[Runbook], Confinement] | None = 
         flags=flag_injections(evidence),
     )
     report = keep_supported(report)
+    report.faults = distinct_faults(scope, report.causes)
+    if len(report.faults) > 1:
+        names = ", ".join(f"{c.service} ({c.failure_mode})" for c in report.faults)
+        report.checks.insert(
+            1,
+            Claim(
+                f"this incident holds {len(report.faults)} distinct faults: {names}; "
+                "each needs its own fix",
+                [c.evidence[0] for c in report.faults],
+            ),
+        )
     report.fix = draft_fix(scope, report.causes, scopes)
     return report

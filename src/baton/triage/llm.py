@@ -234,6 +234,7 @@ def _causes(raw: Any, scope: Scope) -> list[Cause]:
                 c["statement"],
                 round(confidence, 3),
                 [str(i) for i in c.get("evidence") or []],
+                failure_mode=runbook if known else None,
             )
         )
     return out
@@ -259,6 +260,7 @@ def parse_report(content: str, scope: Scope, offline: Report, shown: dict[str, E
         evidence=list(evidence.values()),
         flags=list(offline.flags),
         backend="llm",
+        faults=list(offline.faults),  # the distinct faults are the offline pass's, cited
     )
     return keep_supported(report)
 

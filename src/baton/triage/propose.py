@@ -45,16 +45,21 @@ def specificity(catalogue: Catalogue) -> dict[str, float]:
 
 
 def score(
-    runbook: Runbook, alert_names: list[str], kind: str | None, spec: dict[str, float]
+    runbook: Runbook,
+    alert_names: list[str],
+    kind: str | None,
+    spec: dict[str, float],
+    any_kind: bool = False,
 ) -> Candidate | None:
     """How well a runbook's declared causes explain the origin's firing alerts.
 
     Evidence is the specificity of the alerts it matches; alerts that point clearly at
     another runbook (specificity 1) and that it does not match count against it.
+    `any_kind` sets the runbook's service kinds aside (what failure mode is this?).
     """
     match = runbook.doc["match"]
     kinds = match.get("service_kinds") or []
-    if kinds and kind not in kinds:
+    if kinds and kind not in kinds and not any_kind:
         return None
     wanted = set(match["alertnames"])
     present = set(alert_names)

@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from baton.act import secrets
 from baton.api.deps import platform, require, slack_signing_key
 from baton.api.errors import ApiError
 from baton.api.params import Id
@@ -31,7 +32,13 @@ from baton.sense.signature import verify_slack
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 READ = Depends(require(Permission.READ))
+OPERATE = Depends(require(Permission.OPERATE))
 SLACK_PATH = "/slack/actions"  # under /api/v1; public in api/authn.py
+
+
+def _spend(p: Platform, value: str, slack_user: str) -> None:
+    with p.db.session() as s:
+        chat.spend(s, value, slack_user, p.clock.now())
 
 
 def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> str:
@@ -44,10 +51,12 @@ def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> s
         reason = f"{action} from Slack ({slack_user})"
         if action == "approve":
             execution = p.commands.approve(approval_id, actor, reason)
+            _spend(p, value, slack_user)
             queued = f"; execution {execution.id} queued" if execution else "; waiting for more"
             return f"approved by {who.name}{queued}"
         if action == "reject":
             p.commands.reject(approval_id, actor, reason)
+            _spend(p, value, slack_user)
             return f"rejected by {who.name}"
         raise Refused(f"unknown action {action!r}")
     except (Refused, NotFound) as exc:
@@ -114,3 +123,37 @@ def chat_message(
     key = slack_signing_key(p)
     with p.db.session() as s:
         return chat.approval_message(s, approval_id, key, p.clock.now())
+
+
+@router.post(
+    "/approvals/{approval_id}/chat-post",
+    summary="Post this approval's message to the configured Slack channel (chat.postMessage)",
+)
+def chat_post(
+    approval_id: Id, _: Principal = OPERATE, p: Platform = Depends(platform)
+) -> dict[str, Any]:
+    settings = p.config.settings  # live: a changed channel applies without a restart
+    if not (settings.slack_signing_secret and settings.slack_bot_token_secret):
+        raise ApiError(404, "not_found", "posting approvals to chat is not configured")
+    if not settings.slack_channel:
+        raise ApiError(422, "invalid", "no slack_channel is set")
+    key = slack_signing_key(p)
+    try:
+        token = secrets.resolve([settings.slack_bot_token_secret])[
+            f"secret.{settings.slack_bot_token_secret}"
+        ]
+    except KeyError:
+        raise ApiError(503, "unavailable", "the Slack bot token is not set") from None
+    with p.db.session() as s:
+        posted = chat.post_approval(
+            s,
+            approval_id,
+            api_url=settings.slack_api_url,
+            bot_token=token,
+            channel=settings.slack_channel,
+            key=key,
+            at=p.clock.now(),
+        )
+    if posted.error:
+        raise ApiError(502, "bad_gateway", f"Slack did not take the message: {posted.error}")
+    return {"channel": posted.channel, "ts": posted.ts}

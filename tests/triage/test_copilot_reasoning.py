@@ -1,0 +1,75 @@
+"""The ranking's general reasoning: distinct faults in one incident each named, and a
+failure mode kept for a service whose kind no runbook covers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from baton.act.runbook import load_dir
+from baton.triage.investigate import Cause, _uncovered, distinct_faults
+from baton.triage.propose import score, specificity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Graph:
+    def __init__(self, upstream: dict[str, set[str]]) -> None:
+        self._up = upstream
+
+    def upstream(self, name: str) -> frozenset[str]:
+        return frozenset(self._up.get(name, set()))
+
+
+def _scope(upstream: dict[str, set[str]]) -> SimpleNamespace:
+    return SimpleNamespace(graph=Graph(upstream))
+
+
+def _cause(service: str, mode: str | None, weight: float, victim: bool = False) -> Cause:
+    return Cause(service, mode, service, 0.0, [f"alert:{service}"], weight, mode, victim)
+
+
+def test_two_independent_origins_are_two_faults_but_a_victim_is_not():
+    causes = [
+        _cause("queue", "clear-disk", 0.9),
+        _cause("payments", "rollback-deploy", 0.88),
+        _cause("worker", "rollback-deploy", 0.85, victim=True),
+    ]
+    heads = distinct_faults(_scope({"worker": {"queue"}}), causes)
+    assert [h.service for h in heads] == ["queue", "payments"]
+
+
+def test_a_dependent_or_weak_origin_is_not_a_fault_of_its_own():
+    causes = [_cause("db", "recycle", 1.0), _cause("api", "rollback", 0.9)]
+    assert len(distinct_faults(_scope({"api": {"db"}}), causes)) == 1
+    weak = [_cause("db", "recycle", 1.0), _cause("web", "rollback", 0.3)]
+    assert len(distinct_faults(_scope({}), weak)) == 1
+    same_mode = [_cause("a", "rollback", 1.0), _cause("b", "rollback", 0.95)]
+    assert len(distinct_faults(_scope({}), same_mode)) == 1
+
+
+def test_a_kind_no_runbook_covers_still_gets_its_failure_mode():
+    catalogue = load_dir(ROOT / "runbooks")
+    spec = specificity(catalogue)
+    scale = catalogue.get("scale-out")
+    assert score(scale, ["HighCPU"], "search", spec) is None  # not for a search service
+    modes = {
+        c.runbook.id for c in _uncovered(SimpleNamespace(catalogue=catalogue), ["HighCPU"], spec)
+    }
+    assert "scale-out" in modes
+
+
+def test_findings_and_tickets_outside_the_alerts_back_their_service():
+    from baton.triage.evidence import Evidence
+    from baton.triage.investigate import _corroboration
+
+    alert = SimpleNamespace(id=1, source="prometheus")
+    evidence = [
+        Evidence("alert:1", "alert", "db", None),
+        Evidence("finding:7", "finding", "db", None, {"name": "MetricAnomaly"}),
+        Evidence("finding:8", "finding", "web", None, {"name": "NewLogTemplate"}),
+        Evidence("ticket:3", "ticket", "db", None),
+        Evidence("ticket:4", "ticket", None, None),
+    ]
+    backing = _corroboration(evidence, {"db": [alert]})
+    assert backing == {"db": ["finding:7", "ticket:3"]}  # web is not in trouble
