@@ -21,7 +21,7 @@ from baton.runtime.notify import Message, send_mail
 from baton.runtime.pipeline import Observer
 from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
-from baton.runtime.triage_models import trained_predictor
+from baton.runtime.triage_models import learn_from_change, record_predictions, trained_predictor
 from baton.servicedesk import chat, knowledge, lifecycle, mail, options, selfservice, sla
 from baton.servicedesk import tickets as desk
 from baton.servicedesk.directory import Directory
@@ -49,7 +49,7 @@ class Desk:
         self.settings, self.db, self.clock, self.config = settings, db, clock, config
         self.observer, self.raised = observer, raised
         # trained models (baton triage train --name category|priority|group) where they exist
-        self.predict: Predictor = trained_predictor(db, keyword_predictions)
+        self.predict: Predictor = trained_predictor(keyword_predictions)
         self.directory: Directory | None = None
         self.send_code: selfservice.SendCode = self._mail_code
 
@@ -74,6 +74,7 @@ class Desk:
                 channel=channel,
                 external_ref=external_ref,
                 predict=self.predict,
+                triaged=record_predictions,
             )
             knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
         if self.observer is not None:
@@ -146,15 +147,55 @@ class Desk:
 
     # --- a person's changes -----------------------------------------------------------
     def update(self, ticket_id: int, field: str, value: str | None, actor: Actor) -> Ticket:
+        """A person's change; on a field a trained model covers it is also a correction."""
         at = self.clock.now()
         with self.db.session() as s:
             ticket = lifecycle.get(s, ticket_id)
-            lifecycle.set_field(s, ticket, field, value, actor, at)
+            if lifecycle.set_field(s, ticket, field, value, actor, at) is not None:
+                learn_from_change(s, ticket, field, value, actor, at)
             return ticket
 
     def revert(self, change_id: int, actor: Actor) -> None:
+        """Undo a change; a person undoing a model's value to an earlier one corrects it."""
+        at = self.clock.now()
         with self.db.session() as s:
-            lifecycle.revert(s, change_id, actor, self.clock.now())
+            undo = lifecycle.revert(s, change_id, actor, at)
+            if undo is not None:
+                ticket = lifecycle.get(s, undo.ticket_id)
+                learn_from_change(s, ticket, undo.field, undo.new, actor, at)
+
+    def correct(
+        self,
+        model: str,
+        subject: str,
+        fields: dict[str, str],
+        value: str,
+        actor: Actor,
+        prediction_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A technician's value for anything a model predicted (a ticket or not); kept for
+        the next `baton triage retrain`."""
+        from baton.triage import registry
+
+        with self.db.session() as s:
+            row = registry.correct(
+                s,
+                model,
+                subject,
+                fields,
+                value,
+                by=actor,
+                at=self.clock.now(),
+                prediction_id=prediction_id,
+            )
+            return {
+                "id": row.id,
+                "model": row.model_name,
+                "subject": row.subject,
+                "predicted": row.predicted,
+                "value": row.value,
+                "prediction": row.prediction_id,
+            }
 
     def comment(self, ticket_id: int, actor: Actor, body: str, public: bool = True) -> None:
         with self.db.session() as s:
