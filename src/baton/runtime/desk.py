@@ -9,7 +9,10 @@ recording mailer; production builds them from settings.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from baton.act.secrets import resolve
 from baton.kernel.audit import Actor, append
@@ -22,7 +25,8 @@ from baton.runtime.pipeline import Observer
 from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
 from baton.runtime.triage_models import learn_from_change, record_predictions, trained_predictor
-from baton.servicedesk import chat, knowledge, lifecycle, mail, options, selfservice, sla
+from baton.sense.normalize import EventIn
+from baton.servicedesk import burst, chat, knowledge, lifecycle, mail, options, selfservice, sla
 from baton.servicedesk import tickets as desk
 from baton.servicedesk.directory import Directory
 from baton.servicedesk.tickets import Predictor, keyword_predictions
@@ -30,6 +34,7 @@ from baton.store.db import Database
 from baton.store.models import Ticket
 
 Raised = Callable[[list[Any]], int]
+Ingest = Callable[[list[EventIn]], dict[str, int]]  # sense + correlate (Drain.ingest)
 
 
 def _secret(name: str | None) -> str:
@@ -45,9 +50,10 @@ class Desk:
         config: LiveConfig,
         observer: Observer | None = None,
         raised: Raised | None = None,
+        ingest: Ingest | None = None,
     ) -> None:
         self.settings, self.db, self.clock, self.config = settings, db, clock, config
-        self.observer, self.raised = observer, raised
+        self.observer, self.raised, self.ingest = observer, raised, ingest
         # trained models (baton triage train --name category|priority|group) where they exist
         self.predict: Predictor = trained_predictor(keyword_predictions)
         self.directory: Directory | None = None
@@ -77,6 +83,12 @@ class Desk:
                 triaged=record_predictions,
             )
             knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+            seen = self._burst(s, ticket, at)
+        if seen is not None and self.ingest is not None:
+            self.ingest([seen.event])  # its own transaction, like any alert
+            with self.db.session() as s:
+                burst.link_to_event(s, seen, self.clock.now())
+                ticket = lifecycle.get(s, ticket.id)
         if self.observer is not None:
             self.observer(
                 "ticket",
@@ -88,6 +100,22 @@ class Desk:
                 },
             )
         return ticket
+
+    def _burst(self, s: Session, ticket: Ticket, at: datetime) -> burst.Burst | None:
+        cfg = self.settings
+        if not cfg.desk_burst_size or self.ingest is None:
+            return None
+        kinds = desk.CATEGORIES.get(ticket.category or "", ((), ()))[1]
+        return burst.detect(
+            s,
+            ticket,
+            self.config.graph(s),
+            kinds,
+            at,
+            size=cfg.desk_burst_size,
+            window=timedelta(seconds=cfg.desk_burst_window_s),
+            overlap=cfg.desk_burst_overlap,
+        )
 
     def _follow_up(self, ticket_id: int, author: str, body: str) -> Ticket:
         """A requester's further message: a comment, reopening a resolved ticket."""

@@ -138,6 +138,17 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
         description="host:port the inbound SMTP listener accepts ticket mail on",
     )
+    desk_burst_size: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Similar open tickets within the window that raise a TicketBurst Event "
+        "for correlation (0: off)",
+    )
+    desk_burst_window_s: int = Field(default=1800, ge=60, le=86_400)
+    desk_burst_overlap: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Word overlap (Jaccard) that makes two alike"
+    )
     imap_host: str | None = Field(default=None, description="Mailbox polled for ticket mail")
     imap_port: int = Field(default=993, ge=1, le=65535)
     imap_ssl: bool = Field(default=True, description="IMAP over TLS (port 993)")
