@@ -1,38 +1,16 @@
 """A burst of similar tickets is correlated as one Event: it opens an incident, and the
-tickets of the burst (and later ones like them) are linked to it."""
+tickets of the burst (and later ones like them) are linked to it (default settings:
+three tickets within 30 minutes; SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from baton.kernel.audit import records
-from baton.kernel.clock import SimulatedClock
-from baton.runtime.platform import Platform
-from baton.runtime.settings import Settings
 from baton.servicedesk import burst
 from baton.store.models import Event, Incident
-from tests.conftest import ROOT, START
-
-
-@pytest.fixture
-def platform(tmp_path):
-    shutil.copytree(ROOT / "runbooks", tmp_path / "runbooks")
-    settings = Settings(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'baton.db'}",
-        runbooks_dir=tmp_path / "runbooks",
-        desk_burst_size=3,
-        desk_burst_window_s=1800,
-    )
-    clock = SimulatedClock(START)
-    p = Platform(settings, clock).start()
-    yield p, clock
-    p.close()
-
 
 REPORTS = [
     ("ann", "VPN down", "the vpn connection drops at login, cannot reach the office"),
@@ -42,8 +20,8 @@ REPORTS = [
 ]
 
 
-def test_a_burst_opens_one_incident_through_correlation_and_links_its_tickets(platform):
-    p, clock = platform
+def test_a_burst_opens_one_incident_through_correlation_and_links_its_tickets(platform, clock):
+    p = platform
     first = [p.desk.file(*r) for r in REPORTS[:2]]
     with p.db.session() as s:
         assert s.scalars(select(Event).where(Event.name == burst.NAME)).all() == []
@@ -65,8 +43,8 @@ def test_a_burst_opens_one_incident_through_correlation_and_links_its_tickets(pl
         assert len(s.scalars(select(Incident)).all()) == 1
 
 
-def test_unlike_or_spread_out_tickets_open_nothing(platform):
-    p, clock = platform
+def test_unlike_or_spread_out_tickets_open_nothing(platform, clock):
+    p = platform
     p.desk.file("ann", "VPN down", "the vpn connection drops")
     p.desk.file("bob", "wifi in room 4", "the network in the meeting room is slow")
     clock.advance(timedelta(hours=1))  # outside the window
