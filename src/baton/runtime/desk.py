@@ -20,7 +20,7 @@ from baton.kernel.clock import Clock
 from baton.kernel.enums import TicketStatus as S
 from baton.kernel.errors import Invalid
 from baton.runtime.config import LiveConfig
-from baton.runtime.notify import Message, send_mail
+from baton.runtime.notify import Message, chat_reply, send_mail
 from baton.runtime.pipeline import Observer
 from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
@@ -234,31 +234,45 @@ class Desk:
             desk.link_incident(s, lifecycle.get(s, ticket_id), incident_id, actor, self.clock.now())
 
     def answer(self, draft_id: int, approve: bool, actor: Actor) -> dict[str, Any]:
-        """An agent's decision on a suggested answer; an approved one to a ticket that came
-        by email is also mailed to the requester (after the commit: a slow relay holds no
+        """An agent's decision on a suggested answer. An approved one goes back the way the
+        ticket came: mailed to an email requester, posted into the chat conversation (Slack
+        thread or the generic chat's reply URL); after the commit (a slow relay holds no
         transaction), and the delivery is audited."""
         with self.db.session() as s:
             draft = knowledge.decide(s, draft_id, approve, actor, self.clock.now())
             ticket = lifecycle.get(s, draft.ticket_id)
             out = knowledge.draft_dict(draft)
             to, subject = ticket.reporter, f"Re: [#{ticket.id}] {ticket.subject}"
-            by_mail = approve and ticket.channel == "email" and bool(self.settings.smtp_host)
-        if by_mail:
+            channel, conversation = ticket.channel, ticket.external_ref or ""
+        if not approve:
+            return out
+        if channel == "email" and self.settings.smtp_host:
             sent, said = send_mail(
                 self.settings, to, Message(f"ticket:{out['ticket']}", subject, out["body"])
             )
-            with self.db.session() as s:
-                append(
-                    s,
-                    actor=actor,
-                    action="answer.mailed",
-                    subject=f"ticket:{out['ticket']}",
-                    at=self.clock.now(),
-                    decision="delivered" if sent else "failed",
-                    outcome=said,
-                )
+            self._delivered(actor, out, "answer.mailed", sent, said)
             out["mailed"] = sent
+        elif channel in ("chat", "slack") and conversation:
+            token = _secret(self.settings.slack_bot_token_secret)
+            posted = chat_reply(self.settings, conversation, out["ticket"], out["body"], token)
+            if posted is not None:
+                self._delivered(actor, out, "answer.posted", *posted)
+                out["posted"] = posted[0]
         return out
+
+    def _delivered(
+        self, actor: Actor, answer: dict[str, Any], action: str, sent: bool, said: str
+    ) -> None:
+        with self.db.session() as s:
+            append(
+                s,
+                actor=actor,
+                action=action,
+                subject=f"ticket:{answer['ticket']}",
+                at=self.clock.now(),
+                decision="delivered" if sent else "failed",
+                outcome=said,
+            )
 
     def set_option(self, field: str, value: str, enabled: bool, sla_minutes: int | None) -> None:
         with self.db.session() as s:
