@@ -170,12 +170,9 @@ class Settings(BaseSettings):
         "the ticket's Slack thread (chat.postMessage); unset: they are not",
     )
     slack_api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://")
-    desk_chat_reply_url: str | None = Field(
-        default=None,
-        pattern=r"^https?://",
-        description="Where approved answers to generic-webhook chats are POSTed as JSON "
-        "{conversation, ticket, text}; unset: they stay on the ticket",
-    )
+    # approved answers to generic-webhook chats are POSTed there as JSON {conversation,
+    # ticket, text}; unset: they stay on the ticket
+    desk_chat_reply_url: str | None = Field(default=None, pattern=r"^https?://")
     slack_signing_secret: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_]{1,64}$",
