@@ -59,3 +59,31 @@ def test_slack_answers_go_to_the_thread_with_the_bot_token(shared, http_peer, mo
     [(path, auth, body)] = seen
     assert path == "/api/chat.postMessage" and auth == "Bearer xoxb-test"
     assert body["channel"] == "C9" and body["thread_ts"] == "1700000000.000300"
+
+
+def test_the_policy_may_let_one_categorys_answers_go_alone(shared, http_peer, monkeypatch):
+    url, seen = http_peer
+    monkeypatch.setattr(
+        shared.desk,
+        "settings",
+        shared.settings.model_copy(update={"desk_chat_reply_url": f"{url}/reply"}),
+    )
+    policy = shared.config.policy.model_copy(update={"answers": {"email": "auto"}})
+    monkeypatch.setattr(shared.config, "policy", policy)
+    knowledge.write_article(
+        shared.settings.kb_path, "mail-signature", "Email signature", "Outlook: File, Options."
+    )
+    message = chat.ChatMessage("web:c-9", "bo", "how do I change my email signature in outlook")
+    ticket = shared.desk.chat(message)["ticket"]
+    shown = shared.desk.show(ticket)
+    assert shown["category"] == "email" and shown["answers"] == []  # none left pending
+    assert "Options" in shown["comments"][-1]["body"]
+    [(_, _, body)] = seen
+    assert body["conversation"] == "web:c-9"
+    with shared.db.session() as s:
+        [rec] = [
+            r for r in records(s, subject=f"ticket:{ticket}") if r.action == "answer.auto_sent"
+        ]
+        assert rec.rationale == "policy answers.email: auto" and rec.actor_kind == "ai"
+    other = _draft(shared, "web:c-10", "chat")  # another category still waits
+    assert other["status"] == "pending"

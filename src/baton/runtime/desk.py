@@ -82,8 +82,12 @@ class Desk:
                 predict=self.predict,
                 triaged=record_predictions,
             )
-            knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+            draft = knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+            auto = draft is not None and self._answer_alone(s, ticket, draft, at)
             seen = self._burst(s, ticket, at)
+            route = ticket.channel, ticket.reporter, ticket.external_ref or "", ticket.subject
+        if auto and draft is not None:
+            self._send_back(knowledge.draft_dict(draft), desk.CLASSIFIER, *route)
         if seen is not None and self.ingest is not None:
             self.ingest([seen.event])  # its own transaction, like any alert
             with self.db.session() as s:
@@ -234,27 +238,40 @@ class Desk:
             desk.link_incident(s, lifecycle.get(s, ticket_id), incident_id, actor, self.clock.now())
 
     def answer(self, draft_id: int, approve: bool, actor: Actor) -> dict[str, Any]:
-        """An agent's decision on a suggested answer. An approved one goes back the way the
-        ticket came: mailed to an email requester, posted into the chat conversation (Slack
-        thread or the generic chat's reply URL); after the commit (a slow relay holds no
-        transaction), and the delivery is audited."""
+        """An agent's decision on a suggested answer; an approved one goes back the way
+        the ticket came (`_send_back`)."""
         with self.db.session() as s:
             draft = knowledge.decide(s, draft_id, approve, actor, self.clock.now())
             ticket = lifecycle.get(s, draft.ticket_id)
             out = knowledge.draft_dict(draft)
-            to, subject = ticket.reporter, f"Re: [#{ticket.id}] {ticket.subject}"
-            channel, conversation = ticket.channel, ticket.external_ref or ""
-        if not approve:
-            return out
+            route = ticket.channel, ticket.reporter, ticket.external_ref or "", ticket.subject
+        return self._send_back(out, actor, *route) if approve else out
+
+    def _answer_alone(self, s: Session, ticket: Ticket, draft: Any, at: datetime) -> bool:
+        """Whether the policy lets this category's answers go without a technician."""
+        category = ticket.category or ""
+        if self.config.policy.answers.get(category) != "auto":
+            return False
+        rule = f"policy answers.{category}: auto"
+        knowledge.send_by_policy(s, draft, desk.CLASSIFIER, at, rule)
+        return True
+
+    def _send_back(
+        self, out: dict[str, Any], actor: Actor, channel: str, to: str, ref: str, subject: str
+    ) -> dict[str, Any]:
+        """A sent answer goes back the way its ticket came: mailed to an email requester,
+        posted into the chat conversation (Slack thread or the generic chat's reply URL);
+        after the commit (a slow relay holds no transaction), and the delivery audited."""
         if channel == "email" and self.settings.smtp_host:
+            title = f"Re: [#{out['ticket']}] {subject}"
             sent, said = send_mail(
-                self.settings, to, Message(f"ticket:{out['ticket']}", subject, out["body"])
+                self.settings, to, Message(f"ticket:{out['ticket']}", title, out["body"])
             )
             self._delivered(actor, out, "answer.mailed", sent, said)
             out["mailed"] = sent
-        elif channel in ("chat", "slack") and conversation:
+        elif channel in ("chat", "slack") and ref:
             token = _secret(self.settings.slack_bot_token_secret)
-            posted = chat_reply(self.settings, conversation, out["ticket"], out["body"], token)
+            posted = chat_reply(self.settings, ref, out["ticket"], out["body"], token)
             if posted is not None:
                 self._delivered(actor, out, "answer.posted", *posted)
                 out["posted"] = posted[0]
