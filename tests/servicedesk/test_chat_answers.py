@@ -3,10 +3,21 @@ or the Slack thread (chat.postMessage with the bot token); a rejected one goes n
 
 from __future__ import annotations
 
+import pytest
+
 from baton.kernel.audit import Actor, records
 from baton.servicedesk import chat, knowledge
 
 TIA = Actor("tia", "human")
+
+
+@pytest.fixture
+def replies(shared, http_peer, monkeypatch):
+    """What the generic chat's reply URL is sent."""
+    url, seen = http_peer
+    update = {"desk_chat_reply_url": f"{url}/reply"}
+    monkeypatch.setattr(shared.desk, "settings", shared.settings.model_copy(update=update))
+    return seen
 
 
 def _draft(shared, conversation: str, channel: str) -> dict:
@@ -19,13 +30,8 @@ def _draft(shared, conversation: str, channel: str) -> dict:
     return draft
 
 
-def test_an_approved_answer_is_posted_to_the_generic_chat(shared, http_peer, monkeypatch):
-    url, seen = http_peer
-    monkeypatch.setattr(
-        shared.desk,
-        "settings",
-        shared.settings.model_copy(update={"desk_chat_reply_url": f"{url}/reply"}),
-    )
+def test_an_approved_answer_is_posted_to_the_generic_chat(shared, replies):
+    seen = replies
     draft = _draft(shared, "web:c-1", "chat")
     out = shared.desk.answer(draft["id"], True, TIA)
     assert out["posted"] is True
@@ -61,13 +67,8 @@ def test_slack_answers_go_to_the_thread_with_the_bot_token(shared, http_peer, mo
     assert body["channel"] == "C9" and body["thread_ts"] == "1700000000.000300"
 
 
-def test_the_policy_may_let_one_categorys_answers_go_alone(shared, http_peer, monkeypatch):
-    url, seen = http_peer
-    monkeypatch.setattr(
-        shared.desk,
-        "settings",
-        shared.settings.model_copy(update={"desk_chat_reply_url": f"{url}/reply"}),
-    )
+def test_the_policy_may_let_one_categorys_answers_go_alone(shared, replies, monkeypatch):
+    seen = replies
     policy = shared.config.policy.model_copy(update={"answers": {"email": "auto"}})
     monkeypatch.setattr(shared.config, "policy", policy)
     knowledge.write_article(
