@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/v1/tickets/{ticket_id}/comments"): OPS,
     ("POST", "/api/v1/tickets/{ticket_id}/link"): OPS,
     ("POST", "/api/v1/tickets/changes/{change_id}/revert"): OPS,
+    ("POST", "/api/v1/triage/corrections"): OPS,
     ("POST", "/api/v1/desk/answers/{draft_id}/approve"): OPS,
     ("POST", "/api/v1/desk/answers/{draft_id}/reject"): OPS,
     ("GET", "/api/v1/desk/options"): R,

@@ -132,3 +132,11 @@ def test_slack_events_need_slacks_signature(api, shared, monkeypatch):
     bot = {"type": "event_callback", "event": {**event["event"], "bot_id": "B1"}}
     raw, headers = _signed(shared, bot)
     assert anonymous.post(url, content=raw, headers=headers).json()["ignored"] is True
+
+
+def test_triage_corrections_over_http(api):
+    tech, viewer, _ = api
+    body = {"model": "nosuch", "subject": "ticket:1", "fields": {"body": "x"}, "value": "email"}
+    assert viewer.post("/api/v1/triage/corrections", json=body).status_code == 403
+    assert tech.post("/api/v1/triage/corrections", json=body).status_code == 404  # no model
+    assert tech.post("/api/v1/triage/corrections", json={**body, "value": ""}).status_code == 422

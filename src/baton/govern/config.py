@@ -117,6 +117,11 @@ class PolicyConfig(BaseModel):
     veto_window_s: int = Field(default=60, ge=0, le=86400, description="before `auto` runs")
     retriage_after_veto_s: int = Field(default=600, ge=0, le=7 * 86400)
     max_runs_per_hour: int | None = Field(default=None, ge=1, description="all runbooks")
+    answers: dict[str, TierName] = Field(
+        default_factory=dict,
+        description="ticket category -> tier of the desk's knowledge answers: `auto` sends "
+        "them without a technician; any other (the default) waits for one",
+    )
     trust: TrustPolicy = Field(default_factory=TrustPolicy)
     allow_interpreter: list[str] = Field(
         default_factory=list,

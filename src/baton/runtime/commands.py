@@ -496,3 +496,15 @@ class Commands:
     # --- the service desk ----------------------------------------------------------------
     def file_ticket(self, reporter: str, subject: str, body: str) -> Ticket:
         return self.desk.file(reporter, subject, body)
+
+    def correct_triage(
+        self,
+        model: str,
+        subject: str,
+        fields: dict[str, str],
+        value: str,
+        actor: Actor,
+        prediction_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A technician's correction of a triage model, learned at the next retrain."""
+        return self.desk.correct(model, subject, fields, value, actor, prediction_id)

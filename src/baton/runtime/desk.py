@@ -9,7 +9,10 @@ recording mailer; production builds them from settings.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from baton.act.secrets import resolve
 from baton.kernel.audit import Actor, append
@@ -17,12 +20,13 @@ from baton.kernel.clock import Clock
 from baton.kernel.enums import TicketStatus as S
 from baton.kernel.errors import Invalid
 from baton.runtime.config import LiveConfig
-from baton.runtime.notify import Message, send_mail
+from baton.runtime.notify import Message, chat_reply, send_mail
 from baton.runtime.pipeline import Observer
 from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
-from baton.runtime.triage_models import trained_predictor
-from baton.servicedesk import chat, knowledge, lifecycle, mail, options, selfservice, sla
+from baton.runtime.triage_models import learn_from_change, record_predictions, trained_predictor
+from baton.sense.normalize import EventIn
+from baton.servicedesk import burst, chat, knowledge, lifecycle, mail, options, selfservice, sla
 from baton.servicedesk import tickets as desk
 from baton.servicedesk.directory import Directory
 from baton.servicedesk.tickets import Predictor, keyword_predictions
@@ -30,6 +34,7 @@ from baton.store.db import Database
 from baton.store.models import Ticket
 
 Raised = Callable[[list[Any]], int]
+Ingest = Callable[[list[EventIn]], dict[str, int]]  # sense + correlate (Drain.ingest)
 
 
 def _secret(name: str | None) -> str:
@@ -45,11 +50,12 @@ class Desk:
         config: LiveConfig,
         observer: Observer | None = None,
         raised: Raised | None = None,
+        ingest: Ingest | None = None,
     ) -> None:
         self.settings, self.db, self.clock, self.config = settings, db, clock, config
-        self.observer, self.raised = observer, raised
+        self.observer, self.raised, self.ingest = observer, raised, ingest
         # trained models (baton triage train --name category|priority|group) where they exist
-        self.predict: Predictor = trained_predictor(db, keyword_predictions)
+        self.predict: Predictor = trained_predictor(keyword_predictions)
         self.directory: Directory | None = None
         self.send_code: selfservice.SendCode = self._mail_code
 
@@ -74,8 +80,19 @@ class Desk:
                 channel=channel,
                 external_ref=external_ref,
                 predict=self.predict,
+                triaged=record_predictions,
             )
-            knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+            draft = knowledge.draft_answer(s, ticket, self.settings.kb_path, at, desk.CLASSIFIER)
+            auto = draft is not None and self._answer_alone(s, ticket, draft, at)
+            seen = self._burst(s, ticket, at)
+            route = ticket.channel, ticket.reporter, ticket.external_ref or "", ticket.subject
+        if auto and draft is not None:
+            self._send_back(knowledge.draft_dict(draft), desk.CLASSIFIER, *route)
+        if seen is not None and self.ingest is not None:
+            self.ingest([seen.event])  # its own transaction, like any alert
+            with self.db.session() as s:
+                burst.link_to_event(s, seen, self.clock.now())
+                ticket = lifecycle.get(s, ticket.id)
         if self.observer is not None:
             self.observer(
                 "ticket",
@@ -87,6 +104,22 @@ class Desk:
                 },
             )
         return ticket
+
+    def _burst(self, s: Session, ticket: Ticket, at: datetime) -> burst.Burst | None:
+        cfg = self.settings
+        if not cfg.desk_burst_size or self.ingest is None:
+            return None
+        kinds = desk.CATEGORIES.get(ticket.category or "", ((), ()))[1]
+        return burst.detect(
+            s,
+            ticket,
+            self.config.graph(s),
+            kinds,
+            at,
+            size=cfg.desk_burst_size,
+            window=timedelta(seconds=cfg.desk_burst_window_s),
+            overlap=cfg.desk_burst_overlap,
+        )
 
     def _follow_up(self, ticket_id: int, author: str, body: str) -> Ticket:
         """A requester's further message: a comment, reopening a resolved ticket."""
@@ -146,15 +179,55 @@ class Desk:
 
     # --- a person's changes -----------------------------------------------------------
     def update(self, ticket_id: int, field: str, value: str | None, actor: Actor) -> Ticket:
+        """A person's change; on a field a trained model covers it is also a correction."""
         at = self.clock.now()
         with self.db.session() as s:
             ticket = lifecycle.get(s, ticket_id)
-            lifecycle.set_field(s, ticket, field, value, actor, at)
+            if lifecycle.set_field(s, ticket, field, value, actor, at) is not None:
+                learn_from_change(s, ticket, field, value, actor, at)
             return ticket
 
     def revert(self, change_id: int, actor: Actor) -> None:
+        """Undo a change; a person undoing a model's value to an earlier one corrects it."""
+        at = self.clock.now()
         with self.db.session() as s:
-            lifecycle.revert(s, change_id, actor, self.clock.now())
+            undo = lifecycle.revert(s, change_id, actor, at)
+            if undo is not None:
+                ticket = lifecycle.get(s, undo.ticket_id)
+                learn_from_change(s, ticket, undo.field, undo.new, actor, at)
+
+    def correct(
+        self,
+        model: str,
+        subject: str,
+        fields: dict[str, str],
+        value: str,
+        actor: Actor,
+        prediction_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A technician's value for anything a model predicted (a ticket or not); kept for
+        the next `baton triage retrain`."""
+        from baton.triage import registry
+
+        with self.db.session() as s:
+            row = registry.correct(
+                s,
+                model,
+                subject,
+                fields,
+                value,
+                by=actor,
+                at=self.clock.now(),
+                prediction_id=prediction_id,
+            )
+            return {
+                "id": row.id,
+                "model": row.model_name,
+                "subject": row.subject,
+                "predicted": row.predicted,
+                "value": row.value,
+                "prediction": row.prediction_id,
+            }
 
     def comment(self, ticket_id: int, actor: Actor, body: str, public: bool = True) -> None:
         with self.db.session() as s:
@@ -165,31 +238,58 @@ class Desk:
             desk.link_incident(s, lifecycle.get(s, ticket_id), incident_id, actor, self.clock.now())
 
     def answer(self, draft_id: int, approve: bool, actor: Actor) -> dict[str, Any]:
-        """An agent's decision on a suggested answer; an approved one to a ticket that came
-        by email is also mailed to the requester (after the commit: a slow relay holds no
-        transaction), and the delivery is audited."""
+        """An agent's decision on a suggested answer; an approved one goes back the way
+        the ticket came (`_send_back`)."""
         with self.db.session() as s:
             draft = knowledge.decide(s, draft_id, approve, actor, self.clock.now())
             ticket = lifecycle.get(s, draft.ticket_id)
             out = knowledge.draft_dict(draft)
-            to, subject = ticket.reporter, f"Re: [#{ticket.id}] {ticket.subject}"
-            by_mail = approve and ticket.channel == "email" and bool(self.settings.smtp_host)
-        if by_mail:
+            route = ticket.channel, ticket.reporter, ticket.external_ref or "", ticket.subject
+        return self._send_back(out, actor, *route) if approve else out
+
+    def _answer_alone(self, s: Session, ticket: Ticket, draft: Any, at: datetime) -> bool:
+        """Whether the policy lets this category's answers go without a technician."""
+        category = ticket.category or ""
+        if self.config.policy.answers.get(category) != "auto":
+            return False
+        rule = f"policy answers.{category}: auto"
+        knowledge.send_by_policy(s, draft, desk.CLASSIFIER, at, rule)
+        return True
+
+    def _send_back(
+        self, out: dict[str, Any], actor: Actor, channel: str, to: str, ref: str, subject: str
+    ) -> dict[str, Any]:
+        """A sent answer goes back the way its ticket came: mailed to an email requester,
+        posted into the chat conversation (Slack thread or the generic chat's reply URL);
+        after the commit (a slow relay holds no transaction), and the delivery audited."""
+        if channel == "email" and self.settings.smtp_host:
+            title = f"Re: [#{out['ticket']}] {subject}"
             sent, said = send_mail(
-                self.settings, to, Message(f"ticket:{out['ticket']}", subject, out["body"])
+                self.settings, to, Message(f"ticket:{out['ticket']}", title, out["body"])
             )
-            with self.db.session() as s:
-                append(
-                    s,
-                    actor=actor,
-                    action="answer.mailed",
-                    subject=f"ticket:{out['ticket']}",
-                    at=self.clock.now(),
-                    decision="delivered" if sent else "failed",
-                    outcome=said,
-                )
+            self._delivered(actor, out, "answer.mailed", sent, said)
             out["mailed"] = sent
+        elif channel in ("chat", "slack") and ref:
+            token = _secret(self.settings.slack_bot_token_secret)
+            posted = chat_reply(self.settings, ref, out["ticket"], out["body"], token)
+            if posted is not None:
+                self._delivered(actor, out, "answer.posted", *posted)
+                out["posted"] = posted[0]
         return out
+
+    def _delivered(
+        self, actor: Actor, answer: dict[str, Any], action: str, sent: bool, said: str
+    ) -> None:
+        with self.db.session() as s:
+            append(
+                s,
+                actor=actor,
+                action=action,
+                subject=f"ticket:{answer['ticket']}",
+                at=self.clock.now(),
+                decision="delivered" if sent else "failed",
+                outcome=said,
+            )
 
     def set_option(self, field: str, value: str, enabled: bool, sla_minutes: int | None) -> None:
         with self.db.session() as s:

@@ -106,6 +106,40 @@ def _mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, 
     return True, "SMTP accepted"
 
 
+def chat_reply(
+    settings: Settings, conversation: str, ticket: int, text: str, token: str = ""
+) -> tuple[bool, str] | None:
+    """Post an approved answer back into the conversation a ticket came from: the Slack
+    thread (with the bot token) or the generic chat's reply URL; None when the
+    conversation's kind has nowhere configured to go."""
+    if conversation.startswith("slack:"):
+        _, channel, ts = conversation.split(":", 2)
+        if not token:
+            return None
+        body = {"channel": channel, "thread_ts": ts, "text": _slack_safe(text)}
+        try:
+            response = httpx.post(
+                f"{settings.slack_api_url.rstrip('/')}/chat.postMessage",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=TIMEOUT_S,
+            )
+        except httpx.HTTPError as exc:
+            return False, type(exc).__name__
+        try:  # Slack says 200 with {"ok": false} when it refused the message
+            said = response.json()
+        except ValueError:
+            said = {}
+        ok = response.is_success and isinstance(said, dict) and said.get("ok") is True
+        return ok, f"HTTP {response.status_code}" + ("" if ok else " (not ok)")
+    if not settings.desk_chat_reply_url:
+        return None
+    return _post(
+        settings.desk_chat_reply_url,
+        {"conversation": conversation, "ticket": ticket, "text": text},
+    )
+
+
 def send_mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, str]:
     """Mail one message to explicit recipients (the service desk's codes and replies)."""
     return _mail(settings, recipients, message)

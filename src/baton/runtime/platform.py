@@ -70,7 +70,15 @@ class Platform:
         self.drain = Drain(
             settings, self.db, clock, self.intake, self.pipelines, self.config, observer
         )
-        self.desk = Desk(settings, self.db, clock, self.config, observer, self.dispatch.raised)
+        self.desk = Desk(
+            settings,
+            self.db,
+            clock,
+            self.config,
+            observer,
+            self.dispatch.raised,
+            self.drain.ingest,  # a burst of similar tickets is correlated as an Event
+        )
         self.commands = Commands(
             self.db, clock, self.config, self.pipelines, self.dispatch, observer, self.desk
         )

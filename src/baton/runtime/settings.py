@@ -138,6 +138,17 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$",
         description="host:port the inbound SMTP listener accepts ticket mail on",
     )
+    desk_burst_size: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Similar open tickets within the window that raise a TicketBurst Event "
+        "for correlation (0: off)",
+    )
+    desk_burst_window_s: int = Field(default=1800, ge=60, le=86_400)
+    desk_burst_overlap: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Word overlap (Jaccard) that makes two alike"
+    )
     imap_host: str | None = Field(default=None, description="Mailbox polled for ticket mail")
     imap_port: int = Field(default=993, ge=1, le=65535)
     imap_ssl: bool = Field(default=True, description="IMAP over TLS (port 993)")
@@ -152,6 +163,16 @@ class Settings(BaseSettings):
         default=None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="NAME of its password"
     )
     ldap_user_attr: str = Field(default="uid", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+    slack_bot_token_secret: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+        description="NAME of the Slack bot token: approved answers are posted back into "
+        "the ticket's Slack thread (chat.postMessage); unset: they are not",
+    )
+    slack_api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://")
+    # approved answers to generic-webhook chats are POSTed there as JSON {conversation,
+    # ticket, text}; unset: they stay on the ticket
+    desk_chat_reply_url: str | None = Field(default=None, pattern=r"^https?://")
     slack_signing_secret: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_]{1,64}$",

@@ -19,6 +19,10 @@ INTENTS = (
     ("account_unlock", re.compile(r"\b(locked( out)?|unlock)\b", re.I)),
     ("group_access", re.compile(r"\baccess to\b|\badd me to\b", re.I)),
     ("disk_quota", re.compile(r"\b(quota|disk (is )?full|out of (disk )?space)\b", re.I)),
+    (
+        "software_request",
+        re.compile(r"\b(install|need|request)\b.*\b(software|program|app|licen[cs]e)\b", re.I),
+    ),
 )
 
 

@@ -163,6 +163,27 @@ def draft_answer(
     return draft
 
 
+def send_by_policy(
+    session: Session, draft: AnswerDraft, agent: Actor, at: datetime, rule: str
+) -> AnswerDraft:
+    """The policy lets this category's answers go out on their own: sent as the model's
+    public comment, audited with the rule that allowed it."""
+    draft.status, draft.decided_by, draft.decided_at = "sent", agent.name, at
+    ticket = lifecycle.get(session, draft.ticket_id)
+    lifecycle.comment(session, ticket, agent, draft.body, at, public=True)
+    append(
+        session,
+        actor=agent,
+        action="answer.auto_sent",
+        subject=f"ticket:{ticket.id}",
+        at=at,
+        inputs={"article": draft.article, "score": draft.score},
+        decision="sent",
+        rationale=rule,
+    )
+    return draft
+
+
 def decide(
     session: Session, draft_id: int, approve: bool, agent: Actor, at: datetime
 ) -> AnswerDraft:

@@ -18,6 +18,7 @@ from baton.kernel.audit import Actor, append
 from baton.servicedesk import lifecycle, options
 from baton.store.models import Ticket
 
+# the bar for classifiers that carry none of their own (the keyword classifier)
 THRESHOLDS = {"category": 0.6, "priority": 0.6, "group": 0.6}
 
 
@@ -28,6 +29,8 @@ class Prediction:
     model: str
     version: str
     top: list[tuple[str, float]] = field(default_factory=list)  # best first, up to 3
+    # the model's own auto-apply bar (stored with a trained model); None: the desk default
+    threshold: float | None = None
 
 
 def apply_triage(
@@ -47,7 +50,7 @@ def apply_triage(
         allowed = options.enabled(session, name)
         top = [(v, round(c, 4)) for v, c in (p.top or [(p.value, p.confidence)]) if v in allowed]
         model = Actor(p.model, "ai", p.version)
-        bar = bars.get(name, 1.0)
+        bar = p.threshold if p.threshold is not None else bars.get(name, 1.0)
         if p.value in allowed and p.confidence >= bar:
             lifecycle.set_field(session, ticket, name, p.value, model, at, p.confidence)
             outcome[name] = "applied"

@@ -1,5 +1,5 @@
-"""The self-service catalogue: password reset, account unlock, group access and disk
-quota, each behind an identity check and the autonomy policy.
+"""The self-service catalogue: password reset, account unlock, group access, disk quota
+and software requests, each behind an identity check and the autonomy policy.
 
 Identity first: a one-time code goes to the address the *directory* holds for the
 account (never one the requester types), and only a correct code within its lifetime
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,8 +58,11 @@ CATALOGUE = {
         Item("account_unlock", "Unlock my account", Tier.AUTO, "access", "identity"),
         Item("group_access", "Access to a group", Tier.APPROVE, "access", "identity"),
         Item("disk_quota", "More disk quota", Tier.APPROVE, "storage", "storage"),
+        Item("software_request", "Install software", Tier.APPROVE, "application", "applications"),
     )
 }
+# a software request names what it wants: plain words, checked before anything is sent
+_SOFTWARE = re.compile(r"^[\w .+@-]{1,128}$")
 SendCode = Callable[[str, str], None]  # (address, code)
 SecondFactor = Callable[[Account, str], bool]  # pluggable MFA hook: (account, answer)
 
@@ -87,6 +91,9 @@ def start(
     username = username.strip()
     if not username or len(username) > 128:
         raise Invalid("a user name of 1-128 characters", "username")
+    wanted = str((params or {}).get("software", "")).strip()
+    if item == "software_request" and not _SOFTWARE.match(wanted):
+        raise Invalid("params.software: 1-128 letters, digits, spaces or .+@-_", "software")
     recent = s.scalar(
         select(func.count(SelfServiceRequest.id)).where(
             SelfServiceRequest.username == username,

@@ -124,7 +124,11 @@ def keyword_predictions(subject: str, body: str) -> dict[str, Prediction]:
     }
 
 
-Predictor = Callable[[str, str], dict[str, Prediction]]
+# (session, subject, body) -> field predictions; in the ticket's own transaction
+Predictor = Callable[[Session, str, str], dict[str, Prediction]]
+# told, in the ticket's transaction, what each field's prediction led to (applied or
+# suggested): where trained models keep their predictions with the ticket and version
+Triaged = Callable[[Session, Ticket, dict[str, Prediction], dict[str, str], datetime], None]
 
 
 def file_ticket(
@@ -137,7 +141,8 @@ def file_ticket(
     at: datetime,
     channel: str = "api",
     external_ref: str | None = None,
-    predict: Predictor = keyword_predictions,
+    predict: Predictor | None = None,
+    triaged: Triaged | None = None,
 ) -> Ticket:
     """Record a ticket, triage it through the seam, and link it to a live incident."""
     subject = " ".join(subject.split())[:512] or "(no subject)"
@@ -153,8 +158,10 @@ def file_ticket(
     )
     session.add(ticket)
     session.flush()
-    predictions = predict(subject, body)
+    predictions = predict(session, subject, body) if predict else keyword_predictions(subject, body)
     outcome = apply_triage(session, ticket, predictions, at)
+    if triaged is not None:
+        triaged(session, ticket, predictions, outcome, at)
     category = predictions["category"].value if "category" in predictions else "other"
     incident = _linked_incident(session, category, graph, at)
     if incident is not None:

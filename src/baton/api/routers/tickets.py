@@ -84,6 +84,30 @@ class CommentIn(BaseModel):
     public: bool = True
 
 
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=128)
+    subject: str = Field(min_length=1, max_length=128)  # e.g. ticket:42
+    fields: dict[str, str] = Field(default_factory=dict)  # the model's text columns
+    value: str = Field(min_length=1, max_length=256)
+    prediction: int | None = None
+
+
+@router.post(
+    "/triage/corrections",
+    status_code=201,
+    summary="Correct a triage model; `baton triage retrain` learns from it",
+)
+def correct(
+    who: Principal = OPERATE,
+    body: CorrectionIn = Depends(parsed(CorrectionIn)),
+    p: Platform = Depends(platform),
+) -> dict[str, Any]:
+    return p.commands.correct_triage(
+        body.model, body.subject, body.fields, body.value, actor_of(who), body.prediction
+    )
+
+
 @router.post("/tickets/{ticket_id}/comments", status_code=201)
 def comment(
     ticket_id: Id,
