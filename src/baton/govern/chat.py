@@ -163,6 +163,29 @@ class Posted:
     error: str | None = None  # Slack's error code when it did not take the message
 
 
+def post_message(
+    api_url: str, bot_token: str, body: dict[str, Any], client: httpx.Client | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """Slack's Web API `chat.postMessage` (JSON body, bot token as Bearer): Slack's answer
+    and its error code, None when it took the message. Slack answers 200 with
+    ``{"ok": false, "error": ...}`` on failure, so `ok` is what counts."""
+    url = api_url.rstrip("/") + "/chat.postMessage"
+    headers = {"Authorization": f"Bearer {bot_token}"}
+    try:
+        if client is None:
+            response = httpx.post(url, json=body, headers=headers, timeout=POST_TIMEOUT_S)
+        else:
+            response = client.post(url, json=body, headers=headers)
+        answer = response.json() if response.status_code == 200 else {}
+        if not isinstance(answer, dict):
+            answer = {}
+    except (httpx.HTTPError, ValueError) as exc:
+        return {}, type(exc).__name__
+    return answer, None if answer.get("ok") is True else str(
+        answer.get("error") or response.status_code
+    )
+
+
 def post_approval(
     session: Session,
     approval_id: int,
@@ -175,23 +198,12 @@ def post_approval(
     client: httpx.Client | None = None,
 ) -> Posted:
     """Post the approval's message, buttons bound, with Slack's Web API method
-    `chat.postMessage` (JSON body, bot token as Bearer). Slack answers 200 with
-    ``{"ok": false, "error": ...}`` on failure, so `ok` is what counts; a failure comes
-    back with Slack's error code (it is in the ledger, so it is not raised here). The
+    `chat.postMessage`; a failure comes back with Slack's error code (it is in the
+    ledger, so it is not raised here). The
     token goes in the header only, never the body, the ledger or a button."""
     message = approval_message(session, approval_id, key, at)
-    url = api_url.rstrip("/") + "/chat.postMessage"
     body = {"channel": channel, "text": message["text"], "blocks": message["blocks"]}
-    headers = {"Authorization": f"Bearer {bot_token}"}
-    try:
-        if client is None:
-            response = httpx.post(url, json=body, headers=headers, timeout=POST_TIMEOUT_S)
-        else:
-            response = client.post(url, json=body, headers=headers)
-        answer = response.json() if response.status_code == 200 else {}
-        error = None if answer.get("ok") else str(answer.get("error") or response.status_code)
-    except (httpx.HTTPError, ValueError) as exc:
-        answer, error = {}, type(exc).__name__
+    answer, error = post_message(api_url, bot_token, body, client)
     append(
         session,
         actor=POSTER,

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from baton.act.secrets import resolve
+from baton.govern.chat import post_message
 from baton.govern.escalation import Notice
 from baton.kernel.audit import Actor, append
 from baton.runtime.settings import Settings
@@ -117,21 +118,8 @@ def chat_reply(
         if not token:
             return None
         body = {"channel": channel, "thread_ts": ts, "text": _slack_safe(text)}
-        try:
-            response = httpx.post(
-                f"{settings.slack_api_url.rstrip('/')}/chat.postMessage",
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=TIMEOUT_S,
-            )
-        except httpx.HTTPError as exc:
-            return False, type(exc).__name__
-        try:  # Slack says 200 with {"ok": false} when it refused the message
-            said = response.json()
-        except ValueError:
-            said = {}
-        ok = response.is_success and isinstance(said, dict) and said.get("ok") is True
-        return ok, f"HTTP {response.status_code}" + ("" if ok else " (not ok)")
+        _, error = post_message(settings.slack_api_url, token, body)
+        return error is None, error or "ok"
     if not settings.desk_chat_reply_url:
         return None
     return _post(

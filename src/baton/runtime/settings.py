@@ -163,13 +163,6 @@ class Settings(BaseSettings):
         default=None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="NAME of its password"
     )
     ldap_user_attr: str = Field(default="uid", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
-    slack_bot_token_secret: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_]{1,64}$",
-        description="NAME of the Slack bot token: approved answers are posted back into "
-        "the ticket's Slack thread (chat.postMessage); unset: they are not",
-    )
-    slack_api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://")
     # approved answers to generic-webhook chats are POSTed there as JSON {conversation,
     # ticket, text}; unset: they stay on the ticket
     desk_chat_reply_url: str | None = Field(default=None, pattern=r"^https?://")
@@ -201,7 +194,8 @@ class Settings(BaseSettings):
     slack_bot_token_secret: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_]{1,64}$",
-        description="NAME of the Slack bot token that posts approval messages; unset: off",
+        description="NAME of the Slack bot token that posts approval messages and approved "
+        "answers into a ticket's Slack thread (chat.postMessage); unset: neither is posted",
     )
     slack_channel: str = Field(default="", description="Channel approval messages go to")
     slack_response_prefix: str = Field(
