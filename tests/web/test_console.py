@@ -326,3 +326,12 @@ def test_a_lead_declines_a_promotion_with_a_reason_and_others_cannot(app, platfo
         assert (move.status, move.decided_by) == ("declined", "lee")
         assert move.decision_reason == "not before the freeze"
     assert "lee: not before the freeze" in app.get("/console/runbooks").text
+
+
+def test_a_viewer_cannot_propose_the_copilots_fix(app, platform):
+    sign_in(app, "vic")
+    refused = app.post(
+        "/console/incidents/1/copilot/fix", data={"csrf": csrf_of(app), "reason": "try"}
+    )
+    assert refused.status_code == 403
+    assert "lacks the &#39;operate&#39; permission" in refused.text

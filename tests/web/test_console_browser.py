@@ -126,6 +126,12 @@ def test_every_page_loads_clean_and_hostile_text_stays_text(tess, console):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("svg.graph .node.origin").count() == 1
     assert page.locator("ol.timeline li").count() >= 1
+    page.click("#copilot-link")  # the copilot's investigation, with the hostile text as text
+    expect(page.locator("#causes li").first).to_be_visible()
+    page.fill("#ask input[name=question]", "what changed before it started?")
+    page.click("#ask button")
+    expect(page.locator("#answer")).to_be_visible()
+    assert page.evaluate("window.__pwned") is None
     assert tess.clean() == []
 
 
