@@ -4,6 +4,7 @@ accepts or declines. The figures come from learn/figures.py, as the API's /kpis.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,6 +19,7 @@ from baton.runtime.views import runbook_rows
 from baton.web.console import PREFIX, Posted, Viewer, acting, attempt, platform_of, render, viewer
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+LEDGER_WINDOW = timedelta(days=90)  # the page reads a bounded window, not every proposal
 
 
 def _series(k: dict[str, Any], *names: str) -> Markup:
@@ -96,7 +98,7 @@ def runbooks_page(request: Request, v: Viewer = Depends(viewer)) -> Response:
     p = platform_of(request)
     with p.db.session() as s:
         rows = runbook_rows(s, p.config.catalogue)
-        ledger = trust.ledger(s, p.config.policy)
+        ledger = trust.ledger(s, p.config.policy, p.clock.now() - LEDGER_WINDOW)
         moves = trust.moves(s)[:50]
     by_runbook: dict[str, list[dict[str, Any]]] = {}
     for row in ledger:
