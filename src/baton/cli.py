@@ -9,7 +9,6 @@ import secrets
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -170,6 +169,7 @@ def serve(
     import uvicorn
 
     from baton.api.app import create_app
+    from baton.harness.drill import starter
     from baton.kernel.clock import SystemClock
     from baton.runtime.logging import configure_logging
     from baton.runtime.platform import Platform
@@ -224,8 +224,10 @@ def serve(
         logs = platform.watch.logs
         syslog = SyslogListener(cfg.host, cfg.syslog_port, logs.add, platform.clock.now).start()
     try:
+        app = create_app(platform)
+        app.state.start_drill = starter(cfg, create_app)  # the console's Drills page
         uvicorn.run(
-            create_app(platform),
+            app,
             host=cfg.host,
             port=cfg.port,
             log_level="warning",
@@ -358,44 +360,25 @@ def drill_start(
     """Start a drill in a private sandbox with its own database and console; the AI
     proposes, you decide. Ends when the fault is fixed (or time is up): prints the
     scorecard and keeps it under $BATON_HOME/drills/<you>/."""
-    import uvicorn
-
     from baton.api.app import create_app
-    from baton.harness.drill import Drill
+    from baton.harness.drill import Live
 
     cfg = settings()
     try:
-        drill = Drill.start(cfg, person, scenario, seed)
+        live = Live.open(
+            cfg, person, create_app, scenario, seed, speed, port=cfg.port, by=_cli_actor()
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    password = secrets.token_urlsafe(12)
-    drill.demo.platform.commands.set_password(person, "technician", password, _cli_actor())
-    drill.demo.give_people_real_time(speed)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(drill.demo.platform), host=cfg.host, port=cfg.port, log_level="warning"
-        )
-    )
-    threading.Thread(target=server.run, name="baton-drill-console", daemon=True).start()
-    out.print(f"drill {drill.home.name} for {person}: something is wrong in the estate.")
+    out.print(f"drill {live.drill.home.name} for {person}: something is wrong in the estate.")
     out.print(
-        f"console: http://{cfg.host}:{cfg.port}/console  (sign in as {person}, "
-        f"password {password}); Ctrl-C ends the drill",
+        f"console: {live.url}  (sign in as {person}, "
+        f"password {live.password}); Ctrl-C ends the drill",
         highlight=False,
         markup=False,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    deadline = time.monotonic() + minutes * 60
-    pace = drill.demo.plan.step_s / speed
-    try:
-        while not stop.is_set() and not drill.fixed() and time.monotonic() < deadline:
-            drill.step()
-            stop.wait(pace)
-        print(_json(drill.scorecard()))
-    finally:
-        server.should_exit = True
-        drill.close()
+    signal.signal(signal.SIGINT, lambda *_: live.stop.set())
+    print(_json(live.run(minutes)))
 
 
 @drill_app.command("list")

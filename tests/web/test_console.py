@@ -215,3 +215,123 @@ def test_split_merge_and_origin_go_through_commands(app, platform):
         assert s.get(Incident, first).origin_set_by == "tess"
     page = app.get(f"/console/incidents/{first}")
     assert "incident.merged" in page.text or "incident.origin" in page.text
+
+
+# --- KPIs, tickets and trust (the service desk and learning pages) -----------------------
+
+
+def test_the_kpi_page_draws_its_charts_on_the_server(app, platform):
+    sign_in(app, "vic")
+    page = app.get("/console/kpis?since=30d&bucket=week")
+    assert page.status_code == 200
+    for chart in ("volumes", "resolved", "times", "split", "judged", "reasons"):
+        assert f'id="chart-{chart}"' in page.text
+    assert "<svg" in page.text and "<script>" not in page.text.split("<main>")[1]
+    assert app.get("/console/kpis?since=yesterday").status_code == 422
+
+
+def _hostile_ticket(platform):
+    return platform.desk.file(
+        "pat@example.com", "<script>alert(1)</script> VPN is down", "cannot reach the vpn"
+    )
+
+
+def test_the_ticket_queue_filters_and_escapes(app, platform):
+    ticket = _hostile_ticket(platform)
+    sign_in(app, "vic")
+    queue = app.get("/console/tickets")
+    assert f"/console/tickets/{ticket.id}" in queue.text
+    assert "&lt;script&gt;alert(1)" in queue.text and "<script>alert(1)" not in queue.text
+    assert f'/tickets/{ticket.id}"' not in app.get("/console/tickets?status=closed").text
+    assert f'/tickets/{ticket.id}"' in app.get("/console/tickets?q=vpn&status=").text
+    assert f'/tickets/{ticket.id}"' not in app.get("/console/tickets?q=printer").text
+
+
+def test_a_technician_sets_reverts_and_comments_and_history_names_them(app, platform):
+    ticket = _hostile_ticket(platform)
+    sign_in(app, "tess")
+    csrf = csrf_of(app)
+    base = f"/console/tickets/{ticket.id}"
+    posted = app.post(
+        f"{base}/changes",
+        data={"csrf": csrf, "field": "assignee", "value": "tess"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    shown = platform.desk.show(ticket.id)
+    assert shown["assignee"] == "tess"
+    change = next(c for c in shown["history"] if c["field"] == "assignee")
+    assert change["by"] == {"name": "tess", "kind": "human", "version": None}
+    page = app.get(base)
+    assert f'id="change-{change["id"]}"' in page.text and "&lt;script&gt;" in page.text
+    app.post(f"{base}/changes/{change['id']}/revert", data={"csrf": csrf})
+    assert platform.desk.show(ticket.id)["assignee"] is None
+    again = app.post(f"{base}/changes/{change['id']}/revert", data={"csrf": csrf})
+    assert again.status_code == 409 and "already reverted" in again.text
+    app.post(f"{base}/comments", data={"csrf": csrf, "body": "<b>looking</b>", "public": "1"})
+    assert [c["body"] for c in platform.desk.show(ticket.id)["comments"]] == ["<b>looking</b>"]
+    assert "&lt;b&gt;looking&lt;/b&gt;" in app.get(base).text
+
+
+def test_a_viewer_cannot_change_a_ticket(app, platform):
+    ticket = _hostile_ticket(platform)
+    sign_in(app, "vic")
+    page = app.get(f"/console/tickets/{ticket.id}")
+    assert "Revert" not in page.text and 'id="comment"' not in page.text
+    refused = app.post(
+        f"/console/tickets/{ticket.id}/changes",
+        data={"csrf": csrf_of(app), "field": "assignee", "value": "vic"},
+    )
+    assert refused.status_code == 403
+    assert platform.desk.show(ticket.id)["assignee"] is None
+
+
+def _recommended(platform):
+    from baton.store.models import TrustMove
+
+    runbook = next(iter(platform.config.catalogue))
+    with platform.db.session() as s:
+        move = TrustMove(
+            runbook_id=runbook.id,
+            scope="env:prod",
+            kind="promote",
+            status="recommended",
+            from_tier="approve",
+            to_tier="auto",
+            reason="clean record",
+            evidence={"agreed": 40, "judged": 40, "wilson_lower": 0.91},
+            created_at=platform.clock.now(),
+        )
+        s.add(move)
+        s.flush()
+        return move.id
+
+
+def test_a_lead_declines_a_promotion_with_a_reason_and_others_cannot(app, platform):
+    move_id = _recommended(platform)
+    sign_in(app, "tess")
+    page = app.get("/console/runbooks")
+    assert f'id="move-{move_id}"' in page.text and "waits for a lead" in page.text
+    url = f"/console/trust/moves/{move_id}/decline"
+    assert app.post(url, data={"csrf": csrf_of(app), "reason": "no"}).status_code == 403
+    sign_in(app, "lee")
+    csrf = csrf_of(app)
+    assert "give a reason" in app.post(url, data={"csrf": csrf, "reason": " "}).text
+    done = app.post(url, data={"csrf": csrf, "reason": "not before the freeze"})
+    assert done.status_code == 200  # followed back to the runbooks page
+    with platform.db.session() as s:
+        from baton.store.models import TrustMove
+
+        move = s.get(TrustMove, move_id)
+        assert (move.status, move.decided_by) == ("declined", "lee")
+        assert move.decision_reason == "not before the freeze"
+    assert "lee: not before the freeze" in app.get("/console/runbooks").text
+
+
+def test_a_viewer_cannot_propose_the_copilots_fix(app, platform):
+    sign_in(app, "vic")
+    refused = app.post(
+        "/console/incidents/1/copilot/fix", data={"csrf": csrf_of(app), "reason": "try"}
+    )
+    assert refused.status_code == 403
+    assert "lacks the &#39;operate&#39; permission" in refused.text

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from baton.kernel.audit import Actor
 from baton.runtime.settings import Settings
-from baton.store.models import AuditRecord, Event, Execution, ExecutionStep, Incident
+from baton.store.models import AuditRecord, Event, Execution, ExecutionStep, Incident, Ticket
 from tests.helpers import free_port, pending, queue, require_program, run_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,16 +51,15 @@ def console(tmp_path_factory):
         event.annotations = {**event.annotations, "summary": HOSTILE}
         incident_id = event.incident_id
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(demo.platform), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(demo.platform)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
         if server.started:
             break
         time.sleep(0.02)
-    yield {"url": f"http://127.0.0.1:{port}", "demo": demo, "incident": incident_id}
+    yield {"url": f"http://127.0.0.1:{port}", "demo": demo, "incident": incident_id, "app": app}
     server.should_exit = True
     thread.join(timeout=5)
     demo.close()
@@ -116,7 +115,7 @@ def tess(browser, console):
 def test_every_page_loads_clean_and_hostile_text_stays_text(tess, console):
     page = tess.page
     pages = ("/incidents", "/approvals", "/runs", "/runbooks", "/oncall", "/drills")
-    pages += ("/audit?check=1",)
+    pages += ("/tickets", "/kpis", "/audit?check=1")
     for path in pages:
         response = page.goto(f"/console{path}")
         assert response.status == 200, path
@@ -127,7 +126,35 @@ def test_every_page_loads_clean_and_hostile_text_stays_text(tess, console):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("svg.graph .node.origin").count() == 1
     assert page.locator("ol.timeline li").count() >= 1
+    page.click("#copilot-link")  # the copilot's investigation, with the hostile text as text
+    expect(page.locator("#causes li").first).to_be_visible()
+    page.fill("#ask input[name=question]", "what changed before it started?")
+    page.click("#ask button")
+    expect(page.locator("#answer")).to_be_visible()
+    assert page.evaluate("window.__pwned") is None
     assert tess.clean() == []
+
+
+def test_approving_with_changed_params_checks_them_first(tess, console):
+    """A changed param reaches the approve command, which refuses a bad one: nothing
+    runs and the approval still waits."""
+    page, demo = tess.page, console["demo"]
+    approval_id = pending(demo)[0].id
+    page.goto("/console/approvals")
+    card = page.locator(f"#approval-{approval_id}")
+    card.locator("input[name='param.service']").fill("x; rm -rf /")
+    card.locator("input[name=reason]").first.fill("the gateway, not the API")
+    card.locator("button.approve").click()
+    expect(page.locator("main")).to_contain_text("service")
+    assert "/console/runs/" not in page.url
+    assert [a.id for a in pending(demo)] == [approval_id]
+    with demo.platform.db.session() as s:
+        approved = select(AuditRecord).where(
+            AuditRecord.subject == f"approval:{approval_id}",
+            AuditRecord.action == "approval.approved",
+        )
+        assert not s.scalars(approved).all()
+    assert [p for p in tess.clean() if "409" not in p] == []  # the refusal page is a 409
 
 
 def test_technician_approves_and_the_run_is_shown(tess, console):
@@ -252,3 +279,65 @@ def test_the_incident_list_updates_without_reloading(tess, console):
     )
     assert tess.page.evaluate("window.__same_page") is True  # no reload happened
     assert tess.clean() == []
+
+
+def test_a_ticket_is_worked_in_the_browser(tess, console):
+    """Queue, ticket page, a model's suggestion applied and reverted, a comment: each
+    shown with who made it; hostile ticket text stays text."""
+    platform = console["demo"].platform
+    ticket = platform.desk.file("pat@example.com", HOSTILE, "the vpn drops every hour")
+    with platform.db.session() as s:
+        t = s.get(Ticket, ticket.id)
+        t.suggestions = {"assignee": {"top": [["tess", 0.8]], "model": "router", "version": "3"}}
+    page = tess.page
+    page.goto("/console/tickets?q=pwned")
+    page.click(f"#ticket-queue a[href='/console/tickets/{ticket.id}']")
+    page.wait_for_url(f"**/console/tickets/{ticket.id}")
+    assert "<script>" in page.inner_text("h1 .subject")
+    assert page.evaluate("window.__pwned") is None
+    page.click("#field-assignee form.apply button")
+    expect(page.locator("#field-assignee .value")).to_have_text("tess")
+    row = page.locator("#history tr", has_text="assignee")
+    expect(row.locator(".by")).to_contain_text("tess (human)")
+    row.locator("form.revert button").click()
+    expect(page.locator("#field-assignee .value")).to_have_text("")
+    expect(page.locator("#history tr", has_text="assignee").first).to_contain_text("reverted")
+    page.fill("#comment textarea", "<b>on it</b>")
+    page.click("#comment button")
+    expect(page.locator("ol.comments")).to_contain_text("<b>on it</b>")
+    assert tess.clean() == []
+
+
+def test_a_drill_starts_from_the_console(tess, console):
+    """The Drills page starts a private drill and shows its own console's one-time
+    password; signing in there works."""
+    from baton.api.app import create_app
+    from baton.harness.drill import starter
+
+    app, started = console["app"], []
+    start = starter(console["demo"].platform.settings, create_app, minutes=5)
+    app.state.start_drill = lambda *a: started.append(start(*a)) or started[-1]
+    try:
+        page = tess.page
+        page.goto("/console/drills")
+        page.select_option("#start-drill select[name=scenario]", "bad_deploy")
+        page.click("#start-drill button")
+        password = page.inner_text("#drill-password")
+        drill_url = page.get_attribute("#drill-console", "href")
+        assert started and started[0].drill.person == "tess" and len(password) >= 12
+        assert started[0].drill.home.parent.name == "tess"
+        assert tess.clean() == []
+        drill = tess.context.browser.new_context()
+        try:
+            there = drill.new_page()
+            there.goto(drill_url)
+            there.fill("input[name=name]", "tess")
+            there.fill("input[name=password]", password)
+            there.click("button[type=submit]")
+            there.wait_for_url("**/console/incidents")
+        finally:
+            drill.close()
+    finally:
+        del app.state.start_drill
+        for live in started:
+            live.stop.set()

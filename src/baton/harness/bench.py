@@ -686,6 +686,8 @@ def console_bench(args: BenchArgs) -> dict[str, Any]:
                 "runbooks": "/console/runbooks",
                 "oncall": "/console/oncall",
                 "audit": "/console/audit",
+                "tickets": "/console/tickets",
+                "kpis": "/console/kpis?since=30d",
             }
             times = {}
             for name, url in pages.items():

@@ -12,6 +12,11 @@ and is kept beside the drill, so leads see who has practised what.
 from __future__ import annotations
 
 import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +149,81 @@ class Drill:
         self.demo.close()
 
 
+AppFactory = Callable[[Any], Any]  # api.app.create_app: passed in by the edge that owns it
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Live:
+    """A drill served to its trainee: its own console (on its own port, with a one-time
+    password) while simulated time moves at `speed`; ends when the fault is fixed, time
+    is up or `stop` is set, and then keeps the scorecard. The CLI and the console both
+    start drills this way."""
+
+    drill: Drill
+    url: str
+    password: str
+    speed: float
+    server: Any
+    stop: threading.Event
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        person: str,
+        factory: AppFactory,
+        scenario: str | None = None,
+        seed: int = 1,
+        speed: float = 10.0,
+        port: int | None = None,
+        by: Actor | None = None,
+    ) -> Live:
+        import uvicorn
+
+        drill = Drill.start(settings, person, scenario, seed)
+        password = secrets.token_urlsafe(12)
+        platform = drill.demo.platform
+        platform.commands.set_password(person, "technician", password, by or drill.trainee)
+        drill.demo.give_people_real_time(speed)
+        host = settings.host
+        port = port or _free_port(host)
+        server = uvicorn.Server(
+            uvicorn.Config(factory(platform), host=host, port=port, log_level="warning")
+        )
+        threading.Thread(target=server.run, name="baton-drill-console", daemon=True).start()
+        url = f"http://{host}:{port}/console"
+        return cls(drill, url, password, speed, server, threading.Event())
+
+    def run(self, minutes: float = 30.0) -> dict[str, Any]:
+        """Step the estate until the fault is fixed, time is up or `stop` is set; the
+        scorecard is kept beside the drill whatever ended it."""
+        deadline = time.monotonic() + minutes * 60
+        pace = self.drill.demo.plan.step_s / self.speed
+        try:
+            while not self.stop.is_set() and not self.drill.fixed():
+                if time.monotonic() >= deadline:
+                    break
+                self.drill.step()
+                self.stop.wait(pace)
+            return self.drill.scorecard()
+        finally:
+            self.server.should_exit = True
+            self.drill.close()
+
+    def in_background(self, minutes: float = 30.0) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.run, args=(minutes,), name=f"baton-drill-{self.drill.person}", daemon=True
+        )
+        thread.start()
+        return thread
+
+
 def _named_truth(s: Any, subject: str, root: str) -> bool:
     """Did the proposal behind `approval:N` name the true origin service?"""
     kind, _, number = subject.partition(":")
@@ -168,3 +248,15 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
 
 
 __all__ = ["Drill", "on_record"]
+
+
+def starter(settings: Settings, factory: AppFactory, minutes: float = 30.0) -> Callable[..., Live]:
+    """What the console calls to start a drill in the background (`baton serve` hands it
+    to the console: the console itself cannot import the harness)."""
+
+    def start(person: str, scenario: str | None, seed: int, by: Actor) -> Live:
+        live = Live.open(settings, person, factory, scenario, seed, by=by)
+        live.in_background(minutes)
+        return live
+
+    return start

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from baton.web import automation, incidents, oversight
+from baton.web import automation, copilot, desk, incidents, learning, oversight
 from baton.web.console import (
     HERE,
     PREFIX,
@@ -23,7 +23,7 @@ from baton.web.console import (
 
 def install(app: FastAPI) -> None:
     """Mount the console's pages and assets on the API's app, under /console."""
-    for module in (incidents, automation, oversight):
+    for module in (incidents, copilot, automation, oversight, desk, learning):
         app.include_router(module.router)
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")

@@ -1,5 +1,5 @@
 """What the AI wants to do and is doing: the approvals inbox, runs with live logs, the
-kill switch, runbooks and their autonomy. Every button posts to a command."""
+kill switch. Every button posts to a command."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from baton.govern.overrides import CATEGORIES
 from baton.govern.rbac import Permission
 from baton.kernel.errors import Invalid
 from baton.runtime.platform import Platform
-from baton.runtime.views import approval_view, runbook_rows
+from baton.runtime.views import approval_view
 from baton.store.models import Approval, Execution, Override
 from baton.web.console import (
     PREFIX,
@@ -185,12 +185,3 @@ def kill_switch(
             raise Invalid("must be pause or resume", "action")
 
     return attempt(request, post.v, run, back)
-
-
-@router.get("/runbooks")
-def runbooks_page(request: Request, v: Viewer = Depends(viewer)) -> Response:
-    p = platform_of(request)
-    with p.db.session() as s:
-        rows = runbook_rows(s, p.config.catalogue)
-    errors = [str(e) for e in p.config.catalogue.errors]
-    return render(request, "runbooks.html", v, rows=rows, errors=errors)

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from baton.govern import oncall
 from baton.govern.rbac import Permission
 from baton.kernel.audit import verify
+from baton.kernel.errors import BatonError, Refused
 from baton.runtime.drills import on_record
+from baton.sandbox.faults import SCENARIOS
 from baton.store.models import AuditRecord, Escalation, Rotation, Service
 from baton.web.console import PREFIX, Posted, Viewer, acting, attempt, platform_of, render, viewer
 
@@ -91,4 +93,23 @@ def drills_page(request: Request, v: Viewer = Depends(viewer)) -> Response:
     """Drills on record (who practised what) and how to start one."""
     p = platform_of(request)
     cards = on_record(p.settings)
-    return render(request, "drills.html", v, cards=cards)
+    can_start = getattr(request.app.state, "start_drill", None) is not None
+    return render(
+        request, "drills.html", v, cards=cards, scenarios=sorted(SCENARIOS), can_start=can_start
+    )
+
+
+@router.post("/drills")
+def start_drill(request: Request, post: Posted = Depends(acting(Permission.OPERATE))) -> Response:
+    """Start a drill for the signed-in person: a private estate with its own database
+    and console, whose one-time password is shown here, once."""
+    start = getattr(request.app.state, "start_drill", None)
+    scenario = post.text("scenario") or None
+    seed = int(post.text("seed")) if post.text("seed").isdigit() else 1
+    try:
+        if start is None:
+            raise Refused("drills start from `baton serve` or `baton drill start`")
+        live = start(post.v.principal.name, scenario, seed, post.v.actor)
+    except (BatonError, ValueError) as exc:
+        return render(request, "error.html", post.v, code=409, message=str(exc), back="/drills")
+    return render(request, "drill_started.html", post.v, live=live)
