@@ -122,6 +122,7 @@ def test_a_deliverer_that_dies_after_sending_is_repeated_after_its_lease(paged):
     _escalate(platform)
     [item] = outbox.claim(platform.db, platform.clock.now())
     outbox.attempt(platform.settings, item, outbox.send)  # sent; dies before settling
+    assert len(received) == 1
     assert outbox.claim(platform.db, platform.clock.now()) == []  # nobody else takes it
     platform.clock.advance(timedelta(seconds=outbox.LEASE_S))
     [again] = outbox.claim(platform.db, platform.clock.now())
