@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, union_all, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -143,18 +143,13 @@ class CandidateIndex:
         each word's bucket read newest first, TERM_BUCKET deep; of those, the ALIKE
         sharing the most words (similarity needs most words shared)."""
         shared: dict[int, int] = {}
-        buckets = [  # one statement for all the words: one round trip, not one per word
-            select(IncidentTerm.incident_id)
-            .where(IncidentTerm.term == word)
-            .order_by(IncidentTerm.incident_id.desc())
-            .limit(TERM_BUCKET)
-            .subquery()
-            .select()
-            for word in sorted({w[:TERM_LENGTH] for w in words})
-        ]
-        if buckets:
-            query = buckets[0] if len(buckets) == 1 else union_all(*buckets)
-            for incident_id in self.session.scalars(query):
+        for word in sorted({w[:TERM_LENGTH] for w in words}):
+            for incident_id in self.session.scalars(
+                select(IncidentTerm.incident_id)
+                .where(IncidentTerm.term == word)
+                .order_by(IncidentTerm.incident_id.desc())
+                .limit(TERM_BUCKET)
+            ):
                 shared[incident_id] = shared.get(incident_id, 0) + 1
         live = self._newest(set(shared), updated_since)
         return set(sorted(live, key=lambda i: (-shared[i], -i))[:ALIKE])
