@@ -112,7 +112,7 @@ def test_failures_are_retried_with_back_off_and_audited(paged):
         decisions = s.scalars(
             select(AuditRecord.decision)
             .where(AuditRecord.action == "escalation.delivery")
-            .order_by(AuditRecord.id)
+            .order_by(AuditRecord.seq)
         ).all()
     assert decisions == ["retry", "retry", "delivered"]
 
