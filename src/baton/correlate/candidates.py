@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from baton.kernel.enums import LIVE_INCIDENT
 from baton.store.models import Event, Incident, IncidentTerm
@@ -154,11 +155,19 @@ class CandidateIndex:
         return set(sorted(live, key=lambda i: (-shared[i], -i))[:ALIKE])
 
     def incidents(self, ids: Iterable[int]) -> list[Incident]:
-        """The incidents themselves (from the session's identity map when loaded)."""
+        """The incidents themselves, by id: from the session's identity map when loaded,
+        one query for the rest."""
         wanted = sorted(set(ids))
-        if not wanted:
-            return []
-        return list(self.session.scalars(select(Incident).where(Incident.id.in_(wanted))))
+        loaded = {}
+        for i in wanted:  # a batch meets the same incidents again and again: no query
+            obj = self.session.identity_map.get(identity_key(Incident, i))
+            if obj is not None:
+                loaded[i] = obj
+        missing = [i for i in wanted if i not in loaded]
+        if missing:
+            query = select(Incident).where(Incident.id.in_(missing))
+            loaded.update((inc.id, inc) for inc in self.session.scalars(query))
+        return [loaded[i] for i in wanted if i in loaded]
 
     def add_words(self, incident_id: int, words: Iterable[str]) -> None:
         """Index the words an alert brings to an incident (up to MAX_TERMS per incident)."""

@@ -18,6 +18,7 @@ from baton.govern.oncall import DEFAULT_ACK_TIMEOUT_S, escalation_policy_for, wh
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import LIVE_ESCALATION, EscalationStatus, IncidentStatus
 from baton.kernel.errors import Refused
+from baton.kernel.outbox import enqueue
 from baton.store.models import Escalation, Incident
 
 ESCALATOR = Actor("baton.govern.escalation", "system", "levels/1")
@@ -73,6 +74,19 @@ def _notify_level(session: Session, esc: Escalation, at: datetime) -> list[Notic
         decision=f"level {esc.level + 1}",
         rationale=esc.reason,
     )
+    session.flush()  # the escalation's id names its messages
+    for channel in channels:  # durable before the change commits: a crash loses none
+        enqueue(
+            session,
+            key=f"escalation:{esc.id}:level:{esc.level + 1}:{channel}",
+            kind="escalation",
+            channel=channel,
+            subject=f"escalation:{esc.id}",
+            title=text[:200],
+            text=text,
+            data={"escalation": esc.id, "text": text},
+            at=at,
+        )
     return [Notice(esc.id, channel, text) for channel in channels]
 
 

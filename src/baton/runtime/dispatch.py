@@ -23,8 +23,9 @@ from baton.govern.escalation import Notice, Raised
 from baton.kernel.audit import Actor
 from baton.kernel.clock import Clock
 from baton.learn.outcomes import Learned, learn_from
+from baton.runtime import outbox
 from baton.runtime.config import LiveConfig
-from baton.runtime.notify import deliver, escalation_message, group_message
+from baton.runtime.notify import deliver, group_message
 from baton.runtime.pipeline import Observer
 from baton.runtime.settings import Settings
 from baton.runtime.tasks import TaskBackend
@@ -55,7 +56,7 @@ class Dispatch:
         self._submitted_lock = threading.Lock()
         backend.register("execute", self.execute)
         backend.register("rollback", self.rollback)
-        backend.register("notify", self.notify_escalation)
+        backend.register("outbox", self.deliver_outbox)
         backend.register("notify_group", self.notify_group)
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
@@ -140,15 +141,10 @@ class Dispatch:
         self.backend.submit("rollback", {"execution_id": execution_id, "why": why})
 
     def send(self, notices: list[Notice]) -> None:
-        for notice in notices:
-            self.backend.submit(
-                "notify",
-                {
-                    "escalation_id": notice.escalation_id,
-                    "channel": notice.channel,
-                    "text": notice.text,
-                },
-            )
+        """The notices are already in the outbox (written with the escalation); ask for
+        delivery now rather than at the next tick."""
+        if notices:
+            self.backend.submit("outbox", {})
 
     def raised(self, raised: list[Raised]) -> int:
         """Say escalations that are news, and deliver their messages; returns how many
@@ -235,16 +231,9 @@ class Dispatch:
             self.learn(execution_id)
         return finished
 
-    def notify_escalation(self, payload: dict[str, Any]) -> None:
-        notice = Notice(**payload)
-        deliver(
-            self.db,
-            self.settings,
-            notice.channel,
-            escalation_message(notice),
-            "escalation.delivery",
-            self.clock.now(),
-        )
+    def deliver_outbox(self, payload: dict[str, Any] | None = None) -> int:
+        """Deliver the outbox's due messages (the task, and the tick's retry job)."""
+        return outbox.deliver_due(self.db, self.settings, self.clock.now)
 
     def notify_group(self, notification: dict[str, Any]) -> None:
         """Every channel of the receiver is tried; the group is settled as delivered only

@@ -23,7 +23,6 @@ import httpx
 
 from baton.act.secrets import resolve
 from baton.govern.chat import post_message
-from baton.govern.escalation import Notice
 from baton.kernel.audit import Actor, append
 from baton.runtime.settings import Settings
 from baton.store.db import Database
@@ -71,20 +70,25 @@ def _slack_safe(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _post(url: str, body: dict[str, Any]) -> tuple[bool, str]:
+def _post(url: str, body: dict[str, Any], key: str | None = None) -> tuple[bool, str]:
+    headers = {"Idempotency-Key": key} if key else {}
     try:
-        response = httpx.post(url, json=body, timeout=TIMEOUT_S)
+        response = httpx.post(url, json=body, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:  # its message may carry the URL: say only what failed
         return False, type(exc).__name__
     return response.is_success, f"HTTP {response.status_code}"
 
 
-def _mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, str]:
+def _mail(
+    settings: Settings, recipients: str, message: Message, key: str | None = None
+) -> tuple[bool, str]:
     if not settings.smtp_host:
         raise ChannelError("email channels need BATON_SMTP_HOST")
     mail = EmailMessage()
     subject = " ".join(message.title.split())[:200]  # headers hold no line breaks
     mail["From"], mail["To"], mail["Subject"] = settings.smtp_from, recipients, subject
+    if key:  # the same key on every attempt: a mail filter can drop repeats
+        mail["X-Baton-Idempotency-Key"] = key
     mail.set_content(message.text)
     password = None
     if settings.smtp_password_secret:
@@ -133,14 +137,17 @@ def send_mail(settings: Settings, recipients: str, message: Message) -> tuple[bo
     return _mail(settings, recipients, message)
 
 
-def send(settings: Settings, channel: str, message: Message) -> tuple[bool, str]:
-    """Deliver one message on one channel: (arrived, what happened, without addresses)."""
+def send(
+    settings: Settings, channel: str, message: Message, key: str | None = None
+) -> tuple[bool, str]:
+    """Deliver one message on one channel: (arrived, what happened, without addresses).
+    `key` goes out as an idempotency key (HTTP header, mail header) when given."""
     kind, address = channel_address(channel)
     if kind == "email":
-        return _mail(settings, address, message)
+        return _mail(settings, address, message, key)
     if kind == "slack":
-        return _post(address, {"text": _slack_safe(message.text)})
-    return _post(address, message.data)
+        return _post(address, {"text": _slack_safe(message.text)}, key)
+    return _post(address, message.data, key)
 
 
 def deliver(
@@ -165,15 +172,6 @@ def deliver(
             rationale=detail,
         )
     return ok
-
-
-def escalation_message(notice: Notice) -> Message:
-    return Message(
-        subject=f"escalation:{notice.escalation_id}",
-        title=notice.text[:200],
-        text=notice.text,
-        data={"escalation": notice.escalation_id, "text": notice.text},
-    )
 
 
 def group_message(notification: dict[str, Any]) -> Message:

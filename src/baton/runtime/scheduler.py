@@ -138,5 +138,6 @@ def standard_jobs(
         Job("due executions", "act", dispatch.start_due),
         Job("verification", "act", dispatch.verify),
         Job("notification groups", "govern", dispatch.flush_notifications),
+        Job("outbox", "runtime", dispatch.deliver_outbox),
         Job("audit witness", "kernel", witness),
     ]

@@ -730,3 +730,26 @@ Index(
     Execution.decision_id,
 )
 Index("ix_proposals_proposer", Proposal.proposer)
+
+
+# --- signals at scale: the durable outbox ------------------------------------------------
+class OutboxMessage(Base):
+    """A message to deliver, written in the transaction of the change that causes it, so a
+    crash between commit and delivery loses none; delivered afterwards, at least once,
+    with `key` for the receiver to drop repeats."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # the idempotency key
+    kind: Mapped[str] = mapped_column(String(40))  # what it is, e.g. "escalation"
+    channel: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)  # next attempt, or a claim's end
+    attempts: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[datetime | None]
