@@ -39,7 +39,7 @@ def test_a_drill_runs_to_its_scorecard_without_touching_production(tmp_path):
         card = drill.scorecard()
     finally:
         drill.close()
-    assert card["origin_found"] and card["right_runbook"]
+    assert card["origin_found"] and card["right_runbook"], str(card)
     assert card["time_to_acknowledge_s"] > 0 and card["time_to_fix_s"] > 0
     assert card["decisions"] == [
         f"incident.acknowledged incident:{incident}",

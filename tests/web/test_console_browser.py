@@ -226,7 +226,9 @@ def test_the_kill_switch_is_everywhere_and_pauses(tess, console):
     assert "drill: stop everything" in page.inner_text("#killswitch")
     assert page.locator("#killswitch button", has_text="Resume").count() == 0  # leads only
     platform = console["demo"].platform
-    execution, _ = queue(platform, "restart-service", "inventory-api")
+    # a service no other test queued: queueing is once per runbook and params
+    execution, created = queue(platform, "restart-service", "catalog-api")
+    assert created
     platform.dispatch.execute({"execution_id": execution.id})  # the worker asks before each step
     page.goto(f"/console/runs/{execution.id}")
     assert page.inner_text("#run-status") == "cancelled"

@@ -108,7 +108,15 @@ class Drill:
         decided = [(a, right) for a, right in verdicts if a.action.startswith("approval.")]
         approved = [a for a, _ in decided if a.action == "approval.approved"]
         agreed = [a for a, right in decided if (a.action == "approval.approved") == right]
-        fixing = [r for r in runs if r.verified]
+        # a run that ended well while the estate says the fault is fixed; its checks may
+        # still be waiting out their window when the drill stops
+        fixing = [
+            r
+            for r in runs
+            if r.status in ("verifying", "succeeded")
+            and r.verified is not False
+            and truth.get("fixed_at")
+        ]
         useless = [r for r in runs if r.status in ("failed", "rolled_back") or r.verified is False]
         origin = incident.origin_service if incident else None
         ai_right = [p for p in ai if p.params.get("service") == truth["root_service"]]
