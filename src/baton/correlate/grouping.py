@@ -108,6 +108,13 @@ def _origin(inc: Incident) -> str | None:
     return inc.origin_service or (inc.services[0] if inc.services else None)
 
 
+def _pod_scoped(event: Event) -> bool:
+    """Is the alert about one pod (restarts, memory, throttling, readiness)? A pod's own
+    state is explained by where it runs (runs-on) or by its own workload (same-service),
+    not by a service it calls: a dependency's trouble shows in the caller's requests."""
+    return (event.entity or "").startswith("pod:")
+
+
 @dataclass(frozen=True)
 class Member:
     """What the incident knows of one of its services."""
@@ -315,11 +322,13 @@ class Grouper:
                 return "runs-on", score, f"{service} runs on {event.host}", len(m.names)
         effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
         origin = _origin(inc)
+        own_trouble = _pod_scoped(event)
         links = [
             (self._faded(0.9 / hops + self._bonus(name, origin, m, event), m, event), hops, name)
             for name, m in members.items()
             if m.impact
             and name not in effects
+            and not own_trouble
             and (hops := self.graph.hops(service, name))
             and self._placed_there(event, name, m, members, origin)
         ]
