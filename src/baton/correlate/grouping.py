@@ -72,6 +72,7 @@ INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble
 SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
 SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
 SYMPTOM_LAG = timedelta(minutes=5)  # how long a symptom (not the origin) carries trouble on
+ORIGIN_REACH = timedelta(minutes=10)  # how long after its onset an origin still spreads
 MAX_PENDING = timedelta(minutes=30)  # how far back a source's startsAt is believed
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -415,8 +416,9 @@ class Grouper:
         pod whose node is known is only an effect of that node's trouble."""
         if member.began > began(event) + ORIGIN_LAG:
             return False  # effects do not come before their causes
-        if name != origin and began(event) - member.began > SYMPTOM_LAG:
-            return False  # a symptom long in trouble carries no fresh trouble onward
+        reach = ORIGIN_REACH if name == origin else SYMPTOM_LAG
+        if began(event) - member.began > reach:
+            return False  # long in trouble, it carries no fresh trouble onward
         if not self.graph.infrastructure(name):
             return True
         if self.graph.kind(name) == "node" and event.host and event.host != name:
