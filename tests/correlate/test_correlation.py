@@ -314,3 +314,18 @@ def test_a_pod_s_own_trouble_does_not_join_by_dependency(estate):
     db_inc = by_name[("db", "HighErrorRate")]
     assert by_name[("orders", "HighErrorRate")] == db_inc
     assert by_name[("web", "KubePodCrashLooping")] not in (None, db_inc)
+
+
+def test_an_origin_spreads_for_minutes_not_for_ever(estate):
+    """catalog failing one minute into cache's trouble is cache's effect; orders failing
+    eleven minutes into db's still-firing trouble is another fault reaching it."""
+    post(estate, fire(estate, "db"), fire(estate, "cache"))
+    estate.clock.advance(60)
+    post(estate, fire(estate, "catalog"))
+    estate.clock.advance(600)
+    post(estate, fire(estate, "orders"))
+    estate.clock.advance(300)
+    estate.scheduler.tick()
+    placed = {(s, n): inc for (s, n, _), (inc, _) in events(estate).items()}
+    assert placed[("catalog", "HighErrorRate")] == placed[("cache", "HighErrorRate")]
+    assert placed[("orders", "HighErrorRate")] not in (None, placed[("db", "HighErrorRate")])
