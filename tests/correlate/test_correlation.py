@@ -295,3 +295,37 @@ def test_a_bad_correlation_file_stops_the_start_naming_the_field(settings, clock
     bad.write_text("flap: {min_firings: 1}\n")
     with pytest.raises(ValueError, match=r"correlation\.yaml: flap\.min_firings"):
         Platform(settings.model_copy(update={"correlation_file": bad}), clock)
+
+
+def test_a_pod_s_own_trouble_does_not_join_by_dependency(estate):
+    """db fails and orders' requests with it; a web pod crash-looping soon after is not
+    opens its own incident: the graph does not link it to db's (a pod's own state is
+    its node's or its workload's, not a dependency's)."""
+    post(estate, fire(estate, "db"))
+    estate.clock.advance(30)
+    post(estate, fire(estate, "orders"))
+    estate.clock.advance(30)
+    crash = fire(estate, "kube-state-metrics", "KubePodCrashLooping", pod="web-7f9c6-abcde")
+    post(estate, crash)  # kube-state-metrics names the pod; its workload is web
+    estate.clock.advance(600)
+    estate.scheduler.tick()
+    placed = events(estate)
+    by_name = {(service, name): inc for (service, name, _), (inc, _) in placed.items()}
+    db_inc = by_name[("db", "HighErrorRate")]
+    assert by_name[("orders", "HighErrorRate")] == db_inc
+    assert by_name[("web", "KubePodCrashLooping")] not in (None, db_inc)
+
+
+def test_an_origin_spreads_for_minutes_not_for_ever(estate):
+    """catalog failing one minute into cache's trouble is cache's effect; orders failing
+    eleven minutes into db's still-firing trouble is another fault reaching it."""
+    post(estate, fire(estate, "db"), fire(estate, "cache"))
+    estate.clock.advance(60)
+    post(estate, fire(estate, "catalog"))
+    estate.clock.advance(600)
+    post(estate, fire(estate, "orders"))
+    estate.clock.advance(300)
+    estate.scheduler.tick()
+    placed = {(s, n): inc for (s, n, _), (inc, _) in events(estate).items()}
+    assert placed[("catalog", "HighErrorRate")] == placed[("cache", "HighErrorRate")]
+    assert placed[("orders", "HighErrorRate")] not in (None, placed[("db", "HighErrorRate")])

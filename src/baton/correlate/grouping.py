@@ -72,6 +72,7 @@ INFRA_LAG = timedelta(minutes=5)  # a node's, zone's or shared service's trouble
 SHARED_LAG = timedelta(minutes=4)  # "began together", for services with a shared cause
 SHARED_COVERAGE = 0.5  # of what stands on a shared thing, the share that must be failing
 SYMPTOM_LAG = timedelta(minutes=5)  # how long a symptom (not the origin) carries trouble on
+ORIGIN_REACH = timedelta(minutes=10)  # how long after its onset an origin still spreads
 MAX_PENDING = timedelta(minutes=30)  # how far back a source's startsAt is believed
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -106,6 +107,13 @@ def began(event: Event) -> datetime:
 def _origin(inc: Incident) -> str | None:
     """The incident's origin; one opened in this very batch has its first service."""
     return inc.origin_service or (inc.services[0] if inc.services else None)
+
+
+def _pod_scoped(event: Event) -> bool:
+    """Is the alert about one pod (restarts, memory, throttling, readiness)? A pod's own
+    state is explained by where it runs (runs-on) or by its own workload (same-service),
+    not by a service it calls: a dependency's trouble shows in the caller's requests."""
+    return (event.entity or "").startswith("pod:")
 
 
 @dataclass(frozen=True)
@@ -315,11 +323,13 @@ class Grouper:
                 return "runs-on", score, f"{service} runs on {event.host}", len(m.names)
         effects = {r.get("service") for r in inc.grouping if r.get("rule") == "consumer-backlog"}
         origin = _origin(inc)
+        own_trouble = _pod_scoped(event)
         links = [
             (self._faded(0.9 / hops + self._bonus(name, origin, m, event), m, event), hops, name)
             for name, m in members.items()
             if m.impact
             and name not in effects
+            and not own_trouble
             and (hops := self.graph.hops(service, name))
             and self._placed_there(event, name, m, members, origin)
         ]
@@ -406,8 +416,9 @@ class Grouper:
         pod whose node is known is only an effect of that node's trouble."""
         if member.began > began(event) + ORIGIN_LAG:
             return False  # effects do not come before their causes
-        if name != origin and began(event) - member.began > SYMPTOM_LAG:
-            return False  # a symptom long in trouble carries no fresh trouble onward
+        reach = ORIGIN_REACH if name == origin else SYMPTOM_LAG
+        if began(event) - member.began > reach:
+            return False  # long in trouble, it carries no fresh trouble onward
         if not self.graph.infrastructure(name):
             return True
         if self.graph.kind(name) == "node" and event.host and event.host != name:
