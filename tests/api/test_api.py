@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/v1/incidents/{incident_id}/ask"): R,
     ("POST", "/api/v1/incidents/{incident_id}/copilot-fix"): OPS,
     ("GET", "/api/v1/approvals/{approval_id}/chat-message"): R,
+    ("POST", "/api/v1/approvals/{approval_id}/chat-post"): OPS,
     ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): OPS,
     ("POST", "/api/v1/incidents/{incident_id}/merge"): OPS,
     ("POST", "/api/v1/incidents/{incident_id}/split"): OPS,

@@ -52,6 +52,7 @@ def test_every_body_is_declared(doc, platform):
         ("post", "/api/v1/desk/answers/{draft_id}/reject"),
         ("post", "/api/v1/desk/selfservice/{request_id}/approve"),
         ("post", "/api/v1/trust/review"),
+        ("post", "/api/v1/approvals/{approval_id}/chat-post"),
         ("post", "/api/v1/incidents/{incident_id}/review/lessons/{lesson}/apply"),
     }
     not_json = {  # telemetry in its own wire formats
@@ -202,5 +203,6 @@ def test_schemathesis_finds_no_5xx_with_a_token_of_each_role(tmp_path):
         log.close()
     lines = (tmp_path / "serve.log").read_text().splitlines()
     for line in lines:  # every log line is one JSON object; no 500 was logged
+        assert line.startswith("{"), f"not a JSON log line: {line[:300]}"
         record = orjson.loads(line)
         assert record["msg"] != "unhandled error", record

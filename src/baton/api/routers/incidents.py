@@ -124,10 +124,3 @@ def events(
     s: Session = Depends(session),
 ) -> list[dict[str, Any]]:
     return [event_dict(e) for e in list_events(s, status=status, service=service, limit=limit)]
-
-
-@router.get("/tickets")
-def tickets(
-    limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
-) -> list[dict[str, Any]]:
-    return [ticket_dict(t) for t in tickets_.recent(s, limit)]

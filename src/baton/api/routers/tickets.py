@@ -43,7 +43,7 @@ SLACK_EVENTS = "/desk/slack/events"  # public: Slack signs instead (see authn)
 
 @router.get("/tickets")
 def tickets(
-    limit: int = Query(50, ge=1, le=500), _: Principal = READ, s: Session = Depends(session)
+    limit: int = Query(100, ge=1, le=1000), _: Principal = READ, s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
     return [ticket_dict(t) for t in tickets_.recent(s, limit)]
 
