@@ -157,7 +157,8 @@ def from_prometheus_targets(docs: Iterable[Any]) -> list[ServiceDef]:
             current = defs.get(name, ServiceDef(str(name)))
             if host and host != name:
                 hosts.setdefault(host, ServiceDef(str(host), kind="host"))
-                current = replace(current, hosts=tuple(dict.fromkeys([*current.hosts, host])))
+                # sorted: Prometheus lists targets in no fixed order
+                current = replace(current, hosts=tuple(sorted({*current.hosts, str(host)})))
             defs[name] = current
     return combine(hosts.values(), defs.values())
 
