@@ -331,6 +331,9 @@ class Desk:
                 cfg.ldap_bind_dn,
                 _secret(cfg.ldap_password_secret),
                 cfg.ldap_user_attr,
+                quota_attr=cfg.ldap_quota_attr,
+                quota_class=cfg.ldap_quota_class,
+                software_base=cfg.ldap_software_base,
             )
         return self.directory
 
@@ -370,7 +373,8 @@ class Desk:
 
     def approve_selfservice(self, request_id: int, actor: Actor) -> dict[str, Any]:
         with self.db.session() as s:
-            req = selfservice.approve(s, request_id, actor, self.clock.now(), self.directory)
+            directory = self.directory or (self._directory() if self.settings.ldap_url else None)
+            req = selfservice.approve(s, request_id, actor, self.clock.now(), directory)
             return selfservice.to_dict(req)
 
     # --- scheduler jobs ---------------------------------------------------------------
