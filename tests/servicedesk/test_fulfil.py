@@ -11,6 +11,7 @@ from ldap3 import BASE as LDAP_BASE
 from ldap3 import Connection, Server
 
 from baton.govern import killswitch
+from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor
 from baton.kernel.errors import Invalid, Refused
 from baton.servicedesk.directory import Directory
@@ -143,3 +144,20 @@ def test_a_kill_switch_pause_stops_an_approved_run(desk, ldap_url, shared):
         with shared.db.session() as s:
             killswitch.resume(s, "runbook", "selfservice.disk_quota", LEAD, "", shared.clock.now())
             s.commit()
+
+
+def test_a_policy_that_raises_the_runbook_to_auto_runs_it_after_the_code(desk, ldap_url):
+    bob = f"uid=bob,ou=people,{BASE}"
+    [before] = _read(ldap_url, bob, "diskQuotaGB")
+    config = desk.config
+    kept = config.policy
+    config.policy = PolicyConfig.model_validate(
+        {"runbooks": {"selfservice-disk-quota": {"autonomy": {"default": "auto"}}}}
+    )
+    try:
+        started = desk.start_selfservice("disk_quota", "bob", {"gb": 2})
+        done = desk.verify_selfservice(started["request"], desk.sent[-1][1])
+    finally:
+        config.policy = kept
+    assert done["status"] == "done"  # no person in the loop: the policy allowed it
+    assert _read(ldap_url, bob, "diskQuotaGB") == [str(int(before) + 2)]

@@ -135,3 +135,5 @@ RUNBOOKS: dict[str, Callable[[Directory, Account, dict[str, Any]], Run]] = {
     "disk_quota": disk_quota,
     "software_request": software_request,
 }
+# the ids `runbooks:` in policy.yaml uses to raise or lower an item's ceiling
+RUNBOOK_IDS = {"disk_quota": "selfservice-disk-quota", "software_request": "selfservice-software"}

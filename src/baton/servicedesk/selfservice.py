@@ -154,9 +154,11 @@ def verify(
     new_password: str | None = None,
     second_factor: SecondFactor | None = None,
     factor_answer: str = "",
+    ceiling: Tier | None = None,
 ) -> SelfServiceRequest:
     """Check the code (and the second factor if one is plugged in), then act as far as
-    the policy allows. A wrong code says only that it was not accepted."""
+    the policy allows. A wrong code says only that it was not accepted. `ceiling`: what
+    the policy file sets for the item's runbook, in place of the catalogue's default."""
     req = _request(s, request_id)
     if req.status != "verifying":
         raise Refused(f"request {request_id} is {req.status}")
@@ -185,7 +187,7 @@ def verify(
     _audit(s, req, "identity_verified", at, inputs={"attempt": req.attempts}, decision="verified")
     tier = decide(
         PolicyInputs(
-            runbook_ceiling=item.ceiling,
+            runbook_ceiling=item.ceiling if ceiling is None else ceiling,
             confidence=1.0,
             paused=killswitch.paused_scope(s, f"selfservice.{item.name}", None),
         )
