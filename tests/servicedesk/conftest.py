@@ -12,6 +12,7 @@ from baton.kernel.clock import SimulatedClock
 from baton.runtime.platform import Platform
 from baton.runtime.settings import Settings
 from tests.conftest import ROOT, START
+from tests.servicedesk.services import start_slapd
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +25,12 @@ def shared(tmp_path_factory):
     p = Platform(settings, SimulatedClock(START)).start()
     yield p
     p.close()
+
+
+@pytest.fixture(scope="module")
+def ldap_url(tmp_path_factory):
+    """A throwaway slapd per module that asks for it (see services.start_slapd)."""
+    url, proc = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield url
+    proc.terminate()
+    proc.wait(10)

@@ -50,9 +50,19 @@ def _wait(port: int, proc: subprocess.Popen, what: str) -> None:
     raise RuntimeError(f"{what} did not listen on {port}")
 
 
+# A site's own quota attribute (test-only OIDs): an integer number of GB on an auxiliary
+# class, as a home-directory provisioner would read it.
+QUOTA_SCHEMA = """attributetype ( 1.3.6.1.4.1.32473.1.1 NAME 'diskQuotaGB'
+  DESC 'disk quota in GB' EQUALITY integerMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.32473.2.1 NAME 'quotaAccount' AUXILIARY MAY diskQuotaGB )
+"""
+SOFTWARE = f"ou=software,{BASE}"
+
 SLAPD_CONF = """include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
+include {dir}/quota.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload ppolicy
@@ -99,6 +109,16 @@ cn: finance
 owner: uid=bob,ou=people,{base}
 member: uid=bob,ou=people,{base}
 
+dn: ou=software,{base}
+objectClass: organizationalUnit
+ou: software
+
+dn: cn=Inkscape 1.3,ou=software,{base}
+objectClass: groupOfNames
+cn: Inkscape 1.3
+owner: uid=bob,ou=people,{base}
+member: uid=bob,ou=people,{base}
+
 dn: uid=alice,ou=people,{base}
 objectClass: inetOrgPerson
 uid: alice
@@ -109,6 +129,8 @@ userPassword: alice-old-password
 
 dn: uid=bob,ou=people,{base}
 objectClass: inetOrgPerson
+objectClass: quotaAccount
+diskQuotaGB: 20
 uid: bob
 cn: Bob
 sn: Berg
@@ -118,10 +140,12 @@ userPassword: bob-old-password
 
 
 def start_slapd(tmp: Path) -> tuple[str, subprocess.Popen]:
-    """A slapd with two people (alice, bob) and a lockout policy; returns its URL."""
+    """A slapd with two people (alice, bob), a lockout policy, a quota attribute and a
+    software branch; returns its URL."""
     slapd = need("slapd", "slapd ldap-utils")
     need("ldapadd", "ldap-utils")
     (tmp / "db").mkdir(parents=True)
+    (tmp / "quota.schema").write_text(QUOTA_SCHEMA)
     conf = tmp / "slapd.conf"
     conf.write_text(SLAPD_CONF.format(dir=tmp, base=BASE, admin=ADMIN, pw=ADMIN_PW))
     port = free_port()

@@ -14,15 +14,7 @@ from baton.kernel.errors import Invalid, Refused
 from baton.servicedesk import chat
 from baton.servicedesk.directory import Directory
 from baton.store.models import AuditRecord
-from tests.servicedesk.services import ADMIN, ADMIN_PW, BASE, start_slapd
-
-
-@pytest.fixture(scope="module")
-def ldap_url(tmp_path_factory):
-    url, proc = start_slapd(tmp_path_factory.mktemp("slapd"))
-    yield url
-    proc.terminate()
-    proc.wait(10)
+from tests.servicedesk.services import ADMIN, ADMIN_PW, BASE
 
 
 @pytest.fixture
@@ -113,33 +105,6 @@ def test_requests_per_name_are_rate_limited(desk):
     fourth = desk.start_selfservice("account_unlock", "ratelimited-user")
     with pytest.raises(Refused):
         desk.verify_selfservice(fourth["request"], "000000")
-
-
-def test_catalogue_items_with_an_approve_ceiling_wait_for_the_owner(desk):
-    ticket = desk.file("alice@example.org", "need more disk quota", "home is full")
-    started = desk.start_selfservice("disk_quota", "alice", {"owner": "sam", "gb": 10}, ticket.id)
-    held = desk.verify_selfservice(started["request"], desk.sent[-1][1])
-    assert held["status"] == "awaiting_approval"
-    with pytest.raises(Refused):
-        desk.approve_selfservice(started["request"], Actor("tia", "human"))
-    assert desk.approve_selfservice(started["request"], Actor("sam", "human"))["status"] == "done"
-    assert desk.show(ticket.id)["status"] == "resolved"
-
-
-def test_a_software_request_names_the_software_and_waits_for_a_person(desk, shared):
-    shared.clock.advance(timedelta(hours=1))  # past the per-name hourly limit of the others
-    ticket = desk.file("alice@example.org", "please install software", "I need Inkscape")
-    with pytest.raises(Invalid):  # nothing sent for a request that names nothing usable
-        desk.start_selfservice("software_request", "alice", {"software": "x;rm -rf /"})
-    started = desk.start_selfservice(
-        "software_request", "alice", {"software": "Inkscape 1.3"}, ticket.id
-    )
-    held = desk.verify_selfservice(started["request"], desk.sent[-1][1])
-    assert held["status"] == "awaiting_approval"  # ceiling `approve`: a person decides
-    assert desk.approve_selfservice(started["request"], Actor("tia", "human"))["status"] == "done"
-    shown = desk.show(ticket.id)
-    assert shown["status"] == "resolved"
-    assert "install software" in shown["comments"][-1]["body"].lower()
 
 
 def test_chat_recognises_a_software_request():

@@ -27,6 +27,7 @@ from baton.kernel.clock import Clock
 from baton.kernel.errors import NotFound
 from baton.runtime.pipeline import INTAKE
 from baton.runtime.settings import Settings
+from baton.servicedesk import fulfil
 from baton.store.db import Database
 
 log = logging.getLogger("baton.config")
@@ -118,7 +119,8 @@ class LiveConfig:
         so there is never a change without its record. Returns (policy, diff, warnings).
         """
         policy, diff = plan_policy(self._policy_path, data)
-        unknown = policy.unknown_runbooks({rb.id for rb in self.catalogue})
+        known = {rb.id for rb in self.catalogue} | set(fulfil.RUNBOOK_IDS.values())
+        unknown = policy.unknown_runbooks(known)
         warnings = [f"runbooks.{rid}: no such runbook in the catalogue" for rid in unknown]
         if not diff:
             return policy, diff, warnings

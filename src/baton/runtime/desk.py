@@ -18,6 +18,7 @@ from baton.act.secrets import resolve
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
 from baton.kernel.enums import TicketStatus as S
+from baton.kernel.enums import Tier
 from baton.kernel.errors import Invalid
 from baton.runtime.config import LiveConfig
 from baton.runtime.notify import Message, chat_reply, send_mail
@@ -26,12 +27,22 @@ from baton.runtime.scheduler import Job
 from baton.runtime.settings import Settings
 from baton.runtime.triage_models import learn_from_change, record_predictions, trained_predictor
 from baton.sense.normalize import EventIn
-from baton.servicedesk import burst, chat, knowledge, lifecycle, mail, options, selfservice, sla
+from baton.servicedesk import (
+    burst,
+    chat,
+    fulfil,
+    knowledge,
+    lifecycle,
+    mail,
+    options,
+    selfservice,
+    sla,
+)
 from baton.servicedesk import tickets as desk
 from baton.servicedesk.directory import Directory
 from baton.servicedesk.tickets import Predictor, keyword_predictions
 from baton.store.db import Database
-from baton.store.models import Ticket
+from baton.store.models import SelfServiceRequest, Ticket
 
 Raised = Callable[[list[Any]], int]
 Ingest = Callable[[list[EventIn]], dict[str, int]]  # sense + correlate (Drain.ingest)
@@ -331,6 +342,9 @@ class Desk:
                 cfg.ldap_bind_dn,
                 _secret(cfg.ldap_password_secret),
                 cfg.ldap_user_attr,
+                quota_attr=cfg.ldap_quota_attr,
+                quota_class=cfg.ldap_quota_class,
+                software_base=cfg.ldap_software_base,
             )
         return self.directory
 
@@ -364,13 +378,28 @@ class Desk:
     ) -> dict[str, Any]:
         with self.db.session() as s:
             req = selfservice.verify(
-                s, request_id, code, self._directory(), self.clock.now(), new_password
+                s,
+                request_id,
+                code,
+                self._directory(),
+                self.clock.now(),
+                new_password,
+                ceiling=self._catalogue_ceiling(s, request_id),
             )
             return selfservice.to_dict(req)
 
+    def _catalogue_ceiling(self, s: Session, request_id: int) -> Tier | None:
+        """The policy's `runbooks.<id>.autonomy.default` for a fulfilment runbook, if set."""
+        req = s.get(SelfServiceRequest, request_id)
+        rid = fulfil.RUNBOOK_IDS.get(req.item) if req is not None else None
+        rule = self.config.policy.runbooks.get(rid) if rid else None
+        name = rule.autonomy.get("default") if rule else None
+        return Tier.parse(name) if name else None
+
     def approve_selfservice(self, request_id: int, actor: Actor) -> dict[str, Any]:
         with self.db.session() as s:
-            req = selfservice.approve(s, request_id, actor, self.clock.now(), self.directory)
+            directory = self.directory or (self._directory() if self.settings.ldap_url else None)
+            req = selfservice.approve(s, request_id, actor, self.clock.now(), directory)
             return selfservice.to_dict(req)
 
     # --- scheduler jobs ---------------------------------------------------------------

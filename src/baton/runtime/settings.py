@@ -163,6 +163,19 @@ class Settings(BaseSettings):
         default=None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="NAME of its password"
     )
     ldap_user_attr: str = Field(default="uid", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+    ldap_quota_attr: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$",
+        description="Account attribute holding the disk quota in GB (disk-quota runbook)",
+    )
+    ldap_quota_class: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$",
+        description="Auxiliary object class the quota attribute needs, added when missing",
+    )
+    ldap_software_base: str | None = Field(
+        default=None, description="Branch of software entitlement groups (software runbook)"
+    )
     # approved answers to generic-webhook chats are POSTed there as JSON {conversation,
     # ticket, text}; unset: they stay on the ticket
     desk_chat_reply_url: str | None = Field(default=None, pattern=r"^https?://")

@@ -7,7 +7,9 @@ unlocks the action. Answers never say whether an account exists: an unknown name
 the same reply as a known one, and its request can simply never be verified. Wrong codes
 are counted per request (and requests per name per hour), every step is audited, and
 the action then runs only as far as the policy's tier allows — a paused scope or an
-item whose ceiling is `approve` waits for a person.
+item whose ceiling is `approve` waits for a person. Disk quota and software requests are
+carried out by their fulfilment runbooks (`servicedesk.fulfil`) on the directory, once
+allowed or approved; a run that fails its check is rolled back and left to a person.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from baton.kernel.audit import Actor, append
 from baton.kernel.enums import TicketStatus as S
 from baton.kernel.enums import Tier
 from baton.kernel.errors import Invalid, NotFound, Refused
-from baton.servicedesk import lifecycle
+from baton.servicedesk import fulfil, lifecycle
 from baton.servicedesk.directory import Account, Directory
 from baton.store.models import SelfServiceRequest, Ticket
 
@@ -94,6 +96,8 @@ def start(
     wanted = str((params or {}).get("software", "")).strip()
     if item == "software_request" and not _SOFTWARE.match(wanted):
         raise Invalid("params.software: 1-128 letters, digits, spaces or .+@-_", "software")
+    if item == "disk_quota":
+        fulfil.increase_gb(params or {})
     recent = s.scalar(
         select(func.count(SelfServiceRequest.id)).where(
             SelfServiceRequest.username == username,
@@ -150,9 +154,11 @@ def verify(
     new_password: str | None = None,
     second_factor: SecondFactor | None = None,
     factor_answer: str = "",
+    ceiling: Tier | None = None,
 ) -> SelfServiceRequest:
     """Check the code (and the second factor if one is plugged in), then act as far as
-    the policy allows. A wrong code says only that it was not accepted."""
+    the policy allows. A wrong code says only that it was not accepted. `ceiling`: what
+    the policy file sets for the item's runbook, in place of the catalogue's default."""
     req = _request(s, request_id)
     if req.status != "verifying":
         raise Refused(f"request {request_id} is {req.status}")
@@ -181,7 +187,7 @@ def verify(
     _audit(s, req, "identity_verified", at, inputs={"attempt": req.attempts}, decision="verified")
     tier = decide(
         PolicyInputs(
-            runbook_ceiling=item.ceiling,
+            runbook_ceiling=item.ceiling if ceiling is None else ceiling,
             confidence=1.0,
             paused=killswitch.paused_scope(s, f"selfservice.{item.name}", None),
         )
@@ -208,12 +214,46 @@ def _act(
         outcome = "password reset"
     elif req.item == "account_unlock":
         outcome = "unlocked" if directory.unlock(account) else "was not locked"
+    elif req.item in fulfil.RUNBOOKS:
+        _fulfil(s, req, account, directory, AGENT, at)
+        return
     else:
         outcome = "no automatic action for this item"
     req.status = "done"
     req.updated_at = at
     _audit(s, req, "done", at, inputs={"item": req.item}, decision=outcome)
     _close_ticket(s, req, at, outcome)
+
+
+def _fulfil(
+    s: Session,
+    req: SelfServiceRequest,
+    account: Account,
+    directory: Directory,
+    actor: Actor,
+    at: datetime,
+) -> fulfil.Run:
+    """Run the item's fulfilment runbook; done closes the ticket with its transcript, a
+    failure (rolled back) leaves the ticket open with the transcript for a technician."""
+    run = fulfil.RUNBOOKS[req.item](directory, account, dict(req.params))
+    req.status, req.updated_at = ("done" if run.ok else "failed"), at
+    append(
+        s,
+        actor=actor,
+        action="selfservice.fulfilled" if run.ok else "selfservice.failed",
+        subject=f"request:{req.id}",
+        at=at,
+        inputs={"item": req.item, "params": req.params, "runbook": run.runbook},
+        decision=run.outcome,
+        rationale=run.transcript(),
+    )
+    if run.ok:
+        _close_ticket(s, req, at, f"{run.outcome}. {run.transcript()}")
+    elif req.ticket_id is not None:
+        ticket = lifecycle.get(s, req.ticket_id)
+        note = f"Self-service {req.item} not carried out: {run.outcome}. {run.transcript()}"
+        lifecycle.comment(s, ticket, AGENT, note, at, public=False)
+    return run
 
 
 def approve(
@@ -238,7 +278,9 @@ def approve(
         owner = req.params.get("owner")
         if owner and owner != approver.name:
             raise Refused(f"only the owner ({owner}) approves this request")
-    req.status, req.updated_at = "done", at
+    account = _runnable(s, req, directory) if req.item in fulfil.RUNBOOKS else None
+    if account is None:
+        req.status, req.updated_at = "done", at
     append(
         s,
         actor=approver,
@@ -246,10 +288,25 @@ def approve(
         subject=f"request:{req.id}",
         at=at,
         inputs={"item": req.item, "params": req.params},
-        decision=outcome,
+        decision="approved; runbook started" if account else outcome,
     )
-    _close_ticket(s, req, at, outcome)
+    if account is not None and directory is not None:
+        _fulfil(s, req, account, directory, approver, at)
+    else:
+        _close_ticket(s, req, at, outcome)
     return req
+
+
+def _runnable(s: Session, req: SelfServiceRequest, directory: Directory | None) -> Account:
+    """The account an approved runbook acts on — unless the kill switch paused the item
+    since it was held, or the account is gone."""
+    paused = killswitch.paused_scope(s, f"selfservice.{req.item}", None)
+    if paused:
+        raise Refused(f"paused by the kill switch ({paused}); approve again once resumed")
+    account = directory.find(req.username) if directory is not None else None
+    if account is None:
+        raise Refused("no such account in the directory")
+    return account
 
 
 def _grant_group(req: SelfServiceRequest, approver: Actor, directory: Directory | None) -> str:

@@ -3,9 +3,10 @@
 One configuration for every history, nothing keyed to one dataset: TF-IDF over word
 uni- and bi-grams of the text (sublinear counts, so a word repeated by a signature does
 not drown the rest), structured fields as `column=value` indicator features,
-a class-balanced linear SVM (rare groups still count), and sigmoid calibration by
-cross-validation so that "0.9" means right about nine times in ten — the number the
-auto-apply threshold is compared with.
+a class-balanced linear SVM (rare groups still count) whose C is chosen per history by
+cross-validation on the training rows, and per-class sigmoid (Platt) calibration on
+out-of-fold scores (`triage.calibrated`) so that "0.9" means right about nine times in
+ten — the number the auto-apply threshold is compared with.
 
 A trained model is a pickled scikit-learn pipeline whose version is the SHA-256 of its
 bytes: the same bytes always carry the same version, and a blob whose bytes do not
@@ -17,21 +18,17 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle  # our own blobs only, checked against their hash before loading
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.svm import LinearSVC
 
 from baton.kernel.errors import Invalid
+from baton.triage.calibrated import CalibratedSVM
 from baton.triage.dataset import MAX_TEXT, Example, class_counts
 
 FOLDS = 3  # calibration folds; a class needs this many examples to be learned
@@ -39,6 +36,7 @@ FOLDS = 3  # calibration folds; a class needs this many examples to be learned
 # a small one it may be the only hint a rare class has.
 LARGE_HISTORY = 10_000
 DEFAULT_THRESHOLD = 0.8  # auto-apply at or above this calibrated confidence
+CS = (0.3, 1.0)  # the SVM's C, chosen among these by cross-validation on the training rows
 
 
 @dataclass(frozen=True)
@@ -162,17 +160,12 @@ def train(
         )
     if not 0.0 < threshold <= 1.0:
         raise Invalid("must be in (0, 1]", "threshold")
-    svm = LinearSVC(C=1.0, class_weight="balanced", random_state=seed)
-    calibrated = CalibratedClassifierCV(
-        svm, method="sigmoid", cv=StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    )
+    calibrated = CalibratedSVM(cs=CS, folds=FOLDS, seed=seed)
     pipeline = Pipeline(
         [("features", _features(text_columns, field_columns)), ("model", calibrated)]
     )
     pipeline.set_params(features__words__tfidf__min_df=1 if len(kept) < LARGE_HISTORY else 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a few more iterations change little
-        pipeline.fit([e.fields for e in kept], [e.label for e in kept])
+    pipeline.fit([e.fields for e in kept], [e.label for e in kept])
     model = Trained(
         name=name,
         text_columns=list(text_columns),
@@ -184,6 +177,7 @@ def train(
             "trained_rows": len(kept),
             "classes": class_counts(e.label for e in kept),
             "rare_classes_left_out": rare,
+            "svm_c": calibrated.c_,
         },
     )
     model.version = version_of(dumps(model))
