@@ -308,9 +308,8 @@ def policy_show(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
         _show({"policy": policy["policy"], "tiers": tiers}, True)
         return
     print(policy["yaml"], end="")
-    out.print(
-        table(tiers, ["runbook", "env", "tier", "reasons"], "each runbook's tier now, and why")
-    )
+    columns = ["runbook", "env", "service", "tier", "reasons"]
+    out.print(table(tiers, columns, "each runbook's tier now, and why"))
 
 
 @policy_app.command("apply")

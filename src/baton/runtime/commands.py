@@ -346,13 +346,19 @@ class Commands:
             moved = [
                 (m, trust.move_dict(m)) for m in trust.review(s, policy, self.config.catalogue, at)
             ]
-            demoted = [
-                (m.runbook_id, m.scope, trust.change_of(m, actor.name, at)) for m, _ in moved
+            demotions = [
+                (
+                    m.runbook_id,
+                    m.scope,
+                    trust.change_of(m, actor.name, at),
+                    trust.env_services(s, policy, m),
+                )
+                for m, _ in moved
+                if m.kind == "demote"
             ]
-        for rid, scope, change in demoted:
-            if change.kind == "demote":
-                data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
-                self.config.apply_policy(data, actor)
+        for rid, scope, change, names in demotions:
+            data = self.config.policy.with_autonomy(rid, scope, change, names)
+            self.config.apply_policy(data, actor)
         for _, row in moved:
             self.note(f"trust.{row['kind']}", {k: row[k] for k in ("id", "runbook", "scope")})
         return [row for _, row in moved]
@@ -368,8 +374,7 @@ class Commands:
             change = trust.change_of(move, actor.name, at)
             rid, scope = move.runbook_id, move.scope
         if accept:  # the policy first: an accepted move always has its policy change
-            data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
-            self.config.apply_policy(data, actor)
+            self.config.apply_policy(self.config.policy.with_autonomy(rid, scope, change), actor)
         with self.db.session() as s:
             return trust.move_dict(trust.decide(s, move_id, accept, actor, reason, at))
 
