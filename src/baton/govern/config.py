@@ -280,12 +280,17 @@ def plan_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
 
 
 def write_policy(path: Path, policy: PolicyConfig) -> None:
-    """Replace the file atomically (readers see the old or the new file, never half),
-    keeping its permissions, flushed to disk before it is renamed into place."""
+    """Replace the policy file atomically (see `write_atomic`)."""
+    write_atomic(path, render(policy))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a config file atomically (readers see the old or the new file, never
+    half), keeping its permissions, flushed to disk before it is renamed into place."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".yaml")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     with os.fdopen(fd, "w") as handle:
-        handle.write(render(policy))
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(tmp, mode)
