@@ -81,6 +81,9 @@ def test_a_runbook_change_is_a_diff_a_technician_cannot_apply_and_a_lead_can(pla
         assert audit.actor == "lee" and "+manual_minutes: 25" in audit.inputs["diff"]
     again = client.post(f"{url}/apply", headers=who["lee"])
     assert again.status_code == 409 and "was applied by lee" in again.text
+    edited = ReviewIn(summary="edited later", lessons=[Lesson(text="the estimate is low")])
+    kept = platform.commands.save_review(rec["incident"], edited, TIA)["lessons"][0]["change"]
+    assert kept["applied_by"] == "lee" and kept["diff"] == change["diff"]  # re-saving keeps it
 
 
 @SQLITE

@@ -386,11 +386,18 @@ class Commands:
         """Write an incident's review. A lesson's proposed runbook or policy change is
         checked now and kept as a diff against the file as it is; only `apply_lesson`,
         by a lead, changes the file."""
-        changes = {
-            i: self._lesson_change(i, lesson, actor)
-            for i, lesson in enumerate(body.lessons)
-            if lesson.policy is not None or lesson.proposed is not None or lesson.diff is not None
-        }
+        with self.db.session() as s:
+            try:
+                before = review.get_review(s, incident_id).lessons
+            except NotFound:
+                before = []
+        changes = {}
+        for i, lesson in enumerate(body.lessons):
+            kept = before[i].get("change") if i < len(before) else None
+            if kept and before[i].get("text") == lesson.text and not _proposes(lesson):
+                changes[i] = kept  # re-saved without its change: the stored one stands
+            elif _proposes(lesson):
+                changes[i] = self._lesson_change(i, lesson, actor)
         with self.db.session() as s:
             row = review.save_review(s, incident_id, body, actor, self.clock.now(), changes)
             return review.review_dict(s, row)
@@ -568,3 +575,7 @@ class Commands:
     ) -> dict[str, Any]:
         """A technician's correction of a triage model, learned at the next retrain."""
         return self.desk.correct(model, subject, fields, value, actor, prediction_id)
+
+
+def _proposes(lesson: review.Lesson) -> bool:
+    return lesson.policy is not None or lesson.proposed is not None or lesson.diff is not None
