@@ -79,14 +79,18 @@ def weekly(session: Session, policy: PolicyConfig, scope: Scope) -> dict[str, An
         for m in trust.moves(session)
         if m["status"] == trust.OPEN or scope.since <= m["created_at"] < scope.until
     ]
+    moved = {(m["runbook"], m["scope"]) for m in moves}
     return {
         "kpis": figures,
         "failures": [dict(r._mapping) for r in failures],
         "overrides": [dict(r._mapping) for r in overrides],
         "noisiest": [{"source": s, "alert": n, "count": c} for s, n, c in noisy],
         "moves": moves,
+        # environments, and the services a move is about (every service would drown them)
         "ledger": [
-            r for r in trust.ledger(session, policy, scope.since) if r["scope"].startswith("env:")
+            r
+            for r in trust.ledger(session, policy, scope.since)
+            if r["scope"].startswith("env:") or (r["runbook"], r["scope"]) in moved
         ],
     }
 
