@@ -30,6 +30,8 @@ def test_a_diff_applies_where_the_file_moved_and_is_refused_where_it_changed():
     with pytest.raises(StaleDiff, match=r"f\.yaml changed since the lesson was written: hunk 1"):
         apply_diff(edited, diff, "f.yaml")
     assert apply_diff("", make_diff("", "a: 1\n", "p"), "p") == "a: 1\n"
+    unended = make_diff("a: 1\nb: 2", "a: 1\nb: 3", "p")  # no final newline on either side
+    assert "-b: 2\n+b: 3\n" in unended and apply_diff("a: 1\nb: 2", unended, "p") == "a: 1\nb: 3\n"
     with pytest.raises(Refused, match="not a unified diff"):
         apply_diff(BEFORE, "rm -rf /\n", "f.yaml")
 

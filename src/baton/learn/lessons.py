@@ -29,11 +29,20 @@ class Hunk:
     new: list[str]  # the lines it leaves (context and additions)
 
 
+def ended(text: str) -> str:
+    """`text` ending with a newline (unless empty), as the diffs here always treat files, so
+    a missing final newline never makes a diff line run into the next."""
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
 def make_diff(before: str, after: str, name: str) -> str:
     """A unified diff of `name` (3 lines of context; '' when nothing changes)."""
     return "".join(
         difflib.unified_diff(
-            before.splitlines(True), after.splitlines(True), f"{name} (before)", f"{name} (after)"
+            ended(before).splitlines(True),
+            ended(after).splitlines(True),
+            f"{name} (before)",
+            f"{name} (after)",
         )
     )
 
@@ -78,7 +87,7 @@ def apply_diff(text: str, diff: str, name: str) -> str:
     """`text` with `diff` applied. Each hunk must find its expected lines exactly, at its
     line or shifted by earlier edits to the file (the nearest place wins); otherwise
     `StaleDiff` says which hunk of `name` no longer matches."""
-    lines = text.splitlines(True)
+    lines = ended(text).splitlines(True)
     out: list[str] = []
     at = 0  # index in `lines` up to which the output is built
     shift = 0  # how far the file moved since the diff was made

@@ -147,7 +147,7 @@ class LiveConfig:
             raise Invalid(str(exc)) from None
         if runbook.id != runbook_id:
             raise Invalid(f"{path.name}: the change renames runbook {runbook_id} to {runbook.id}")
-        return text
+        return text if text.endswith("\n") else text + "\n"
 
     def write_runbook(self, runbook_id: str, text: str, actor: Actor) -> Catalogue:
         """Replace a runbook's file with a checked text and reload the catalogue (the
