@@ -27,12 +27,14 @@ from baton import __version__, cli_desk, cli_learn, cli_triage, cli_views
 from baton.cli_copilot import copilot_app
 from baton.cli_detect import detect_app, forecast_cmd, logs_app
 from baton.cli_oversight import TokenOpt, call, register
-from baton.kernel.audit import Actor
-from baton.runtime.settings import ConfigError, Settings, load_settings
-from baton.store.db import redact_url
 
+# Only what every command needs loads here: pydantic, SQLAlchemy, numpy and the domains
+# load inside the commands that use them, so a client command such as `baton kpis`
+# starts in a fraction of the time (see `baton bench kpis`).
 if TYPE_CHECKING:
+    from baton.kernel.audit import Actor
     from baton.runtime.commands import Commands
+    from baton.runtime.settings import Settings
 
 app = typer.Typer(
     help="Baton: AI runs the tasks; humans hold the baton.",
@@ -73,7 +75,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def redact_url(url: str) -> str:
+    from baton.store.db import redact_url as redact
+
+    return redact(url)
+
+
 def settings(**overrides: Any) -> Settings:
+    from baton.runtime.settings import ConfigError, load_settings
+
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
@@ -99,6 +109,8 @@ def _database(s: Settings, create_key: bool = True):  # type: ignore[no-untyped-
 def _cli_actor(name: str | None = None) -> Actor:
     """The person at the terminal: `--as NAME`, else the OS user. Local CLI access is
     machine-admin access, so the ledger names who used it."""
+    from baton.kernel.audit import Actor
+
     return Actor(name or getpass.getuser(), "human")
 
 

@@ -7,11 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-
-from baton.detect import nab
-from baton.detect.metrics import DetectorConfig, score_series
 
 detect_app = typer.Typer(help="Anomaly detection on metric series.", no_args_is_help=True)
 
@@ -27,6 +23,9 @@ def anomalies(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scores.")],
 ) -> None:
     """Write timestamp,value,anomaly_score,is_anomaly for every row of SOURCE."""
+    from baton.detect import nab  # numba and numpy load only for the commands using them
+    from baton.detect.metrics import DetectorConfig, score_series
+
     try:
         seconds, values, stamps = nab.read_csv_series(source)
     except (OSError, ValueError) as exc:
@@ -52,6 +51,9 @@ def nab_results(
     detector: Annotated[str, typer.Option(help="Detector name in the file names.")] = "baton",
 ) -> None:
     """Write RESULTS/<detector>/<category>/<detector>_<file>.csv for every series."""
+    from baton.detect import nab
+    from baton.detect.metrics import score_series
+
     try:
         corpus = nab.load_corpus(data)
     except (OSError, ValueError) as exc:
@@ -101,6 +103,9 @@ def forecast_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Forecast SOURCE and say when it crosses THRESHOLD (with a 90 % interval)."""
+    import numpy as np
+
+    from baton.detect import nab
     from baton.detect.forecast import crossing, forecast
 
     try:

@@ -148,6 +148,40 @@ def review_incident(incident_id: int, token: TokenOpt = None, as_json: JsonOpt =
     emit(rows, as_json, lambda r: out.print(table(r, columns, f"incident {incident_id}")))
 
 
+@review_app.command("lesson")
+def review_lesson(
+    incident_id: int,
+    lesson: Annotated[int, typer.Argument(help="The lesson's index in the review (0 first).")],
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The runbook or policy change a review's lesson proposes, as its diff."""
+    change = call("GET", f"/api/v1/incidents/{incident_id}/review/lessons/{lesson}/diff", token)
+
+    def render(c: dict[str, Any]) -> None:
+        print(c["diff"], end="")
+        state = (
+            f"applied by {c['applied_by']} at {c['applied_at']}"
+            if c.get("applied_by")
+            else ("applies to the file as it is now" if c["applies"] else f"stale: {c['stale']}")
+        )
+        out.print(f"{c['file']} ({c['target']}): {state}", markup=False)
+
+    emit(change, as_json, render)
+
+
+@review_app.command("apply")
+def review_apply(
+    incident_id: int,
+    lesson: Annotated[int, typer.Argument(help="The lesson's index in the review (0 first).")],
+    token: TokenOpt = None,
+) -> None:
+    """Apply the change a lesson proposes (leads); prints the diff applied."""
+    done = call("POST", f"/api/v1/incidents/{incident_id}/review/lessons/{lesson}/apply", token)
+    print(done["applied_diff"], end="")
+    out.print(f"applied to {done['file']} by {done['applied_by']}", markup=False)
+
+
 def replay_policy(
     policy: Annotated[Path, typer.Option(help="The candidate policy.yaml.")],
     since: SinceOpt = "30d",

@@ -4,6 +4,7 @@ the API's role checks apply to the CLI exactly as to every other client."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-
-from baton.runtime.settings import ConfigError, load_settings
 
 approvals_app = typer.Typer(help="The approval queue.", no_args_is_help=True)
 override_app = typer.Typer(help="Veto, cancel or roll back an execution.", no_args_is_help=True)
@@ -40,16 +39,25 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _client(token: str | None) -> httpx.Client:
-    """An HTTP client for the API; tests replace this to talk to an in-process app."""
-    try:
-        cfg = load_settings()
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
-    secret = token or (cfg.token.get_secret_value() if cfg.token else None)
+    """An HTTP client for the API; tests replace this to talk to an in-process app.
+
+    With the URL and the token both in the environment (or the token passed), nothing
+    else of the settings is read, so the full settings model is not even loaded: the
+    environment wins over baton.yaml for both, so the answer is the same."""
+    secret, url = token or os.environ.get("BATON_TOKEN"), os.environ.get("BATON_URL")
+    if not (secret and url):
+        from baton.runtime.settings import ConfigError, load_settings
+
+        try:
+            cfg = load_settings()
+        except ConfigError as exc:
+            raise _fail(str(exc), 2) from None
+        secret = secret or (cfg.token.get_secret_value() if cfg.token else None)
+        url = url or cfg.url
     if not secret:
         raise _fail("this command needs a token: set BATON_TOKEN or pass --token", 2)
     return httpx.Client(
-        base_url=cfg.url, timeout=TIMEOUT_S, headers={"Authorization": f"Bearer {secret}"}
+        base_url=url, timeout=TIMEOUT_S, headers={"Authorization": f"Bearer {secret}"}
     )
 
 
@@ -308,9 +316,8 @@ def policy_show(token: TokenOpt = None, as_json: JsonOpt = False) -> None:
         _show({"policy": policy["policy"], "tiers": tiers}, True)
         return
     print(policy["yaml"], end="")
-    out.print(
-        table(tiers, ["runbook", "env", "tier", "reasons"], "each runbook's tier now, and why")
-    )
+    columns = ["runbook", "env", "service", "tier", "reasons"]
+    out.print(table(tiers, columns, "each runbook's tier now, and why"))
 
 
 @policy_app.command("apply")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -16,9 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from baton.kernel.audit import Actor
-from baton.kernel.clock import default_clock
 from baton.kernel.errors import Invalid, NotFound
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from baton.kernel.audit import Actor
 
 triage_app = typer.Typer(
     help="Triage models (category, priority, group) trained on your own tickets.",
@@ -177,7 +180,7 @@ def train_cmd(
             model,
             examples,
             by=_person(as_),
-            at=default_clock().now(),
+            at=_now(),
             notes={"load": load, "csv": csv.name},
         )
         summary = _summary(row)
@@ -202,7 +205,7 @@ def retrain_cmd(
 
     try:
         with _OPENERS["db"]().session() as session:
-            result = retrain(session, name, by=_person(as_), at=default_clock().now())
+            result = retrain(session, name, by=_person(as_), at=_now())
     except (Invalid, NotFound) as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -226,7 +229,7 @@ def threshold_cmd(
 
     try:
         with _OPENERS["db"]().session() as session:
-            row = set_threshold(session, name, value, by=_person(as_), at=default_clock().now())
+            row = set_threshold(session, name, value, by=_person(as_), at=_now())
             version = row.version
     except (Invalid, NotFound) as exc:
         raise _fail(str(exc)) from None
@@ -282,8 +285,16 @@ def models_cmd(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
+def _now() -> datetime:
+    from baton.kernel.clock import default_clock  # pydantic loads only when needed
+
+    return default_clock().now()
+
+
 def _person(name: str | None) -> Actor:
     import getpass
+
+    from baton.kernel.audit import Actor
 
     return Actor(name or getpass.getuser(), "human")
 

@@ -47,3 +47,25 @@ def test_kpis_trust_review_and_replay_from_the_cli(cli, tokens, demo, tmp_path):
     result = json.loads(replayed.stdout)
     assert result["proposals"] >= 1 and result["less_autonomy"] >= 1
     assert result["blocked"]["after"] == result["proposals"]
+
+    # a post-incident lesson proposes a runbook change: shown as a diff, applied by a lead
+    from baton.kernel.audit import Actor
+    from baton.learn.review import Lesson, ReviewIn
+
+    path = demo.platform.settings.runbooks_path / "clear-disk.yaml"
+    text = path.read_text()
+    assert "risk: low" in text
+    incident = executions(demo)[0].incident_id
+    lesson = Lesson(
+        text="clearing disk is riskier",
+        runbook="clear-disk",
+        proposed=text.replace("risk: low", "risk: medium"),
+    )
+    demo.platform.commands.save_review(incident, ReviewIn(lessons=[lesson]), Actor("tia", "human"))
+    shown = cli("review", "lesson", str(incident), "0", "--token", vic)
+    assert shown.exit_code == 0 and "+risk: medium" in shown.stdout and "applies" in shown.stdout
+    assert cli("review", "apply", str(incident), "0", "--token", tokens["tia"]).exit_code == 1
+    assert path.read_text() == text  # a technician cannot apply it
+    applied = cli("review", "apply", str(incident), "0", "--token", lee)
+    assert applied.exit_code == 0 and "applied to clear-disk.yaml by lee" in applied.stdout
+    assert "risk: medium" in path.read_text()

@@ -88,7 +88,7 @@ def test_post_incident_review_timeline_and_a_lesson_a_lead_applies(platform):
     actions = [e["action"] for e in saved["timeline"]]
     assert actions == ["incident.opened", "decision.made", "execution.failed", "review.saved"]
     assert saved["follow_ups"][0]["owner"] == "team-web"
-    diff = platform.commands.lesson_diff(rec["incident"], 0)
+    diff = platform.commands.lesson_change(rec["incident"], 0)["diff"]
     assert "+  web: approve" in diff
     assert platform.config.policy.services.get("web") is None  # nothing applied yet
     with pytest.raises(Refused):

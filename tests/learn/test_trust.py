@@ -159,3 +159,124 @@ def test_the_heartbeat_reviews_the_ledger_every_quarter_hour(platform):
     platform.clock.advance(timedelta(minutes=11))
     assert platform.scheduler.tick().results["trust ledger"] == 0
     assert platform.config.policy.runbooks["restart-service"].autonomy["prod"] == "approve"
+
+
+def tier_for(platform, runbook, service, origin=None):
+    from baton.govern.flows import decide_tier
+
+    rb = next(r for r in platform.config.catalogue if r.id == runbook)
+    with platform.db.session() as s:
+        decided, _ = decide_tier(
+            s,
+            rb,
+            confidence=1.0,
+            service=service,
+            env="prod",
+            policy=platform.config.policy,
+            at=platform.clock.now(),
+            origin=origin,
+        )
+    return decided
+
+
+@SQLITE
+def test_a_service_earns_its_own_tier_and_a_streak_on_one_service_demotes_only_it(platform):
+    for _ in range(40):
+        record(platform, "rollback-deploy", "web")
+    for _ in range(10):  # people rejected every one on api: its own spike, not prod's
+        record(platform, "rollback-deploy", "api", approval="rejected", status=None)
+    rows = {r["scope"]: r for r in ledger_of(platform) if r["runbook"] == "rollback-deploy"}
+    assert rows["env:prod"]["wilson_lower"] < 0.9  # prod as a whole does not clear the bar
+    moves = {m["scope"]: m for m in platform.commands.review_trust()}
+    assert set(moves) == {"service:web", "service:api"}
+    assert (moves["service:api"]["kind"], moves["service:api"]["to_tier"]) == (
+        "demote",
+        "recommend",
+    )
+    assert (moves["service:web"]["kind"], moves["service:web"]["status"]) == (
+        "promote",
+        "recommended",
+    )
+    chosen = platform.config.policy.runbooks["rollback-deploy"]
+    assert chosen.services == {"api": "recommend"} and not chosen.autonomy
+
+    platform.commands.decide_promotion(moves["service:web"]["id"], True, LEAD, "web's record")
+    chosen = platform.config.policy.runbooks["rollback-deploy"]
+    assert chosen.services == {"api": "recommend", "web": "auto"} and not chosen.autonomy
+    assert [(c.scope, c.kind, c.by) for c in chosen.changes] == [
+        ("service:api", "demote", "baton.learn"),
+        ("service:web", "promote", "lee"),
+    ]
+    assert chosen.changes[1].at == platform.clock.now() and "40 of 40" in chosen.changes[1].reason
+    text = (platform.settings.runbooks_dir / "policy.yaml").read_text()
+    assert "services:" in text and "scope: service:web" in text
+
+    web, api, db = (tier_for(platform, "rollback-deploy", s) for s in ("web", "api", "db"))
+    assert (web.tier.label, api.tier.label, db.tier.label) == ("auto", "recommend", "approve")
+    assert "policy for service api" in api.reasons[0]
+    from baton.govern.flows import standing_tiers
+
+    with platform.db.session() as s:
+        shown = standing_tiers(
+            s,
+            platform.config.catalogue,
+            ["prod"],
+            platform.config.policy,
+            platform.clock.now(),
+            platform.dispatch.targets,
+        )
+    mine = {(r["env"], r["service"]) for r in shown if r["runbook"] == "rollback-deploy"}
+    assert mine == {("prod", None), ("prod", "api"), ("prod", "web")}
+    # a run named for web on an incident that started on api keeps api's lower ceiling
+    assert tier_for(platform, "rollback-deploy", "web", origin="api").tier.label == "recommend"
+    platform.config.apply_policy(
+        platform.config.policy.model_dump(mode="json", exclude_defaults=True)
+        | {"environments": {"prod": "approve"}},
+        LEAD,
+    )  # an environment cap still holds over a service's own ceiling
+    assert tier_for(platform, "rollback-deploy", "web").tier.label == "approve"
+
+
+@SQLITE
+def test_an_environment_demotion_lowers_the_services_above_it(platform):
+    for _ in range(40):
+        record(platform, "rollback-deploy", "web")
+    record(platform, "rollback-deploy", "api", approval="rejected", status=None)
+    [move] = platform.commands.review_trust()
+    assert move["scope"] == "service:web"  # 40 of 41 in prod as a whole: 0.87, under 0.9
+    platform.commands.decide_promotion(move["id"], True, LEAD, "web's record")
+    for service in ("web", "api", "web", "api"):  # the streak is prod's, no one service's
+        record(platform, "rollback-deploy", service, status="failed", verified=False)
+    [move] = platform.commands.review_trust()
+    assert (move["scope"], move["kind"], move["from_tier"], move["to_tier"]) == (
+        "env:prod",
+        "demote",
+        "approve",
+        "recommend",
+    )
+    chosen = platform.config.policy.runbooks["rollback-deploy"]
+    assert chosen.autonomy == {"prod": "recommend"} and chosen.services == {"web": "recommend"}
+    lowered = chosen.changes[-1]
+    assert lowered.scope == "service:web" and lowered.from_tier == "auto"
+    assert lowered.reason.startswith("lowered with env:prod: ")
+    assert tier_for(platform, "rollback-deploy", "web").tier.label == "recommend"
+
+
+def test_a_service_ceiling_is_kept_apart_from_the_environments():
+    from baton.govern.config import AutonomyChange, PolicyConfig
+
+    change = AutonomyChange(
+        kind="promote",
+        scope="service:web",
+        from_tier="approve",
+        to_tier="auto",
+        reason="r",
+        at="2026-03-02T15:00:00Z",
+        by="lee",
+    )
+    data = PolicyConfig().with_autonomy("rollback-deploy", "service:web", change)
+    policy = PolicyConfig.model_validate(data)
+    assert policy.ceiling("rollback-deploy", "prod", "approve", "web")[0].label == "auto"
+    assert policy.ceiling("rollback-deploy", "prod", "approve", "api")[0].label == "approve"
+    with pytest.raises(Exception, match="expected env"):
+        PolicyConfig().with_autonomy("rollback-deploy", "web", change)

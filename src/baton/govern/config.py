@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -63,7 +64,7 @@ class AutonomyChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["promote", "demote"]
-    scope: str = Field(description="env:<name>")
+    scope: str = Field(description="env:<name> or service:<name>")
     from_tier: TierName
     to_tier: TierName
     reason: str
@@ -95,6 +96,11 @@ class RunbookPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     autonomy: dict[str, TierName] = Field(
         default_factory=dict, description="ceiling per environment; 'default' for the rest"
+    )
+    services: dict[str, TierName] = Field(
+        default_factory=dict,
+        description="ceiling for one service, set on that service's own record; it wins "
+        "over the environment's (caps, freezes and pauses still apply on top)",
     )
     recommend_below: float | None = Field(default=None, ge=0, le=1)
     observe_below: float | None = Field(default=None, ge=0, le=1)
@@ -141,9 +147,14 @@ class PolicyConfig(BaseModel):
             return svc_cap, f"service {service}"
         return env_cap, f"environment {env}"
 
-    def ceiling(self, runbook_id: str, env: str, file_ceiling: str) -> tuple[Tier, str]:
-        """The runbook's ceiling: the policy's if people set one, else the file's."""
+    def ceiling(
+        self, runbook_id: str, env: str, file_ceiling: str, service: str | None = None
+    ) -> tuple[Tier, str]:
+        """The runbook's ceiling: the policy's for this service if people set one, else
+        the policy's for the environment, else the file's."""
         chosen = self.runbooks.get(runbook_id)
+        if chosen and service and service in chosen.services:
+            return Tier.parse(chosen.services[service]), f"policy for service {service}"
         if chosen and chosen.autonomy:
             tier = chosen.autonomy.get(env, chosen.autonomy.get("default"))
             if tier is not None:
@@ -175,13 +186,40 @@ class PolicyConfig(BaseModel):
     def frozen(self, service: str | None, at: datetime) -> FreezeWindow | None:
         return next((w for w in self.freeze if w.covers(service, at)), None)
 
-    def with_autonomy(self, runbook_id: str, env: str, change: AutonomyChange) -> dict[str, Any]:
-        """This policy as data with the runbook's ceiling in `env` set to the change's
-        tier and the change appended to its history (to apply through `apply_policy`)."""
+    def with_autonomy(
+        self,
+        runbook_id: str,
+        scope: str,
+        change: AutonomyChange,
+        env_services: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """This policy as data with the runbook's ceiling for `scope` (`env:<name>` or
+        `service:<name>`) set to the change's tier and the change appended to its history
+        (to apply through `apply_policy`). An environment's demotion also lowers the
+        runbook's ceiling for any of `env_services` (that environment's services) set
+        above the new tier, each with its own history entry, so no service keeps more
+        autonomy than the record of its whole environment now allows."""
+        kind, _, name = scope.partition(":")
+        if kind not in ("env", "service") or not name:
+            raise Invalid(f"scope {scope!r}: expected env:<name> or service:<name>")
         data = self.model_dump(mode="json", exclude_defaults=True)
         entry = data.setdefault("runbooks", {}).setdefault(runbook_id, {})
-        entry.setdefault("autonomy", {})[env] = change.to_tier
-        entry.setdefault("changes", []).append(change.model_dump(mode="json"))
+        entry.setdefault("autonomy" if kind == "env" else "services", {})[name] = change.to_tier
+        history = entry.setdefault("changes", [])
+        history.append(change.model_dump(mode="json"))
+        if kind == "env" and change.kind == "demote":
+            own = entry.get("services", {})
+            for service in sorted(set(env_services) & set(own)):
+                if Tier.parse(own[service]) > Tier.parse(change.to_tier):
+                    lowered = change.model_copy(
+                        update={
+                            "scope": f"service:{service}",
+                            "from_tier": own[service],
+                            "reason": f"lowered with {scope}: {change.reason}",
+                        }
+                    )
+                    own[service] = change.to_tier
+                    history.append(lowered.model_dump(mode="json"))
         return data
 
 
@@ -242,12 +280,17 @@ def plan_policy(path: Path, data: Any) -> tuple[PolicyConfig, str]:
 
 
 def write_policy(path: Path, policy: PolicyConfig) -> None:
-    """Replace the file atomically (readers see the old or the new file, never half),
-    keeping its permissions, flushed to disk before it is renamed into place."""
+    """Replace the policy file atomically (see `write_atomic`)."""
+    write_atomic(path, render(policy))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a config file atomically (readers see the old or the new file, never
+    half), keeping its permissions, flushed to disk before it is renamed into place."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".yaml")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     with os.fdopen(fd, "w") as handle:
-        handle.write(render(policy))
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(tmp, mode)

@@ -20,6 +20,7 @@ from baton.kernel.enums import ApprovalStatus, IncidentStatus, ProposalStatus
 from baton.kernel.errors import NotFound, Refused
 from baton.store.db import lock_row
 from baton.store.models import Approval, Decision, Incident, Proposal
+from baton.store.models import Service as ServiceRow
 
 POLICY = Actor("baton.govern.policy", "system", "tiers/1")
 # A runbook that changes a real host runs only after a person approves, until a lead
@@ -56,7 +57,11 @@ def decide_tier(
             cap, cap_source = other, other_source
     freeze = policy.frozen(service, at)
     recommend_below, observe_below = policy.gates(runbook.id, runbook.gates())
-    ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
+    ceiling, ceiling_source = policy.ceiling(runbook.id, env, runbook.ceiling(env), service)
+    if origin and origin != service:  # a service's own ceiling never lifts another's run
+        other, other_source = policy.ceiling(runbook.id, env, runbook.ceiling(env), origin)
+        if other < ceiling:
+            ceiling, ceiling_source = other, other_source
     touches, held = host_actions(runbook.doc), ""
     if ceiling_source == "runbook" and touches:
         ceiling = min(ceiling, HOST_CEILING)
@@ -97,16 +102,22 @@ def standing_tiers(
     targets: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """The tier a sure (confidence 1.0) proposal of each runbook would get in each
-    environment at this moment, with its reasons; incidents may only lower it
-    (confidence, service caps)."""
+    environment at this moment, and for each service the policy gives the runbook its own
+    ceiling, with its reasons; incidents may only lower it (confidence, service caps)."""
+    envs = list(envs)
+    service_env = dict(session.execute(select(ServiceRow.name, ServiceRow.env)).tuples().all())
     rows = []
     for rb in sorted(runbooks, key=lambda r: r.id):
-        for env in envs:
+        chosen = policy.runbooks.get(rb.id)
+        own = sorted(chosen.services) if chosen else []
+        scopes = [(env, None) for env in envs]
+        scopes += [(service_env.get(name, "prod"), name) for name in own]
+        for env, service in scopes:
             decided, _ = decide_tier(
                 session,
                 rb,
                 confidence=1.0,
-                service=None,
+                service=service,
                 env=env,
                 policy=policy,
                 at=at,
@@ -116,6 +127,7 @@ def standing_tiers(
                 {
                     "runbook": rb.id,
                     "env": env,
+                    "service": service,
                     "tier": decided.tier.label,
                     "reasons": list(decided.reasons),
                     "acts_on_host": host_actions(rb.doc),

@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import quantiles
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
 from baton.kernel.clock import SimulatedClock
@@ -593,11 +594,16 @@ def triage_bench(args: BenchArgs) -> dict[str, Any]:
     return triage.run(dataset(args, "tickets-itsc"), seeds, args.size, args.progress)
 
 
-@bench("kpis", "KPIs over 30 days on a database with --size executions (default 100,000)")
+@bench("kpis", "`baton kpis` over 30 days on a database with --size executions (default 100,000)")
 def kpis_bench(args: BenchArgs) -> dict[str, Any]:
     """Fills a fresh SQLite database with a month of history (executions, their
-    proposals and decisions, incidents, alerts, overrides, tickets), then times the
-    full KPI answer for the month, for one service, and per week, through the API."""
+    proposals and decisions, incidents, alerts, overrides, tickets) ending now, then
+    times, three times each, (1) the KPI answer through the API in-process (the month,
+    one service, per week) and (2) the command a person types, `baton kpis --since 30d
+    [--bucket week] --json`, as a new process against `baton serve` on that database:
+    wall time from the command's start to its exit, the command's CPU, and the server's
+    CPU for the request. CPU is given beside wall because a shared machine makes wall
+    time mostly waiting for a core."""
     from fastapi.testclient import TestClient
 
     from baton.api.app import create_app
@@ -606,8 +612,9 @@ def kpis_bench(args: BenchArgs) -> dict[str, Any]:
     from baton.runtime.platform import Platform
 
     size = args.size or 100_000
+    now = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory() as home:
-        clock = SimulatedClock(datetime(2026, 4, 1, tzinfo=UTC))
+        clock = SimulatedClock(now)
         platform = Platform(Settings(home=Path(home)), clock).start()
         try:
             started = time.perf_counter()
@@ -630,20 +637,100 @@ def kpis_bench(args: BenchArgs) -> dict[str, Any]:
                     timings.setdefault(label, []).append(time.perf_counter() - t0)
                     cpu.setdefault(label, []).append(time.process_time() - c0)
                     resp.raise_for_status()
-                args.progress(len(timings), 3)
+                args.progress(len(timings), 4)
             answer = resp.json()
         finally:
             platform.close()
+        cli = _kpis_cli(Path(home), secret)
+        args.progress(4, 4)
     return {
         "executions": counts["executions"],
         "history": counts,
         "fill_s": round(filled_s, 1),
-        **{f"{k}_ms_max": round(max(v) * 1000, 1) for k, v in timings.items()},
-        **{f"{k}_ms_min": round(min(v) * 1000, 1) for k, v in timings.items()},
+        **{f"api_{k}_ms_max": round(max(v) * 1000, 1) for k, v in timings.items()},
+        **{f"api_{k}_ms_min": round(min(v) * 1000, 1) for k, v in timings.items()},
         # CPU time of this process: the wall time above includes waiting for a shared CPU
-        **{f"{k}_cpu_ms_min": round(min(v) * 1000, 1) for k, v in cpu.items()},
+        **{f"api_{k}_cpu_ms_min": round(min(v) * 1000, 1) for k, v in cpu.items()},
         "answered_executions": answer["automation"]["executions"],
+        **cli,
+        "load_average_1m": round(os.getloadavg()[0], 1),
+        "cores": os.cpu_count(),
     }
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _kpis_cli(home: Path, token: str) -> dict[str, Any]:
+    """`baton kpis` as a person runs it: a fresh process talking to `baton serve`."""
+    import resource
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "BATON_HOME": str(home),
+        "BATON_URL": f"http://127.0.0.1:{port}",
+        "BATON_TOKEN": token,
+        "BATON_LOG_LEVEL": "WARNING",
+    }
+    baton = [sys.executable, "-c", "from baton.cli import main; main()"]
+    server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [*baton, "serve", "--port", str(port), "--tick-s", "86400", "--no-process"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{env['BATON_URL']}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("baton serve did not come up for the kpis bench")
+            time.sleep(0.5)
+        out: dict[str, Any] = {}
+        for label, extra in (("month", []), ("week", ["--bucket", "week"])):
+            walls, client_cpu, server_cpu = [], [], []
+            for _ in range(3):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                served = _process_cpu_s(server.pid)
+                t0 = time.perf_counter()
+                done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+                    [*baton, "kpis", "--since", "30d", *extra, "--json"],
+                    env=env,
+                    capture_output=True,
+                    timeout=120,
+                    check=True,
+                )
+                walls.append(time.perf_counter() - t0)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                client_cpu.append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+                server_cpu.append(_process_cpu_s(server.pid) - served)
+                answered = orjson.loads(done.stdout)["automation"]["executions"]
+            out |= {
+                f"cli_{label}_wall_ms_min": round(min(walls) * 1000, 1),
+                f"cli_{label}_wall_ms_max": round(max(walls) * 1000, 1),
+                f"cli_{label}_client_cpu_ms_min": round(min(client_cpu) * 1000, 1),
+                f"cli_{label}_server_cpu_ms_min": round(min(server_cpu) * 1000, 1),
+                f"cli_{label}_answered_executions": answered,
+            }
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 @bench("console", "console page server time at 100,000 alerts, 10,000 incidents, 100,000 runs")

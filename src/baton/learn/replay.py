@@ -52,7 +52,7 @@ def redecide(
     at = record.ts if record is not None else o.created_at
     decided = decide(
         PolicyInputs(
-            runbook_ceiling=standing_ceiling(runbook, env, policy),
+            runbook_ceiling=standing_ceiling(runbook, env, policy, service),
             confidence=float(inputs.get("confidence", 1.0)),
             recommend_below=recommend_below,
             observe_below=observe_below,

@@ -4,8 +4,8 @@ The weekly review's numbers come from `figures.kpis` for the same period, so the
 the API's numbers; it renders to HTML (Jinja2, charts as inline SVG) and to PDF with
 WeasyPrint, or a headless Chromium when WeasyPrint cannot load. A post-incident review
 keeps contributing factors, lessons and follow-up tasks beside a timeline read from the
-audit ledger; a lesson may carry a proposed policy change as a diff, which only a lead
-applies (`Commands.apply_lesson`).
+audit ledger; a lesson may propose a runbook or policy change, kept as a diff that only
+a lead applies (`learn.lessons`, `Commands.apply_lesson`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -79,14 +79,18 @@ def weekly(session: Session, policy: PolicyConfig, scope: Scope) -> dict[str, An
         for m in trust.moves(session)
         if m["status"] == trust.OPEN or scope.since <= m["created_at"] < scope.until
     ]
+    moved = {(m["runbook"], m["scope"]) for m in moves}
     return {
         "kpis": figures,
         "failures": [dict(r._mapping) for r in failures],
         "overrides": [dict(r._mapping) for r in overrides],
         "noisiest": [{"source": s, "alert": n, "count": c} for s, n, c in noisy],
         "moves": moves,
+        # environments, and the services a move is about (every service would drown them)
         "ledger": [
-            r for r in trust.ledger(session, policy, scope.since) if r["scope"].startswith("env:")
+            r
+            for r in trust.ledger(session, policy, scope.since)
+            if r["scope"].startswith("env:") or (r["runbook"], r["scope"]) in moved
         ],
     }
 
@@ -152,11 +156,35 @@ def _chromium_pdf(html: str) -> bytes:
 
 # --- post-incident reviews -----------------------------------------------------------
 class Lesson(BaseModel):
+    """What was learned; it may propose a change to the policy or to one runbook, given as
+    the whole document the lesson would have or as a unified diff against the current
+    file. Either way the diff is what is kept, reviewed and, by a lead, applied."""
+
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=4000)
     policy: dict[str, Any] | None = Field(
         default=None, description="the whole policy as this lesson would have it (a lead applies)"
     )
+    runbook: str | None = Field(
+        default=None,
+        max_length=128,
+        description="the runbook id `proposed` or `diff` changes (none: they change the policy)",
+    )
+    proposed: str | None = Field(
+        default=None, max_length=200_000, description="the whole YAML file as it would be"
+    )
+    diff: str | None = Field(
+        default=None, max_length=200_000, description="a unified diff against the current file"
+    )
+
+    @model_validator(mode="after")
+    def _one_change(self) -> Lesson:
+        given = [k for k in ("policy", "proposed", "diff") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"a lesson proposes one change: give one of {', '.join(given)}")
+        if self.runbook and given in ([], ["policy"]):
+            raise ValueError("a lesson naming a runbook gives its `proposed` file or a `diff`")
+        return self
 
 
 class FollowUp(BaseModel):
@@ -211,13 +239,24 @@ def timeline(session: Session, incident_id: int) -> list[dict[str, Any]]:
 
 
 def save_review(
-    session: Session, incident_id: int, body: ReviewIn, actor: Actor, at: datetime
+    session: Session,
+    incident_id: int,
+    body: ReviewIn,
+    actor: Actor,
+    at: datetime,
+    changes: dict[int, dict[str, Any]] | None = None,
 ) -> IncidentReview:
-    """Create or update the incident's review (audited)."""
+    """Create or update the incident's review (audited). `changes`: per lesson index, the
+    reviewable change it proposes (`Commands.save_review` makes them from the files)."""
     if session.get(Incident, incident_id) is None:
         raise NotFound(f"no incident {incident_id}")
     row = session.scalar(select(IncidentReview).where(IncidentReview.incident_id == incident_id))
-    data = body.model_dump(mode="json")
+    data = body.model_dump(mode="json", exclude_none=True)
+    for index, change in (changes or {}).items():
+        lesson = data["lessons"][index]
+        for given in ("policy", "proposed", "diff", "runbook"):
+            lesson.pop(given, None)
+        lesson["change"] = change
     if row is None:
         row = IncidentReview(incident_id=incident_id, author=actor.name, created_at=at)
         session.add(row)
@@ -230,7 +269,12 @@ def save_review(
         action="review.saved",
         subject=f"incident:{incident_id}",
         at=at,
-        inputs={"review": row.id, "lessons": len(row.lessons), "follow_ups": len(row.follow_ups)},
+        inputs={
+            "review": row.id,
+            "lessons": len(row.lessons),
+            "follow_ups": len(row.follow_ups),
+            "changes": {str(i): c for i, c in (changes or {}).items()},
+        },
         decision="saved",
         rationale=row.summary[:500] or None,
     )
@@ -244,14 +288,38 @@ def get_review(session: Session, incident_id: int) -> IncidentReview:
     return row
 
 
-def lesson_policy(row: IncidentReview, index: int) -> dict[str, Any]:
-    """The policy a review's lesson proposes; Refused when it proposes none."""
+def lesson_change(row: IncidentReview, index: int) -> dict[str, Any]:
+    """The change a review's lesson proposes: {target: policy | runbook, runbook, file,
+    diff, status...}; Refused when it proposes none."""
     if not 0 <= index < len(row.lessons):
         raise NotFound(f"the review of incident {row.incident_id} has no lesson {index}")
-    proposed = row.lessons[index].get("policy")
-    if proposed is None:
-        raise Refused(f"lesson {index} proposes no policy change")
-    return proposed
+    change = row.lessons[index].get("change")
+    if change is None:
+        raise Refused(f"lesson {index} proposes no runbook or policy change")
+    return dict(change)
+
+
+def mark_applied(
+    session: Session, row: IncidentReview, index: int, actor: Actor, at: datetime
+) -> dict[str, Any]:
+    """Record on the lesson that a lead applied its change (audited with the diff); a
+    change is applied once."""
+    lessons = [dict(lesson) for lesson in row.lessons]
+    change = dict(lessons[index]["change"])
+    change |= {"applied_by": actor.name, "applied_at": at.isoformat()}
+    lessons[index]["change"] = change
+    row.lessons, row.updated_at = lessons, at
+    append(
+        session,
+        actor=actor,
+        action="review.lesson_applied",
+        subject=f"incident:{row.incident_id}",
+        at=at,
+        inputs={"review": row.id, "lesson": index, **change},
+        decision=f"applied to {change['file']}",
+        rationale=row.lessons[index].get("text", "")[:500] or None,
+    )
+    return change
 
 
 def review_dict(session: Session, row: IncidentReview) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from baton.kernel.audit import Actor, append
 from baton.kernel.enums import BAD_ENDING, ExecutionStatus
 from baton.kernel.errors import NotFound, Refused
 from baton.learn.shadow import Outcome, judge, outcomes
+from baton.store.models import Service as ServiceRow
 from baton.store.models import TrustMove
 
 TRUSTEE = Actor("baton.learn", "ai", "trust-ledger/1")
@@ -117,9 +118,12 @@ def ledger(
     return sorted(rows, key=lambda r: (-r["proposals"], r["runbook"], r["scope"]))
 
 
-def standing_ceiling(runbook: Runbook, env: str, policy: PolicyConfig) -> Tier:
-    """The runbook's ceiling in `env` as the policy decides it (what a move changes)."""
-    tier, source = policy.ceiling(runbook.id, env, runbook.ceiling(env))
+def standing_ceiling(
+    runbook: Runbook, env: str, policy: PolicyConfig, service: str | None = None
+) -> Tier:
+    """The runbook's ceiling in `env` (for `service`, if given) as the policy decides it:
+    what a move changes."""
+    tier, source = policy.ceiling(runbook.id, env, runbook.ceiling(env), service)
     if source == "runbook" and host_actions(runbook.doc):
         tier = min(tier, HOST_CEILING)
     return tier
@@ -157,58 +161,131 @@ def _last_moves(session: Session) -> dict[tuple[str, str], TrustMove]:
     return last
 
 
+def _scopes(every: list[Outcome]) -> dict[tuple[str, str], list[Outcome]]:
+    """Outcomes per runbook x environment, and per runbook x service where the runbook
+    ran for more than one service in that environment (with one, the service's record
+    is the environment's, and the environment's scope acts)."""
+    grouped: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+    for o in every:
+        grouped[(o.runbook, f"env:{o.env}")].append(o)
+    for (rid, _), envs in list(grouped.items()):
+        services = {o.service for o in envs if o.service}
+        if len(services) > 1:
+            for o in envs:
+                if o.service:
+                    grouped[(rid, f"service:{o.service}")].append(o)
+    return grouped
+
+
+@dataclass
+class _Scope:
+    """One runbook x scope as a review sees it: its outcomes since its last move."""
+
+    runbook: Runbook
+    scope: str
+    env: str
+    service: str | None
+    recent: list[Outcome]
+    tier: Tier
+    waiting: bool  # a promotion awaits a lead's decision
+
+    def record(self) -> Record:
+        record = Record(self.runbook.id, self.scope)
+        for o in self.recent:
+            record.add(o)
+        return record
+
+
+def _review_scopes(
+    session: Session, policy: PolicyConfig, catalogue: dict[str, Runbook]
+) -> list[_Scope]:
+    last = _last_moves(session)
+    found = []
+    for (rid, scope), every in sorted(_scopes(judge(outcomes(session))).items()):
+        runbook, prior = catalogue.get(rid), last.get((rid, scope))
+        if runbook is None:
+            continue
+        service = scope.removeprefix("service:") if scope.startswith("service:") else None
+        env = every[-1].env if service else scope.removeprefix("env:")
+        since = prior.decided_at or prior.created_at if prior is not None else None
+        found.append(
+            _Scope(
+                runbook,
+                scope,
+                env,
+                service,
+                [o for o in every if since is None or o.created_at > since],
+                standing_ceiling(runbook, env, policy, service),
+                prior is not None and prior.status == OPEN,
+            )
+        )
+    return found
+
+
 def review(
     session: Session,
     policy: PolicyConfig,
     runbooks: Iterable[Runbook],
     at: datetime,
 ) -> list[TrustMove]:
-    """Look at every runbook x environment since its last move: demote at once on a
-    failure streak or an override spike (status `applied`, for the caller to write into
-    the policy); recommend a promotion when the record clears the bar. Audited."""
+    """Look at every runbook x scope since its last move: demote at once on a failure
+    streak or an override spike (status `applied`, for the caller to write into the
+    policy); recommend a promotion when the record clears the bar. Audited.
+
+    Scopes nest: a service lies in its environment. A demotion takes the narrowest scope
+    that explains it (a streak all on one service demotes that service, not its
+    environment); a promotion the broadest the record supports (a service is recommended
+    on its own only when its environment is not)."""
     rules = policy.trust
-    catalogue = {rb.id: rb for rb in runbooks}
-    last = _last_moves(session)
-    grouped: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
-    for o in judge(outcomes(session)):
-        grouped[(o.runbook, f"env:{o.env}")].append(o)
-    moves = []
-    for (rid, scope), every in sorted(grouped.items()):
-        runbook, prior = catalogue.get(rid), last.get((rid, scope))
-        if runbook is None or (prior is not None and prior.status == OPEN):
-            continue
-        since = prior.decided_at or prior.created_at if prior is not None else None
-        recent = [o for o in every if since is None or o.created_at > since]
-        env = scope.removeprefix("env:")
-        tier = standing_ceiling(runbook, env, policy)
-        record = Record(rid, scope)
-        for o in recent:
-            record.add(o)
-        why = _demotion(recent, rules)
-        if why and tier > Tier.OBSERVE:
-            moves.append(_move(session, record, "demote", "applied", tier, why, rules, recent, at))
-            continue
+    scopes = _review_scopes(session, policy, {rb.id: rb for rb in runbooks})
+    services = [sc for sc in scopes if sc.service and not sc.waiting]
+    envs = [sc for sc in scopes if not sc.service]
+    moves: list[TrustMove] = []
+
+    def demote(sc: _Scope, looked_at: list[Outcome]) -> bool:
+        why = _demotion(looked_at, rules)
+        if why and sc.tier > Tier.OBSERVE:
+            moves.append(_move(session, sc, "demote", "applied", why, rules, at))
+        return bool(why)
+
+    def promote(sc: _Scope) -> bool:
+        record = sc.record()
         bound = wilson_lower(record.verified_agreed, record.judged, rules.z)
-        if tier < Tier.AUTO and record.judged >= rules.min_sample and bound >= rules.promote_at:
+        if sc.tier < Tier.AUTO and record.judged >= rules.min_sample and bound >= rules.promote_at:
             why = (
                 f"{record.verified_agreed} of {record.judged} judged proposals verified and "
                 f"agreed: Wilson lower bound {bound:.3f} >= {rules.promote_at}"
             )
-            moves.append(_move(session, record, "promote", OPEN, tier, why, rules, recent, at))
+            moves.append(_move(session, sc, "promote", OPEN, why, rules, at))
+            return True
+        return False
+
+    demoted = {(sc.runbook.id, sc.service) for sc in services if demote(sc, sc.recent)}
+    raised = set()
+    for sc in envs:
+        if sc.waiting:
+            raised.add((sc.runbook.id, sc.env))
+            continue
+        unexplained = [o for o in sc.recent if (sc.runbook.id, o.service) not in demoted]
+        if not demote(sc, unexplained) and promote(sc):
+            raised.add((sc.runbook.id, sc.env))
+    for sc in services:
+        key = (sc.runbook.id, sc.service)
+        if key not in demoted and (sc.runbook.id, sc.env) not in raised:
+            promote(sc)
     return moves
 
 
 def _move(
     session: Session,
-    record: Record,
+    sc: _Scope,
     kind: str,
     status: str,
-    tier: Tier,
     reason: str,
     rules: TrustPolicy,
-    recent: list[Outcome],
     at: datetime,
 ) -> TrustMove:
+    record, tier = sc.record(), sc.tier
     to = Tier(tier + 1 if kind == "promote" else tier - 1)
     move = TrustMove(
         runbook_id=record.runbook,
@@ -218,7 +295,7 @@ def _move(
         from_tier=tier.label,
         to_tier=to.label,
         reason=reason,
-        evidence=_evidence(record, rules, recent),
+        evidence=_evidence(record, rules, sc.recent),
         created_at=at,
     )
     session.add(move)
@@ -234,6 +311,19 @@ def _move(
         rationale=reason,
     )
     return move
+
+
+def env_services(session: Session, policy: PolicyConfig, move: TrustMove) -> list[str]:
+    """The services with their own ceiling for the move's runbook that lie in the move's
+    environment (none for a service scope): an environment's demotion lowers them too
+    (`PolicyConfig.with_autonomy`). A service the catalogue does not know is in `prod`,
+    as for its outcomes."""
+    chosen = policy.runbooks.get(move.runbook_id)
+    if not move.scope.startswith("env:") or chosen is None or not chosen.services:
+        return []
+    envs = dict(session.execute(select(ServiceRow.name, ServiceRow.env)).tuples().all())
+    env = move.scope.removeprefix("env:")
+    return [name for name in chosen.services if envs.get(name, "prod") == env]
 
 
 def change_of(move: TrustMove, by: str, at: datetime) -> AutonomyChange:

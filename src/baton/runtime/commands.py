@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from baton.act import executions
 from baton.act.limits import LimitReached
 from baton.act.runbook import resolve_params
@@ -20,10 +22,11 @@ from baton.correlate.topology import ServiceDef
 from baton.govern import breaker, escalation, killswitch, overrides, rbac, signin
 from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
+from baton.govern.config import render as render_policy
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
-from baton.kernel.errors import NotFound, Refused
-from baton.learn import review, shadow, trust
+from baton.kernel.errors import Invalid, NotFound, Refused
+from baton.learn import lessons, review, shadow, trust
 from baton.runtime.config import LiveConfig
 from baton.runtime.desk import Desk
 from baton.runtime.dispatch import Dispatch
@@ -346,13 +349,19 @@ class Commands:
             moved = [
                 (m, trust.move_dict(m)) for m in trust.review(s, policy, self.config.catalogue, at)
             ]
-            demoted = [
-                (m.runbook_id, m.scope, trust.change_of(m, actor.name, at)) for m, _ in moved
+            demotions = [
+                (
+                    m.runbook_id,
+                    m.scope,
+                    trust.change_of(m, actor.name, at),
+                    trust.env_services(s, policy, m),
+                )
+                for m, _ in moved
+                if m.kind == "demote"
             ]
-        for rid, scope, change in demoted:
-            if change.kind == "demote":
-                data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
-                self.config.apply_policy(data, actor)
+        for rid, scope, change, names in demotions:
+            data = self.config.policy.with_autonomy(rid, scope, change, names)
+            self.config.apply_policy(data, actor)
         for _, row in moved:
             self.note(f"trust.{row['kind']}", {k: row[k] for k in ("id", "runbook", "scope")})
         return [row for _, row in moved]
@@ -368,35 +377,93 @@ class Commands:
             change = trust.change_of(move, actor.name, at)
             rid, scope = move.runbook_id, move.scope
         if accept:  # the policy first: an accepted move always has its policy change
-            data = self.config.policy.with_autonomy(rid, scope.removeprefix("env:"), change)
-            self.config.apply_policy(data, actor)
+            self.config.apply_policy(self.config.policy.with_autonomy(rid, scope, change), actor)
         with self.db.session() as s:
             return trust.move_dict(trust.decide(s, move_id, accept, actor, reason, at))
 
     # --- post-incident reviews ----------------------------------------------------------
     def save_review(self, incident_id: int, body: review.ReviewIn, actor: Actor) -> dict[str, Any]:
-        """Write an incident's review; a lesson's proposed policy is checked (and its diff
-        kept) now, but only `apply_lesson` by a lead changes the policy."""
-        for lesson in body.lessons:
-            if lesson.policy is not None:
-                self.config.plan_policy(lesson.policy)  # Invalid names the field
+        """Write an incident's review. A lesson's proposed runbook or policy change is
+        checked now and kept as a diff against the file as it is; only `apply_lesson`,
+        by a lead, changes the file."""
         with self.db.session() as s:
-            row = review.save_review(s, incident_id, body, actor, self.clock.now())
+            try:
+                before = review.get_review(s, incident_id).lessons
+            except NotFound:
+                before = []
+        changes = {}
+        for i, lesson in enumerate(body.lessons):
+            kept = before[i].get("change") if i < len(before) else None
+            if kept and before[i].get("text") == lesson.text and not _proposes(lesson):
+                changes[i] = kept  # re-saved without its change: the stored one stands
+            elif _proposes(lesson):
+                changes[i] = self._lesson_change(i, lesson, actor)
+        with self.db.session() as s:
+            row = review.save_review(s, incident_id, body, actor, self.clock.now(), changes)
             return review.review_dict(s, row)
 
-    def lesson_diff(self, incident_id: int, lesson: int) -> str:
-        """The policy change a lesson proposes, as a diff against the current file."""
-        with self.db.session() as s:
-            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
-        return self.config.plan_policy(proposed)[1]
+    def _lesson_change(self, index: int, lesson: review.Lesson, actor: Actor) -> dict[str, Any]:
+        path, before = self.config.document(lesson.runbook)
+        if lesson.policy is not None:
+            after = render_policy(self.config.plan_policy(lesson.policy)[0])
+        elif lesson.proposed is not None:
+            after = lesson.proposed
+        else:
+            after = lessons.apply_diff(before, lesson.diff or "", path.name)
+        after = self.config.normalised(lesson.runbook, after)
+        diff = lessons.make_diff(before, after, path.name)
+        if not diff:
+            raise Invalid(f"lesson {index}: {path.name} already says that; nothing to change")
+        return {
+            "target": "runbook" if lesson.runbook else "policy",
+            "runbook": lesson.runbook,
+            "file": path.name,
+            "diff": diff,
+            "proposed_by": actor.name,
+        }
 
-    def apply_lesson(
-        self, incident_id: int, lesson: int, actor: Actor
-    ) -> tuple[PolicyConfig, str, list[str]]:
-        """A lead applies the policy change a lesson proposed (audited like any change)."""
+    def lesson_change(self, incident_id: int, lesson: int) -> dict[str, Any]:
+        """The change a lesson proposes, as its stored diff, and whether that diff still
+        applies to the file as it is now (and if not, why)."""
         with self.db.session() as s:
-            proposed = review.lesson_policy(review.get_review(s, incident_id), lesson)
-        return self.config.apply_policy(proposed, actor)
+            change = review.lesson_change(review.get_review(s, incident_id), lesson)
+        _, now = self.config.document(change["runbook"])
+        try:
+            lessons.apply_diff(now, change["diff"], change["file"])
+            change |= {"applies": True, "stale": None}
+        except lessons.StaleDiff as exc:
+            change |= {"applies": False, "stale": str(exc)}
+        return change
+
+    def apply_lesson(self, incident_id: int, lesson: int, actor: Actor) -> dict[str, Any]:
+        """A lead applies the diff a lesson proposed to the file as it is now: the policy
+        through `apply_policy` (audited with its diff), a runbook by writing its file and
+        reloading the catalogue; the lesson records who applied it. A diff that no longer
+        applies is refused (`StaleDiff`), as is a second application."""
+        if actor.kind != "human":
+            raise Refused("only a person applies a lesson's change")
+        with self.db.session() as s:
+            change = review.lesson_change(review.get_review(s, incident_id), lesson)
+        if change.get("applied_by"):
+            raise Refused(
+                f"lesson {lesson} was applied by {change['applied_by']} at {change['applied_at']}"
+            )
+        _, now = self.config.document(change["runbook"])
+        after = lessons.apply_diff(now, change["diff"], change["file"])
+        warnings: list[str] = []
+        if change["runbook"] is None:
+            try:
+                data = yaml.safe_load(after) or {}
+            except yaml.YAMLError as exc:
+                raise Invalid(f"policy: not valid YAML after the diff: {exc}") from None
+            _, diff, warnings = self.config.apply_policy(data, actor)
+        else:
+            self.config.write_runbook(change["runbook"], after, actor)
+            diff = lessons.make_diff(now, after, change["file"])
+        with self.db.session() as s:
+            row = review.get_review(s, incident_id)
+            done = review.mark_applied(s, row, lesson, actor, self.clock.now())
+        return {**done, "applied_diff": diff, "warnings": warnings}
 
     # --- tokens ----------------------------------------------------------------------------
     def create_token(
@@ -508,3 +575,7 @@ class Commands:
     ) -> dict[str, Any]:
         """A technician's correction of a triage model, learned at the next retrain."""
         return self.desk.correct(model, subject, fields, value, actor, prediction_id)
+
+
+def _proposes(lesson: review.Lesson) -> bool:
+    return lesson.policy is not None or lesson.proposed is not None or lesson.diff is not None

@@ -13,18 +13,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy.orm import Session
 
 from baton.act.confine import Scope
-from baton.act.runbook import Catalogue, Runbook, load_dir
+from baton.act.runbook import Catalogue, Runbook, RunbookError, load_dir, parse
 from baton.act.versions import sync_catalogue
 from baton.correlate import topology
 from baton.correlate.config import load_config
-from baton.govern.config import PolicyConfig, load_policy, plan_policy, write_policy
+from baton.govern.config import (
+    PolicyConfig,
+    load_policy,
+    plan_policy,
+    render,
+    write_atomic,
+    write_policy,
+)
 from baton.govern.routes import Routing, load_routing
 from baton.kernel.audit import Actor, append
 from baton.kernel.clock import Clock
-from baton.kernel.errors import NotFound
+from baton.kernel.errors import Invalid, NotFound
 from baton.runtime.pipeline import INTAKE
 from baton.runtime.settings import Settings
 from baton.servicedesk import fulfil
@@ -111,6 +119,43 @@ class LiveConfig:
     def plan_policy(self, data: Any) -> tuple[PolicyConfig, str]:
         """Validate a would-be policy and diff it against the file, changing nothing."""
         return plan_policy(self._policy_path, data)
+
+    def document(self, runbook_id: str | None) -> tuple[Path, str]:
+        """The file a change is made to and its text now: the runbook's, or the policy's
+        (`runbook_id` None; '' while the policy file does not exist)."""
+        if runbook_id is None:
+            path = self._policy_path
+        else:
+            runbook = self.catalogue.get(runbook_id)
+            if runbook is None or not runbook.path:
+                raise NotFound(f"no runbook {runbook_id} loaded from a file")
+            path = Path(runbook.path)
+        return path, path.read_text() if path.is_file() else ""
+
+    def normalised(self, runbook_id: str | None, text: str) -> str:
+        """`text` checked as the file it would replace: a valid runbook keeping its id, or
+        a valid policy (rendered as Baton writes it). `Invalid` names the problem."""
+        if runbook_id is None:
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise Invalid(f"policy: not valid YAML: {exc}") from None
+            return render(self.plan_policy(data)[0])
+        path, _ = self.document(runbook_id)
+        try:
+            runbook = parse(text, str(path), self.policy.allow_interpreter)
+        except RunbookError as exc:
+            raise Invalid(str(exc)) from None
+        if runbook.id != runbook_id:
+            raise Invalid(f"{path.name}: the change renames runbook {runbook_id} to {runbook.id}")
+        return text if text.endswith("\n") else text + "\n"
+
+    def write_runbook(self, runbook_id: str, text: str, actor: Actor) -> Catalogue:
+        """Replace a runbook's file with a checked text and reload the catalogue (the
+        reload's audit record names the new version and who asked)."""
+        path, _ = self.document(runbook_id)
+        write_atomic(path, self.normalised(runbook_id, text))
+        return self.reload(actor)
 
     def apply_policy(self, data: Any, actor: Actor) -> tuple[PolicyConfig, str, list[str]]:
         """Validate and write policy.yaml, audit author and diff, apply it at once.

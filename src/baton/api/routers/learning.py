@@ -143,20 +143,20 @@ def put_review(
 
 @router.get(
     "/incidents/{incident_id}/review/lessons/{lesson}/diff",
-    summary="The policy change a lesson proposes, as a diff",
+    summary="The runbook or policy change a lesson proposes, as a diff, and whether it applies",
 )
 def lesson_diff(
     incident_id: Id,
     lesson: LessonNo,
     _: Principal = READ,
     p: Platform = Depends(platform),
-) -> dict[str, str]:
-    return {"diff": p.commands.lesson_diff(incident_id, lesson)}
+) -> dict[str, Any]:
+    return p.commands.lesson_change(incident_id, lesson)
 
 
 @router.post(
     "/incidents/{incident_id}/review/lessons/{lesson}/apply",
-    summary="A lead applies the policy change a lesson proposes",
+    summary="A lead applies the runbook or policy change a lesson proposes",
 )
 def apply_lesson(
     incident_id: Id,
@@ -164,8 +164,7 @@ def apply_lesson(
     who: Principal = GOVERN,
     p: Platform = Depends(platform),
 ) -> dict[str, Any]:
-    policy, diff, warnings = p.commands.apply_lesson(incident_id, lesson, actor_of(who))
-    return {"policy": policy.model_dump(mode="json"), "diff": diff, "warnings": warnings}
+    return p.commands.apply_lesson(incident_id, lesson, actor_of(who))
 
 
 class ReplayIn(BaseModel):
