@@ -110,8 +110,8 @@ def run(
     if size:
         rows = recombined(examples, size, seed=1)
         wall, cpu = _timed(lambda: train("bench", rows, text_columns=text_columns, label=label))
-        result[f"train_seconds_{size}"] = round(wall, 1)
+        result[f"train_seconds_{size}"] = round(wall, 3)
         # on a shared machine wall time is mostly waiting for a core; CPU time is the cost
-        result[f"train_cpu_seconds_{size}"] = round(cpu, 1)
+        result[f"train_cpu_seconds_{size}"] = round(cpu, 3)
         progress(steps, steps)
     return result
