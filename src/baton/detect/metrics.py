@@ -133,6 +133,26 @@ class SeriesState:
         self.weekly = np.zeros((2, 7 * day))
         self.hist = np.zeros(self.config.bins)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state to keep across a restart (the parameters come from the config)."""
+        return {
+            "scalars": self.scalars,
+            "daily": self.daily,
+            "weekly": self.weekly,
+            "hist": self.hist,
+        }
+
+    @classmethod
+    def from_arrays(cls, config: DetectorConfig, arrays: dict[str, np.ndarray]) -> SeriesState:
+        """A state saved by ``arrays`` under the same configuration."""
+        state = cls(config)
+        for name, mine in state.arrays().items():
+            saved = np.asarray(arrays[name], dtype=np.float64)
+            if saved.shape != mine.shape:
+                raise ValueError(f"saved {name} has shape {saved.shape}, expected {mine.shape}")
+            mine[...] = saved
+        return state
+
     @property
     def points(self) -> int:
         return int(self.scalars[k.S_N])

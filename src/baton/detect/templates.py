@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from baton.detect.grouping import Tokens, templates
 from baton.detect.masking import WILDCARD, mask
@@ -91,6 +92,26 @@ class TemplateMiner:
     @property
     def templates(self) -> int:
         return len(self._lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the miner knows, as JSON-ready data (for a restart)."""
+        return {
+            "keys": [[list(t), list(e.template), e.count] for t, e in self._keys.items()],
+            "ids": [[list(t), i] for t, i in self._ids.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], **settings: int) -> TemplateMiner:
+        miner = cls(**settings)
+        for tokens, template, count in data["keys"][-miner.capacity :]:
+            key = tuple(str(t) for t in tokens)
+            entry = miner._keys[key] = _Key(tuple(str(t) for t in template), int(count))
+            miner._by_length[len(key)].add(key)
+            miner._credit(entry.template, entry.count)
+        for template, found in data["ids"]:
+            if tuple(template) in miner._lines:
+                miner._ids[tuple(template)] = str(found)
+        return miner
 
     def _insert(self, tokens: Tokens) -> _Key:
         if len(self._keys) >= self.capacity:
