@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from baton.detect import kernel as k
+from baton.detect import novelty as nv
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class DetectorConfig:
     fire_level: float = 0.6
     quiet_points: int = 100
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
+    # value-band novelty (novelty.py): its own learning period, bands, quiet period
+    novelty_learn: int = 1000
+    novelty_bands: int = 12
+    novelty_quiet: int = 50
+    novelty_weight: float = 0.7  # its score; 0 turns it off
 
     def vector(self) -> np.ndarray:
         p = np.zeros(k.N_PARAMS)
@@ -132,6 +138,10 @@ class SeriesState:
         self.daily = np.zeros((2, day))
         self.weekly = np.zeros((2, 7 * day))
         self.hist = np.zeros(self.config.bins)
+        cfg = self.config
+        self.novelty = np.zeros(nv.N_NOVELTY_SCALARS)
+        self.visited = np.zeros(cfg.novelty_bands + 2, dtype=np.bool_)
+        self.replay = np.zeros(max(cfg.novelty_learn, 1))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The state to keep across a restart (the parameters come from the config)."""
@@ -140,6 +150,9 @@ class SeriesState:
             "daily": self.daily,
             "weekly": self.weekly,
             "hist": self.hist,
+            "novelty": self.novelty,
+            "visited": self.visited,
+            "replay": self.replay,
         }
 
     @classmethod
@@ -147,7 +160,7 @@ class SeriesState:
         """A state saved by ``arrays`` under the same configuration."""
         state = cls(config)
         for name, mine in state.arrays().items():
-            saved = np.asarray(arrays[name], dtype=np.float64)
+            saved = np.asarray(arrays[name], dtype=mine.dtype)
             if saved.shape != mine.shape:
                 raise ValueError(f"saved {name} has shape {saved.shape}, expected {mine.shape}")
             mine[...] = saved
@@ -191,6 +204,24 @@ class SeriesState:
             out.component,
             out.deviation,
         )
+        cfg = self.config
+        if cfg.novelty_weight > 0.0 and cfg.novelty_learn > 0:
+            novel = np.empty(n)
+            nv.step(
+                ts,
+                xs,
+                cfg.novelty_learn,
+                cfg.novelty_quiet,
+                self.novelty,
+                self.visited,
+                self.replay,
+                novel,
+            )
+            novel *= cfg.novelty_weight
+            wins = novel > out.score
+            out.score[wins] = novel[wins]
+            out.component[wins] = k.C_NOVEL
+            out.deviation[wins] = 1.0  # a band never visited
         return out
 
 
