@@ -33,6 +33,7 @@ def test_nothing_is_novel_in_the_learning_period_and_state_is_fixed() -> None:
     off = SeriesState(DetectorConfig(novelty_weight=0.0))
     for s in (state, off):
         before = sum(a.nbytes for a in s.arrays().values())
-        s.update((1000 + np.arange(5000)) * STEP, np.random.default_rng(0).normal(0, 1, 5000))
+        values = np.r_[np.zeros(1000), np.arange(5000.0)]  # new bands all along
+        scored = s.update(np.arange(6000) * STEP, values)
         assert sum(a.nbytes for a in s.arrays().values()) == before < 40_000
-    assert state.visited.any() and not off.visited.any()
+        assert (scored.component == k.C_NOVEL).any() == (s is state)  # weight 0: never

@@ -48,6 +48,7 @@ class DetectorConfig:
     novelty_bands: int = 12
     novelty_quiet: int = 50
     novelty_weight: float = 0.7  # its score; 0 turns it off
+    hold_points: int = 50  # after an alarm of either opinion, the next ones are held back
 
     def vector(self) -> np.ndarray:
         p = np.zeros(k.N_PARAMS)
@@ -205,23 +206,23 @@ class SeriesState:
             out.deviation,
         )
         cfg = self.config
-        if cfg.novelty_weight > 0.0 and cfg.novelty_learn > 0:
-            novel = np.empty(n)
-            nv.step(
-                ts,
-                xs,
-                cfg.novelty_learn,
-                cfg.novelty_quiet,
-                self.novelty,
-                self.visited,
-                self.replay,
-                novel,
-            )
-            novel *= cfg.novelty_weight
-            wins = novel > out.score
-            out.score[wins] = novel[wins]
-            out.component[wins] = k.C_NOVEL
-            out.deviation[wins] = 1.0  # a band never visited
+        won = np.empty(n, dtype=np.bool_)
+        nv.step(
+            ts,
+            xs,
+            cfg.novelty_learn,
+            cfg.novelty_quiet,
+            cfg.novelty_weight,
+            cfg.fire_level,
+            cfg.hold_points,
+            self.novelty,
+            self.visited,
+            self.replay,
+            out.score,
+            won,
+        )
+        out.component[won] = k.C_NOVEL
+        out.deviation[won] = 1.0  # a band never visited
         return out
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 
 # scalar state layout
-N_SEEN, N_LO, N_HI, N_QUIET, N_TLAST = range(5)
-N_NOVELTY_SCALARS = 5
+N_SEEN, N_LO, N_HI, N_QUIET, N_TLAST, N_HOLD = range(6)
+N_NOVELTY_SCALARS = 6
 
 
 @njit(cache=True)
@@ -40,36 +40,63 @@ def step(
     xs: np.ndarray,
     learn: int,
     quiet: int,
+    weight: float,
+    fire: float,
+    hold: int,
     st: np.ndarray,
     visited: np.ndarray,
     replay: np.ndarray,
-    out: np.ndarray,
+    score: np.ndarray,
+    won: np.ndarray,
 ) -> None:
+    """Merge this opinion into ``score`` (the deviation kernel's; ``won`` marks where it
+    is the larger), then hold every alarm (``score >= fire``) back for ``hold`` points."""
     bands = visited.shape[0] - 2
     for i in range(xs.shape[0]):
-        out[i] = 0.0
-        x, t = xs[i], ts[i]
-        if not (math.isfinite(x) and math.isfinite(t)):
-            continue
-        seen = int(st[N_SEEN])
-        if seen > 0 and t < st[N_TLAST]:
-            continue  # out of order, as the deviation kernel does
-        st[N_TLAST] = t
-        st[N_SEEN] = seen + 1
-        if seen < learn:
-            replay[seen] = x
-            st[N_LO] = x if seen == 0 else min(st[N_LO], x)
-            st[N_HI] = x if seen == 0 else max(st[N_HI], x)
-            if seen == learn - 1:  # the range is known: mark the bands the period visited
-                for r in range(learn):
-                    visited[_band(replay[r], st[N_LO], st[N_HI], bands)] = True
-            continue
-        b = _band(x, st[N_LO], st[N_HI], bands)
-        novelty = 0.0 if visited[b] else 1.0
-        visited[b] = True
-        if st[N_QUIET] > 0:
-            st[N_QUIET] -= 1
-            novelty = 0.0
-        elif novelty > 0.0:
-            st[N_QUIET] = quiet
-        out[i] = novelty
+        won[i] = False
+        novelty = _novelty(ts[i], xs[i], learn, quiet, bands, st, visited, replay) * weight
+        if novelty > score[i]:
+            score[i], won[i] = novelty, True
+        if st[N_HOLD] > 0:
+            st[N_HOLD] -= 1
+            score[i], won[i] = 0.0, False
+        elif score[i] >= fire:
+            st[N_HOLD] = hold
+
+
+@njit(cache=True)
+def _novelty(
+    t: float,
+    x: float,
+    learn: int,
+    quiet: int,
+    bands: int,
+    st: np.ndarray,
+    visited: np.ndarray,
+    replay: np.ndarray,
+) -> float:
+    """1.0 at the first visit of a band (outside the quiet period), else 0.0."""
+    if not (math.isfinite(x) and math.isfinite(t)):
+        return 0.0
+    seen = int(st[N_SEEN])
+    if seen > 0 and t < st[N_TLAST]:
+        return 0.0  # out of order, as the deviation kernel does
+    st[N_TLAST] = t
+    st[N_SEEN] = seen + 1
+    if seen < learn:
+        replay[seen] = x
+        st[N_LO] = x if seen == 0 else min(st[N_LO], x)
+        st[N_HI] = x if seen == 0 else max(st[N_HI], x)
+        if seen == learn - 1:  # the range is known: mark the bands the period visited
+            for r in range(learn):
+                visited[_band(replay[r], st[N_LO], st[N_HI], bands)] = True
+        return 0.0
+    b = _band(x, st[N_LO], st[N_HI], bands)
+    novelty = 0.0 if visited[b] else 1.0
+    visited[b] = True
+    if st[N_QUIET] > 0:
+        st[N_QUIET] -= 1
+        novelty = 0.0
+    elif novelty > 0.0:
+        st[N_QUIET] = quiet
+    return novelty
