@@ -64,6 +64,9 @@ def test_longest_common_pattern_groups_variables_and_splits_events() -> None:
     assert {found[k] for k in keys[:5]} == {("removing", "<*>")}
     # two values in a position are two events, not a variable
     assert found[keys[5]] == keys[5] and found[keys[6]] == keys[6]
+    # a split settles the other positions with each part's own words
+    two = [("closed", "from", "<*>", "Bye", "Bye"), ("closed", "from", "<*>", "by", "user")]
+    assert templates(two, [400, 1]) == two
 
 
 def test_miner_streams_refines_and_keeps_ids() -> None:

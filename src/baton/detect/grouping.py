@@ -61,6 +61,8 @@ def _split(
                 template[i] = WILDCARD
             elif len(values) > 1:
                 open_positions.append(i)
+            else:
+                template[i] = next(iter(values))  # constant here (a split may have made it)
         if not open_positions:
             final = tuple(template)
             for k in group:
