@@ -36,10 +36,17 @@ class Match:
     key: Tokens = ()  # the masked line, for ``TemplateMiner.current``
 
 
-@dataclass
 class _Key:
-    template: Tokens
-    count: int = 0
+    """A masked line's template (and its text, kept to spare a join per line) and count."""
+
+    __slots__ = ("count", "template", "text")
+
+    def __init__(self, template: Tokens, count: int = 0) -> None:
+        self.count = count
+        self.set(template)
+
+    def set(self, template: Tokens) -> None:
+        self.template, self.text = template, " ".join(template)
 
 
 class TemplateMiner:
@@ -63,25 +70,25 @@ class TemplateMiner:
             key = self._insert(tokens)
         else:
             self._keys.move_to_end(tokens)
-        new = key.template not in self._lines
+        template = key.template
+        new = template not in self._lines
         key.count += 1
-        self._credit(key.template, 1)
-        text = " ".join(key.template)
-        found = self._ids.get(key.template)
+        self._credit(template, 1)
+        found = self._ids.get(template)
         if found is None:
-            found = self._ids[key.template] = template_id(text)
-        return Match(found, text, new, tokens)
+            found = self._ids[template] = template_id(key.text)
+        return Match(found, key.text, new, tokens)
 
     def current(self, match: Match) -> str:
         """The template of an earlier match now (refinement may have generalised it)."""
         key = self._keys.get(match.key)
-        return " ".join(key.template) if key else match.template
+        return key.text if key else match.template
 
     def template_for(self, message: str) -> str:
         """The current template of a message (its own mask if never added or forgotten)."""
         tokens = mask(message)
         key = self._keys.get(tokens)
-        return " ".join(key.template if key else tokens)
+        return key.text if key else " ".join(tokens)
 
     def count(self, template: str) -> int:
         return self._lines.get(tuple(template.split(" ")), 0)
@@ -168,7 +175,7 @@ class TemplateMiner:
                 if entry.template != template:
                     self._drop(entry.template, entry.count)
                     self._credit(template, entry.count)
-                    entry.template = template
+                    entry.set(template)
             taken: set[str] = set()
             for template, (_, old) in sorted(heirs.items(), key=lambda h: -h[1][0]):
                 if old not in taken:
