@@ -42,7 +42,7 @@ log = logging.getLogger("baton.detect")
 class LiveConfig:
     """The one configuration of live detection (the metric detector keeps its own)."""
 
-    max_series: int = 5_000  # ~21 KB each
+    max_series: int = 5_000  # ~13 KB each
     max_services: int = 2_000
     templates_per_service: int = 5_000
     max_rates: int = 50_000

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from baton.detect import extremes as ex
 from baton.detect import kernel as k
-from baton.detect import novelty as nv
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,10 @@ class DetectorConfig:
     fire_level: float = 0.6
     quiet_points: int = 100
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
-    # value-band novelty (novelty.py): its own learning period, bands, quiet period
-    novelty_learn: int = 1000
-    novelty_bands: int = 12
-    novelty_quiet: int = 50
-    novelty_weight: float = 0.7  # its score; 0 turns it off
+    # the first excursion beyond the learnt range (extremes.py)
+    range_learn: int = 1000
+    range_margin: float = 0.1  # beyond the range by this share of it
+    range_weight: float = 0.7  # its score; 0 turns it off
     hold_points: int = 50  # after an alarm of either opinion, the next ones are held back
 
     def vector(self) -> np.ndarray:
@@ -139,10 +138,7 @@ class SeriesState:
         self.daily = np.zeros((2, day))
         self.weekly = np.zeros((2, 7 * day))
         self.hist = np.zeros(self.config.bins)
-        cfg = self.config
-        self.novelty = np.zeros(nv.N_NOVELTY_SCALARS)
-        self.visited = np.zeros(cfg.novelty_bands + 2, dtype=np.bool_)
-        self.replay = np.zeros(max(cfg.novelty_learn, 1))
+        self.extremes = np.zeros(ex.N_EXTREME_SCALARS)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The state to keep across a restart (the parameters come from the config)."""
@@ -151,9 +147,7 @@ class SeriesState:
             "daily": self.daily,
             "weekly": self.weekly,
             "hist": self.hist,
-            "novelty": self.novelty,
-            "visited": self.visited,
-            "replay": self.replay,
+            "extremes": self.extremes,
         }
 
     @classmethod
@@ -207,22 +201,20 @@ class SeriesState:
         )
         cfg = self.config
         won = np.empty(n, dtype=np.bool_)
-        nv.step(
+        ex.step(
             ts,
             xs,
-            cfg.novelty_learn,
-            cfg.novelty_quiet,
-            cfg.novelty_weight,
+            cfg.range_learn,
+            cfg.range_margin,
+            cfg.range_weight,
             cfg.fire_level,
             cfg.hold_points,
-            self.novelty,
-            self.visited,
-            self.replay,
+            self.extremes,
             out.score,
             won,
         )
-        out.component[won] = k.C_NOVEL
-        out.deviation[won] = 1.0  # a band never visited
+        out.component[won] = k.C_BEYOND
+        out.deviation[won] = 1.0
         return out
 
 

@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     )
     pull_step_s: float = Field(default=60.0, gt=0, description="Resolution of pulled series")
     watch_max_series: int = Field(
-        default=5000, ge=1, description="Series live detection keeps state for (~21 KB each)"
+        default=5000, ge=1, description="Series live detection keeps state for (~13 KB each)"
     )
     watch_state_file: Path | None = Field(
         default=None, description="Where detector state is saved (default HOME/detectors.npz)"
