@@ -214,7 +214,10 @@ class SeriesState:
             won,
         )
         out.component[won] = k.C_BEYOND
-        out.deviation[won] = 1.0
+        if won.any():  # how far past the learnt range, in widths of that range
+            lo, hi = self.extremes[ex.E_LO], self.extremes[ex.E_HI]
+            past = np.maximum(xs[won] - hi, lo - xs[won])
+            out.deviation[won] = past / max(hi - lo, 1e-9)
         return out
 
 
