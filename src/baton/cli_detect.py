@@ -73,12 +73,20 @@ def logs_parse(
     source: Annotated[Path, typer.Argument(help="A log file, one message per line.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the CSV.")],
 ) -> None:
-    """Write line_id,template_id,template,parameters for every line of SOURCE."""
-    from baton.detect.templates import TemplateMiner
+    """Write line_id,template_id,template,parameters for every line of SOURCE.
+
+    Two passes: the first mines templates line by line (as a live stream would), the
+    second writes each line with its template after the last refinement.
+    """
+    from baton.detect.templates import TemplateMiner, parameters, template_id
 
     miner = TemplateMiner()
     count = 0
     try:
+        with source.open(encoding="utf-8", errors="replace", newline=None) as lines:
+            for line in lines:
+                miner.add(line.rstrip("\n"))
+        miner.refine()
         with (
             source.open(encoding="utf-8", errors="replace", newline=None) as lines,
             output.open("w", newline="") as handle,
@@ -86,13 +94,19 @@ def logs_parse(
             writer = csv.writer(handle)
             writer.writerow(["line_id", "template_id", "template", "parameters"])
             for count, line in enumerate(lines, start=1):
-                match = miner.add(line.rstrip("\n"))
+                message = line.rstrip("\n")
+                template = miner.template_for(message)
                 writer.writerow(
-                    [count, match.template_id, match.template, json.dumps(match.parameters)]
+                    [
+                        count,
+                        template_id(template),
+                        template,
+                        json.dumps(parameters(template, message)),
+                    ]
                 )
     except OSError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"{count} lines, {len(miner)} templates -> {output}")
+    typer.echo(f"{count} lines, {miner.templates} templates -> {output}")
 
 
 def forecast_cmd(

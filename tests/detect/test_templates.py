@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 from baton.cli import app
 from baton.detect import loghub
-from baton.detect.templates import TemplateMiner, is_novel_error, template_of
+from baton.detect.grouping import templates
+from baton.detect.masking import mask
+from baton.detect.templates import TemplateMiner, is_novel_error, parameters
 
 LINES = [
     "Accepted password for alice from 10.0.0.7 port 52211 ssh2",
@@ -26,19 +28,61 @@ LINES = [
 ]
 
 
+def masked(line: str) -> str:
+    return " ".join(mask(line))
+
+
 def test_variables_are_masked_with_one_general_configuration() -> None:
-    templates = [template_of(line)[0] for line in LINES]
+    templates = [masked(line) for line in LINES]
     # "40022 ssh2" is a run of two variables, so it becomes one
     assert templates[0] == templates[1] == "Accepted password for alice from <*> port <*>"
-    assert templates[2] == templates[3] == "<*>:<*> open through proxy <*>:<*> HTTPS"
-    assert templates[4] == templates[5] == "connection from <*> (<*>) at <*>:<*>:<*>"
+    assert templates[2] == templates[3] == "<*> open through proxy <*> HTTPS"
+    assert templates[4] == templates[5] == "connection from <*> at <*>"
     assert templates[6] == "Disk quota exceeded on /var"
     assert templates[7] == templates[8] == "session opened for user <*> by (uid=<*>)"
     assert templates[9] == "Deleting instance files <*>"
-    assert template_of(LINES[0])[1] == ("10.0.0.7", "52211", "ssh2")
+    # a value's shape may vary: one word, one variable
+    assert masked("synchronized to LOCAL(0), stratum 10") == masked(
+        "synchronized to 10.100.20.250, stratum 3"
+    )
+    # a number with its unit, and an annotation of it, is one value
+    assert masked("c.example.cn:80 close, 1314 bytes (1.28 KB) sent, lifetime 03:09") == masked(
+        "proxy.example.edu.hk:5070 close, 0 bytes sent, lifetime <1 sec"
+    )
+    assert masked('vis=c0000700 mask=ffffffff tag="x"') == "vis=<*> mask=<*> tag=<*>"
+    assert masked("Invalid user user from 1.2.3.4") == "Invalid user <*> from <*>"
 
 
-def test_miner_ids_are_stable_new_templates_flagged_and_memory_bounded() -> None:
+def test_longest_common_pattern_groups_variables_and_splits_events() -> None:
+    keys = [("removing", w) for w in ("chargen", "daytime", "echo", "time", "discard")]
+    keys += [("cupsd", "startup", "ok"), ("cupsd", "shutdown", "ok")] * 1
+    lengths = {len(k) for k in keys}
+    found = {}
+    for n in lengths:
+        group = [k for k in keys if len(k) == n]
+        found.update(zip(group, templates(group, [3] * len(group)), strict=True))
+    assert {found[k] for k in keys[:5]} == {("removing", "<*>")}
+    # two values in a position are two events, not a variable
+    assert found[keys[5]] == keys[5] and found[keys[6]] == keys[6]
+    # a split settles the other positions with each part's own words
+    two = [("closed", "from", "<*>", "Bye", "Bye"), ("closed", "from", "<*>", "by", "user")]
+    assert templates(two, [400, 1]) == two
+
+
+def test_miner_streams_refines_and_keeps_ids() -> None:
+    miner = TemplateMiner(refine_min=4)
+    first = [miner.add(f"removing {name}") for name in ("chargen", "daytime", "echo")]
+    assert all(m.new for m in first)  # nothing shows yet that the name varies
+    more = [miner.add(f"removing {name}") for name in ("time", "discard", "sunrpc")]
+    miner.refine()
+    assert {miner.current(m) for m in first + more} == {"removing <*>"}
+    later = miner.add("removing finger")
+    assert later.template == "removing <*>" and not later.new  # fits the refined template
+    assert later.template_id in {m.template_id for m in first + more}  # the id carried on
+    assert miner.template_for("removing chargen") == "removing <*>"
+
+
+def test_miner_flags_new_templates_and_memory_is_bounded() -> None:
     miner = TemplateMiner(capacity=2)
     first = miner.add("Disk quota exceeded on /var")
     again = miner.add("Disk quota exceeded on /var")
@@ -46,7 +90,13 @@ def test_miner_ids_are_stable_new_templates_flagged_and_memory_bounded() -> None
     assert is_novel_error(first, "ERROR") and not is_novel_error(again, "ERROR")
     assert not is_novel_error(first, "info")
     miner.add("a"), miner.add("b"), miner.add("c")
-    assert len(miner) == 2
+    assert len(miner) == 2 and miner.templates <= 2
+
+
+def test_parameters_are_the_text_at_the_variables() -> None:
+    template = masked(LINES[0])
+    assert parameters(template, LINES[0]) == ["10.0.0.7", "52211 ssh2"]
+    assert parameters("no match here", LINES[0]) == []
 
 
 def sample(tmp_path: Path) -> Path:
@@ -55,8 +105,8 @@ def sample(tmp_path: Path) -> Path:
     truth = [
         "Accepted password for alice from <*> port <*>",
         "Accepted password for alice from <*> port <*>",
-        "<*>:<*> open through proxy <*>:<*> HTTPS",
-        "<*>:<*> open through proxy <*>:<*> HTTPS",
+        "<*> open through proxy <*> HTTPS",
+        "<*> open through proxy <*> HTTPS",
         "connection from <*> (<*>) at <*>",
         "connection from <*> (<*>) at <*>",
         "Disk quota exceeded on /var",
@@ -93,7 +143,7 @@ def test_cli_parses_a_log_and_benches(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open(newline="")))
     assert len(rows) == len(LINES) and rows[0]["template_id"] == rows[1]["template_id"]
-    assert json.loads(rows[0]["parameters"]) == ["10.0.0.7", "52211", "ssh2"]
+    assert json.loads(rows[0]["parameters"]) == ["10.0.0.7", "52211 ssh2"]
     assert not rows[0]["template"].endswith("\r")
 
     result = runner.invoke(app, ["bench", "loghub", "--data", str(data), "--json"])

@@ -17,8 +17,8 @@ from numba import njit
 M_LAST, M_LEVEL, M_DAILY, M_WEEKLY = 0, 1, 2, 3
 N_MODELS = 4
 MODEL_NAMES = ("last value", "level", "daily season", "weekly season")
-C_NONE, C_DEVIATION, C_RARE, C_SHIFT = 0, 1, 2, 3
-COMPONENT_NAMES = ("none", "deviation", "rare value", "level shift")
+C_NONE, C_DEVIATION, C_RARE, C_SHIFT, C_BEYOND = 0, 1, 2, 3, 4
+COMPONENT_NAMES = ("none", "deviation", "rare value", "level shift", "beyond the learnt range")
 
 # layout of the scalar state vector
 (

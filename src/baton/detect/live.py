@@ -110,6 +110,11 @@ class LiveDetector:
     def series(self) -> int:
         return len(self._series)
 
+    @property
+    def learnt(self) -> bool:
+        """Whether the detector holds any state worth keeping."""
+        return bool(self._series or self._miners)
+
     # --- metrics -------------------------------------------------------------------------
     def metrics(self, batch: list[Series]) -> list[EventIn]:
         out: list[EventIn] = []
@@ -208,3 +213,47 @@ class LiveDetector:
         return events.log_rate_change(
             rate.labels, at, rate.template, kind, count, mean, self.config.rate_window_s
         )
+
+
+def snapshot(detector: LiveDetector) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The detector's state as JSON-ready data and stacked arrays (see ``persist``)."""
+    series, stacks = [], {}
+    for (metric, labels), (state, firing, calm) in detector._series.items():
+        series.append([metric, [list(p) for p in labels], bool(firing), int(calm)])
+        for name, array in state.arrays().items():
+            stacks.setdefault(name, []).append(array)
+    miners = [
+        [service, miner.to_json(), seen] for service, (miner, seen) in detector._miners.items()
+    ]
+    rates = [
+        [key[0], key[1], r.window, r.count, r.mean, r.windows, r.level, r.template, r.labels]
+        for key, r in detector._rates.items()
+    ]
+    meta = {"detector": repr(detector.detector), "series": series, "miners": miners}
+    meta["rates"] = rates
+    return meta, {name: np.stack(arrays) for name, arrays in stacks.items()}
+
+
+def restore(detector: LiveDetector, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Load a ``snapshot`` taken under the same detector configuration."""
+    if meta.get("detector") != repr(detector.detector):
+        raise ValueError("the state was saved under another detector configuration")
+    cfg = detector.config
+    rows = meta["series"]
+    for i in range(max(len(rows) - cfg.max_series, 0), len(rows)):
+        metric, labels, firing, calm = rows[i]
+        state = SeriesState.from_arrays(detector.detector, {n: a[i] for n, a in arrays.items()})
+        key = (str(metric), tuple((str(k), str(v)) for k, v in labels))
+        detector._series.touch(key, lambda s=state, f=firing, c=calm: [s, bool(f), int(c)])
+    for service, data, seen in meta["miners"][-cfg.max_services :]:
+        miner = TemplateMiner.from_json(data, capacity=cfg.templates_per_service)
+        detector._miners.touch(service, lambda m=miner, n=seen: [m, int(n)])
+    for service, tid, window, count, mean, windows, level, template, labels in meta["rates"]:
+        rate = _Rate(int(window), str(template), {str(k): str(v) for k, v in labels.items()})
+        rate.count, rate.mean, rate.windows, rate.level = (
+            int(count),
+            float(mean),
+            int(windows),
+            level,
+        )
+        detector._rates.touch((service, tid), lambda r=rate: r)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from baton.detect import extremes as ex
 from baton.detect import kernel as k
 
 
@@ -42,6 +43,11 @@ class DetectorConfig:
     fire_level: float = 0.6
     quiet_points: int = 100
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
+    # the first excursion beyond the learnt range (extremes.py)
+    range_learn: int = 1000
+    range_margin: float = 0.1  # beyond the range by this share of it
+    range_weight: float = 0.7  # its score; 0 turns it off
+    hold_points: int = 50  # after an alarm of either opinion, the next ones are held back
 
     def vector(self) -> np.ndarray:
         p = np.zeros(k.N_PARAMS)
@@ -132,6 +138,28 @@ class SeriesState:
         self.daily = np.zeros((2, day))
         self.weekly = np.zeros((2, 7 * day))
         self.hist = np.zeros(self.config.bins)
+        self.extremes = np.zeros(ex.N_EXTREME_SCALARS)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state to keep across a restart (the parameters come from the config)."""
+        return {
+            "scalars": self.scalars,
+            "daily": self.daily,
+            "weekly": self.weekly,
+            "hist": self.hist,
+            "extremes": self.extremes,
+        }
+
+    @classmethod
+    def from_arrays(cls, config: DetectorConfig, arrays: dict[str, np.ndarray]) -> SeriesState:
+        """A state saved by ``arrays`` under the same configuration."""
+        state = cls(config)
+        for name, mine in state.arrays().items():
+            saved = np.asarray(arrays[name], dtype=mine.dtype)
+            if saved.shape != mine.shape:
+                raise ValueError(f"saved {name} has shape {saved.shape}, expected {mine.shape}")
+            mine[...] = saved
+        return state
 
     @property
     def points(self) -> int:
@@ -171,6 +199,25 @@ class SeriesState:
             out.component,
             out.deviation,
         )
+        cfg = self.config
+        won = np.empty(n, dtype=np.bool_)
+        ex.step(
+            ts,
+            xs,
+            cfg.range_learn,
+            cfg.range_margin,
+            cfg.range_weight,
+            cfg.fire_level,
+            cfg.hold_points,
+            self.extremes,
+            out.score,
+            won,
+        )
+        out.component[won] = k.C_BEYOND
+        if won.any():  # how far past the learnt range, in widths of that range
+            lo, hi = self.extremes[ex.E_LO], self.extremes[ex.E_HI]
+            past = np.maximum(xs[won] - hi, lo - xs[won])
+            out.deviation[won] = past / max(hi - lo, 1e-9)
         return out
 
 

@@ -1,43 +1,30 @@
-"""Log template mining: one general masking configuration, one pass, bounded memory.
+"""Log template mining, streaming: each line is assigned a template when it arrives, and
+templates are refined as more lines show which words vary.
 
-A message's template is the message with its variable words replaced by ``<*>``: a word
-is variable when it holds a digit (counters, ids, addresses, sizes, times), is a day or
-month name, a host name (a common top-level domain, or three or more lower-case labels),
-an absolute path, or a long hex string; the word after ``user`` is a user name, and an
-empty ``()`` is an empty value. Words end at punctuation that commonly glues values to
-text (``key=value``, ``host:port``, brackets, quotes), and a run of variables separated
-only by spaces or commas becomes one ``<*>``, so a list or a value of varying length
-still yields one template. Messages with the same template share a template id; a
-template seen for the first time is reported as new, which the log-anomaly rule uses.
+A line is masked (``masking.mask``: one general configuration); lines that mask alike share
+a *key*. A new key takes the first known template of its length it fits (a template's
+``<*>`` fits any word), else becomes a template of its own. Every so often (when the keys
+added since the last refinement reach a quarter of all keys, at least 64) the keys of each
+length that gained keys are grouped again by their longest common pattern
+(``grouping.templates``), so "removing chargen" and "removing daytime" become
+"removing <*>" once enough services have been removed. ``refine()`` does it on demand (a
+batch reader calls it at the end and reads the final templates with ``template_for``).
+Memory is bounded: at most ``capacity`` keys (the least recently seen forgotten).
+A template's id is a digest of the template when it first appeared; a refined template
+keeps the id of the largest template it absorbed, so rates keyed by id carry on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-_GLUE = r"\s,;:=\[\]\(\)\{\}\"'|<>"
-_W = rf"[^{_GLUE}]"  # a word character: not space, not glue punctuation
-_ND = rf"[^{_GLUE}0-9]"  # a word character that is not a digit
-_TLD = "com|net|org|edu|gov|io|cn|hk|uk|de|jp|ru|info|biz|co|us|local|lan"
-_CALENDAR = "mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-_VARIABLE = re.compile(
-    rf"(?<!{_W})(?:"
-    rf"{_ND}*+\d{_W}*+"  # holds a digit (possessive: no backtracking)
-    rf"|(?i:{_CALENDAR})"  # a day or month name
-    rf"|/{_W}*/{_W}*"  # an absolute path
-    rf"|(?<=\buser[ =]){_W}+"  # whoever the user is
-    rf"|(?<=\()(?=\))"  # an empty value in brackets
-    rf"|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?i:{_TLD})"  # a host name
-    rf"|[a-z0-9-]+(?:\.[a-z0-9-]+)+\.[a-z]{{2,6}}"  # any lower-case host of 3+ labels
-    rf"|[0-9a-fA-F]{{8,}}"  # a long hex string
-    rf")(?!{_W})"
-)
-_RUN = re.compile(r"<\*>(?:[\s,]+<\*>)+")
-WILDCARD = "<*>"
+from baton.detect.grouping import Tokens, templates
+from baton.detect.masking import WILDCARD, mask
+
 ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe", "alert", "emerg"})
 
 
@@ -45,45 +32,189 @@ ERROR_LEVELS = frozenset({"error", "err", "fatal", "critical", "crit", "severe",
 class Match:
     template_id: str
     template: str
-    parameters: tuple[str, ...]
-    new: bool
+    new: bool  # the first line of this template
+    key: Tokens = ()  # the masked line, for ``TemplateMiner.current``
 
 
-def template_of(message: str) -> tuple[str, tuple[str, ...]]:
-    """The message's template and its variable words, in order."""
-    masked = _VARIABLE.sub(WILDCARD, message)
-    return _RUN.sub(WILDCARD, masked.strip()), tuple(_VARIABLE.findall(message))
+class _Key:
+    """A masked line's template (and its text, kept to spare a join per line) and count."""
+
+    __slots__ = ("count", "template", "text")
+
+    def __init__(self, template: Tokens, count: int = 0) -> None:
+        self.count = count
+        self.set(template)
+
+    def set(self, template: Tokens) -> None:
+        self.template, self.text = template, " ".join(template)
 
 
 class TemplateMiner:
-    """Assigns template ids in one pass; remembers at most ``capacity`` templates."""
+    """Assigns templates online and refines them; remembers at most ``capacity`` keys."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[str, list[Any]] = OrderedDict()  # template -> [id, count]
+    def __init__(self, capacity: int = 50_000, distinct: int = 5, refine_min: int = 64) -> None:
+        self.capacity, self.distinct, self.refine_min = capacity, distinct, refine_min
+        self._keys: OrderedDict[Tokens, _Key] = OrderedDict()
+        self._by_length: dict[int, set[Tokens]] = defaultdict(set)
+        self._lines: dict[Tokens, int] = {}  # template -> lines (of the kept keys)
+        self._templates: dict[int, dict[Tokens, None]] = defaultdict(dict)  # by length
+        self._ids: dict[Tokens, str] = {}  # template -> its id, kept through refinement
+        self._changed: set[int] = set()
+        self._fresh = 0
+        self.refinements = 0
 
     def add(self, message: str) -> Match:
-        template, params = template_of(message)
-        entry = self._seen.get(template)
-        if entry is None:
-            if len(self._seen) >= self.capacity:
-                self._seen.popitem(last=False)  # forget the least recently seen
-            entry = self._seen[template] = [template_id(template), 0]
+        tokens = mask(message)
+        key = self._keys.get(tokens)
+        if key is None:
+            key = self._insert(tokens)
         else:
-            self._seen.move_to_end(template)
-        entry[1] += 1
-        return Match(entry[0], template, params, entry[1] == 1)
+            self._keys.move_to_end(tokens)
+        template = key.template
+        new = template not in self._lines
+        key.count += 1
+        self._credit(template, 1)
+        found = self._ids.get(template)
+        if found is None:
+            found = self._ids[template] = template_id(key.text)
+        return Match(found, key.text, new, tokens)
+
+    def current(self, match: Match) -> str:
+        """The template of an earlier match now (refinement may have generalised it)."""
+        key = self._keys.get(match.key)
+        return key.text if key else match.template
+
+    def template_for(self, message: str) -> str:
+        """The current template of a message (its own mask if never added or forgotten)."""
+        tokens = mask(message)
+        key = self._keys.get(tokens)
+        return key.text if key else " ".join(tokens)
 
     def count(self, template: str) -> int:
-        entry = self._seen.get(template)
-        return entry[1] if entry else 0
+        return self._lines.get(tuple(template.split(" ")), 0)
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._keys)
+
+    @property
+    def templates(self) -> int:
+        return len(self._lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the miner knows, as JSON-ready data (for a restart)."""
+        return {
+            "keys": [[list(t), list(e.template), e.count] for t, e in self._keys.items()],
+            "ids": [[list(t), i] for t, i in self._ids.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], **settings: int) -> TemplateMiner:
+        miner = cls(**settings)
+        for tokens, template, count in data["keys"][-miner.capacity :]:
+            key = tuple(str(t) for t in tokens)
+            entry = miner._keys[key] = _Key(tuple(str(t) for t in template), int(count))
+            miner._by_length[len(key)].add(key)
+            miner._credit(entry.template, entry.count)
+        for template, found in data["ids"]:
+            if tuple(template) in miner._lines:
+                miner._ids[tuple(template)] = str(found)
+        return miner
+
+    def _insert(self, tokens: Tokens) -> _Key:
+        if len(self._keys) >= self.capacity:
+            old, gone = self._keys.popitem(last=False)  # forget the least recently seen
+            self._by_length[len(old)].discard(old)
+            self._drop(gone.template, gone.count)
+        key = self._keys[tokens] = _Key(self._fitting(tokens))
+        self._by_length[len(tokens)].add(tokens)
+        self._changed.add(len(tokens))
+        self._fresh += 1
+        if self._fresh >= max(self.refine_min, len(self._keys) // 4):
+            self.refine()
+        return key
+
+    def _fitting(self, tokens: Tokens) -> Tokens:
+        for template in self._templates[len(tokens)]:
+            if all(t in (WILDCARD, w) for t, w in zip(template, tokens, strict=True)):
+                return template
+        return tokens
+
+    def _credit(self, template: Tokens, lines: int) -> None:
+        if template not in self._lines:
+            self._lines[template] = 0
+            self._templates[len(template)][template] = None
+        self._lines[template] += lines
+
+    def _drop(self, template: Tokens, lines: int) -> None:
+        left = self._lines.get(template, 0) - lines
+        if left > 0:
+            self._lines[template] = left
+        elif template in self._lines:
+            del self._lines[template]
+            del self._templates[len(template)][template]
+            self._ids.pop(template, None)
+
+    def refine(self) -> None:
+        """Group again the keys of every length that gained keys since the last time.
+
+        A refined template keeps the id of the largest template it absorbed, so a
+        template's line rate carries on through a generalisation.
+        """
+        for length in self._changed:
+            members = list(self._by_length[length])
+            if not members:
+                continue
+            entries = [self._keys[m] for m in members]
+            found = templates(members, [e.count for e in entries], self.distinct)
+            heirs: dict[Tokens, tuple[int, str]] = {}
+            for entry, template in zip(entries, found, strict=True):
+                old = self._ids.get(entry.template)
+                if old is not None and entry.count > heirs.get(template, (-1, ""))[0]:
+                    heirs[template] = (entry.count, old)
+            for entry, template in zip(entries, found, strict=True):
+                if entry.template != template:
+                    self._drop(entry.template, entry.count)
+                    self._credit(template, entry.count)
+                    entry.set(template)
+            taken: set[str] = set()
+            for template, (_, old) in sorted(heirs.items(), key=lambda h: -h[1][0]):
+                if old not in taken:
+                    self._ids[template] = old
+                    taken.add(old)
+                else:
+                    self._ids[template] = template_id(" ".join(template))
+        self._changed.clear()
+        self._fresh = 0
+        self.refinements += 1
 
 
 def template_id(template: str) -> str:
     return hashlib.blake2s(template.encode(), digest_size=5).hexdigest()
+
+
+def parameters(template: str, message: str) -> list[str]:
+    """The message's text at the template's ``<*>`` (white space between words loosened)."""
+    pattern = _pattern(template)
+    found = pattern.fullmatch(" ".join(message.split())) if pattern else None
+    return [g.strip() for g in found.groups()] if found else []
+
+
+_PATTERNS: OrderedDict[str, re.Pattern[str] | None] = OrderedDict()
+
+
+def _pattern(template: str) -> re.Pattern[str] | None:
+    if template in _PATTERNS:
+        _PATTERNS.move_to_end(template)
+        return _PATTERNS[template]
+    parts = [re.escape(p) for p in template.split(WILDCARD)]
+    try:
+        compiled: re.Pattern[str] | None = re.compile("(.*?)".join(parts), re.DOTALL)
+    except re.error:  # pragma: no cover - escaped text always compiles
+        compiled = None
+    _PATTERNS[template] = compiled
+    if len(_PATTERNS) > 4096:
+        _PATTERNS.popitem(last=False)
+    return compiled
 
 
 def is_novel_error(match: Match, level: str | None) -> bool:

@@ -114,10 +114,11 @@ class EstateTarget:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo keeps its own database under $BATON_HOME/demo unless a URL is given, so
-    trying the demo never touches the data of a Baton you run for real."""
+    trying the demo never touches the data of a Baton you run for real; its detectors
+    neither load nor save state (each demo starts from nothing)."""
     if settings.database_url:
-        return settings
-    return settings.model_copy(update={"home": settings.home / "demo"})
+        return settings.model_copy(update={"watch_save_s": 0.0})
+    return settings.model_copy(update={"home": settings.home / "demo", "watch_save_s": 0.0})
 
 
 def _audit_head(session: Any) -> int:

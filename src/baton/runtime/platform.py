@@ -129,6 +129,7 @@ class Platform:
         self.dispatch.start_due()
 
     def close(self) -> None:
+        self.watch.save()
         self.intake.close()
         self.backend.close()
         self.heartbeat.close()

@@ -251,6 +251,12 @@ class Settings(BaseSettings):
     watch_max_series: int = Field(
         default=5000, ge=1, description="Series live detection keeps state for (~13 KB each)"
     )
+    watch_state_file: Path | None = Field(
+        default=None, description="Where detector state is saved (default HOME/detectors.npz)"
+    )
+    watch_save_s: float = Field(
+        default=300.0, ge=0, description="Seconds between saves of detector state (0: never)"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -302,6 +308,10 @@ class Settings(BaseSettings):
     @property
     def correlation_path(self) -> Path:
         return self.correlation_file or self.home / "correlation.yaml"
+
+    @property
+    def watch_state_path(self) -> Path:
+        return self.watch_state_file or self.home / "detectors.npz"
 
     @property
     def kb_path(self) -> Path:

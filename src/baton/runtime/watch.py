@@ -3,16 +3,19 @@ that pull configured series and run live detection on what arrived.
 
 Findings are processed like any received alert (stored, correlated into incidents) in
 the same turn as inbox processing, and each one is audited as an AI action with its
-explanation. Buffers and detector state live in this process: a restart starts the
-detectors' learning periods again.
+explanation. Buffers live in this process; detector state is saved every
+``watch_save_s`` and when the platform closes, and loaded at start, so a restart does
+not begin the learning periods again.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 
+from baton.detect import persist
 from baton.detect.live import LiveConfig, LiveDetector
 from baton.kernel import audit
 from baton.kernel.audit import Actor
@@ -24,6 +27,7 @@ from baton.sense.loglines import LogBuffer
 from baton.sense.normalize import EventIn
 from baton.sense.samples import MetricBuffer, Puller
 
+log = logging.getLogger("baton.watch")
 DETECTOR = Actor("baton.detect", "ai", "streaming/1")
 
 
@@ -34,7 +38,12 @@ class Watch:
         self.clock, self.drain, self.observer = clock, drain, observer
         self.metrics = MetricBuffer(max_series=settings.watch_max_series)
         self.logs = LogBuffer()
+        self.state_path = settings.watch_state_path
+        self.save_every = settings.watch_save_s
         self.detector = LiveDetector(LiveConfig(max_series=settings.watch_max_series))
+        if self.save_every:
+            self.detector = persist.load(self.detector, self.state_path)
+        self._saved_at = clock.now().timestamp()
         self.puller = (
             Puller(settings.pull_url, settings.pull_queries, settings.pull_step_s, 3600.0)
             if settings.pull_url and settings.pull_queries
@@ -55,7 +64,20 @@ class Watch:
         found += self.detector.logs(self.logs.take(), self.clock.now())
         if found:
             self.raise_findings(found)
+        now = self.clock.now().timestamp()
+        if self.save_every and now - self._saved_at >= self.save_every:
+            self.save()
         return len(found)
+
+    def save(self) -> None:
+        """Save detector state (nothing when the detectors have learnt nothing yet)."""
+        self._saved_at = self.clock.now().timestamp()
+        if not self.save_every or not self.detector.learnt:
+            return
+        try:
+            persist.save(self.detector, self.state_path)
+        except OSError as exc:  # a full disk must not stop detection
+            log.warning("detector state not saved to %s: %s", self.state_path, exc)
 
     def learn(self) -> int:
         """Run the detectors on what is waiting but raise nothing: history that only
