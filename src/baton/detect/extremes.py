@@ -1,6 +1,7 @@
 """A second opinion: the first time a series goes well beyond the range it learnt.
 
-The first ``learn`` values give a range [lo, hi]. Later, the first value above
+The first ``learn`` values, spanning at least ``span_s`` seconds (a day: a range learnt
+over part of a daily cycle is not the series' range), give a range [lo, hi]. Later, the first value above
 ``hi + margin * (hi - lo)`` scores 1 once, and so does the first below
 ``lo - margin * (hi - lo)``; after that the side is known and stays quiet. It catches a
 move to a level the series never had when the deviation test (``kernel.py``) is slow or
@@ -21,8 +22,9 @@ import numpy as np
 from numba import njit
 
 # scalar state layout
-E_SEEN, E_LO, E_HI, E_TLAST, E_HOLD, E_SIDES = range(6)  # E_SIDES: 1 above, 2 below, 3 both
-N_EXTREME_SCALARS = 6
+# E_SIDES: 1 above, 2 below, 3 both; E_TFIRST: the first point's time
+E_SEEN, E_LO, E_HI, E_TLAST, E_HOLD, E_SIDES, E_TFIRST = range(7)
+N_EXTREME_SCALARS = 7
 
 
 @njit(cache=True)
@@ -30,6 +32,7 @@ def step(
     ts: np.ndarray,
     xs: np.ndarray,
     learn: int,
+    span_s: float,
     margin: float,
     weight: float,
     fire: float,
@@ -42,7 +45,7 @@ def step(
     hold every alarm (``score >= fire``) back for ``hold`` points."""
     for i in range(xs.shape[0]):
         won[i] = False
-        found = _beyond(ts[i], xs[i], learn, margin, st) * weight
+        found = _beyond(ts[i], xs[i], learn, span_s, margin, st) * weight
         if found > score[i]:
             score[i], won[i] = found, True
         if st[E_HOLD] > 0:
@@ -53,7 +56,9 @@ def step(
 
 
 @njit(cache=True)
-def _beyond(t: float, x: float, learn: int, margin: float, st: np.ndarray) -> float:
+def _beyond(
+    t: float, x: float, learn: int, span_s: float, margin: float, st: np.ndarray
+) -> float:
     """1.0 the first time the value leaves the learnt range (per side), else 0.0."""
     if not (math.isfinite(x) and math.isfinite(t)):
         return 0.0
@@ -62,7 +67,9 @@ def _beyond(t: float, x: float, learn: int, margin: float, st: np.ndarray) -> fl
         return 0.0  # out of order, as the deviation kernel does
     st[E_TLAST] = t
     st[E_SEEN] = seen + 1
-    if seen < learn:
+    if seen == 0:
+        st[E_TFIRST] = t
+    if seen < learn or t - st[E_TFIRST] < span_s:
         st[E_LO] = x if seen == 0 else min(st[E_LO], x)
         st[E_HI] = x if seen == 0 else max(st[E_HI], x)
         return 0.0

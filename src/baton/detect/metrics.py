@@ -45,6 +45,7 @@ class DetectorConfig:
     threshold: float = 0.5  # is_anomaly in the CLI output; NAB chooses its own
     # the first excursion beyond the learnt range (extremes.py)
     range_learn: int = 1000
+    range_span_s: float = 86_400.0  # and over at least a day (a whole daily cycle)
     range_margin: float = 0.1  # beyond the range by this share of it
     range_weight: float = 0.7  # its score; 0 turns it off
     hold_points: int = 50  # after an alarm of either opinion, the next ones are held back
@@ -205,6 +206,7 @@ class SeriesState:
             ts,
             xs,
             cfg.range_learn,
+            cfg.range_span_s,
             cfg.range_margin,
             cfg.range_weight,
             cfg.fire_level,
