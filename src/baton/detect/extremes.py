@@ -1,8 +1,8 @@
 """A second opinion: the first time a series goes well beyond the range it learnt.
 
 The first ``learn`` values, spanning at least ``span_s`` seconds (a day: a range learnt
-over part of a daily cycle is not the series' range), give a range [lo, hi]. Later, the first value above
-``hi + margin * (hi - lo)`` scores 1 once, and so does the first below
+over part of a daily cycle is not the series' range), give a range [lo, hi]. Later,
+the first value above ``hi + margin * (hi - lo)`` scores 1 once, and so does the first below
 ``lo - margin * (hi - lo)``; after that the side is known and stays quiet. It catches a
 move to a level the series never had when the deviation test (``kernel.py``) is slow or
 dulled by a bursty history, and it cannot repeat itself: at most two findings per series.
@@ -56,9 +56,7 @@ def step(
 
 
 @njit(cache=True)
-def _beyond(
-    t: float, x: float, learn: int, span_s: float, margin: float, st: np.ndarray
-) -> float:
+def _beyond(t: float, x: float, learn: int, span_s: float, margin: float, st: np.ndarray) -> float:
     """1.0 the first time the value leaves the learnt range (per side), else 0.0."""
     if not (math.isfinite(x) and math.isfinite(t)):
         return 0.0
