@@ -574,13 +574,15 @@ def copilot_bench(args: BenchArgs) -> dict[str, Any]:
     fault's root service and a runbook whose remediation really fixes the scenario.
     Without --seeds: the tuned and the held-out seeds, each scored on its own; plus the
     injection corpus (offline and against a misbehaving model)."""
-    from baton.harness.copilot import copilot_storms, injection_corpus
+    from baton.harness.copilot import copilot_kube, copilot_storms, injection_corpus
 
     if args.seeds:
         return copilot_storms(parse_seeds(args.seeds), args.progress)
     return {
         "tuned": copilot_storms(parse_seeds(COPILOT_TUNED), args.progress),
         "held_out": copilot_storms(parse_seeds(COPILOT_HELD_OUT), args.progress),
+        "kube_tuned": copilot_kube(parse_seeds(TUNED_SEEDS), args.progress),
+        "kube_held_out": copilot_kube(parse_seeds(HELD_OUT_SEEDS), args.progress),
         "injection": injection_corpus(),
     }
 

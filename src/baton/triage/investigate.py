@@ -15,16 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from baton.act.confine import Scope as Confinement
 from baton.act.runbook import ParamError, Runbook, resolve_params
 from baton.store.models import Event
 from baton.triage import guard
-from baton.triage.evidence import Evidence, Scope, gather, incident_events
+from baton.triage.evidence import Evidence, Scope, gather
 from baton.triage.propose import score, specificity
 
 VICTIM = 0.35  # a service whose dependencies are in trouble: its own alerts explain less
+# ... unless all that trouble began after its own: an effect does not come first, but
+# alerts fire with jitter (evaluation steps, `for` durations), so a later upstream still
+# counts for something
+LATE_VICTIM = 0.7
+ALONGSIDE = timedelta(seconds=60)  # two 30 s evaluation steps: "at about the same time"
 FIRST_BONUS = 0.1
 ORIGIN_BONUS = 0.15
 FIXED_BEFORE = 0.1
@@ -156,7 +162,7 @@ def _kind_prefix(e: Event) -> str:
 
 def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     """Candidate causes, best first, confidences summing to at most 1."""
-    troubled = _by_service(incident_events(scope.session, scope.incident.id))
+    troubled = _by_service(scope.events)
     if not troubled:
         return []
     graph, spec = scope.graph, specificity(scope.catalogue)
@@ -177,7 +183,8 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
         stalled = sorted(graph.consumers(service) & set(troubled))
         downs = sorted(s for s in troubled if service in graph.upstream(s) and s not in stalled)
         spread = min(0.3, 0.1 * len(downs))
-        position = (VICTIM if ups else 1.0) + spread
+        before = [u for u in ups if first[u] <= first[service] + ALONGSIDE]
+        position = (VICTIM if before else LATE_VICTIM if ups else 1.0) + spread
         # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
         symptom_position = (VICTIM if ups or stalled else 1.0) + spread
         seen = backing.get(service, [])
@@ -194,7 +201,8 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
         ] + seen
         where = _where(service, [*ups, *stalled], downs)
-        fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
+        kind = graph.kind(service)
+        fits = [c for rb in scope.catalogue if (c := score(rb, names, kind, spec))]
         for c in fits:
             matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
             past = fixed.get((service, c.runbook.id), [])
@@ -376,9 +384,7 @@ def draft_fix(
         runbook = scope.catalogue.get(cause.runbook)
         if runbook is None:
             continue
-        events = _by_service(incident_events(scope.session, scope.incident.id)).get(
-            cause.service, []
-        )
+        events = _by_service(scope.events).get(cause.service, [])
         try:
             params = resolve_params(
                 runbook,
