@@ -20,6 +20,7 @@ from typing import Any
 
 from baton.act.confine import Scope as Confinement
 from baton.act.runbook import ParamError, Runbook, resolve_params
+from baton.correlate.topology import Topology
 from baton.store.models import Event
 from baton.triage import guard
 from baton.triage.evidence import Evidence, Scope, gather
@@ -40,6 +41,8 @@ DISTINCT = 0.6  # a second origin this close to the first is a fault of its own
 MAX_FAULTS = 3
 CORROBORATED = 0.05  # per detector finding or linked ticket on the service, outside its alerts
 MAX_CORROBORATION = 0.1
+COMMON = 0.8  # a parent standing under services in trouble: a little less than their sum
+COMMON_SHARE = 0.5  # ... when at least this share of what stands on it is in trouble
 
 
 @dataclass
@@ -257,11 +260,68 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     victim=bool(ups or stalled),
                 )
             )
+    causes += _common_parents(graph, troubled, causes, by_id)
     causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
     total = sum(c.weight for c in causes) or 1.0
     for c in causes:
         c.confidence = round(c.weight / total, 3)
     return causes
+
+
+def _common_parents(
+    graph: Topology,
+    troubled: dict[str, list[Event]],
+    causes: list[Cause],
+    by_id: dict[str, Evidence],
+) -> list[Cause]:
+    """Infrastructure most of whose dependents are in trouble explains them at once: a
+    zone whose nodes are all unreachable, a node whose workloads all fail, a shared DNS
+    everything errors on. Such a parent weighs COMMON x the share of its direct
+    dependents in trouble x what their own best causes weigh together. A silent parent
+    (no alerts of its own: a zone has no exporter) becomes a cause citing its dependents'
+    alerts (they keep their own weights: a node can be silent under a workload that
+    crashes by itself); a parent in trouble itself has its own causes raised to that
+    weight."""
+    best: dict[str, Cause] = {}
+    for c in causes:
+        if c.service not in best or c.weight > best[c.service].weight:
+            best[c.service] = c
+    # the deepest first (a node before its zone), so a zone sums its nodes as raised
+    parents = sorted(
+        {n for s in troubled for n in graph.needs(s) if graph.infrastructure(n)},
+        key=lambda n: (-len(graph.upstream(n)), n),
+    )
+    out: list[Cause] = []
+    for parent in parents:
+        dependents = graph.dependents(parent)
+        hit = sorted(d for d in dependents & set(troubled) if d in best)
+        if len(hit) < 2 or len(hit) < COMMON_SHARE * len(dependents):
+            continue
+        share = len(hit) / len(dependents)
+        # a parent standing on something in trouble itself (DNS on unreachable nodes)
+        # is a victim like any other service
+        below = VICTIM if graph.upstream(parent) & set(troubled) else 1.0
+        weight = COMMON * share * below * sum(best[d].weight for d in hit)
+        own = best.get(parent)
+        if own is not None:
+            own.weight = max(own.weight, weight)
+            continue
+        cited = [i for d in hit for i in best[d].evidence[:1]]
+        near = [f"neighbour:{parent}"] if f"neighbour:{parent}" in by_id else []
+        out.append(
+            Cause(
+                parent,
+                None,
+                f"{parent}: no alerts of its own, but {len(hit)} of the {len(dependents)} "
+                f"services standing on it are in trouble ({', '.join(hit[:5])}"
+                f"{'...' if len(hit) > 5 else ''}); look at it first, by hand",
+                0.0,
+                [*cited, *near],
+                weight,
+            )
+        )
+        best[parent] = out[-1]
+    return out
 
 
 def _corroboration(
