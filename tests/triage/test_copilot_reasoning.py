@@ -114,16 +114,8 @@ def _event(n, service, name, seconds):
     from datetime import UTC, datetime, timedelta
 
     at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC) + timedelta(seconds=seconds)
-    return SimpleNamespace(
-        id=n,
-        service=service,
-        name=name,
-        starts_at=at,
-        status="firing",
-        suppressed_by=None,
-        source="prometheus",
-        labels={},
-    )
+    firing = {"status": "firing", "suppressed_by": None, "source": "prometheus", "labels": {}}
+    return SimpleNamespace(id=n, service=service, name=name, starts_at=at, **firing)
 
 
 def test_an_upstream_whose_trouble_began_later_only_half_makes_a_victim():
