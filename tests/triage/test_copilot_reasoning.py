@@ -139,3 +139,22 @@ def test_an_upstream_whose_trouble_began_later_only_half_makes_a_victim():
     early, late = top(30), top(120)
     assert early["smtp"] > early["worker"]  # smtp went (about) first: worker is its victim
     assert late["worker"] > late["smtp"]  # worker failed first; smtp's trouble came after
+
+
+def test_an_alert_no_covered_fit_explains_keeps_its_failure_mode_beside_them():
+    from baton.triage.investigate import rank
+
+    graph = _topology({"name": "sso", "kind": "auth"})
+    events = [_event(1, "sso", "HighErrorRate", 0), _event(2, "sso", "HighCPU", 30)]
+    scope = SimpleNamespace(
+        events=events,
+        graph=graph,
+        catalogue=load_dir(ROOT / "runbooks"),
+        incident=SimpleNamespace(origin_service="sso"),
+    )
+    modes = {(c.runbook, c.failure_mode) for c in rank(scope, [])}
+    # errors fit a rollback; the CPU fits scale-out, which covers no auth service
+    assert ("rollback-deploy", "rollback-deploy") in modes and (None, "scale-out") in modes
+    # errors alone: nothing a covered fit leaves unexplained, so no uncovered twin
+    scope.events = events[:1]
+    assert {c.failure_mode for c in rank(scope, [])} == {"rollback-deploy"}

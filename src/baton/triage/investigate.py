@@ -228,8 +228,14 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             )
         # a failure mode of its own: a runbook's declared cause fits the alerts, but that
         # runbook does not cover this kind; the cause stands on its own evidence, unfixable
-        # by any runbook here
-        uncovered = [] if fits else _uncovered(scope, names, spec)
+        # by any runbook here. Also beside covered fits, for alerts none of them explains:
+        # HighCPU on an auth service says "saturated" though its errors fit a rollback
+        explained = {n for c in fits for n in c.matched}
+        uncovered = [
+            c
+            for c in _uncovered(scope, names, spec)
+            if set(c.matched) - explained and c.runbook.id not in {f.runbook.id for f in fits}
+        ]
         for c in uncovered:
             matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
             sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
