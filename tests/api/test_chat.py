@@ -79,11 +79,16 @@ def click(client, message, user, action="approve", response_url="", key=KEY, age
         "actions": [{"action_id": action, "value": value or button["value"]}],
         "response_url": response_url,
     }
-    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return signed(client, "/api/v1/slack/actions", {"payload": json.dumps(payload)}, key, age)
+
+
+def signed(client, path, form, key=KEY, age=0):
+    """A form-encoded POST signed as Slack signs (`v0:{timestamp}:{body}`)."""
+    body = urlencode(form).encode()
     ts = str(int(time.time()) - age)
     sig = "v0=" + hmac.new(key.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
     return client.post(
-        "/api/v1/slack/actions",
+        path,
         content=body,
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
@@ -229,3 +234,137 @@ def test_the_approval_message_is_posted_with_chat_post_message(chat, monkeypatch
     finally:
         p.config.settings = saved
         server.shutdown()
+
+
+# --- slash commands ------------------------------------------------------------------------
+def slash(client, user, text, key=KEY, age=0):
+    """Slack's slash-command request: form-encoded, signed like every Slack request."""
+    form = {
+        "command": "/baton",
+        "text": text,
+        "user_id": user,
+        "team_id": "T1",
+        "channel_id": "C1",
+        "response_url": "https://hooks.slack.com/commands/x",
+    }
+    return signed(client, "/api/v1/slack/commands", form, key, age)
+
+
+def _refusals(p):
+    with p.db.session() as s:
+        return [
+            r.inputs.get("action")
+            for r in s.scalars(select(AuditRecord).where(AuditRecord.action == "chat.refused"))
+        ]
+
+
+def test_slash_oncall_names_who_holds_the_pager(estate):
+    from baton.govern import oncall
+
+    p, client, _, _ = estate
+    with p.db.session() as s:
+        rotation = oncall.RotationIn(
+            name="shop", services=["checkout-api"], members=["tia", "lee"], start=START
+        )
+        oncall.put_rotation(s, rotation, Actor("lee", "human"), p.clock.now())
+    one = slash(client, "U3", "oncall checkout-api").json()  # a viewer may read
+    assert one["response_type"] == "ephemeral" and one["text"].startswith("checkout-api: tia")
+    every = slash(client, "U3", "oncall").json()["text"]
+    assert "checkout-api: tia (shop, rotation)" in every
+    assert slash(client, "U2", "oncall", key="wrong").status_code == 401
+    assert slash(client, "U2", "oncall", age=301).status_code == 401
+
+
+def test_slash_pause_needs_a_mapped_user_who_may_operate(estate):
+    from baton.govern import killswitch
+
+    p, client, _, _ = estate
+    before = len(_refusals(p))
+    viewer = slash(client, "U3", "pause web deploy looks bad").json()["text"]
+    assert viewer.startswith("refused") and "may not pause automation" in viewer
+    stranger = slash(client, "U9", "pause web deploy looks bad").json()["text"]
+    assert "not mapped" in stranger
+    usage = slash(client, "U1", "pause web").json()["text"]  # no reason given
+    assert usage.startswith("refused: usage")
+    with p.db.session() as s:
+        assert "service:web" not in killswitch.active(s)
+    assert _refusals(p)[before:] == ["slash:pause"] * 3
+    ok = slash(client, "U1", "pause web the deploy looks bad").json()["text"]
+    assert ok == "automation paused on web by tia: the deploy looks bad"
+    with p.db.session() as s:
+        assert "service:web" in killswitch.active(s)
+        record = s.scalars(
+            select(AuditRecord).where(AuditRecord.action == "automation.paused")
+        ).all()[-1]
+        assert record.actor == "tia" and "from Slack, U1" in record.rationale
+        killswitch.resume(s, "service", "web", Actor("lee", "human"), "test over", p.clock.now())
+
+
+def test_slash_ask_answers_offline_with_evidence(estate):
+    p, client, _, incident = estate
+    text = slash(client, "U3", f"ask {incident} who owns this?").json()["text"]
+    assert "evidence: owner:" in text
+    with p.db.session() as s:
+        record = s.scalars(
+            select(AuditRecord).where(AuditRecord.action == "copilot.answered")
+        ).all()[-1]
+        assert record.inputs["asked_by"] == "vic" and record.actor == "baton.copilot"
+    missing = slash(client, "U3", "ask 99999 what changed?").json()["text"]
+    assert missing.startswith("refused") and "99999" in missing
+    assert slash(client, "U3", "rollback everything").json()["text"].startswith("refused: usage")
+
+
+# --- the approval message posts itself, through the outbox -------------------------------
+def test_a_raised_approval_is_posted_to_slack_through_the_outbox(estate, monkeypatch):
+    from datetime import timedelta
+
+    from baton.store.models import OutboxMessage
+
+    p, client, _, incident = estate
+    server = HTTPServer(("127.0.0.1", 0), _SlackApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = p.config.settings
+    monkeypatch.setenv("BATON_SECRET_SLACK_BOT", "xoxb-not-yet-right")
+    try:
+        p.config.settings = saved.model_copy(
+            update={
+                "slack_api_url": f"http://127.0.0.1:{server.server_address[1]}/api/",
+                "slack_bot_token_secret": "SLACK_BOT",
+                "slack_channel": "#ops-approvals",
+            }
+        )
+        _SlackApi.posts = []
+        result = p.commands.propose_fix(incident, Actor("tia", "human"), "copilot says so")
+        approval_id = result["approval"]
+        with p.db.session() as s:  # written with the approval, before anything was sent
+            [queued] = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.key == f"chat-approval:{approval_id}")
+            ).all()
+            assert queued.status == "pending" and queued.channel == "slackapp:#ops-approvals"
+        assert p.dispatch.deliver_outbox() == 0 and _SlackApi.posts == []  # invalid_auth
+        with p.db.session() as s:
+            retry = s.get(OutboxMessage, queued.id)
+            assert retry.status == "pending" and "invalid_auth" in retry.last_error
+        monkeypatch.setenv("BATON_SECRET_SLACK_BOT", BOT)
+        p.clock.advance(timedelta(seconds=10))  # past the first back-off
+        assert p.dispatch.deliver_outbox() == 1
+        [posted] = _SlackApi.posts
+        assert posted["channel"] == "#ops-approvals" and f"Approval {approval_id}" in posted["text"]
+        assert BOT not in json.dumps(posted) and KEY not in json.dumps(posted)
+        assert p.dispatch.deliver_outbox() == 0 and len(_SlackApi.posts) == 1  # delivered once
+        ok = click(client, posted, "U2")  # the posted buttons work like any other
+        assert ok.json()["text"].startswith("approved by lee"), ok.json()
+        assert _status(p, approval_id) == "approved"
+    finally:
+        p.config.settings = saved
+        server.shutdown()
+
+
+def test_no_message_is_queued_when_slack_is_not_configured(estate):
+    from baton.store.models import OutboxMessage
+
+    p, _, _, incident = estate
+    result = p.commands.propose_fix(incident, Actor("tia", "human"), "copilot says so")
+    with p.db.session() as s:
+        key = f"chat-approval:{result['approval']}"
+        assert s.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is None

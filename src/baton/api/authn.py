@@ -35,6 +35,7 @@ PUBLIC = frozenset(
         # Slack signature (and everything when no signing secret is configured)
         "/api/v1/desk/slack/events",
         "/api/v1/slack/actions",  # Slack sends no bearer token; its signature is checked
+        "/api/v1/slack/commands",  # the slash commands, likewise
     }
 )
 SIGNED = frozenset({"/api/v1/desk/slack/events"})  # public, but 401 without a signature

@@ -16,9 +16,10 @@ from baton.act import secrets
 from baton.api.errors import ApiError
 from baton.govern.rbac import Permission, Principal, authenticate, hash_token
 from baton.kernel.audit import Actor
-from baton.kernel.errors import Invalid
+from baton.kernel.errors import Invalid, Refused
 from baton.kernel.shape import check_shape
 from baton.runtime.platform import Platform
+from baton.sense.signature import verify_slack
 
 TOKEN_CACHE_S = 2.0
 TOKEN_CACHE_SIZE = 10_000
@@ -158,6 +159,21 @@ def parsed(model: Any) -> Callable[..., Any]:
 
     validate.body_model = model  # type: ignore[attr-defined]  # the contract declares it
     return validate
+
+
+def verified_slack(request: Request, body: bytes, key: str, now: float) -> None:
+    """401 unless the request carries Slack's signature of `body` within the replay
+    window (every Slack door: events, button clicks, slash commands)."""
+    try:
+        verify_slack(
+            body,
+            request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"),
+            key,
+            now,
+        )
+    except Refused as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
 
 
 def slack_signing_key(p: Platform) -> str:

@@ -142,8 +142,14 @@ def spend(session: Session, value: str, slack_user: str, at: datetime) -> None:
     )
 
 
-def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Principal:
-    """The Baton user a Slack user is, who must be allowed to operate; else Refused."""
+def person(
+    session: Session,
+    slack_user: str,
+    mapping: dict[str, str],
+    need: Permission = Permission.OPERATE,
+    doing: str = "approve",
+) -> Principal:
+    """The Baton user a Slack user is, whose role must grant `need`; else Refused."""
     name = mapping.get(slack_user)
     if not name:
         raise Refused(f"Slack user {slack_user} is not mapped to a Baton user")
@@ -151,9 +157,52 @@ def person(session: Session, slack_user: str, mapping: dict[str, str]) -> Princi
     if user is None:
         raise Refused(f"Baton user {name} does not exist")
     role = parse_role(user.role)
-    if not allows(role, Permission.OPERATE):
-        raise Refused(f"{name} ({role}) may not approve")
+    if not allows(role, need):
+        raise Refused(f"{name} ({role}) may not {doing}")
     return Principal(name, role)
+
+
+# --- slash commands ----------------------------------------------------------------------
+SLASH_USAGE = (
+    "usage: `/baton oncall [service]`, `/baton pause <service> <reason>`, "
+    "`/baton ask <incident-id> <question>`"
+)
+# what each command needs of the mapped Baton user's role, and what it is called then
+SLASH_NEEDS: dict[str, tuple[Permission, str]] = {
+    "oncall": (Permission.READ, "see who is on call"),
+    "ask": (Permission.READ, "ask the copilot"),
+    "pause": (Permission.OPERATE, "pause automation"),
+}
+
+
+@dataclass(frozen=True)
+class Slash:
+    """One parsed `/baton ...` command: the verb, what it is about, the free text."""
+
+    verb: str
+    target: str | None
+    text: str
+
+    @property
+    def incident(self) -> int:
+        return int(self.target or 0)
+
+
+def parse_slash(text: str) -> Slash:
+    """`oncall [service]`, `pause <service> <reason>`, `ask <incident-id> <question>`;
+    Refused with the usage for anything else. The text is the sender's words: it names
+    a verb from a fixed set and is never run or read as an instruction."""
+    words = text.split(None, 2)
+    verb = words[0].lower() if words else ""
+    target = words[1] if len(words) > 1 else None
+    rest = words[2].strip() if len(words) > 2 else ""
+    if verb == "oncall" and len(words) <= 2:
+        return Slash(verb, target, "")
+    if verb == "pause" and target and rest:
+        return Slash(verb, target, rest)
+    if verb == "ask" and target and target.isdigit() and rest:
+        return Slash(verb, target, rest)
+    raise Refused(SLASH_USAGE)
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,16 @@ def who_is_on_call(session: Session, service: str, at: datetime) -> OnCall:
     rotation = _rotation_for(session, service)
     if rotation is None:
         return OnCall(service, None, None, "nobody", None)
+    return _holder(session, rotation, service, at)
+
+
+def everyone_on_call(session: Session, at: datetime) -> list[OnCall]:
+    """Who holds each rotation's pager now (for "who is on call?" without a service)."""
+    rotations = session.scalars(select(Rotation).order_by(Rotation.name))
+    return [_holder(session, r, ", ".join(r.services), at) for r in rotations]
+
+
+def _holder(session: Session, rotation: Rotation, service: str, at: datetime) -> OnCall:
     swap = session.scalar(
         select(ShiftSwap)
         .where(

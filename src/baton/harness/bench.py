@@ -570,22 +570,29 @@ def forecast_bench(args: BenchArgs) -> dict[str, Any]:
 
 
 COPILOT_TUNED = "1-3,100-105"  # the storms looked at while building the ranking
-COPILOT_HELD_OUT = "200-211"  # never looked at while building it
+# held out at first, their misses studied on 2026-12-02 (200-211, then 300-311)
+COPILOT_LOOKED_AT = "200-211,300-311"
+COPILOT_HELD_OUT = "400-411"  # never looked at while building it
 
 
 @bench("copilot", "offline investigations on storms: root cause top-1/top-3, evidence precision")
 def copilot_bench(args: BenchArgs) -> dict[str, Any]:
     """Every fault's incident investigated offline; a cause is right when it names the
     fault's root service and a runbook whose remediation really fixes the scenario.
-    Without --seeds: the tuned and the held-out seeds, each scored on its own; plus the
-    injection corpus (offline and against a misbehaving model)."""
-    from baton.harness.copilot import copilot_storms, injection_corpus
+    Without --seeds: the tuned, the once-held-out-since-studied and the held-out seeds,
+    each scored on its own; the Kubernetes storms (right: the root workload, node or
+    zone), tuned and held out; plus the injection corpus (offline and against a
+    misbehaving model)."""
+    from baton.harness.copilot import copilot_kube, copilot_storms, injection_corpus
 
     if args.seeds:
         return copilot_storms(parse_seeds(args.seeds), args.progress)
     return {
         "tuned": copilot_storms(parse_seeds(COPILOT_TUNED), args.progress),
+        "looked_at": copilot_storms(parse_seeds(COPILOT_LOOKED_AT), args.progress),
         "held_out": copilot_storms(parse_seeds(COPILOT_HELD_OUT), args.progress),
+        "kube_tuned": copilot_kube(parse_seeds(TUNED_SEEDS), args.progress),
+        "kube_held_out": copilot_kube(parse_seeds(HELD_OUT_SEEDS), args.progress),
         "injection": injection_corpus(),
     }
 

@@ -13,19 +13,21 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from baton.harness.storm import run_storm
+from baton.harness.storm import run_kube_storm, run_storm
 from baton.runtime.platform import Platform
 from baton.sandbox.faults import SCENARIOS
+from baton.sandbox.kube import KubeStorm, plan_kube_storm
 from baton.sandbox.rules import iso
 from baton.sandbox.storms import Storm, plan_storm
 from baton.store.models import Event, Incident
 from baton.triage.evidence import Scope
-from baton.triage.investigate import investigate
+from baton.triage.investigate import Cause, investigate
 
 
 def _remediations(platform: Platform, runbook_id: str | None) -> set[str]:
@@ -67,15 +69,55 @@ class Tally:
         }
 
 
+Right = Callable[[Cause, str], bool]  # is this cause right for that fault?
+
+
 def _score_storm(platform: Platform, storm: Storm, tally: Tally) -> None:
+    """A classic storm: right is the root service with a failure mode whose remediation
+    really fixes the fault's scenario."""
     truth = storm.truth()
     scenario = {g.fault_id: g.scenario for g in storm.estate.ground_truth_records()}
+
+    def right(cause: Cause, fault: str) -> bool:
+        fixes = set(SCENARIOS[scenario[fault]].fixes)
+        return cause.service == truth.roots.get(fault) and bool(
+            _remediations(platform, cause.failure_mode) & fixes
+        )
+
+    def fault_of(e: Event) -> str | None:
+        return truth.alert_fault.get((e.labels.get("service", ""), e.name, iso(e.starts_at)))
+
+    _score(platform, fault_of, right, tally, scenario, truth.roots)
+
+
+def _score_kube(platform: Platform, storm: KubeStorm, tally: Tally) -> None:
+    """A Kubernetes storm: right is the root workload (or node, or zone) the storm
+    broke; its scenarios name no remediation, so the failure mode is not judged."""
+    truth = storm.truth()
+
+    def fault_of(e: Event) -> str | None:
+        label = truth.get((tuple(sorted((e.labels or {}).items())), e.starts_at))
+        return label if isinstance(label, str) else None
+
+    def right(cause: Cause, fault: str) -> bool:
+        return cause.service == storm.roots.get(fault)
+
+    _score(platform, fault_of, right, tally, storm.scenarios, storm.roots)
+
+
+def _score(
+    platform: Platform,
+    fault_of_event: Callable[[Event], str | None],
+    right_for: Right,
+    tally: Tally,
+    scenario: dict[str, str],
+    roots: dict[str, str],
+) -> None:
+    """Investigate every fault's incident (the one holding most of its alerts) and tally
+    top-1/top-3, distinct faults, evidence precision and time."""
     with platform.db.session() as s:
         events = list(s.scalars(select(Event).order_by(Event.id)))
-        fault_of = {
-            e.id: truth.alert_fault.get((e.labels.get("service", ""), e.name, iso(e.starts_at)))
-            for e in events
-        }
+        fault_of = {e.id: fault_of_event(e) for e in events}
         placed: dict[str, Counter[int | None]] = {}
         for e in events:
             if fault_of[e.id]:
@@ -83,7 +125,6 @@ def _score_storm(platform: Platform, storm: Storm, tally: Tally) -> None:
         graph = platform.config.graph(s)
         for fault, incidents in sorted(placed.items()):
             tally.faults += 1
-            root, fixes = truth.roots.get(fault), set(SCENARIOS[scenario[fault]].fixes)
             homes = [(n, i) for i, n in incidents.items() if i is not None]
             if not homes:
                 tally.misses.append({"fault": fault, "why": "no incident"})
@@ -94,17 +135,11 @@ def _score_storm(platform: Platform, storm: Storm, tally: Tally) -> None:
                 Scope(s, incident, platform.config.catalogue, graph, platform.clock.now())
             )
             tally.seconds.append(time.perf_counter() - began)
-            right = [
-                c.service == root and bool(_remediations(platform, c.failure_mode) & fixes)
-                for c in report.causes
-            ]
+            right = [right_for(c, fault) for c in report.causes]
             tally.top1 += bool(right[:1] and right[0])
             tally.runnable += bool(right[:1] and right[0] and report.causes[0].runbook)
             tally.heads += len(report.faults)
-            tally.top1_distinct += any(
-                c.service == root and bool(_remediations(platform, c.failure_mode) & fixes)
-                for c in report.faults
-            )
+            tally.top1_distinct += any(right_for(c, fault) for c in report.faults)
             tally.top3 += any(right[:3])
             if report.causes:
                 alert_ids = [
@@ -118,8 +153,8 @@ def _score_storm(platform: Platform, storm: Storm, tally: Tally) -> None:
                 tally.misses.append(
                     {
                         "fault": fault,
-                        "scenario": scenario[fault],
-                        "root": root,
+                        "scenario": scenario.get(fault),
+                        "root": roots.get(fault),
                         "incident": incident.id,
                         "ranked": [(c.service, c.runbook, c.confidence) for c in report.causes[:3]],
                     }
@@ -135,6 +170,17 @@ def copilot_storms(seeds: list[int], progress: Any = None) -> dict[str, Any]:
         if progress is not None:
             progress(k + 1, len(seeds))
     return {"seeds": seeds, **tally.figures()}
+
+
+def copilot_kube(seeds: list[int], progress: Any = None) -> dict[str, Any]:
+    """The same on the Kubernetes storms the correlate bench replays."""
+    tally = Tally()
+    for k, seed in enumerate(seeds):
+        storm = plan_kube_storm(seed)
+        run_kube_storm(storm, inspect=lambda p, st=storm: _score_kube(p, st, tally))
+        if progress is not None:
+            progress(k + 1, len(seeds))
+    return {"seeds": seeds, "right": "root workload", **tally.figures()}
 
 
 # --- the injection corpus ----------------------------------------------------------------

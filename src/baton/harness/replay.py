@@ -15,7 +15,7 @@ correlation.md describes the format, which is kept stable.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,11 +114,13 @@ def replay(
     config: dict[str, Any] | None = None,
     step_s: float = 30.0,
     home: Path | None = None,
+    inspect: Callable[[Platform], Any] | None = None,
 ) -> Replay:
-    """Play `posts` through a fresh Baton (see the module's docstring)."""
+    """Play `posts` through a fresh Baton (see the module's docstring); `inspect` looks
+    at the platform once the stream is over, before it is closed."""
     if home is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return replay(posts, services, config, step_s, Path(tmp))
+            return replay(posts, services, config, step_s, Path(tmp), inspect)
     settings = Settings(home=home)
     if config is not None:
         path = home / "correlation.yaml"
@@ -140,6 +142,8 @@ def replay(
             if alerts:
                 platform.drain.ingest_alertmanager(alerts)
             platform.scheduler.tick()
+        if inspect is not None:
+            inspect(platform)
         return _collect(platform, len(posts), sum(len(a) for _, a in posts))
     finally:
         platform.close()

@@ -185,10 +185,15 @@ KUBE_CONFIG: dict[str, Any] = {
 }
 
 
-def run_kube_storm(storm: KubeStorm, config: dict[str, Any] | None = None) -> StormResult:
-    """Replay one Kubernetes storm (its stream, its catalogue) and label what came out."""
+def run_kube_storm(
+    storm: KubeStorm,
+    config: dict[str, Any] | None = None,
+    inspect: Callable[[Platform], Any] | None = None,
+) -> StormResult:
+    """Replay one Kubernetes storm (its stream, its catalogue) and label what came out;
+    `inspect` looks at the platform before it is closed (the copilot bench)."""
     services = load_catalogue(storm.estate.catalogue())
-    out = replay(list(storm.stream()), services, config or KUBE_CONFIG)
+    out = replay(list(storm.stream()), services, config or KUBE_CONFIG, inspect=inspect)
     truth = storm.truth()
     labels = [truth.get((tuple(sorted(a.labels.items())), a.starts_at)) for a in out.alerts]
     suppressed: dict[str, int] = {}

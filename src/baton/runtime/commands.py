@@ -203,10 +203,13 @@ class Commands:
                 if ctx.llm is not None:
                     ctx.llm.close()
 
-    def ask(self, incident_id: int, question: str, asker: Actor) -> dict[str, Any]:
-        """A follow-up question about an incident, answered with cited evidence."""
+    def ask(
+        self, incident_id: int, question: str, asker: Actor, offline: bool = False
+    ) -> dict[str, Any]:
+        """A follow-up question about an incident, answered with cited evidence (by the
+        fixed question kinds alone when `offline`, as chat does: it must answer in 3 s)."""
         with self.db.session() as s:
-            ctx = self._copilot(s)
+            ctx = self._copilot(s, offline=offline)
             try:
                 return copilot.ask(s, incident_id, question, ctx, asker)
             finally:

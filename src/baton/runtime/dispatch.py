@@ -232,8 +232,9 @@ class Dispatch:
         return finished
 
     def deliver_outbox(self, payload: dict[str, Any] | None = None) -> int:
-        """Deliver the outbox's due messages (the task, and the tick's retry job)."""
-        return outbox.deliver_due(self.db, self.settings, self.clock.now)
+        """Deliver the outbox's due messages (the task, and the tick's retry job), with
+        the live settings (a changed Slack channel or API applies without a restart)."""
+        return outbox.deliver_due(self.db, self.config.settings, self.clock.now)
 
     def notify_group(self, notification: dict[str, Any]) -> None:
         """Every channel of the receiver is tried; the group is settled as delivered only

@@ -30,6 +30,7 @@ from baton.store.db import Database
 NOTIFIER = Actor("baton.notify", "system", "channels/2")
 TIMEOUT_S = 5.0
 KINDS = ("slack", "webhook", "email")
+SLACK_APP = "slackapp"  # `slackapp:CHANNEL`: the Slack app's Web API, not a webhook
 _ADDRESS = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+$")
 MAX_LISTED = 20  # incidents written out in one message; the rest are counted
 
@@ -132,6 +133,18 @@ def chat_reply(
     )
 
 
+def _slack_app(settings: Settings, channel: str, message: Message) -> tuple[bool, str]:
+    """Post with Slack's Web API (`chat.postMessage`, the bot token from the named
+    secret as Bearer): the only way a message with buttons (blocks) reaches Slack."""
+    name = settings.slack_bot_token_secret
+    if not name or not channel:
+        raise ChannelError("slack app messages need BATON_SLACK_BOT_TOKEN_SECRET and a channel")
+    token = resolve([name])[f"secret.{name}"]
+    body = {"channel": channel, "text": message.text, "blocks": message.data.get("blocks", [])}
+    _, error = post_message(settings.slack_api_url, token, body)
+    return error is None, "Slack took it" if error is None else f"Slack: {error}"
+
+
 def send_mail(settings: Settings, recipients: str, message: Message) -> tuple[bool, str]:
     """Mail one message to explicit recipients (the service desk's codes and replies)."""
     return _mail(settings, recipients, message)
@@ -142,6 +155,8 @@ def send(
 ) -> tuple[bool, str]:
     """Deliver one message on one channel: (arrived, what happened, without addresses).
     `key` goes out as an idempotency key (HTTP header, mail header) when given."""
+    if channel.startswith(f"{SLACK_APP}:"):
+        return _slack_app(settings, channel.partition(":")[2], message)
     kind, address = channel_address(channel)
     if kind == "email":
         return _mail(settings, address, message, key)

@@ -33,6 +33,8 @@ from baton.govern import flows as governance
 from baton.govern.config import PolicyConfig
 from baton.kernel.audit import Actor, append
 from baton.kernel.enums import Tier
+from baton.runtime import chatops
+from baton.runtime.settings import Settings
 from baton.sense.events import store
 from baton.sense.normalize import EventIn
 from baton.store.models import Approval, Decision, Event, Execution, Incident, Proposal
@@ -114,6 +116,7 @@ class Config(Protocol):
     catalogue: Catalogue
     policy: PolicyConfig
     correlation: CorrelationConfig
+    settings: Settings
 
     def graph(self, session: Session) -> Topology: ...
 
@@ -252,6 +255,8 @@ class DecideStage:
                 at=ctx.at,
                 missing_target=cannot_act_here(runbook.doc, self.targets),
             )
+            if approval is not None:  # posted to Slack by the outbox, if it is configured
+                chatops.announce(ctx.session, self.config.settings, approval.id, ctx.at)
             ctx.note(
                 "decision",
                 {

@@ -210,7 +210,9 @@ class Settings(BaseSettings):
         description="NAME of the Slack bot token that posts approval messages and approved "
         "answers into a ticket's Slack thread (chat.postMessage); unset: neither is posted",
     )
-    slack_channel: str = Field(default="", description="Channel approval messages go to")
+    slack_channel: str = Field(
+        default="", description="Channel approval messages go to (posted by themselves when set)"
+    )
     slack_response_prefix: str = Field(
         default="https://hooks.slack.com/",
         description="Only response_url values under this prefix are answered",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -69,6 +70,11 @@ class Scope:
     def since(self) -> datetime:
         return self.incident.opened_at - CHANGE_WINDOW
 
+    @cached_property
+    def events(self) -> list[Event]:
+        """The incident's alerts, read once per investigation (every tool wants them)."""
+        return incident_events(self.session, self.incident.id)
+
 
 def _annotations(event: Event) -> str:
     return " | ".join(f"{k}: {v}" for k, v in sorted(event.annotations.items()))
@@ -82,7 +88,7 @@ def incident_events(session: Session, incident_id: int) -> list[Event]:
 def alerts(scope: Scope) -> list[Evidence]:
     """The incident's alerts; detector findings among them are marked as findings."""
     out = []
-    for e in incident_events(scope.session, scope.incident.id):
+    for e in scope.events:
         finding = e.source == DETECT_SOURCE
         out.append(
             Evidence(
@@ -208,8 +214,10 @@ def neighbours(scope: Scope) -> list[Evidence]:
     near -= services
     if not near:
         return []
-    query = select(Event.service, Event.name).where(
-        Event.service.in_(sorted(near)), Event.status == EventStatus.FIRING
+    query = (
+        select(Event.service, Event.name)
+        .where(Event.service.in_(sorted(near)), Event.status == EventStatus.FIRING)
+        .distinct()
     )
     firing: dict[str, set[str]] = {}
     for svc, name in scope.session.execute(query):
@@ -246,14 +254,20 @@ def past(scope: Scope) -> list[Evidence]:
         .order_by(Incident.opened_at.desc())
         .limit(PAST_LIMIT)
     )
+    earlier = list(scope.session.scalars(query))
+    ids = [o.id for o in earlier]
+    runs_of: dict[int, list[Execution]] = {}
+    names_of: dict[int, set[str]] = {}
+    if ids:  # two queries for all of them, not two per incident
+        executions = select(Execution).where(Execution.incident_id.in_(ids)).order_by(Execution.id)
+        for run in scope.session.scalars(executions):
+            runs_of.setdefault(run.incident_id, []).append(run)
+        alerts = select(Event.incident_id, Event.name).where(Event.incident_id.in_(ids)).distinct()
+        for incident_id, name in scope.session.execute(alerts):
+            names_of.setdefault(incident_id, set()).add(name)
     out = []
-    for other in scope.session.scalars(query):
-        runs = list(
-            scope.session.scalars(
-                select(Execution).where(Execution.incident_id == other.id).order_by(Execution.id)
-            )
-        )
-        names = sorted({e.name for e in incident_events(scope.session, other.id)})
+    for other in earlier:
+        runs, names = runs_of.get(other.id, []), sorted(names_of.get(other.id, ()))
         out.append(
             Evidence(
                 f"past:{other.id}",
@@ -278,15 +292,16 @@ def runbooks(scope: Scope) -> list[Evidence]:
     """Runbooks whose declared causes match alerts of some service in the incident, with
     their track records."""
     by_service: dict[str, list[str]] = {}
-    for e in incident_events(scope.session, scope.incident.id):
+    for e in scope.events:
         if e.service and e.status == EventStatus.FIRING:
             by_service.setdefault(e.service, []).append(e.name)
     spec = specificity(scope.catalogue)
+    kinds = {service: scope.graph.kind(service) for service in by_service}
     out, seen = [], set()
     for rb in scope.catalogue:
         fits = []
         for service, names in sorted(by_service.items()):
-            c = score(rb, names, scope.graph.kind(service), spec)
+            c = score(rb, names, kinds[service], spec)
             if c is not None:
                 fits.append(
                     {"service": service, "matched": list(c.matched), "strength": c.strength}

@@ -15,16 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from baton.act.confine import Scope as Confinement
 from baton.act.runbook import ParamError, Runbook, resolve_params
+from baton.correlate.topology import Topology
 from baton.store.models import Event
 from baton.triage import guard
-from baton.triage.evidence import Evidence, Scope, gather, incident_events
+from baton.triage.evidence import Evidence, Scope, gather
 from baton.triage.propose import score, specificity
 
 VICTIM = 0.35  # a service whose dependencies are in trouble: its own alerts explain less
+# ... unless all that trouble began after its own: an effect does not come first, but
+# alerts fire with jitter (evaluation steps, `for` durations), so a later upstream still
+# counts for something
+LATE_VICTIM = 0.7
+ALONGSIDE = timedelta(seconds=60)  # two 30 s evaluation steps: "at about the same time"
 FIRST_BONUS = 0.1
 ORIGIN_BONUS = 0.15
 FIXED_BEFORE = 0.1
@@ -34,6 +41,8 @@ DISTINCT = 0.6  # a second origin this close to the first is a fault of its own
 MAX_FAULTS = 3
 CORROBORATED = 0.05  # per detector finding or linked ticket on the service, outside its alerts
 MAX_CORROBORATION = 0.1
+COMMON = 0.8  # a parent standing under services in trouble: a little less than their sum
+COMMON_SHARE = 0.5  # ... when at least this share of what stands on it is in trouble
 
 
 @dataclass
@@ -156,7 +165,7 @@ def _kind_prefix(e: Event) -> str:
 
 def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
     """Candidate causes, best first, confidences summing to at most 1."""
-    troubled = _by_service(incident_events(scope.session, scope.incident.id))
+    troubled = _by_service(scope.events)
     if not troubled:
         return []
     graph, spec = scope.graph, specificity(scope.catalogue)
@@ -177,7 +186,8 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
         stalled = sorted(graph.consumers(service) & set(troubled))
         downs = sorted(s for s in troubled if service in graph.upstream(s) and s not in stalled)
         spread = min(0.3, 0.1 * len(downs))
-        position = (VICTIM if ups else 1.0) + spread
+        before = [u for u in ups if first[u] <= first[service] + ALONGSIDE]
+        position = (VICTIM if before else LATE_VICTIM if ups else 1.0) + spread
         # a queue's own cause (its disk, say) stands; its mere symptoms (a backlog) do not
         symptom_position = (VICTIM if ups or stalled else 1.0) + spread
         seen = backing.get(service, [])
@@ -194,7 +204,8 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             if f"neighbour:{n}" in by_id and by_id[f"neighbour:{n}"].facts.get("healthy")
         ] + seen
         where = _where(service, [*ups, *stalled], downs)
-        fits = [c for rb in scope.catalogue if (c := score(rb, names, graph.kind(service), spec))]
+        kind = graph.kind(service)
+        fits = [c for rb in scope.catalogue if (c := score(rb, names, kind, spec))]
         for c in fits:
             matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
             past = fixed.get((service, c.runbook.id), [])
@@ -217,8 +228,14 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
             )
         # a failure mode of its own: a runbook's declared cause fits the alerts, but that
         # runbook does not cover this kind; the cause stands on its own evidence, unfixable
-        # by any runbook here
-        uncovered = [] if fits else _uncovered(scope, names, spec)
+        # by any runbook here. Also beside covered fits, for alerts none of them explains:
+        # HighCPU on an auth service says "saturated" though its errors fit a rollback
+        explained = {n for c in fits for n in c.matched}
+        uncovered = [
+            c
+            for c in _uncovered(scope, names, spec)
+            if set(c.matched) - explained and c.runbook.id not in {f.runbook.id for f in fits}
+        ]
         for c in uncovered:
             matched = [i for i, e in zip(alert_ids, events, strict=True) if e.name in c.matched]
             sharp = 0.5 + 0.5 * max(spec.get(n, 0.0) for n in c.matched)
@@ -249,11 +266,68 @@ def rank(scope: Scope, evidence: list[Evidence]) -> list[Cause]:
                     victim=bool(ups or stalled),
                 )
             )
+    causes += _common_parents(graph, troubled, causes, by_id)
     causes.sort(key=lambda c: (-c.weight, c.service, c.runbook or ""))
     total = sum(c.weight for c in causes) or 1.0
     for c in causes:
         c.confidence = round(c.weight / total, 3)
     return causes
+
+
+def _common_parents(
+    graph: Topology,
+    troubled: dict[str, list[Event]],
+    causes: list[Cause],
+    by_id: dict[str, Evidence],
+) -> list[Cause]:
+    """Infrastructure most of whose dependents are in trouble explains them at once: a
+    zone whose nodes are all unreachable, a node whose workloads all fail, a shared DNS
+    everything errors on. Such a parent weighs COMMON x the share of its direct
+    dependents in trouble x what their own best causes weigh together. A silent parent
+    (no alerts of its own: a zone has no exporter) becomes a cause citing its dependents'
+    alerts (they keep their own weights: a node can be silent under a workload that
+    crashes by itself); a parent in trouble itself has its own causes raised to that
+    weight."""
+    best: dict[str, Cause] = {}
+    for c in causes:
+        if c.service not in best or c.weight > best[c.service].weight:
+            best[c.service] = c
+    # the deepest first (a node before its zone), so a zone sums its nodes as raised
+    parents = sorted(
+        {n for s in troubled for n in graph.needs(s) if graph.infrastructure(n)},
+        key=lambda n: (-len(graph.upstream(n)), n),
+    )
+    out: list[Cause] = []
+    for parent in parents:
+        dependents = graph.dependents(parent)
+        hit = sorted(d for d in dependents & set(troubled) if d in best)
+        if len(hit) < 2 or len(hit) < COMMON_SHARE * len(dependents):
+            continue
+        share = len(hit) / len(dependents)
+        # a parent standing on something in trouble itself (DNS on unreachable nodes)
+        # is a victim like any other service
+        below = VICTIM if graph.upstream(parent) & set(troubled) else 1.0
+        weight = COMMON * share * below * sum(best[d].weight for d in hit)
+        own = best.get(parent)
+        if own is not None:
+            own.weight = max(own.weight, weight)
+            continue
+        cited = [i for d in hit for i in best[d].evidence[:1]]
+        near = [f"neighbour:{parent}"] if f"neighbour:{parent}" in by_id else []
+        out.append(
+            Cause(
+                parent,
+                None,
+                f"{parent}: no alerts of its own, but {len(hit)} of the {len(dependents)} "
+                f"services standing on it are in trouble ({', '.join(hit[:5])}"
+                f"{'...' if len(hit) > 5 else ''}); look at it first, by hand",
+                0.0,
+                [*cited, *near],
+                weight,
+            )
+        )
+        best[parent] = out[-1]
+    return out
 
 
 def _corroboration(
@@ -376,9 +450,7 @@ def draft_fix(
         runbook = scope.catalogue.get(cause.runbook)
         if runbook is None:
             continue
-        events = _by_service(incident_events(scope.session, scope.incident.id)).get(
-            cause.service, []
-        )
+        events = _by_service(scope.events).get(cause.service, [])
         try:
             params = resolve_params(
                 runbook,

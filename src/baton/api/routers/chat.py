@@ -20,25 +20,40 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from baton.act import secrets
-from baton.api.deps import platform, require, slack_signing_key
+from baton.api.deps import platform, require, slack_signing_key, verified_slack
 from baton.api.errors import ApiError
 from baton.api.params import Id
-from baton.govern import chat
+from baton.govern import chat, oncall
 from baton.govern.rbac import Permission, Principal
 from baton.kernel.audit import Actor, append
-from baton.kernel.errors import NotFound, Refused
+from baton.kernel.errors import Invalid, NotFound, Refused
 from baton.runtime.platform import Platform
-from baton.sense.signature import verify_slack
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 READ = Depends(require(Permission.READ))
 OPERATE = Depends(require(Permission.OPERATE))
 SLACK_PATH = "/slack/actions"  # under /api/v1; public in api/authn.py
+SLASH_COMMANDS = "/slack/commands"  # likewise
 
 
 def _spend(p: Platform, value: str, slack_user: str) -> None:
     with p.db.session() as s:
         chat.spend(s, value, slack_user, p.clock.now())
+
+
+def _refused(p: Platform, slack_user: str, what: str, exc: Exception, at: Any) -> str:
+    with p.db.session() as s:
+        append(
+            s,
+            actor=Actor(f"slack:{slack_user}", "human"),
+            action="chat.refused",
+            subject=f"slack:{slack_user}"[:128],
+            at=at,
+            inputs={"action": what},
+            decision="refused",
+            rationale=str(exc),
+        )
+    return f"refused: {exc}"
 
 
 def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> str:
@@ -60,18 +75,43 @@ def _click(p: Platform, key: str, slack_user: str, action: str, value: str) -> s
             return f"rejected by {who.name}"
         raise Refused(f"unknown action {action!r}")
     except (Refused, NotFound) as exc:
+        return _refused(p, slack_user, action, exc, at)
+
+
+def _on_call_line(o: oncall.OnCall) -> str:
+    until = f" until {o.until.isoformat()}" if o.until else ""
+    who = o.user or "nobody"
+    return f"{o.service}: {who} ({o.rotation or 'no rotation'}, {o.source}){until}"
+
+
+def _slash(p: Platform, slack_user: str, text: str) -> str:
+    """Run one `/baton` command as the mapped Baton user, whose role is checked for
+    that command; refusals (an unknown user, too little role, bad usage) are audited."""
+    at = p.clock.now()
+    verb = text.split(None, 1)[0].lower() if text.strip() else ""
+    try:
+        command = chat.parse_slash(text)
+        need, doing = chat.SLASH_NEEDS[command.verb]
         with p.db.session() as s:
-            append(
-                s,
-                actor=Actor(f"slack:{slack_user}", "human"),
-                action="chat.refused",
-                subject=f"slack:{slack_user}"[:128],
-                at=at,
-                inputs={"action": action},
-                decision="refused",
-                rationale=str(exc),
-            )
-        return f"refused: {exc}"
+            who = chat.person(s, slack_user, p.config.settings.slack_users, need, doing)
+        actor = Actor(who.name, "human")
+        if command.verb == "oncall":
+            with p.db.session() as s:
+                holders = (
+                    [oncall.who_is_on_call(s, command.target, at)]
+                    if command.target
+                    else oncall.everyone_on_call(s, at)
+                )
+            return "\n".join(_on_call_line(o) for o in holders) or "no rotation is set up"
+        if command.verb == "pause":
+            reason = f"{command.text} (from Slack, {slack_user})"
+            p.commands.pause("service", command.target, actor, reason)
+            return f"automation paused on {command.target} by {who.name}: {command.text}"
+        answer = p.commands.ask(command.incident, command.text, actor, offline=True)
+        cited = ", ".join(answer["evidence"]) or "nothing gathered (unsupported)"
+        return f"{answer['answer']}\nevidence: {cited}"
+    except (Refused, NotFound, Invalid) as exc:
+        return _refused(p, slack_user, f"slash:{verb}"[:64], exc, at)
 
 
 def _reply(p: Platform, url: str, text: str) -> None:
@@ -87,16 +127,7 @@ def _reply(p: Platform, url: str, text: str) -> None:
 async def slack_actions(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
     key = slack_signing_key(p)
     body = await request.body()
-    try:
-        verify_slack(
-            body,
-            request.headers.get("x-slack-request-timestamp"),
-            request.headers.get("x-slack-signature"),
-            key,
-            time.time(),
-        )
-    except Refused as exc:
-        raise ApiError(401, "unauthorized", str(exc)) from None
+    verified_slack(request, body, key, time.time())
     try:
         payload = orjson.loads(parse_qs(body.decode())["payload"][0])
         slack_user = str(payload["user"]["id"])
@@ -108,6 +139,20 @@ async def slack_actions(request: Request, p: Platform = Depends(platform)) -> di
         raise ApiError(400, "bad_request", "only block_actions are handled")
     text = await run_in_threadpool(_click, p, key, slack_user, action_id, value)
     await run_in_threadpool(_reply, p, str(payload.get("response_url") or ""), text)
+    return {"response_type": "ephemeral", "text": text}
+
+
+@router.post(SLASH_COMMANDS, include_in_schema=False)
+async def slack_commands(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Slack's slash commands: a form-encoded POST signed like every Slack request."""
+    key = slack_signing_key(p)
+    body = await request.body()
+    verified_slack(request, body, key, time.time())
+    form = parse_qs(body.decode(errors="replace"))
+    slack_user = (form.get("user_id") or [""])[0]
+    if not slack_user:
+        raise ApiError(400, "bad_request", "not a Slack slash command (no user_id)")
+    text = await run_in_threadpool(_slash, p, slack_user, (form.get("text") or [""])[0])
     return {"response_type": "ephemeral", "text": text}
 
 

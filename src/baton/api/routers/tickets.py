@@ -22,13 +22,12 @@ from baton.api.deps import (
     require,
     session,
     slack_signing_key,
+    verified_slack,
 )
 from baton.api.errors import ApiError
 from baton.api.params import Id, RowId
 from baton.govern.rbac import Permission, Principal
-from baton.kernel.errors import Refused
 from baton.runtime.platform import Platform
-from baton.sense.signature import verify_slack
 from baton.servicedesk import chat, knowledge
 from baton.servicedesk import tickets as tickets_
 from baton.servicedesk.tickets import to_dict as ticket_dict
@@ -268,16 +267,7 @@ SLACK_BODY = {
 async def slack_events(request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
     key = slack_signing_key(p)
     raw = await request.body()
-    try:
-        verify_slack(
-            raw,
-            request.headers.get("X-Slack-Request-Timestamp"),
-            request.headers.get("X-Slack-Signature"),
-            key,
-            p.clock.now().timestamp() if p.clock else time.time(),
-        )
-    except Refused as exc:
-        raise ApiError(401, "unauthorized", str(exc)) from None
+    verified_slack(request, raw, key, p.clock.now().timestamp() if p.clock else time.time())
     payload = parse_json(raw)
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "expected a JSON object")
