@@ -132,21 +132,20 @@ class Directory:
 
     def add_member(self, group_dn: str, account: Account) -> bool:
         """Add the account to the group; False when it already was a member."""
-        with self._connect() as conn:
-            try:
-                conn.modify(group_dn, {"member": [(MODIFY_ADD, [account.dn])]})
-            except LDAPAttributeOrValueExistsResult:
-                return False
-            except LDAPException as exc:
-                raise DirectoryError(f"group change refused: {type(exc).__name__}") from None
-        return True
+        return self._change_member(group_dn, account, MODIFY_ADD, LDAPAttributeOrValueExistsResult)
 
     def remove_member(self, group_dn: str, account: Account) -> bool:
         """Take the account out of the group (a rollback); False when it was not in it."""
+        return self._change_member(group_dn, account, MODIFY_DELETE, LDAPNoSuchAttributeResult)
+
+    def _change_member(
+        self, group_dn: str, account: Account, op: str, already: type[LDAPException]
+    ) -> bool:
+        """One membership change; `already` is the directory's answer that it was made."""
         with self._connect() as conn:
             try:
-                conn.modify(group_dn, {"member": [(MODIFY_DELETE, [account.dn])]})
-            except LDAPNoSuchAttributeResult:
+                conn.modify(group_dn, {"member": [(op, [account.dn])]})
+            except already:
                 return False
             except LDAPException as exc:
                 raise DirectoryError(f"group change refused: {type(exc).__name__}") from None
